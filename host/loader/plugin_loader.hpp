@@ -1,0 +1,90 @@
+// Loading agent plugins (shared libraries built against nightshift/agent.h).
+//
+// Thread safety: PluginLoader::load may be called from any thread at once;
+// a LoadedPlugin is immutable after load and safe to share between threads.
+#pragma once
+
+#include <nightshift/agent.h>
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <mutex>
+#include <stdexcept>
+#include <string>
+#include <unordered_map>
+
+namespace nightshift {
+
+// A plugin that could not be loaded. what() names the file and the reason,
+// e.g. "/x/libfoo.so: built for agent ABI 2.0, this host supports ABI 1".
+class PluginLoadError : public std::runtime_error {
+ public:
+  PluginLoadError(const std::filesystem::path& file, const std::string& reason);
+  const std::filesystem::path& file() const noexcept { return file_; }
+  const std::string& reason() const noexcept { return reason_; }
+
+ private:
+  std::filesystem::path file_;
+  std::string reason_;
+};
+
+// A loaded plugin library. The library stays mapped for as long as any
+// shared_ptr to this object lives: a run holds one for its whole duration,
+// so a rescan that replaces the plugin never unmaps code still running.
+class LoadedPlugin {
+ public:
+  virtual ~LoadedPlugin() = default;
+
+  // The library file as found in the agent's folder.
+  virtual const std::filesystem::path& path() const noexcept = 0;
+  virtual const std::string& name() const noexcept = 0;         // descriptor name
+  virtual const std::string& version() const noexcept = 0;      // descriptor version
+  virtual const std::string& description() const noexcept = 0;  // descriptor description
+  virtual std::uint32_t abi_minor() const noexcept = 0;
+  // The plugin's entry table; valid as long as this object lives.
+  virtual const nightshift_agent_entry& entry() const noexcept = 0;
+};
+
+// Identity of a file on disk, used to tell a rebuilt library from the one
+// already loaded at the same path.
+struct FileIdentity {
+  std::uintmax_t device = 0;
+  std::uintmax_t inode = 0;
+  std::uintmax_t size = 0;
+  std::int64_t mtime_ns = 0;
+  bool operator==(const FileIdentity&) const = default;
+};
+
+class PluginLoader {
+ public:
+  // `scratch_dir`: where copies of rebuilt libraries are placed so that glibc
+  // maps them afresh (dlopen returns the old handle for a path it knows).
+  // Created on demand; the loader removes the copies it made.
+  explicit PluginLoader(std::filesystem::path scratch_dir);
+  ~PluginLoader();
+  PluginLoader(const PluginLoader&) = delete;
+  PluginLoader& operator=(const PluginLoader&) = delete;
+
+  // Loads `library` with RTLD_NOW | RTLD_LOCAL, checks its ABI, and checks
+  // that its descriptor's name equals `expected_name` (the manifest's).
+  // Returns the same object again while the file is unchanged and still
+  // loaded; a changed file (rebuilt) is loaded anew from a fresh copy.
+  // Throws PluginLoadError on any refusal; never terminates the process.
+  // [thread-safe]
+  std::shared_ptr<const LoadedPlugin> load(const std::filesystem::path& library,
+                                           const std::string& expected_name);
+
+ private:
+  struct CacheEntry {
+    FileIdentity identity;
+    std::weak_ptr<const LoadedPlugin> plugin;
+  };
+
+  std::filesystem::path scratch_dir_;
+  std::mutex mutex_;  // guards cache_ and copy_counter_
+  std::unordered_map<std::string, CacheEntry> cache_;
+  std::uint64_t copy_counter_ = 0;
+};
+
+}  // namespace nightshift

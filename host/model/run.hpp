@@ -1,0 +1,84 @@
+// The run and log-entry records shared by every room of the host.
+//
+// Plain values: copying one is safe from any thread. Which thread owns the
+// live copy of a run is said where it is kept (runs/run_manager.hpp).
+#pragma once
+
+#include <boost/json/object.hpp>
+#include <boost/json/value.hpp>
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace nightshift {
+
+// Wall-clock time with millisecond precision: what the API and the store show.
+using Timestamp = std::chrono::sys_time<std::chrono::milliseconds>;
+
+Timestamp now_ms();
+
+// RFC 3339 UTC with milliseconds, e.g. "2026-11-24T05:46:31.482Z".
+std::string format_rfc3339(Timestamp t);
+std::optional<Timestamp> parse_rfc3339(std::string_view text);
+
+enum class RunStatus { queued, running, stopping, completed, failed, cancelled };
+
+std::string_view to_string(RunStatus status);
+std::optional<RunStatus> parse_run_status(std::string_view text);
+bool is_terminal(RunStatus status);
+inline bool is_active(RunStatus status) { return !is_terminal(status); }
+
+enum class LogLevel { trace = 0, debug = 1, info = 2, warn = 3, error = 4 };
+
+std::string_view to_string(LogLevel level);
+std::optional<LogLevel> parse_log_level(std::string_view text);
+
+enum class AgentSource { installed, local, remix };
+
+std::string_view to_string(AgentSource source);
+std::optional<AgentSource> parse_agent_source(std::string_view text);
+
+// One run, as the API's Run object describes it (api.md).
+struct Run {
+  std::string instance_id;  // UUID v4
+  std::string thread_id;    // a second UUID v4, never equal to instance_id
+  std::string agent_id;     // "<source>:<name>"
+  std::string agent_name;
+  AgentSource agent_source = AgentSource::installed;
+  std::optional<std::string> task;
+  boost::json::object params;  // the merged params the agent receives
+  RunStatus status = RunStatus::queued;
+  Timestamp created_at{};
+  std::optional<Timestamp> started_at;
+  std::optional<Timestamp> ended_at;
+  std::optional<double> progress;  // 0..1, or none when never reported
+  std::optional<std::string> error;
+  boost::json::value result;  // null when the agent set none
+  std::uint64_t log_count = 0;
+
+  // endedAt - startedAt once ended; the time so far while active; 0 while
+  // queued. Never negative.
+  std::int64_t duration_ms(Timestamp now) const;
+};
+
+// One entry of a run's log. seq starts at 1 and grows by 1 per entry of a run.
+struct LogEntry {
+  std::uint64_t seq = 0;
+  Timestamp ts{};
+  LogLevel level = LogLevel::info;
+  std::string message;
+};
+
+// The JSON shapes of api.md. `now` fixes durationMs for active runs.
+boost::json::object to_json(const Run& run, Timestamp now);
+boost::json::object to_json(const LogEntry& entry);
+
+// A fresh random UUID (v4) in canonical lowercase text form.
+std::string generate_uuid();
+
+// True for a canonical UUID in text form (any version, either case).
+bool is_uuid(std::string_view text);
+
+}  // namespace nightshift

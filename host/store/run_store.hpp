@@ -1,0 +1,119 @@
+// Durable history: runs and their log entries in one SQLite database (WAL),
+// through SQLiteCpp. All SQL of the host lives under store/, so that another
+// store (e.g. PostgreSQL) is a new room, not a rewrite.
+//
+// Thread safety: the write side (apply, mark_interrupted, prune,
+// delete_finished_run) must be called from one thread at a time: the host
+// calls it only from the StoreWriter thread (and from start-up code before
+// that thread exists). The read side is [thread-safe]: each call borrows one
+// of a small pool of read connections, which WAL lets run beside the writer.
+#pragma once
+
+#include <chrono>
+#include <cstddef>
+#include <filesystem>
+#include <memory>
+#include <optional>
+#include <stdexcept>
+#include <string>
+#include <variant>
+#include <vector>
+
+#include "model/run.hpp"
+
+namespace nightshift {
+
+struct StoreOptions {
+  std::filesystem::path database;  // the SQLite file; its directory must exist
+  std::size_t read_connections = 4;
+};
+
+// A GET /background-agents history page request.
+struct HistoryQuery {
+  std::size_t limit = 50;                 // 1..500
+  std::optional<std::string> cursor;      // from a previous HistoryPage
+  std::optional<RunStatus> status;        // a terminal status
+  std::optional<std::string> agent_id;
+};
+
+struct HistoryPage {
+  std::vector<Run> runs;  // terminal runs, newest endedAt first
+  std::optional<std::string> next_cursor;
+};
+
+// A cursor that did not come from next_cursor.
+class InvalidCursor : public std::invalid_argument {
+ public:
+  using std::invalid_argument::invalid_argument;
+};
+
+// Retention: a finished run is pruned only when it is both older than
+// max_age and not among the newest keep_at_least finished runs
+// ("keep 30 days or 100,000 runs, whichever is more").
+struct RetentionPolicy {
+  std::chrono::hours max_age{24 * 30};
+  std::size_t keep_at_least = 100000;
+};
+
+// Writes, applied in order inside one transaction by RunStore::apply.
+struct UpsertRun {
+  Run run;  // the whole record as it is now
+};
+struct AppendLogs {
+  std::string instance_id;
+  std::vector<LogEntry> entries;  // ascending seq, continuing the run's log
+};
+struct DeleteRun {
+  std::string instance_id;
+};
+using WriteOp = std::variant<UpsertRun, AppendLogs, DeleteRun>;
+
+class RunStore {
+ public:
+  // Opens (creating if needed) the database, sets WAL mode, and brings the
+  // schema up to date through the versioned migrations. Throws on failure.
+  explicit RunStore(StoreOptions options);
+  ~RunStore();
+  RunStore(const RunStore&) = delete;
+  RunStore& operator=(const RunStore&) = delete;
+
+  // ---- write side (one thread at a time) ----
+
+  // Applies `ops` in order in one transaction; all or nothing.
+  void apply(const std::vector<WriteOp>& ops);
+
+  // Start-up recovery: every run still in an active status becomes failed
+  // with `error` and ended_at = `now`. Returns how many were marked.
+  std::size_t mark_interrupted(Timestamp now, const std::string& error);
+
+  // Deletes finished runs that the policy no longer keeps, with their logs.
+  // Returns how many runs were deleted.
+  std::size_t prune(const RetentionPolicy& policy, Timestamp now);
+
+  // ---- read side [thread-safe] ----
+
+  std::optional<Run> get_run(const std::string& instance_id) const;
+
+  // Every active run (queued, running, stopping), newest createdAt first,
+  // optionally only those of one agent.
+  std::vector<Run> list_active(const std::optional<std::string>& agent_id) const;
+
+  // One page of finished runs. Throws InvalidCursor.
+  HistoryPage list_history(const HistoryQuery& query) const;
+
+  // Log entries of a run with seq > after_seq, ascending, at most `limit`.
+  std::vector<LogEntry> read_logs(const std::string& instance_id, std::uint64_t after_seq,
+                                  std::size_t limit) const;
+
+  std::size_t count_runs() const;
+  int schema_version() const;
+
+  // PRAGMA integrity_check's answer ("ok" when sound).
+  std::string integrity_check() const;
+
+ private:
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nightshift

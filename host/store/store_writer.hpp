@@ -1,0 +1,62 @@
+// The one thread that writes to the store. Everything that changes the
+// history (new runs, status changes, log entries, deletions) is submitted
+// here; the thread commits whatever has accumulated as one transaction, then
+// hands the committed ops, in submission order, to `on_committed` (which the
+// run manager uses to publish events). So an event is only ever published for
+// something already durable, and events come out in the order they were made.
+//
+// Thread safety: submit*, flush and pending_ops are [thread-safe]. The
+// on_committed callback runs on the writer thread and must not block.
+#pragma once
+
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <functional>
+#include <mutex>
+#include <thread>
+#include <vector>
+
+#include "store/run_store.hpp"
+
+namespace nightshift {
+
+class StoreWriter {
+ public:
+  using CommittedHandler = std::function<void(const std::vector<WriteOp>& committed)>;
+
+  StoreWriter(RunStore& store, CommittedHandler on_committed);
+  // Commits everything still pending, then joins the thread.
+  ~StoreWriter();
+  StoreWriter(const StoreWriter&) = delete;
+  StoreWriter& operator=(const StoreWriter&) = delete;
+
+  // Queues one op; returns at once.
+  void submit(WriteOp op);
+  // Queues one op and returns once it is committed (the start path: a run is
+  // durable before the client hears of it). Throws if the commit failed.
+  void submit_and_wait(WriteOp op);
+  // Returns once everything submitted before the call is committed.
+  void flush();
+
+  std::size_t pending_ops() const;
+  std::uint64_t committed_batches() const;
+
+ private:
+  void thread_main();
+
+  RunStore& store_;
+  CommittedHandler on_committed_;
+  mutable std::mutex mutex_;  // guards everything below
+  std::condition_variable work_ready_;
+  std::condition_variable committed_;
+  std::vector<WriteOp> pending_;
+  std::uint64_t submitted_seq_ = 0;  // ops submitted so far
+  std::uint64_t committed_seq_ = 0;  // ops committed (or failed) so far
+  std::uint64_t failed_up_to_seq_ = 0;
+  std::uint64_t batches_ = 0;
+  bool stopping_ = false;
+  std::thread thread_;  // last: started after every member above exists
+};
+
+}  // namespace nightshift

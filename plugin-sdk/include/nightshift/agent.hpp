@@ -1,0 +1,195 @@
+// Nightshift agent SDK: the header-only C++ layer over nightshift/agent.h.
+//
+//   #include <nightshift/agent.hpp>
+//
+//   class Hello : public nightshift::Agent {
+//    public:
+//     void run(nightshift::RunContext& ctx) override {
+//       ctx.log(nightshift::Level::info, "hello " + ctx.task());
+//       if (!ctx.sleep_for(std::chrono::milliseconds(200))) return;  // stop asked
+//       ctx.set_result_json(R"({"ok": true})");
+//     }
+//   };
+//   NIGHTSHIFT_AGENT(Hello, "hello", "1.0.0", "Says hello.")
+//
+// NIGHTSHIFT_AGENT(Class) alone is fine too when the agent is built with
+// nightshift_add_agent(), which passes the name, version and description from
+// agent.json; the descriptor must agree with the manifest.
+//
+// Everything here compiles into the plugin; nothing of it crosses the ABI but
+// the C structs of agent.h. Every exception thrown by agent code is caught in
+// the plugin and turned into the run's error.
+#ifndef NIGHTSHIFT_AGENT_HPP
+#define NIGHTSHIFT_AGENT_HPP
+
+#include <nightshift/agent.h>
+
+#include <chrono>
+#include <cstdint>
+#include <exception>
+#include <memory>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+#include <utility>
+
+namespace nightshift {
+
+enum class Level : std::int32_t {
+  trace = NIGHTSHIFT_LOG_TRACE,
+  debug = NIGHTSHIFT_LOG_DEBUG,
+  info = NIGHTSHIFT_LOG_INFO,
+  warn = NIGHTSHIFT_LOG_WARN,
+  error = NIGHTSHIFT_LOG_ERROR,
+};
+
+// Thrown by RunContext::fail(); fails the run with its message. Any other
+// exception does the same with its what().
+class AgentFailure : public std::runtime_error {
+ public:
+  using std::runtime_error::runtime_error;
+};
+
+// The run an agent is executing: what it was asked to do and the host's
+// services. One per run; valid only inside Agent::run(). Methods marked
+// [thread-safe] may be called from threads the agent starts, as long as those
+// threads are finished before run() returns.
+class RunContext {
+ public:
+  explicit RunContext(const nightshift_run& run) noexcept : run_(run) {}
+  RunContext(const RunContext&) = delete;
+  RunContext& operator=(const RunContext&) = delete;
+
+  std::string_view instance_id() const noexcept { return view(run_.instance_id, run_.instance_id_size); }
+  // The task text; empty when the run was started without one.
+  std::string task() const { return std::string(task_view()); }
+  std::string_view task_view() const noexcept { return view(run_.task, run_.task_size); }
+  // The merged params as a JSON object, text form.
+  std::string params_json() const { return std::string(view(run_.params_json, run_.params_json_size)); }
+  // The host's workspace directory (absolute).
+  std::string workspace() const { return std::string(view(run_.workspace, run_.workspace_size)); }
+
+  // [thread-safe] One log entry. Never blocks on disk or clients.
+  void log(Level level, std::string_view message) const noexcept {
+    run_.log(&run_, static_cast<std::int32_t>(level), message.data(), message.size());
+  }
+  void trace(std::string_view message) const noexcept { log(Level::trace, message); }
+  void debug(std::string_view message) const noexcept { log(Level::debug, message); }
+  void info(std::string_view message) const noexcept { log(Level::info, message); }
+  void warn(std::string_view message) const noexcept { log(Level::warn, message); }
+  void error(std::string_view message) const noexcept { log(Level::error, message); }
+
+  // [thread-safe] Progress in [0, 1].
+  void progress(double fraction) const noexcept { run_.progress(&run_, fraction); }
+
+  // [thread-safe] True once a stop was asked (client, time limit, shutdown).
+  bool cancelled() const noexcept { return run_.cancelled(&run_); }
+
+  // Sleeps, waking at once on a stop. Returns false when woken by a stop.
+  template <class Rep, class Period>
+  bool sleep_for(std::chrono::duration<Rep, Period> duration) const noexcept {
+    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(duration).count();
+    return run_.sleep_for(&run_, ms <= 0 ? 0 : static_cast<std::uint64_t>(ms));
+  }
+
+  // Sets the run's result (JSON text). Throws std::invalid_argument when the
+  // host finds it is not valid JSON, so the mistake shows up as the error.
+  void set_result_json(std::string_view json) const {
+    if (!run_.set_result_json(&run_, json.data(), json.size())) {
+      throw std::invalid_argument("set_result_json: the result is not valid JSON");
+    }
+  }
+
+  // Fails the run with `message` (throws AgentFailure).
+  [[noreturn]] void fail(const std::string& message) const { throw AgentFailure(message); }
+
+  // The C view, for code that speaks the C ABI directly.
+  const nightshift_run& c_run() const noexcept { return run_; }
+
+ private:
+  static std::string_view view(const char* data, std::size_t size) noexcept {
+    return data == nullptr ? std::string_view() : std::string_view(data, size);
+  }
+  const nightshift_run& run_;
+};
+
+// Base class of a C++ agent. A new object is made for every run, on the
+// run's thread, and destroyed there when run() returns.
+class Agent {
+ public:
+  virtual ~Agent() = default;
+  // Does the work. Return normally to complete (or to end after a stop);
+  // throw to fail.
+  virtual void run(RunContext& ctx) = 0;
+};
+
+namespace detail {
+
+inline void report_error(const nightshift_run* run, std::string_view message) noexcept {
+  run->set_error(run, message.data(), message.size());
+}
+
+// The body of the C entry's run(): builds the agent, runs it, and turns every
+// exception into the run's error. Nothing escapes.
+template <class AgentType>
+std::int32_t run_agent(const nightshift_run* run) noexcept {
+  try {
+    RunContext ctx(*run);
+    auto agent = std::make_unique<AgentType>();
+    agent->run(ctx);
+    return NIGHTSHIFT_RUN_OK;
+  } catch (const std::exception& e) {
+    report_error(run, e.what());
+  } catch (...) {
+    report_error(run, "the agent threw an exception that is not a std::exception");
+  }
+  return NIGHTSHIFT_RUN_FAILED;
+}
+
+constexpr std::size_t length(const char* s) noexcept {
+  std::size_t n = 0;
+  while (s[n] != '\0') ++n;
+  return n;
+}
+
+}  // namespace detail
+}  // namespace nightshift
+
+#ifndef NIGHTSHIFT_AGENT_NAME
+#define NIGHTSHIFT_AGENT_NAME ""
+#endif
+#ifndef NIGHTSHIFT_AGENT_VERSION
+#define NIGHTSHIFT_AGENT_VERSION ""
+#endif
+#ifndef NIGHTSHIFT_AGENT_DESCRIPTION
+#define NIGHTSHIFT_AGENT_DESCRIPTION ""
+#endif
+
+#define NIGHTSHIFT_AGENT_SELECT_(_1, _2, _3, _4, NAME, ...) NAME
+// NIGHTSHIFT_AGENT(Class) or NIGHTSHIFT_AGENT(Class, "name", "version", "description").
+// Defines the plugin's one exported entry function. Use once per plugin.
+#define NIGHTSHIFT_AGENT(...)                                                               \
+  NIGHTSHIFT_AGENT_SELECT_(__VA_ARGS__, NIGHTSHIFT_AGENT_4_, NIGHTSHIFT_AGENT_3_,            \
+                           NIGHTSHIFT_AGENT_2_, NIGHTSHIFT_AGENT_1_, )                       \
+  (__VA_ARGS__)
+#define NIGHTSHIFT_AGENT_1_(AgentClass)                                                     \
+  NIGHTSHIFT_AGENT_4_(AgentClass, NIGHTSHIFT_AGENT_NAME, NIGHTSHIFT_AGENT_VERSION,           \
+                      NIGHTSHIFT_AGENT_DESCRIPTION)
+#define NIGHTSHIFT_AGENT_2_(AgentClass, name)                                               \
+  NIGHTSHIFT_AGENT_4_(AgentClass, name, NIGHTSHIFT_AGENT_VERSION, NIGHTSHIFT_AGENT_DESCRIPTION)
+#define NIGHTSHIFT_AGENT_3_(AgentClass, name, version)                                      \
+  NIGHTSHIFT_AGENT_4_(AgentClass, name, version, NIGHTSHIFT_AGENT_DESCRIPTION)
+#define NIGHTSHIFT_AGENT_4_(AgentClass, name, version, description)                         \
+  extern "C" NIGHTSHIFT_EXPORT const nightshift_agent_entry* nightshift_agent_entry_v1(void) { \
+    static const nightshift_agent_descriptor descriptor = {                                 \
+        sizeof(nightshift_agent_descriptor), 0,                                             \
+        name, ::nightshift::detail::length(name),                                           \
+        version, ::nightshift::detail::length(version),                                     \
+        description, ::nightshift::detail::length(description)};                           \
+    static const nightshift_agent_entry entry = {                                           \
+        sizeof(nightshift_agent_entry), NIGHTSHIFT_ABI_MAJOR, NIGHTSHIFT_ABI_MINOR, 0,      \
+        &descriptor, &::nightshift::detail::run_agent<AgentClass>};                         \
+    return &entry;                                                                          \
+  }
+
+#endif  // NIGHTSHIFT_AGENT_HPP
