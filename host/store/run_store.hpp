@@ -66,7 +66,12 @@ struct AppendLogs {
 struct DeleteRun {
   std::string instance_id;
 };
-using WriteOp = std::variant<UpsertRun, AppendLogs, DeleteRun>;
+// Retention pruning, run on the writer thread like every other write.
+struct PruneRuns {
+  RetentionPolicy policy;
+  Timestamp now{};
+};
+using WriteOp = std::variant<UpsertRun, AppendLogs, DeleteRun, PruneRuns>;
 
 class RunStore {
  public:
