@@ -23,7 +23,7 @@ packages=(
   libgtest-dev libgmock-dev
 )
 if [ "$want_test" = 1 ]; then
-  packages+=(chromium nodejs npm lintian dpkg-dev file sqlite3 procps curl)
+  packages+=(chromium nodejs npm lintian dpkg-dev file sqlite3 procps curl jq)
 fi
 
 missing=()
