@@ -23,7 +23,10 @@ packages=(
   libgtest-dev libgmock-dev
 )
 if [ "$want_test" = 1 ]; then
-  packages+=(chromium nodejs npm lintian dpkg-dev file sqlite3 procps curl jq)
+  packages+=(chromium lintian dpkg-dev file sqlite3 procps curl jq)
+  # Node.js may come from Debian or elsewhere; only its absence matters.
+  command -v node >/dev/null 2>&1 || packages+=(nodejs)
+  command -v npm >/dev/null 2>&1 || packages+=(npm)
 fi
 
 missing=()
@@ -37,8 +40,15 @@ if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" = 0 ] || sudo="sudo"
   export DEBIAN_FRONTEND=noninteractive
-  $sudo apt-get update -qq
-  $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+  log=$(mktemp)
+  if ! { $sudo apt-get update -qq && \
+         $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1; then
+    cat "$log" >&2
+    rm -f "$log"
+    echo "setup: installing packages failed" >&2
+    exit 1
+  fi
+  rm -f "$log"
 fi
 
 if [ "$want_test" = 1 ]; then
