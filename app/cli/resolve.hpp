@@ -1,0 +1,22 @@
+// Turns what the user typed into ids the API knows: a run id prefix (as git
+// shortens commits) and an agent's bare name.
+#pragma once
+
+#include <string>
+
+#include "cli/api_client.hpp"
+
+namespace nightshift::cli {
+
+// A full instanceId or a unique prefix of one. Throws CliError(run_not_found)
+// when no run matches or several do (naming them).
+std::string resolve_run_id(ApiClient& api, const std::string& id_or_prefix);
+
+// A full agent id ("installed:echo") is taken as is; a bare name ("echo")
+// must match exactly one agent's name. Throws CliError(agent_not_found).
+std::string resolve_agent_id(ApiClient& api, const std::string& id_or_name);
+
+// How ids are shown in tables: the first 8 characters.
+std::string short_id(const std::string& instance_id);
+
+}  // namespace nightshift::cli
