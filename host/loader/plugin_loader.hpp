@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 namespace nightshift {
 
@@ -81,10 +82,18 @@ class PluginLoader {
     std::weak_ptr<const LoadedPlugin> plugin;
   };
 
+  std::filesystem::path make_scratch_copy(const std::filesystem::path& library);
+
   std::filesystem::path scratch_dir_;
-  std::mutex mutex_;  // guards cache_ and copy_counter_
-  std::unordered_map<std::string, CacheEntry> cache_;
+  // Distinguishes this loader's copies from those of other loaders (or other
+  // processes) sharing the scratch dir. Fixed at construction.
+  std::string copy_prefix_;
+  // Held for the whole of a load, so that two threads loading the same file
+  // get one plugin. Guards cache_, copy_counter_ and copies_.
+  std::mutex mutex_;
+  std::unordered_map<std::string, CacheEntry> cache_;  // by absolute library path
   std::uint64_t copy_counter_ = 0;
+  std::vector<std::filesystem::path> copies_;  // every copy made; removed in the destructor
 };
 
 }  // namespace nightshift

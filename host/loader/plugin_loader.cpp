@@ -1,0 +1,285 @@
+#include "loader/plugin_loader.hpp"
+
+#include <dlfcn.h>
+#include <elf.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/dll/library_info.hpp>
+#include <boost/dll/shared_library.hpp>
+#include <charconv>
+#include <fstream>
+#include <optional>
+#include <random>
+#include <system_error>
+#include <utility>
+
+namespace nightshift {
+
+namespace fs = std::filesystem;
+
+PluginLoadError::PluginLoadError(const fs::path& file, const std::string& reason)
+    : std::runtime_error(file.string() + ": " + reason), file_(file), reason_(reason) {}
+
+namespace {
+
+constexpr std::string_view entry_prefix = NIGHTSHIFT_ENTRY_SYMBOL_PREFIX;
+
+std::string text_of(const char* data, std::size_t size) {
+  return data == nullptr ? std::string() : std::string(data, size);
+}
+
+std::string abi_mismatch(std::uint64_t major) {
+  return "built for agent ABI " + std::to_string(major) + ", this host supports ABI " +
+         std::to_string(NIGHTSHIFT_ABI_MAJOR);
+}
+
+class SharedLibraryPlugin final : public LoadedPlugin {
+ public:
+  SharedLibraryPlugin(fs::path path, std::optional<fs::path> scratch_copy,
+                      boost::dll::shared_library library, const nightshift_agent_entry& entry)
+      : path_(std::move(path)),
+        scratch_copy_(std::move(scratch_copy)),
+        library_(std::move(library)),
+        entry_(entry),
+        name_(text_of(entry.descriptor->name, entry.descriptor->name_size)),
+        version_(text_of(entry.descriptor->version, entry.descriptor->version_size)),
+        description_(text_of(entry.descriptor->description, entry.descriptor->description_size)) {}
+
+  ~SharedLibraryPlugin() override {
+    // Unmap first: the copy must outlive the mapping so that tools reading
+    // /proc/self/maps (debuggers, sanitizer symbolizers) still find it.
+    library_.unload();
+    if (scratch_copy_) {
+      std::error_code ignored;  // already gone when the loader was destroyed first
+      fs::remove(*scratch_copy_, ignored);
+    }
+  }
+
+  const fs::path& path() const noexcept override { return path_; }
+  const std::string& name() const noexcept override { return name_; }
+  const std::string& version() const noexcept override { return version_; }
+  const std::string& description() const noexcept override { return description_; }
+  std::uint32_t abi_minor() const noexcept override { return entry_.abi_minor; }
+  const nightshift_agent_entry& entry() const noexcept override { return entry_; }
+
+ private:
+  fs::path path_;
+  std::optional<fs::path> scratch_copy_;  // the file actually mapped, when not path_
+  boost::dll::shared_library library_;
+  const nightshift_agent_entry& entry_;  // static storage inside library_
+  std::string name_;
+  std::string version_;
+  std::string description_;
+};
+
+FileIdentity identity_of(const fs::path& library) {
+  struct ::stat info {};
+  if (::stat(library.c_str(), &info) != 0) {
+    throw PluginLoadError(library, std::error_code(errno, std::system_category()).message());
+  }
+  if (!S_ISREG(info.st_mode)) throw PluginLoadError(library, "not a regular file");
+  return FileIdentity{
+      static_cast<std::uintmax_t>(info.st_dev), static_cast<std::uintmax_t>(info.st_ino),
+      static_cast<std::uintmax_t>(info.st_size),
+      static_cast<std::int64_t>(info.st_mtim.tv_sec) * 1'000'000'000 + info.st_mtim.tv_nsec};
+}
+
+// True when some library is already mapped under this name or this file in
+// the process (by us or by anyone else); dlopen would then hand out that
+// one instead of reading the file again.
+bool already_loaded_in_process(const fs::path& library) {
+  void* handle = ::dlopen(library.c_str(), RTLD_NOW | RTLD_LOCAL | RTLD_NOLOAD);
+  if (handle == nullptr) {
+    ::dlerror();  // clear the error NOLOAD leaves behind
+    return false;
+  }
+  ::dlclose(handle);
+  return true;
+}
+
+// dlerror's text without the leading "<file>: ", which may name our copy.
+std::string dlopen_failure_text(const fs::path& mapped) {
+  const char* raw = ::dlerror();
+  std::string text = raw == nullptr ? "dlopen failed" : raw;
+  const std::string prefix = mapped.string() + ": ";
+  if (text.starts_with(prefix)) text.erase(0, prefix.size());
+  return text;
+}
+
+// dlopen only needs the loadable segments at the front of the file, so a
+// library cut short (a copy or a build still being written) may load and
+// miss its tail. The section header table normally comes last: when the
+// ELF header places it beyond the end of the file, the file is truncated.
+void check_not_truncated(const fs::path& library, std::uintmax_t file_size) {
+  Elf64_Ehdr header{};
+  std::ifstream in(library, std::ios::binary);
+  if (!in.read(reinterpret_cast<char*>(&header), sizeof(header))) return;  // dlopen will say
+  if (std::string_view(reinterpret_cast<const char*>(header.e_ident), SELFMAG) != ELFMAG ||
+      header.e_ident[EI_CLASS] != ELFCLASS64) {
+    return;
+  }
+  const std::uintmax_t table_end =
+      std::uintmax_t{header.e_shoff} + std::uintmax_t{header.e_shnum} * header.e_shentsize;
+  if (table_end > file_size) {
+    throw PluginLoadError(library, "the file is truncated (" + std::to_string(file_size) +
+                                       " bytes, its ELF header says at least " +
+                                       std::to_string(table_end) + ")");
+  }
+}
+
+boost::dll::shared_library open_library(const fs::path& library, const fs::path& mapped) {
+  boost::dll::fs::error_code error;
+  boost::dll::shared_library opened(
+      mapped, boost::dll::load_mode::rtld_now | boost::dll::load_mode::rtld_local, error);
+  if (!error) return opened;
+  const std::string text = dlopen_failure_text(mapped);
+  if (text.find("undefined symbol") != std::string::npos) {
+    throw PluginLoadError(library, "cannot be loaded, it has an " + text);
+  }
+  throw PluginLoadError(library, "not a loadable shared library (" + text + ")");
+}
+
+// The majors of the entry symbols the file exports, from its symbol table.
+std::vector<std::uint64_t> exported_entry_majors(const fs::path& mapped) {
+  std::vector<std::uint64_t> majors;
+  try {
+    boost::dll::library_info info(mapped);
+    for (const std::string& symbol : info.symbols()) {
+      if (!symbol.starts_with(entry_prefix)) continue;
+      const char* first = symbol.data() + entry_prefix.size();
+      const char* last = symbol.data() + symbol.size();
+      std::uint64_t major = 0;
+      const auto [end, error] = std::from_chars(first, last, major);
+      if (error == std::errc() && end == last && first != last) majors.push_back(major);
+    }
+  } catch (const std::exception&) {
+    // An unreadable symbol table only costs the better message.
+  }
+  return majors;
+}
+
+nightshift_agent_entry_fn find_entry_function(const boost::dll::shared_library& library,
+                                              const fs::path& path, const fs::path& mapped) {
+  if (library.has(NIGHTSHIFT_ENTRY_SYMBOL_V1)) {
+    return library.get<const nightshift_agent_entry*()>(NIGHTSHIFT_ENTRY_SYMBOL_V1);
+  }
+  const std::vector<std::uint64_t> majors = exported_entry_majors(mapped);
+  if (!majors.empty()) throw PluginLoadError(path, abi_mismatch(majors.front()));
+  throw PluginLoadError(path, "exports no " NIGHTSHIFT_ENTRY_SYMBOL_V1
+                              " (is it a Nightshift agent built with the SDK?)");
+}
+
+// Checks the entry table and descriptor the plugin handed out, field by
+// field, before anything reads past what the plugin said it filled in.
+void check_entry(const nightshift_agent_entry* entry, const fs::path& path,
+                 const std::string& expected_name) {
+  if (entry == nullptr) throw PluginLoadError(path, "its entry function returned NULL");
+  if (!NIGHTSHIFT_HAS_FIELD(entry, nightshift_agent_entry, abi_major)) {
+    throw PluginLoadError(path, "its entry table is too small (struct_size " +
+                                    std::to_string(entry->struct_size) + ")");
+  }
+  if (entry->abi_major != NIGHTSHIFT_ABI_MAJOR) {
+    throw PluginLoadError(path, abi_mismatch(entry->abi_major));
+  }
+  if (entry->struct_size < sizeof(nightshift_agent_entry)) {
+    throw PluginLoadError(path, "its entry table has struct_size " +
+                                    std::to_string(entry->struct_size) + ", smaller than the " +
+                                    std::to_string(sizeof(nightshift_agent_entry)) +
+                                    " bytes of an ABI 1.0 table");
+  }
+  if (entry->run == nullptr) throw PluginLoadError(path, "its entry table has no run function");
+  const nightshift_agent_descriptor* descriptor = entry->descriptor;
+  if (descriptor == nullptr) throw PluginLoadError(path, "its entry table has no descriptor");
+  if (descriptor->struct_size < sizeof(nightshift_agent_descriptor)) {
+    throw PluginLoadError(
+        path, "its descriptor has struct_size " + std::to_string(descriptor->struct_size) +
+                  ", smaller than the " + std::to_string(sizeof(nightshift_agent_descriptor)) +
+                  " bytes of an ABI 1.0 descriptor");
+  }
+  const std::string name = text_of(descriptor->name, descriptor->name_size);
+  if (name != expected_name) {
+    throw PluginLoadError(path, "its descriptor names the agent '" + name +
+                                    "', but its manifest says '" + expected_name + "'");
+  }
+}
+
+std::string random_token() {
+  std::random_device device;
+  std::uniform_int_distribution<std::uint32_t> digits(0, 0xffffffffu);
+  char text[9];
+  const auto end = std::to_chars(text, text + 8, digits(device), 16).ptr;
+  return std::string(text, end);
+}
+
+}  // namespace
+
+PluginLoader::PluginLoader(fs::path scratch_dir)
+    : scratch_dir_(std::move(scratch_dir)),
+      copy_prefix_(std::to_string(::getpid()) + "-" + random_token()) {}
+
+PluginLoader::~PluginLoader() {
+  // Plugins may outlive the loader; their mappings survive the unlink.
+  for (const fs::path& copy : copies_) {
+    std::error_code ignored;
+    fs::remove(copy, ignored);
+  }
+}
+
+fs::path PluginLoader::make_scratch_copy(const fs::path& library) {
+  std::error_code error;
+  fs::create_directories(scratch_dir_, error);
+  if (error) {
+    throw PluginLoadError(library, "cannot create the scratch directory " + scratch_dir_.string() +
+                                       ": " + error.message());
+  }
+  const fs::path copy = scratch_dir_ / (library.stem().string() + "." + copy_prefix_ + "." +
+                                        std::to_string(++copy_counter_) + ".so");
+  fs::copy_file(library, copy, fs::copy_options::overwrite_existing, error);
+  if (error) {
+    throw PluginLoadError(library, "cannot copy it to " + copy.string() + ": " + error.message());
+  }
+  // Forget copies whose plugins are gone (each removes its own file).
+  std::erase_if(copies_, [](const fs::path& old) {
+    std::error_code missing;
+    return !fs::exists(old, missing);
+  });
+  copies_.push_back(copy);
+  return copy;
+}
+
+std::shared_ptr<const LoadedPlugin> PluginLoader::load(const fs::path& library,
+                                                       const std::string& expected_name) {
+  std::error_code ignored;
+  const fs::path path = fs::absolute(library, ignored).lexically_normal();
+  std::lock_guard lock(mutex_);
+  const FileIdentity identity = identity_of(path);
+  CacheEntry& cached = cache_[path.string()];
+  if (auto live = cached.plugin.lock(); live && cached.identity == identity) {
+    if (live->name() != expected_name) check_entry(&live->entry(), path, expected_name);
+    return live;
+  }
+
+  std::optional<fs::path> copy;
+  if (already_loaded_in_process(path)) copy = make_scratch_copy(path);
+  const fs::path mapped = copy.value_or(path);
+  try {
+    check_not_truncated(mapped, identity.size);
+    boost::dll::shared_library opened = open_library(path, mapped);
+    const nightshift_agent_entry* entry = find_entry_function(opened, path, mapped)();
+    check_entry(entry, path, expected_name);
+    auto plugin =
+        std::make_shared<const SharedLibraryPlugin>(path, copy, std::move(opened), *entry);
+    cached = CacheEntry{identity, plugin};
+    return plugin;
+  } catch (...) {
+    if (copy) {
+      fs::remove(*copy, ignored);
+      copies_.erase(std::remove(copies_.begin(), copies_.end(), *copy), copies_.end());
+    }
+    throw;
+  }
+}
+
+}  // namespace nightshift
