@@ -18,7 +18,16 @@
 # the load.
 include_guard(GLOBAL)
 
-set(_NIGHTSHIFT_AGENT_CMAKE_DIR "${CMAKE_CURRENT_LIST_DIR}")
+# Sets <out> to the body of a C string literal holding <text>: backslashes,
+# quotes and newlines escaped, and ';' written as \073 so that CMake's list
+# handling of compile definitions cannot split it.
+function(_nightshift_c_string_body out text)
+  string(REPLACE "\\" "\\\\" text "${text}")
+  string(REPLACE "\"" "\\\"" text "${text}")
+  string(REPLACE "\n" "\\n" text "${text}")
+  string(REPLACE ";" "\\073" text "${text}")
+  set(${out} "${text}" PARENT_SCOPE)
+endfunction()
 
 function(nightshift_add_agent name)
   cmake_parse_arguments(PARSE_ARGV 1 arg "" "MANIFEST;OUTPUT_DIRECTORY;INSTALL_DESTINATION"
@@ -67,6 +76,9 @@ function(nightshift_add_agent name)
 
   add_library(${name} MODULE ${arg_SOURCES})
   target_link_libraries(${name} PRIVATE NightshiftSDK::sdk)
+  foreach(key version description)
+    _nightshift_c_string_body(manifest_${key} "${manifest_${key}}")
+  endforeach()
   target_compile_definitions(${name} PRIVATE NIGHTSHIFT_BUILDING_AGENT
     "NIGHTSHIFT_AGENT_NAME=\"${manifest_name}\""
     "NIGHTSHIFT_AGENT_VERSION=\"${manifest_version}\""
@@ -80,7 +92,10 @@ function(nightshift_add_agent name)
     VISIBILITY_INLINES_HIDDEN ON
     LIBRARY_OUTPUT_DIRECTORY "${agent_dir}")
   # Export only the entry symbol.
-  set(version_script "${_NIGHTSHIFT_AGENT_CMAKE_DIR}/nightshift_agent.map")
+  # Found beside this file through the function's own location: a variable
+  # set when the file was included would not be visible from other
+  # directories' scopes.
+  set(version_script "${CMAKE_CURRENT_FUNCTION_LIST_DIR}/nightshift_agent.map")
   target_link_options(${name} PRIVATE "LINKER:--version-script=${version_script}")
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${version_script}")
   # Sanitizer runtimes resolve their symbols from the executable, so

@@ -10,15 +10,17 @@
 //       ctx.set_result_json(R"({"ok": true})");
 //     }
 //   };
+//   NIGHTSHIFT_AGENT(Hello)
+//
+// NIGHTSHIFT_AGENT(Class) takes the agent's name, version and description from
+// NIGHTSHIFT_AGENT_NAME / _VERSION / _DESCRIPTION, which nightshift_add_agent()
+// defines from agent.json, so the descriptor and the manifest cannot disagree.
+// A plugin built some other way names them itself:
 //   NIGHTSHIFT_AGENT(Hello, "hello", "1.0.0", "Says hello.")
 //
-// NIGHTSHIFT_AGENT(Class) alone is fine too when the agent is built with
-// nightshift_add_agent(), which passes the name, version and description from
-// agent.json; the descriptor must agree with the manifest.
-//
 // Everything here compiles into the plugin; nothing of it crosses the ABI but
-// the C structs of agent.h. Every exception thrown by agent code is caught in
-// the plugin and turned into the run's error.
+// the C structs of agent.h. Every exception thrown by agent code (std or not)
+// is caught in the plugin and turned into the run's error.
 #ifndef NIGHTSHIFT_AGENT_HPP
 #define NIGHTSHIFT_AGENT_HPP
 
@@ -27,6 +29,7 @@
 #include <chrono>
 #include <cstdint>
 #include <exception>
+#include <limits>
 #include <memory>
 #include <stdexcept>
 #include <string>
@@ -60,12 +63,16 @@ class RunContext {
   RunContext(const RunContext&) = delete;
   RunContext& operator=(const RunContext&) = delete;
 
-  std::string_view instance_id() const noexcept { return view(run_.instance_id, run_.instance_id_size); }
+  std::string_view instance_id() const noexcept {
+    return view(run_.instance_id, run_.instance_id_size);
+  }
   // The task text; empty when the run was started without one.
   std::string task() const { return std::string(task_view()); }
   std::string_view task_view() const noexcept { return view(run_.task, run_.task_size); }
   // The merged params as a JSON object, text form.
-  std::string params_json() const { return std::string(view(run_.params_json, run_.params_json_size)); }
+  std::string params_json() const {
+    return std::string(view(run_.params_json, run_.params_json_size));
+  }
   // The host's workspace directory (absolute).
   std::string workspace() const { return std::string(view(run_.workspace, run_.workspace_size)); }
 
@@ -85,18 +92,23 @@ class RunContext {
   // [thread-safe] True once a stop was asked (client, time limit, shutdown).
   bool cancelled() const noexcept { return run_.cancelled(&run_); }
 
-  // Sleeps, waking at once on a stop. Returns false when woken by a stop.
+  // Sleeps (rounded up to whole milliseconds), waking at once on a stop.
+  // Returns false when woken by a stop, or when a stop was already asked.
   template <class Rep, class Period>
   bool sleep_for(std::chrono::duration<Rep, Period> duration) const noexcept {
-    const auto ms = std::chrono::ceil<std::chrono::milliseconds>(duration).count();
-    return run_.sleep_for(&run_, ms <= 0 ? 0 : static_cast<std::uint64_t>(ms));
+    return run_.sleep_for(&run_, whole_milliseconds(duration));
   }
 
-  // Sets the run's result (JSON text). Throws std::invalid_argument when the
-  // host finds it is not valid JSON, so the mistake shows up as the error.
+  // Sets the run's result (JSON text), replacing an earlier one. Throws
+  // std::invalid_argument when the host finds it is not valid JSON, so the
+  // mistake fails the run with a clear error instead of passing unnoticed.
   void set_result_json(std::string_view json) const {
     if (!run_.set_result_json(&run_, json.data(), json.size())) {
-      throw std::invalid_argument("set_result_json: the result is not valid JSON");
+      constexpr std::size_t shown = 80;
+      std::string message = "set_result_json: the result is not valid JSON: ";
+      message += json.substr(0, shown);
+      if (json.size() > shown) message += "...";
+      throw std::invalid_argument(message);
     }
   }
 
@@ -109,6 +121,16 @@ class RunContext {
  private:
   static std::string_view view(const char* data, std::size_t size) noexcept {
     return data == nullptr ? std::string_view() : std::string_view(data, size);
+  }
+  // Rounds up, so that a short positive sleep never becomes a 0 ms one;
+  // negative is 0, and anything beyond what fits waits "forever" (until a stop).
+  template <class Rep, class Period>
+  static std::uint64_t whole_milliseconds(std::chrono::duration<Rep, Period> duration) noexcept {
+    using double_ms = std::chrono::duration<double, std::milli>;
+    if (!(double_ms(duration).count() > 0)) return 0;  // also NaN
+    if (double_ms(duration).count() >= 9.0e18) return std::numeric_limits<std::uint64_t>::max();
+    return static_cast<std::uint64_t>(
+        std::chrono::ceil<std::chrono::milliseconds>(duration).count());
   }
   const nightshift_run& run_;
 };
@@ -140,6 +162,10 @@ std::int32_t run_agent(const nightshift_run* run) noexcept {
     return NIGHTSHIFT_RUN_OK;
   } catch (const std::exception& e) {
     report_error(run, e.what());
+  } catch (const char* message) {  // throw "text";
+    report_error(run, message != nullptr ? message : "the agent threw a null C string");
+  } catch (const std::string& message) {
+    report_error(run, message);
   } catch (...) {
     report_error(run, "the agent threw an exception that is not a std::exception");
   }
@@ -167,29 +193,43 @@ constexpr std::size_t length(const char* s) noexcept {
 
 #define NIGHTSHIFT_AGENT_SELECT_(_1, _2, _3, _4, NAME, ...) NAME
 // NIGHTSHIFT_AGENT(Class) or NIGHTSHIFT_AGENT(Class, "name", "version", "description").
-// Defines the plugin's one exported entry function. Use once per plugin.
-#define NIGHTSHIFT_AGENT(...)                                                               \
-  NIGHTSHIFT_AGENT_SELECT_(__VA_ARGS__, NIGHTSHIFT_AGENT_4_, NIGHTSHIFT_AGENT_3_,            \
-                           NIGHTSHIFT_AGENT_2_, NIGHTSHIFT_AGENT_1_, )                       \
+// Defines the plugin's one exported entry function. Use once per plugin, at
+// global scope.
+#define NIGHTSHIFT_AGENT(...)                                                     \
+  NIGHTSHIFT_AGENT_SELECT_(__VA_ARGS__, NIGHTSHIFT_AGENT_4_, NIGHTSHIFT_AGENT_3_, \
+                           NIGHTSHIFT_AGENT_2_, NIGHTSHIFT_AGENT_1_, )            \
   (__VA_ARGS__)
-#define NIGHTSHIFT_AGENT_1_(AgentClass)                                                     \
-  NIGHTSHIFT_AGENT_4_(AgentClass, NIGHTSHIFT_AGENT_NAME, NIGHTSHIFT_AGENT_VERSION,           \
+#define NIGHTSHIFT_AGENT_1_(AgentClass)                                            \
+  NIGHTSHIFT_AGENT_4_(AgentClass, NIGHTSHIFT_AGENT_NAME, NIGHTSHIFT_AGENT_VERSION, \
                       NIGHTSHIFT_AGENT_DESCRIPTION)
-#define NIGHTSHIFT_AGENT_2_(AgentClass, name)                                               \
+#define NIGHTSHIFT_AGENT_2_(AgentClass, name) \
   NIGHTSHIFT_AGENT_4_(AgentClass, name, NIGHTSHIFT_AGENT_VERSION, NIGHTSHIFT_AGENT_DESCRIPTION)
-#define NIGHTSHIFT_AGENT_3_(AgentClass, name, version)                                      \
+#define NIGHTSHIFT_AGENT_3_(AgentClass, name, version) \
   NIGHTSHIFT_AGENT_4_(AgentClass, name, version, NIGHTSHIFT_AGENT_DESCRIPTION)
-#define NIGHTSHIFT_AGENT_4_(AgentClass, name, version, description)                         \
-  extern "C" NIGHTSHIFT_EXPORT const nightshift_agent_entry* nightshift_agent_entry_v1(void) { \
-    static const nightshift_agent_descriptor descriptor = {                                 \
-        sizeof(nightshift_agent_descriptor), 0,                                             \
-        name, ::nightshift::detail::length(name),                                           \
-        version, ::nightshift::detail::length(version),                                     \
-        description, ::nightshift::detail::length(description)};                           \
-    static const nightshift_agent_entry entry = {                                           \
-        sizeof(nightshift_agent_entry), NIGHTSHIFT_ABI_MAJOR, NIGHTSHIFT_ABI_MINOR, 0,      \
-        &descriptor, &::nightshift::detail::run_agent<AgentClass>};                         \
-    return &entry;                                                                          \
+#define NIGHTSHIFT_AGENT_4_(AgentClass, name, version, description)                              \
+  static_assert(::nightshift::detail::length(name) > 0,                                          \
+                "NIGHTSHIFT_AGENT: the agent has no name. Build it with nightshift_add_agent() " \
+                "(which reads agent.json) or write NIGHTSHIFT_AGENT(Class, \"name\", "           \
+                "\"version\", \"description\")");                                                \
+  static_assert(::nightshift::detail::length(version) > 0,                                       \
+                "NIGHTSHIFT_AGENT: the agent has no version");                                   \
+  extern "C" NIGHTSHIFT_EXPORT const nightshift_agent_entry* nightshift_agent_entry_v1(void) {   \
+    static const nightshift_agent_descriptor descriptor = {                                      \
+        sizeof(nightshift_agent_descriptor),                                                     \
+        0,                                                                                       \
+        name,                                                                                    \
+        ::nightshift::detail::length(name),                                                      \
+        version,                                                                                 \
+        ::nightshift::detail::length(version),                                                   \
+        description,                                                                             \
+        ::nightshift::detail::length(description)};                                              \
+    static const nightshift_agent_entry entry = {sizeof(nightshift_agent_entry),                 \
+                                                 NIGHTSHIFT_ABI_MAJOR,                           \
+                                                 NIGHTSHIFT_ABI_MINOR,                           \
+                                                 0,                                              \
+                                                 &descriptor,                                    \
+                                                 &::nightshift::detail::run_agent<AgentClass>};  \
+    return &entry;                                                                               \
   }
 
 #endif  // NIGHTSHIFT_AGENT_HPP
