@@ -24,6 +24,7 @@
 #include <algorithm>
 #include <atomic>
 #include <boost/json/parse.hpp>
+#include <cctype>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -295,6 +296,20 @@ class AgentHarness {
   const AgentLibrary& library_;
   std::unique_ptr<State> state_;  // stable address: the run's host_data points at it
   std::thread thread_;            // the run thread; joined in the destructor
+};
+
+// A GoogleTest parameter name for a plugin path: "libsdk-probe.so" becomes
+// "sdk_probe". Use as INSTANTIATE_TEST_SUITE_P(..., plugin_param_name).
+struct PluginParamName {
+  template <class ParamInfo>
+  std::string operator()(const ParamInfo& info) const {
+    std::string name = std::filesystem::path(info.param).stem().string();
+    if (name.rfind("lib", 0) == 0) name.erase(0, 3);
+    for (char& c : name) {
+      if (!std::isalnum(static_cast<unsigned char>(c))) c = '_';
+    }
+    return name;
+  }
 };
 
 // Runs the agent to completion (or until `timeout`, after which it is stopped

@@ -1,0 +1,98 @@
+// agent.h compiled as C11 and as C++ describes the same binary layout. Its
+// static assertions already hold in both (this file and abi_layout_c.c
+// compile); here the two compilers' views are compared field by field.
+#include "abi_layout.h"
+
+#include <gtest/gtest.h>
+#include <nightshift/agent.h>
+
+#include <map>
+#include <string>
+#include <utility>
+
+namespace {
+
+#define FIELD(type, field)                                      \
+  {                                                             \
+#type "." #field, {                                         \
+      offsetof(type, field), sizeof(std::declval<type>().field) \
+    }                                                           \
+  }
+
+using Layout = std::map<std::string, std::pair<std::size_t, std::size_t>>;
+
+Layout layout_as_cpp() {
+  return Layout{
+      FIELD(nightshift_run, struct_size),
+      FIELD(nightshift_run, host_data),
+      FIELD(nightshift_run, instance_id),
+      FIELD(nightshift_run, instance_id_size),
+      FIELD(nightshift_run, task),
+      FIELD(nightshift_run, task_size),
+      FIELD(nightshift_run, params_json),
+      FIELD(nightshift_run, params_json_size),
+      FIELD(nightshift_run, workspace),
+      FIELD(nightshift_run, workspace_size),
+      FIELD(nightshift_run, log),
+      FIELD(nightshift_run, progress),
+      FIELD(nightshift_run, cancelled),
+      FIELD(nightshift_run, sleep_for),
+      FIELD(nightshift_run, set_result_json),
+      FIELD(nightshift_run, set_error),
+      FIELD(nightshift_agent_descriptor, struct_size),
+      FIELD(nightshift_agent_descriptor, name),
+      FIELD(nightshift_agent_descriptor, name_size),
+      FIELD(nightshift_agent_descriptor, version),
+      FIELD(nightshift_agent_descriptor, version_size),
+      FIELD(nightshift_agent_descriptor, description),
+      FIELD(nightshift_agent_descriptor, description_size),
+      FIELD(nightshift_agent_entry, struct_size),
+      FIELD(nightshift_agent_entry, abi_major),
+      FIELD(nightshift_agent_entry, abi_minor),
+      FIELD(nightshift_agent_entry, descriptor),
+      FIELD(nightshift_agent_entry, run),
+  };
+}
+
+Layout layout_as_c() {
+  const sdk_abi_field* fields = nullptr;
+  const std::size_t count = sdk_abi_fields_as_c(&fields);
+  Layout layout;
+  for (std::size_t i = 0; i < count; ++i) {
+    layout[fields[i].name] = {fields[i].offset, fields[i].size};
+  }
+  return layout;
+}
+
+}  // namespace
+
+TEST(AbiLayout, CAndCppAgreeOnEveryFieldOffsetAndSize) {
+  const Layout as_c = layout_as_c();
+  const Layout as_cpp = layout_as_cpp();
+  EXPECT_EQ(as_c.size(), as_cpp.size());
+  for (const auto& [field, offset_and_size] : as_cpp) {
+    const auto it = as_c.find(field);
+    ASSERT_NE(it, as_c.end()) << field;
+    EXPECT_EQ(it->second, offset_and_size) << field;
+  }
+}
+
+TEST(AbiLayout, CAndCppAgreeOnStructSizes) {
+  const sdk_abi_sizes as_c = sdk_abi_sizes_as_c();
+  EXPECT_EQ(as_c.run, sizeof(nightshift_run));
+  EXPECT_EQ(as_c.descriptor, sizeof(nightshift_agent_descriptor));
+  EXPECT_EQ(as_c.entry, sizeof(nightshift_agent_entry));
+}
+
+TEST(AbiLayout, HasFieldTellsAnOlderProducerFromACurrentOne) {
+  const std::uint32_t current = sizeof(nightshift_run);
+  const std::uint32_t without_set_error = offsetof(nightshift_run, set_error);
+  EXPECT_TRUE(sdk_abi_has_field_as_c(current));
+  EXPECT_FALSE(sdk_abi_has_field_as_c(without_set_error));
+
+  nightshift_run run{};
+  run.struct_size = current;
+  EXPECT_TRUE(NIGHTSHIFT_HAS_FIELD(&run, nightshift_run, set_error));
+  run.struct_size = without_set_error;
+  EXPECT_FALSE(NIGHTSHIFT_HAS_FIELD(&run, nightshift_run, set_error));
+}
