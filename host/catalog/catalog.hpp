@@ -96,6 +96,7 @@ class Catalog {
   struct Snapshot;
   CatalogOptions options_;
   PluginLoader& loader_;
+  std::mutex rescan_mutex_;   // one rescan at a time; readers never wait for it
   mutable std::mutex mutex_;  // guards snapshot_ (the pointer, not what it points to)
   std::shared_ptr<const Snapshot> snapshot_;
   std::shared_ptr<const Snapshot> current() const;
