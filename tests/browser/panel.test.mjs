@@ -1,0 +1,206 @@
+// The Background Agents panel in a real Chromium against a real host.
+
+import {after, before, describe, test} from 'node:test';
+import assert from 'node:assert/strict';
+import {cpSync, mkdirSync, rmSync, writeFileSync} from 'node:fs';
+import {join} from 'node:path';
+import {Host, config, launchBrowser, makeTempDir, screenshot} from './support.mjs';
+
+const WAIT = {timeout: 15000};
+
+async function openPanelThroughMenu(page, host) {
+  await page.goto(host.panelUrl);
+  await page.getByTestId('execution-menu').click();
+  await page.getByRole('menuitem', {name: 'Background Agents'}).click();
+  await page.getByRole('heading', {name: 'Background Agents', level: 1}).waitFor(WAIT);
+  await waitForConnection(page, 'live');
+}
+
+async function waitForConnection(page, state) {
+  await page.waitForSelector(`[data-testid="connection-state"][data-state="${state}"]`, WAIT);
+}
+
+function rowByTask(page, listTestId, task) {
+  return page.getByTestId(listTestId).getByTestId('run-row').filter({hasText: task});
+}
+
+async function waitForStatus(row, status) {
+  await row.locator(`[data-testid="run-status"]:text-is("${status}")`).waitFor(WAIT);
+}
+
+async function startFromDialog(page, agentId, task, params = {}) {
+  await page.getByTestId('start-button').click();
+  const dialog = page.getByTestId('start-dialog');
+  await dialog.locator(`[data-agent-id="${agentId}"]`).click();
+  if (task) await dialog.getByTestId('start-task').fill(task);
+  for (const [name, value] of Object.entries(params)) {
+    await dialog.locator(`[data-param="${name}"] input`).fill(String(value));
+  }
+  await dialog.getByTestId('start-submit').click();
+  await dialog.waitFor({state: 'hidden', ...WAIT});
+}
+
+describe('Background Agents panel', () => {
+  let host;
+  let browser;
+  let page;
+  const dirs = [];
+
+  before(async () => {
+    const workspace = makeTempDir('workspace');
+    const dataDir = makeTempDir('data');
+    dirs.push(workspace, dataDir);
+    // A remix and a local agent, so the Start dialog has every kind.
+    mkdirSync(join(workspace, '.nightshift', 'remix'), {recursive: true});
+    writeFileSync(join(workspace, '.nightshift', 'remix', 'quick-nap.md'),
+      '---\ndescription: A two-second sleep.\nbase: installed:sleep\nparams:\n  seconds: 2\n---\nNap briefly.\n');
+    cpSync(join(config.agentsDir, 'echo'), join(workspace, '.nightshift', 'agents', 'echo'), {recursive: true});
+    host = await new Host({dataDir, workspace}).start();
+    browser = await launchBrowser();
+  });
+
+  after(async () => {
+    if (browser) await browser.close();
+    if (host) await host.stop();
+    for (const dir of dirs) rmSync(dir, {recursive: true, force: true});
+  });
+
+  test('the Execution menu opens the panel and the token leaves the address bar', async () => {
+    page = await browser.context.newPage();
+    await openPanelThroughMenu(page, host);
+    const url = new URL(page.url());
+    assert.equal(url.searchParams.get('token'), null);
+    assert.equal(url.hash, '#/background-agents');
+    await screenshot(page, 'menu-opens-panel');
+  });
+
+  test('a started sleep shows in Active at once, streams ticks, and a stop moves it to History as cancelled', async () => {
+    await startFromDialog(page, 'installed:sleep', 'nap for the browser test', {seconds: 30});
+    const active = rowByTask(page, 'active-list', 'nap for the browser test');
+    await active.waitFor(WAIT);
+    await active.getByTestId('toggle-logs').click();
+    await active.getByTestId('log-entry').filter({hasText: 'tick 1/30'}).waitFor(WAIT);
+    await active.getByTestId('log-entry').filter({hasText: 'tick 2/30'}).waitFor(WAIT);
+    await active.getByTestId('run-progress').waitFor(WAIT);
+    await screenshot(page, 'sleep-running-with-log');
+
+    await active.getByTestId('stop-run').click();
+    const history = rowByTask(page, 'history-list', 'nap for the browser test');
+    await waitForStatus(history, 'cancelled');
+    assert.equal(await active.count(), 0);
+    await screenshot(page, 'sleep-cancelled-in-history');
+  });
+
+  test('a failing run shows its error in History', async () => {
+    await startFromDialog(page, 'installed:sleep', 'this one fails', {seconds: 1, failWith: 'the disk is on fire'});
+    const history = rowByTask(page, 'history-list', 'this one fails');
+    await waitForStatus(history, 'failed');
+    await history.getByTestId('run-error').filter({hasText: 'the disk is on fire'}).waitFor(WAIT);
+    await screenshot(page, 'failed-run-error');
+  });
+
+  test('the Start dialog lists installed, remix and local agents under their kinds', async () => {
+    await page.getByTestId('start-button').click();
+    const dialog = page.getByTestId('start-dialog');
+    await dialog.getByTestId('agent-group-installed').locator('[data-agent-id="installed:sleep"]').waitFor(WAIT);
+    const remix = dialog.getByTestId('agent-group-remix').locator('[data-agent-id="remix:quick-nap"]');
+    await remix.waitFor(WAIT);
+    assert.match(await remix.innerText(), /A two-second sleep/);
+    await dialog.getByTestId('agent-group-local').locator('[data-agent-id="local:echo"]').waitFor(WAIT);
+    await remix.click();
+    await dialog.locator('[data-param="seconds"]').waitFor(WAIT);
+    await screenshot(page, 'start-dialog-kinds');
+    await page.keyboard.press('Escape');
+    await dialog.waitFor({state: 'hidden', ...WAIT});
+  });
+
+  test('history filters by status and deletes a run', async () => {
+    await page.getByTestId('filter-status').selectOption('failed');
+    const list = page.getByTestId('history-list');
+    await list.getByTestId('run-row').filter({hasText: 'this one fails'}).waitFor(WAIT);
+    await page.waitForFunction(() => [...document.querySelectorAll('[data-testid="history-list"] [data-testid="run-row"]')]
+      .every((row) => row.dataset.status === 'failed'), null, WAIT);
+    const failed = list.getByTestId('run-row').filter({hasText: 'this one fails'});
+    await failed.getByTestId('delete-run').click();
+    await failed.waitFor({state: 'detached', ...WAIT});
+    await page.getByTestId('filter-status').selectOption('');
+    await rowByTask(page, 'history-list', 'nap for the browser test').waitFor(WAIT);
+  });
+
+  test('a narrow dark screen stays readable', async () => {
+    const narrow = await browser.context.newPage();
+    await narrow.setViewportSize({width: 360, height: 740});
+    await narrow.emulateMedia({colorScheme: 'dark'});
+    await narrow.goto(`${host.origin}/#/background-agents`);
+    await waitForConnection(narrow, 'live');
+    await rowByTask(narrow, 'history-list', 'nap for the browser test').waitFor(WAIT);
+    const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+    assert.ok(overflow <= 0, `the page is ${overflow} px wider than a 360 px screen`);
+    await screenshot(narrow, 'narrow-dark');
+    await narrow.close();
+  });
+
+  test('no script errors on the page', () => {
+    assert.deepEqual(browser.errors, []);
+  });
+});
+
+describe('Background Agents panel, token and restarts', () => {
+  test('a wrong token shows the token prompt, and pasting the right one opens the panel', async () => {
+    const dataDir = makeTempDir('data');
+    const workspace = makeTempDir('workspace');
+    const host = await new Host({dataDir, workspace}).start();
+    const browser = await launchBrowser();
+    try {
+      const page = await browser.context.newPage();
+      await page.goto(`${host.origin}/?token=not-the-token#/background-agents`);
+      const prompt = page.getByTestId('token-prompt');
+      await prompt.waitFor(WAIT);
+      assert.match(await page.getByTestId('token-reason').innerText(), /401/);
+      await screenshot(page, 'bad-token-prompt');
+      await page.getByTestId('token-input').fill(host.token);
+      await page.getByTestId('token-submit').click();
+      await page.getByRole('heading', {name: 'Background Agents', level: 1}).waitFor(WAIT);
+      await waitForConnection(page, 'live');
+    } finally {
+      await browser.close();
+      await host.stop();
+      rmSync(dataDir, {recursive: true, force: true});
+      rmSync(workspace, {recursive: true, force: true});
+    }
+  });
+
+  test('after the host restarts the panel reconnects and shows the same history', async () => {
+    const dataDir = makeTempDir('data');
+    const workspace = makeTempDir('workspace');
+    let host = await new Host({dataDir, workspace}).start();
+    const browser = await launchBrowser();
+    try {
+      const before = await host.api('POST', '/background-agents/start', {agentId: 'installed:echo', task: 'remember me'});
+      const page = await browser.context.newPage();
+      await page.goto(`${host.panelUrl}#/background-agents`);
+      await waitForStatus(rowByTask(page, 'history-list', 'remember me'), 'completed');
+
+      const port = host.port;
+      await host.stop();
+      await page.waitForSelector('[data-testid="connection-state"]:not([data-state="live"])', WAIT);
+      await screenshot(page, 'host-down');
+      host = await new Host({dataDir, workspace, listen: `127.0.0.1:${port}`}).start();
+      await waitForConnection(page, 'live');
+      const row = rowByTask(page, 'history-list', 'remember me');
+      await waitForStatus(row, 'completed');
+      assert.equal(await row.getAttribute('data-run-id'), before.instanceId);
+
+      // Live again: a run started now shows without a reload.
+      await host.api('POST', '/background-agents/start', {agentId: 'installed:echo', task: 'after the restart'});
+      await waitForStatus(rowByTask(page, 'history-list', 'after the restart'), 'completed');
+      await screenshot(page, 'after-restart');
+      assert.deepEqual(browser.errors, []);
+    } finally {
+      await browser.close();
+      await host.stop();
+      rmSync(dataDir, {recursive: true, force: true});
+      rmSync(workspace, {recursive: true, force: true});
+    }
+  });
+});
