@@ -211,12 +211,12 @@ struct PsOptions {
   bool json = false;
 };
 
-void add_run_row(Table& table, const json::object& run, TimePoint now) {
+void add_run_row(Table& table, const json::object& run, TimePoint now, std::size_t id_length) {
   const auto status = string_member(run, "status");
   auto started = parse_timestamp(string_member(run, "startedAt"));
   if (!started) started = parse_timestamp(string_member(run, "createdAt"));
   const bool queued = status == "queued";
-  table.add_row({{short_id(string_member(run, "instanceId"))},
+  table.add_row({{string_member(run, "instanceId").substr(0, id_length)},
                  {string_member(run, "agentId")},
                  {status, status_style(status)},
                  {started ? format_relative(*started, now) : "-"},
@@ -251,8 +251,14 @@ int ps_command(PsOptions& options) {
   }
   Table table({"ID", "AGENT", "STATUS", "STARTED", "DURATION", "TASK"});
   const auto now = std::chrono::system_clock::now();
-  for (const auto& run : active) add_run_row(table, run.as_object(), now);
-  for (const auto& run : lists.history) add_run_row(table, run.as_object(), now);
+  std::vector<std::string> ids;
+  for (const auto* list : {&active, &lists.history}) {
+    for (const auto& run : *list) ids.push_back(string_member(run.as_object(), "instanceId"));
+  }
+  const auto id_length = unique_prefix_length(ids);
+  for (const auto* list : {&active, &lists.history}) {
+    for (const auto& run : *list) add_run_row(table, run.as_object(), now, id_length);
+  }
   table.print(std::cout, stdout_colour());
   return 0;
 }

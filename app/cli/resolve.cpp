@@ -47,6 +47,23 @@ std::string short_id(const std::string& instance_id) {
   return instance_id.substr(0, 8);
 }
 
+std::size_t unique_prefix_length(const std::vector<std::string>& ids, std::size_t minimum) {
+  auto sorted = ids;
+  std::sort(sorted.begin(), sorted.end());
+  std::size_t length = minimum;
+  // Neighbours in sorted order share the longest prefixes.
+  for (std::size_t i = 1; i < sorted.size(); ++i) {
+    const auto& left = sorted[i - 1];
+    const auto& right = sorted[i];
+    std::size_t common = 0;
+    while (common < left.size() && common < right.size() && left[common] == right[common]) {
+      ++common;
+    }
+    length = std::max(length, common + 1);
+  }
+  return length;
+}
+
 std::string resolve_run_id(ApiClient& api, const std::string& id_or_prefix) {
   const auto prefix = lowercase(id_or_prefix);
   if (!looks_like_id_part(prefix)) {

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <string>
+#include <vector>
 
 #include "cli/api_client.hpp"
 
@@ -16,7 +17,11 @@ std::string resolve_run_id(ApiClient& api, const std::string& id_or_prefix);
 // must match exactly one agent's name. Throws CliError(agent_not_found).
 std::string resolve_agent_id(ApiClient& api, const std::string& id_or_name);
 
-// How ids are shown in tables: the first 8 characters.
+// How ids are shown in messages: the first 8 characters.
 std::string short_id(const std::string& instance_id);
+
+// The shortest prefix length, at least `minimum`, at which all `ids` differ
+// (time-ordered UUIDs v7 share their first characters; tables must not).
+std::size_t unique_prefix_length(const std::vector<std::string>& ids, std::size_t minimum = 8);
 
 }  // namespace nightshift::cli
