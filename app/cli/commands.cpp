@@ -432,8 +432,7 @@ void add_param_option(CLI::App& command, std::vector<std::string>& params) {
       .add_option("--param", params,
                   "KEY=VALUE, repeatable; VALUE is JSON when it parses as JSON, else a "
                   "string; a dotted KEY sets a nested member")
-      ->expected(1)
-      ->multi_option_policy(CLI::MultiOptionPolicy::TakeAll);
+      ->allow_extra_args(false);
 }
 
 void add_agents(CLI::App& app, int& exit_code) {
