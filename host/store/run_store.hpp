@@ -30,9 +30,9 @@ struct StoreOptions {
 
 // A GET /background-agents history page request.
 struct HistoryQuery {
-  std::size_t limit = 50;                 // 1..500
-  std::optional<std::string> cursor;      // from a previous HistoryPage
-  std::optional<RunStatus> status;        // a terminal status
+  std::size_t limit = 50;             // 1..500
+  std::optional<std::string> cursor;  // from a previous HistoryPage
+  std::optional<RunStatus> status;    // a terminal status
   std::optional<std::string> agent_id;
 };
 
@@ -117,6 +117,12 @@ class RunStore {
   std::string integrity_check() const;
 
  private:
+  friend class StoreWriter;
+  // apply(), answering whether a PruneRuns op stopped at its chunk bound with
+  // more left to prune; StoreWriter then queues the rest behind newer work,
+  // so a big prune never holds the writer for long.
+  bool apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops);
+
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };

@@ -14,6 +14,8 @@
 #include <deque>
 #include <functional>
 #include <mutex>
+#include <optional>
+#include <string>
 #include <thread>
 #include <vector>
 
@@ -36,24 +38,44 @@ class StoreWriter {
   // Queues one op and returns once it is committed (the start path: a run is
   // durable before the client hears of it). Throws if the commit failed.
   void submit_and_wait(WriteOp op);
-  // Returns once everything submitted before the call is committed.
+  // Returns once everything submitted before the call is committed (or has
+  // failed, which the writer logs), including the rest of a bounded prune.
   void flush();
 
   std::size_t pending_ops() const;
   std::uint64_t committed_batches() const;
 
  private:
-  void thread_main();
+  // A submit_and_wait caller, waiting on its own stack for its batch's outcome.
+  struct Waiter {
+    bool done = false;
+    std::string error;  // set when the batch failed
+  };
+  // What the writer thread took from the queue for one transaction.
+  struct Batch {
+    std::vector<WriteOp> ops;
+    std::vector<Waiter*> waiters;
+    std::uint64_t last_seq = 0;
+  };
 
-  RunStore& store_;
-  CommittedHandler on_committed_;
-  mutable std::mutex mutex_;  // guards everything below
+  void thread_main();
+  Batch take_batch();  // called with mutex_ held
+  void commit(Batch& batch);
+  void continue_prune();
+  void publish(const std::vector<WriteOp>& committed);
+
+  RunStore& store_;                // written only by the writer thread
+  CommittedHandler on_committed_;  // called only on the writer thread
+  mutable std::mutex mutex_;       // guards everything below
   std::condition_variable work_ready_;
   std::condition_variable committed_;
   std::vector<WriteOp> pending_;
+  std::vector<Waiter*> pending_waiters_;
+  // A PruneRuns whose chunk bound stopped it: the writer runs one more chunk
+  // after each batch until it is done, so newer writes are never held up.
+  std::optional<PruneRuns> unfinished_prune_;
   std::uint64_t submitted_seq_ = 0;  // ops submitted so far
   std::uint64_t committed_seq_ = 0;  // ops committed (or failed) so far
-  std::uint64_t failed_up_to_seq_ = 0;
   std::uint64_t batches_ = 0;
   bool stopping_ = false;
   std::thread thread_;  // last: started after every member above exists

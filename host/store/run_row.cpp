@@ -1,0 +1,109 @@
+#include "store/run_row.hpp"
+
+#include <boost/json.hpp>
+#include <stdexcept>
+
+namespace nightshift::store {
+
+namespace {
+
+void bind_optional_time(SQLite::Statement& statement, int index,
+                        const std::optional<Timestamp>& t) {
+  if (t) {
+    statement.bind(index, to_ms(*t));
+  } else {
+    statement.bind(index);
+  }
+}
+
+void bind_optional_text(SQLite::Statement& statement, int index,
+                        const std::optional<std::string>& text) {
+  if (text) {
+    statement.bind(index, *text);
+  } else {
+    statement.bind(index);
+  }
+}
+
+std::optional<Timestamp> optional_time(const SQLite::Statement& statement, int index) {
+  if (statement.isColumnNull(index)) return std::nullopt;
+  return from_ms(statement.getColumn(index).getInt64());
+}
+
+std::optional<std::string> optional_text(const SQLite::Statement& statement, int index) {
+  if (statement.isColumnNull(index)) return std::nullopt;
+  return statement.getColumn(index).getString();
+}
+
+template <class T>
+T parse_or_throw(std::optional<T> parsed, const std::string& what, const std::string& text) {
+  if (!parsed) throw std::runtime_error("stored run has an unknown " + what + " '" + text + "'");
+  return *parsed;
+}
+
+}  // namespace
+
+std::int64_t to_ms(Timestamp t) {
+  return t.time_since_epoch().count();
+}
+Timestamp from_ms(std::int64_t ms) {
+  return Timestamp{std::chrono::milliseconds{ms}};
+}
+
+void bind_run(SQLite::Statement& statement, const Run& run) {
+  if (is_terminal(run.status) && !run.ended_at) {
+    throw std::invalid_argument("run " + run.instance_id + " is " +
+                                std::string(to_string(run.status)) + " but has no endedAt");
+  }
+  statement.bind(1, run.instance_id);
+  statement.bind(2, run.thread_id);
+  statement.bind(3, run.agent_id);
+  statement.bind(4, run.agent_name);
+  statement.bind(5, std::string(to_string(run.agent_source)));
+  bind_optional_text(statement, 6, run.task);
+  statement.bind(7, boost::json::serialize(run.params));
+  statement.bind(8, std::string(to_string(run.status)));
+  statement.bind(9, to_ms(run.created_at));
+  bind_optional_time(statement, 10, run.started_at);
+  bind_optional_time(statement, 11, run.ended_at);
+  if (run.progress) {
+    statement.bind(12, *run.progress);
+  } else {
+    statement.bind(12);
+  }
+  bind_optional_text(statement, 13, run.error);
+  if (run.result.is_null()) {
+    statement.bind(14);
+  } else {
+    statement.bind(14, boost::json::serialize(run.result));
+  }
+  statement.bind(15, static_cast<std::int64_t>(run.log_count));
+  statement.bind(16, is_terminal(run.status) ? 1 : 0);
+}
+
+Run read_run(const SQLite::Statement& statement) {
+  Run run;
+  run.instance_id = statement.getColumn(0).getString();
+  run.thread_id = statement.getColumn(1).getString();
+  run.agent_id = statement.getColumn(2).getString();
+  run.agent_name = statement.getColumn(3).getString();
+  const std::string source = statement.getColumn(4).getString();
+  run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
+  run.task = optional_text(statement, 5);
+  const boost::json::value params = boost::json::parse(statement.getColumn(6).getString());
+  if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
+  run.params = params.get_object();
+  const std::string status = statement.getColumn(7).getString();
+  run.status = parse_or_throw(parse_run_status(status), "status", status);
+  run.created_at = from_ms(statement.getColumn(8).getInt64());
+  run.started_at = optional_time(statement, 9);
+  run.ended_at = optional_time(statement, 10);
+  if (!statement.isColumnNull(11)) run.progress = statement.getColumn(11).getDouble();
+  run.error = optional_text(statement, 12);
+  if (!statement.isColumnNull(13))
+    run.result = boost::json::parse(statement.getColumn(13).getString());
+  run.log_count = static_cast<std::uint64_t>(statement.getColumn(14).getInt64());
+  return run;
+}
+
+}  // namespace nightshift::store

@@ -1,0 +1,27 @@
+// How a Run and a LogEntry map onto the columns of the runs and logs tables.
+#pragma once
+
+#include <SQLiteCpp/Column.h>
+#include <SQLiteCpp/Statement.h>
+
+#include "model/run.hpp"
+
+namespace nightshift::store {
+
+// The columns every run query selects, in the order read_run expects.
+inline constexpr const char* kRunColumns =
+    "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
+    "created_at, started_at, ended_at, progress, error, result, log_count";
+
+// Binds the run's fields to parameters 1..16 of the upsert statement
+// (kRunColumns plus `finished` as parameter 16).
+void bind_run(SQLite::Statement& statement, const Run& run);
+
+// Reads the current row, selected with kRunColumns starting at column 0.
+// Throws when a stored value is malformed.
+Run read_run(const SQLite::Statement& statement);
+
+std::int64_t to_ms(Timestamp t);
+Timestamp from_ms(std::int64_t ms);
+
+}  // namespace nightshift::store

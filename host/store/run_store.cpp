@@ -1,0 +1,363 @@
+#include "store/run_store.hpp"
+
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
+
+#include <algorithm>
+#include <limits>
+
+#include "store/history_cursor.hpp"
+#include "store/queries.hpp"
+#include "store/read_pool.hpp"
+#include "store/run_row.hpp"
+#include "store/schema.hpp"
+
+namespace nightshift {
+
+namespace {
+
+constexpr int kBusyTimeoutMs = 5000;
+constexpr std::size_t kMaxHistoryLimit = 500;
+// One prune chunk deletes at most this many runs, and stops early once the
+// runs it took hold this many log entries: a chunk is a short transaction.
+constexpr std::int64_t kPruneChunkRuns = 256;
+constexpr std::uint64_t kPruneChunkLogEntries = 200000;
+
+std::string run_select(const char* tail) {
+  return std::string("SELECT ") + store::kRunColumns + tail;
+}
+
+const std::string kUpsertRun =
+    std::string("INSERT INTO runs (") + store::kRunColumns +
+    ", finished) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+    "ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id, "
+    "agent_id = excluded.agent_id, agent_name = excluded.agent_name, "
+    "agent_source = excluded.agent_source, task = excluded.task, params = excluded.params, "
+    "status = excluded.status, finished = excluded.finished, created_at = excluded.created_at, "
+    "started_at = excluded.started_at, ended_at = excluded.ended_at, "
+    "progress = excluded.progress, error = excluded.error, result = excluded.result, "
+    // The log count only grows: an AppendLogs may have counted entries the
+    // run snapshot in this upsert had not seen yet.
+    "log_count = max(runs.log_count, excluded.log_count)";
+
+SQLite::Database open_writer(const std::filesystem::path& file) {
+  SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, kBusyTimeoutMs);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec("PRAGMA foreign_keys = ON");
+  store::migrate(db, file);
+  return db;
+}
+
+std::string read_cursor_key(SQLite::Database& db) {
+  SQLite::Statement query(db, "SELECT value FROM store_meta WHERE key = 'cursor_key'");
+  if (!query.executeStep()) throw std::runtime_error("store is missing its cursor key");
+  return query.getColumn(0).getString();
+}
+
+std::int64_t clamp_to_int64(std::uint64_t value) {
+  return static_cast<std::int64_t>(
+      std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
+}
+
+store::HistoryFilters filters_of(const HistoryQuery& query) {
+  store::HistoryFilters filters;
+  if (query.status) filters.status = std::string(to_string(*query.status));
+  filters.agent_id = query.agent_id;
+  return filters;
+}
+
+void check_history_query(const HistoryQuery& query) {
+  if (query.limit < 1 || query.limit > kMaxHistoryLimit) {
+    throw std::invalid_argument("history limit must be between 1 and 500");
+  }
+  if (query.status && !is_terminal(*query.status)) {
+    throw std::invalid_argument("history status must be a terminal status");
+  }
+}
+
+}  // namespace
+
+struct RunStore::Impl {
+  explicit Impl(StoreOptions opts)
+      : options(std::move(opts)),
+        writer(open_writer(options.database)),
+        upsert_run(writer, kUpsertRun),
+        find_run(writer, "SELECT id, finished FROM runs WHERE instance_id = ?1"),
+        insert_log(writer,
+                   "INSERT INTO logs (run, seq, ts, level, message) VALUES (?1, ?2, ?3, ?4, ?5)"),
+        raise_log_count(writer, "UPDATE runs SET log_count = max(log_count, ?2) WHERE id = ?1"),
+        delete_run(writer, "DELETE FROM runs WHERE id = ?1"),
+        prune_boundary(writer,
+                       "SELECT ended_at, id FROM runs WHERE finished = 1 "
+                       "ORDER BY ended_at DESC, id DESC LIMIT 1 OFFSET ?1"),
+        prune_candidates(writer, store::prune_candidates_sql()),
+        cursors(read_cursor_key(writer)),
+        readers(options.database, options.read_connections) {}
+
+  // ---- write side: the writer thread only ----
+  // Each answers whether it left work unfinished (only a prune can).
+  bool apply_one(const UpsertRun& op);
+  bool apply_one(const AppendLogs& op);
+  bool apply_one(const DeleteRun& op);
+  bool apply_one(const PruneRuns& op);
+  // Deletes one bounded chunk; sets `more` when the chunk bound stopped it.
+  std::size_t prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more);
+  std::optional<std::pair<std::int64_t, bool>> find_run_id(const std::string& instance_id);
+
+  StoreOptions options;
+  SQLite::Database writer;
+  SQLite::Statement upsert_run;
+  SQLite::Statement find_run;
+  SQLite::Statement insert_log;
+  SQLite::Statement raise_log_count;
+  SQLite::Statement delete_run;
+  SQLite::Statement prune_boundary;
+  SQLite::Statement prune_candidates;
+
+  // ---- read side: immutable after construction, or thread-safe ----
+  const store::HistoryCursorCodec cursors;
+  mutable store::ReadPool readers;
+};
+
+std::optional<std::pair<std::int64_t, bool>> RunStore::Impl::find_run_id(
+    const std::string& instance_id) {
+  find_run.tryReset();
+  find_run.bind(1, instance_id);
+  if (!find_run.executeStep()) return std::nullopt;
+  std::pair<std::int64_t, bool> found{find_run.getColumn(0).getInt64(),
+                                      find_run.getColumn(1).getInt() != 0};
+  find_run.tryReset();
+  return found;
+}
+
+bool RunStore::Impl::apply_one(const UpsertRun& op) {
+  upsert_run.tryReset();
+  upsert_run.clearBindings();
+  store::bind_run(upsert_run, op.run);
+  upsert_run.exec();
+  return false;
+}
+
+bool RunStore::Impl::apply_one(const AppendLogs& op) {
+  if (op.entries.empty()) return false;
+  const auto run = find_run_id(op.instance_id);
+  if (!run) throw std::runtime_error("log entries for unknown run " + op.instance_id);
+  for (const LogEntry& entry : op.entries) {
+    insert_log.tryReset();
+    insert_log.bind(1, run->first);
+    insert_log.bind(2, clamp_to_int64(entry.seq));
+    insert_log.bind(3, store::to_ms(entry.ts));
+    insert_log.bind(4, static_cast<int>(entry.level));
+    insert_log.bindNoCopy(5, entry.message);
+    insert_log.exec();
+  }
+  insert_log.tryReset();  // drops the no-copy binding before the entry goes away
+  insert_log.clearBindings();
+  raise_log_count.tryReset();
+  raise_log_count.bind(1, run->first);
+  raise_log_count.bind(2, clamp_to_int64(op.entries.back().seq));
+  raise_log_count.exec();
+  return false;
+}
+
+bool RunStore::Impl::apply_one(const DeleteRun& op) {
+  const auto run = find_run_id(op.instance_id);
+  if (!run) return false;  // already gone: deleting is idempotent
+  if (!run->second) {
+    throw std::logic_error("run " + op.instance_id + " is active; only finished runs are deleted");
+  }
+  delete_run.tryReset();
+  delete_run.bind(1, run->first);
+  delete_run.exec();  // its log entries go with it (ON DELETE CASCADE)
+  return false;
+}
+
+bool RunStore::Impl::apply_one(const PruneRuns& op) {
+  bool more = false;
+  prune_chunk(op.policy, op.now, more);
+  return more;
+}
+
+std::size_t RunStore::Impl::prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more) {
+  more = false;
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  std::int64_t boundary_ended_at = kMax;
+  std::int64_t boundary_id = kMax;
+  if (policy.keep_at_least > 0) {
+    // The oldest of the newest keep_at_least finished runs: only runs
+    // strictly older than it may go.
+    prune_boundary.tryReset();
+    prune_boundary.bind(1, clamp_to_int64(policy.keep_at_least - 1));
+    if (!prune_boundary.executeStep()) return 0;
+    boundary_ended_at = prune_boundary.getColumn(0).getInt64();
+    boundary_id = prune_boundary.getColumn(1).getInt64();
+    prune_boundary.tryReset();
+  }
+  prune_candidates.tryReset();
+  prune_candidates.bind(1, store::to_ms(now - policy.max_age));
+  prune_candidates.bind(2, boundary_ended_at);
+  prune_candidates.bind(3, boundary_id);
+  prune_candidates.bind(4, kPruneChunkRuns);
+  std::vector<std::int64_t> doomed;
+  std::uint64_t log_entries = 0;
+  while (prune_candidates.executeStep()) {
+    if (!doomed.empty() && log_entries >= kPruneChunkLogEntries) {
+      more = true;
+      break;
+    }
+    doomed.push_back(prune_candidates.getColumn(0).getInt64());
+    log_entries += static_cast<std::uint64_t>(prune_candidates.getColumn(1).getInt64());
+  }
+  prune_candidates.tryReset();
+  if (static_cast<std::int64_t>(doomed.size()) == kPruneChunkRuns) more = true;
+  for (const std::int64_t id : doomed) {
+    delete_run.tryReset();
+    delete_run.bind(1, id);
+    delete_run.exec();
+  }
+  return doomed.size();
+}
+
+RunStore::RunStore(StoreOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {}
+
+RunStore::~RunStore() = default;
+
+void RunStore::apply(const std::vector<WriteOp>& ops) {
+  apply_reporting_unfinished_prune(ops);
+}
+
+bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) {
+  bool prune_unfinished = false;
+  SQLite::Transaction transaction(impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
+  for (const WriteOp& op : ops) {
+    const bool unfinished =
+        std::visit([this](const auto& one) { return impl_->apply_one(one); }, op);
+    prune_unfinished = prune_unfinished || unfinished;
+  }
+  transaction.commit();
+  return prune_unfinished;
+}
+
+std::size_t RunStore::mark_interrupted(Timestamp now, const std::string& error) {
+  SQLite::Transaction transaction(impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
+  SQLite::Statement mark(impl_->writer,
+                         "UPDATE runs SET status = 'failed', finished = 1, error = ?1, "
+                         "ended_at = ?2 WHERE finished = 0");
+  mark.bind(1, error);
+  mark.bind(2, store::to_ms(now));
+  const int marked = mark.exec();
+  transaction.commit();
+  return static_cast<std::size_t>(marked);
+}
+
+std::size_t RunStore::prune(const RetentionPolicy& policy, Timestamp now) {
+  std::size_t deleted = 0;
+  bool more = true;
+  while (more) {
+    SQLite::Transaction transaction(impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
+    deleted += impl_->prune_chunk(policy, now, more);
+    transaction.commit();
+  }
+  return deleted;
+}
+
+std::optional<Run> RunStore::get_run(const std::string& instance_id) const {
+  auto connection = impl_->readers.borrow();
+  auto& query = connection->prepare(run_select(" FROM runs WHERE instance_id = ?1"));
+  query.bind(1, instance_id);
+  if (!query.executeStep()) return std::nullopt;
+  return store::read_run(query);
+}
+
+std::vector<Run> RunStore::list_active(const std::optional<std::string>& agent_id) const {
+  auto connection = impl_->readers.borrow();
+  auto& query = connection->prepare(store::active_runs_sql(agent_id.has_value()));
+  if (agent_id) query.bind(1, *agent_id);
+  std::vector<Run> runs;
+  while (query.executeStep()) runs.push_back(store::read_run(query));
+  return runs;
+}
+
+HistoryPage RunStore::list_history(const HistoryQuery& query) const {
+  check_history_query(query);
+  const store::HistoryFilters filters = filters_of(query);
+  std::optional<store::HistoryPosition> after;
+  if (query.cursor) after = impl_->cursors.decode(*query.cursor, filters);
+
+  auto connection = impl_->readers.borrow();
+  auto& statement = connection->prepare(store::history_page_sql(
+      filters.status.has_value(), filters.agent_id.has_value(), after.has_value()));
+  if (filters.agent_id) statement.bind(":agent", *filters.agent_id);
+  if (filters.status) statement.bind(":status", *filters.status);
+  if (after) {
+    statement.bind(":ended_at", after->ended_at_ms);
+    statement.bind(":id", after->run_id);
+  }
+  // One row more than the page tells whether a next page exists.
+  statement.bind(":limit", static_cast<std::int64_t>(query.limit + 1));
+
+  HistoryPage page;
+  store::HistoryPosition last{};
+  while (statement.executeStep()) {
+    if (page.runs.size() == query.limit) {
+      page.next_cursor = impl_->cursors.encode(last, filters);
+      break;
+    }
+    page.runs.push_back(store::read_run(statement));
+    last = {store::to_ms(page.runs.back().ended_at.value_or(Timestamp{})),
+            statement.getColumn(15).getInt64()};
+  }
+  return page;
+}
+
+std::vector<LogEntry> RunStore::read_logs(const std::string& instance_id, std::uint64_t after_seq,
+                                          std::size_t limit) const {
+  auto connection = impl_->readers.borrow();
+  auto& query = connection->prepare(store::read_logs_sql());
+  query.bind(1, instance_id);
+  query.bind(2, clamp_to_int64(after_seq));
+  query.bind(3, clamp_to_int64(limit));
+  std::vector<LogEntry> entries;
+  while (query.executeStep()) {
+    LogEntry entry;
+    entry.seq = static_cast<std::uint64_t>(query.getColumn(0).getInt64());
+    entry.ts = store::from_ms(query.getColumn(1).getInt64());
+    const int level = query.getColumn(2).getInt();
+    if (level < 0 || level > static_cast<int>(LogLevel::error)) {
+      throw std::runtime_error("stored log entry has an unknown level " + std::to_string(level));
+    }
+    entry.level = static_cast<LogLevel>(level);
+    entry.message = query.getColumn(3).getString();
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+std::size_t RunStore::count_runs() const {
+  auto connection = impl_->readers.borrow();
+  auto& query = connection->prepare("SELECT count(*) FROM runs");
+  query.executeStep();
+  return static_cast<std::size_t>(query.getColumn(0).getInt64());
+}
+
+int RunStore::schema_version() const {
+  auto connection = impl_->readers.borrow();
+  auto& query = connection->prepare("PRAGMA user_version");
+  query.executeStep();
+  return query.getColumn(0).getInt();
+}
+
+std::string RunStore::integrity_check() const {
+  auto connection = impl_->readers.borrow();
+  auto& query = connection->prepare("PRAGMA integrity_check");
+  std::string answer;
+  while (query.executeStep()) {
+    if (!answer.empty()) answer += '\n';
+    answer += query.getColumn(0).getString();
+  }
+  return answer;
+}
+
+}  // namespace nightshift

@@ -1,0 +1,103 @@
+#include "store/schema.hpp"
+
+#include <SQLiteCpp/Transaction.h>
+
+#include <array>
+#include <stdexcept>
+#include <string>
+
+namespace nightshift::store {
+
+namespace {
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Append only: a released step is never edited, a change is a new step.
+constexpr std::array kMigrations{
+    Migration{1, R"sql(
+      -- One row per run. `id` is the compact key the log and the history
+      -- cursor use; instance_id is the public id.
+      CREATE TABLE runs (
+        id INTEGER PRIMARY KEY,
+        instance_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        agent_name TEXT NOT NULL,
+        agent_source TEXT NOT NULL CHECK (agent_source IN ('installed', 'local', 'remix')),
+        task TEXT,
+        params TEXT NOT NULL,               -- JSON object
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'stopping',
+                                               'completed', 'failed', 'cancelled')),
+        -- 1 for the terminal statuses; kept as a column so partial indexes
+        -- can split active runs from history.
+        finished INTEGER NOT NULL
+          CHECK (finished = (status IN ('completed', 'failed', 'cancelled'))),
+        created_at INTEGER NOT NULL,        -- Unix milliseconds
+        started_at INTEGER,
+        ended_at INTEGER CHECK (finished = 0 OR ended_at IS NOT NULL),
+        progress REAL,
+        error TEXT,
+        result TEXT,                        -- JSON; NULL for a null result
+        log_count INTEGER NOT NULL DEFAULT 0
+      );
+      -- Log entries, keyed by the run's integer id: no rowid, no per-row
+      -- copy of the instance id.
+      CREATE TABLE logs (
+        run INTEGER NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        seq INTEGER NOT NULL,
+        ts INTEGER NOT NULL,
+        level INTEGER NOT NULL,
+        message TEXT NOT NULL,
+        PRIMARY KEY (run, seq)
+      ) WITHOUT ROWID;
+    )sql"},
+    Migration{2, R"sql(
+      -- Each list and each filter combination is served by its own index, in
+      -- the list's order, so a page reads only the rows it returns.
+      CREATE INDEX runs_active ON runs (created_at, id) WHERE finished = 0;
+      CREATE INDEX runs_active_by_agent ON runs (agent_id, created_at, id) WHERE finished = 0;
+      CREATE INDEX runs_history ON runs (ended_at, id) WHERE finished = 1;
+      CREATE INDEX runs_history_by_status ON runs (status, ended_at, id) WHERE finished = 1;
+      CREATE INDEX runs_history_by_agent ON runs (agent_id, ended_at, id) WHERE finished = 1;
+      CREATE INDEX runs_history_by_agent_status
+        ON runs (agent_id, status, ended_at, id) WHERE finished = 1;
+    )sql"},
+    Migration{3, R"sql(
+      -- Per-database values the store itself needs, e.g. the key that signs
+      -- history cursors.
+      CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      INSERT INTO store_meta (key, value) VALUES ('cursor_key', lower(hex(randomblob(16))));
+    )sql"},
+};
+
+}  // namespace
+
+int latest_schema_version() {
+  return kMigrations.back().version;
+}
+
+int read_schema_version(SQLite::Database& db) {
+  return db.execAndGet("PRAGMA user_version").getInt();
+}
+
+void migrate(SQLite::Database& db, const std::filesystem::path& file) {
+  const int current = read_schema_version(db);
+  if (current > latest_schema_version()) {
+    throw std::runtime_error("database " + file.string() + " has schema version " +
+                             std::to_string(current) + ", newer than this build knows (" +
+                             std::to_string(latest_schema_version()) +
+                             "); run a newer nightshift or use another data directory");
+  }
+  for (const Migration& step : kMigrations) {
+    if (step.version <= current) continue;
+    SQLite::Transaction transaction(db, SQLite::TransactionBehavior::IMMEDIATE);
+    db.exec(step.sql);
+    db.exec("PRAGMA user_version = " + std::to_string(step.version));
+    transaction.commit();
+  }
+}
+
+}  // namespace nightshift::store

@@ -1,0 +1,274 @@
+// The run store's schema, records, logs, deletion and recovery.
+#include "store/run_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include "store_fixtures.hpp"
+
+namespace nightshift::testing {
+namespace {
+
+constexpr int kLatestSchemaVersion = 3;
+
+std::int64_t count_rows(SQLite::Database&& db, const std::string& table) {
+  return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
+}
+
+void expect_same_run(const nightshift::Run& a, const nightshift::Run& b) {
+  EXPECT_EQ(a.instance_id, b.instance_id);
+  EXPECT_EQ(a.thread_id, b.thread_id);
+  EXPECT_EQ(a.agent_id, b.agent_id);
+  EXPECT_EQ(a.agent_name, b.agent_name);
+  EXPECT_EQ(a.agent_source, b.agent_source);
+  EXPECT_EQ(a.task, b.task);
+  EXPECT_EQ(a.params, b.params);
+  EXPECT_EQ(a.status, b.status);
+  EXPECT_EQ(a.created_at, b.created_at);
+  EXPECT_EQ(a.started_at, b.started_at);
+  EXPECT_EQ(a.ended_at, b.ended_at);
+  EXPECT_EQ(a.progress, b.progress);
+  EXPECT_EQ(a.error, b.error);
+  EXPECT_EQ(a.result, b.result);
+  EXPECT_EQ(a.log_count, b.log_count);
+}
+
+TEST(RunStoreSchema, MigratesAnEmptyFileToTheLatestVersionInWalMode) {
+  StoreFixture fixture;
+  EXPECT_EQ(fixture.store().schema_version(), kLatestSchemaVersion);
+  EXPECT_EQ(fixture.store().integrity_check(), "ok");
+  EXPECT_EQ(fixture.store().count_runs(), 0u);
+  auto db = fixture.inspect();
+  EXPECT_EQ(db.execAndGet("PRAGMA journal_mode").getString(), "wal");
+  EXPECT_TRUE(db.tableExists("runs"));
+  EXPECT_TRUE(db.tableExists("logs"));
+}
+
+TEST(RunStoreSchema, ReopeningKeepsTheDataAndTheVersion) {
+  StoreFixture fixture;
+  const nightshift::Run run = queued_run();
+  fixture.put(run);
+  fixture.reopen();
+  EXPECT_EQ(fixture.store().schema_version(), kLatestSchemaVersion);
+  ASSERT_TRUE(fixture.store().get_run(run.instance_id));
+  EXPECT_EQ(fixture.store().count_runs(), 1u);
+}
+
+TEST(RunStoreSchema, RefusesADatabaseNewerThanThisBuildWithAClearMessage) {
+  TempDir dir;
+  const auto file = dir / "future.db";
+  {
+    SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+    db.exec("PRAGMA user_version = 99");
+  }
+  try {
+    RunStore store(StoreOptions{file, 2});
+    FAIL() << "opening a newer database should fail";
+  } catch (const std::exception& e) {
+    const std::string message = e.what();
+    EXPECT_NE(message.find("schema version 99"), std::string::npos) << message;
+    EXPECT_NE(message.find("newer than this build knows (3)"), std::string::npos) << message;
+  }
+}
+
+TEST(RunStoreSchema, UpgradesADatabaseLeftAtAnOlderVersion) {
+  TempDir dir;
+  const auto file = dir / "old.db";
+  {
+    RunStore store(StoreOptions{file, 1});
+    store.apply({UpsertRun{queued_run()}});
+  }
+  {
+    // Roll the last step back by hand, as a database made by an older build.
+    SQLite::Database db(file.string(), SQLite::OPEN_READWRITE);
+    db.exec("DROP TABLE store_meta; PRAGMA user_version = 2;");
+  }
+  RunStore store(StoreOptions{file, 1});
+  EXPECT_EQ(store.schema_version(), kLatestSchemaVersion);
+  EXPECT_EQ(store.count_runs(), 1u);
+  EXPECT_EQ(store.integrity_check(), "ok");
+}
+
+TEST(RunStoreRecords, UpsertAndGetRoundTripEveryField) {
+  StoreFixture fixture;
+  nightshift::Run run =
+      finished_run("remix:strict-echo", RunStatus::failed, at_ms(1'700'000'123'456));
+  run.agent_source = AgentSource::remix;
+  run.task = "line one\nline two ünïcode";
+  run.params = boost::json::object{{"seconds", 3}, {"nested", {{"list", {1, 2.5, "x"}}}}};
+  run.progress = 0.625;
+  run.error = "it broke";
+  run.result = boost::json::object{{"slept", 3}};
+  run.log_count = 42;
+  fixture.put(run);
+  const auto stored = fixture.store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  expect_same_run(*stored, run);
+}
+
+TEST(RunStoreRecords, NullFieldsStayNull) {
+  StoreFixture fixture;
+  const nightshift::Run run = queued_run();
+  fixture.put(run);
+  const auto stored = fixture.store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  expect_same_run(*stored, run);
+  EXPECT_FALSE(stored->task);
+  EXPECT_FALSE(stored->started_at);
+  EXPECT_FALSE(stored->ended_at);
+  EXPECT_FALSE(stored->progress);
+  EXPECT_FALSE(stored->error);
+  EXPECT_TRUE(stored->result.is_null());
+  EXPECT_TRUE(stored->params.empty());
+}
+
+TEST(RunStoreRecords, UpsertReplacesTheRecordInPlace) {
+  StoreFixture fixture;
+  nightshift::Run run = queued_run();
+  fixture.put(run);
+  run.status = RunStatus::completed;
+  run.started_at = run.created_at + std::chrono::milliseconds(5);
+  run.ended_at = run.created_at + std::chrono::milliseconds(9);
+  run.result = "done";
+  fixture.put(run);
+  EXPECT_EQ(fixture.store().count_runs(), 1u);
+  expect_same_run(*fixture.store().get_run(run.instance_id), run);
+  EXPECT_FALSE(fixture.store().get_run(generate_uuid()));
+}
+
+TEST(RunStoreRecords, ATerminalRunWithoutEndTimeIsRefusedAndTheBatchRolledBack) {
+  StoreFixture fixture;
+  const nightshift::Run fine = queued_run();
+  nightshift::Run broken = queued_run();
+  broken.status = RunStatus::completed;
+  EXPECT_THROW(fixture.store().apply({UpsertRun{fine}, UpsertRun{broken}}), std::invalid_argument);
+  EXPECT_EQ(fixture.store().count_runs(), 0u);
+}
+
+TEST(RunStoreRecords, ListActiveIsNewestCreatedFirstAndNarrowsByAgent) {
+  StoreFixture fixture;
+  const nightshift::Run old_echo = queued_run("installed:echo", at_ms(1000));
+  nightshift::Run new_sleep = queued_run("installed:sleep", at_ms(3000));
+  new_sleep.status = RunStatus::running;
+  nightshift::Run mid_echo = queued_run("installed:echo", at_ms(2000));
+  mid_echo.status = RunStatus::stopping;
+  const nightshift::Run done = finished_run("installed:echo", RunStatus::completed, at_ms(4000));
+  fixture.store().apply(
+      {UpsertRun{old_echo}, UpsertRun{new_sleep}, UpsertRun{mid_echo}, UpsertRun{done}});
+
+  const auto all = fixture.store().list_active(std::nullopt);
+  ASSERT_EQ(all.size(), 3u);
+  EXPECT_EQ(all[0].instance_id, new_sleep.instance_id);
+  EXPECT_EQ(all[1].instance_id, mid_echo.instance_id);
+  EXPECT_EQ(all[2].instance_id, old_echo.instance_id);
+
+  const auto echo = fixture.store().list_active(std::string("installed:echo"));
+  ASSERT_EQ(echo.size(), 2u);
+  EXPECT_EQ(echo[0].instance_id, mid_echo.instance_id);
+  EXPECT_EQ(echo[1].instance_id, old_echo.instance_id);
+  EXPECT_TRUE(fixture.store().list_active(std::string("installed:none")).empty());
+}
+
+TEST(RunStoreLogs, ReadLogsPagesBySeqAndRaisesTheLogCount) {
+  StoreFixture fixture;
+  const nightshift::Run run = queued_run();
+  fixture.store().apply({UpsertRun{run}, AppendLogs{run.instance_id, log_entries(1, 10)}});
+  fixture.store().apply({AppendLogs{run.instance_id, log_entries(11, 10)},
+                         AppendLogs{run.instance_id, log_entries(21, 5)}});
+
+  std::vector<LogEntry> all;
+  std::uint64_t after = 0;
+  for (;;) {
+    const auto page = fixture.store().read_logs(run.instance_id, after, 7);
+    if (page.empty()) break;
+    EXPECT_LE(page.size(), 7u);
+    all.insert(all.end(), page.begin(), page.end());
+    after = page.back().seq;
+  }
+  const auto expected = log_entries(1, 25);
+  ASSERT_EQ(all.size(), expected.size());
+  for (std::size_t i = 0; i < all.size(); ++i) {
+    EXPECT_EQ(all[i].seq, expected[i].seq);
+    EXPECT_EQ(all[i].ts, expected[i].ts);
+    EXPECT_EQ(all[i].level, expected[i].level);
+    EXPECT_EQ(all[i].message, expected[i].message);
+  }
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 25u);
+  EXPECT_EQ(fixture.store().read_logs(run.instance_id, 20, 1000).size(), 5u);
+  EXPECT_TRUE(fixture.store().read_logs(generate_uuid(), 0, 10).empty());
+
+  // An upsert carrying an older count does not lower it.
+  fixture.put(run);
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 25u);
+}
+
+TEST(RunStoreLogs, LogsForAnUnknownRunFailTheWholeBatch) {
+  StoreFixture fixture;
+  const nightshift::Run run = queued_run();
+  EXPECT_THROW(
+      fixture.store().apply({UpsertRun{run}, AppendLogs{generate_uuid(), log_entries(1, 2)}}),
+      std::runtime_error);
+  EXPECT_FALSE(fixture.store().get_run(run.instance_id));
+}
+
+TEST(RunStoreLogs, ARepeatedSeqIsRefused) {
+  StoreFixture fixture;
+  const nightshift::Run run = queued_run();
+  fixture.store().apply({UpsertRun{run}, AppendLogs{run.instance_id, log_entries(1, 3)}});
+  EXPECT_ANY_THROW(fixture.store().apply({AppendLogs{run.instance_id, log_entries(3, 1)}}));
+  EXPECT_EQ(fixture.store().read_logs(run.instance_id, 0, 10).size(), 3u);
+}
+
+TEST(RunStoreDelete, DeletesAFinishedRunWithItsLogs) {
+  StoreFixture fixture;
+  const nightshift::Run keep = finished_run("installed:echo", RunStatus::completed, at_ms(5000));
+  const nightshift::Run gone = finished_run("installed:echo", RunStatus::cancelled, at_ms(6000));
+  fixture.store().apply({UpsertRun{keep}, UpsertRun{gone},
+                         AppendLogs{keep.instance_id, log_entries(1, 4)},
+                         AppendLogs{gone.instance_id, log_entries(1, 6)}});
+  fixture.store().apply({DeleteRun{gone.instance_id}});
+  EXPECT_FALSE(fixture.store().get_run(gone.instance_id));
+  EXPECT_TRUE(fixture.store().read_logs(gone.instance_id, 0, 100).empty());
+  EXPECT_EQ(count_rows(fixture.inspect(), "logs"), 4);
+  EXPECT_EQ(fixture.store().count_runs(), 1u);
+  // Deleting what is already gone is not an error.
+  EXPECT_NO_THROW(fixture.store().apply({DeleteRun{gone.instance_id}}));
+}
+
+TEST(RunStoreDelete, RefusesToDeleteAnActiveRun) {
+  StoreFixture fixture;
+  nightshift::Run run = queued_run();
+  run.status = RunStatus::running;
+  fixture.put(run);
+  EXPECT_THROW(fixture.store().apply({DeleteRun{run.instance_id}}), std::logic_error);
+  EXPECT_TRUE(fixture.store().get_run(run.instance_id));
+}
+
+TEST(RunStoreRecovery, MarkInterruptedFailsEveryActiveRunAndNothingElse) {
+  StoreFixture fixture;
+  nightshift::Run queued = queued_run();
+  nightshift::Run running = queued_run();
+  running.status = RunStatus::running;
+  running.started_at = running.created_at;
+  nightshift::Run stopping = queued_run();
+  stopping.status = RunStatus::stopping;
+  const nightshift::Run done = finished_run("installed:echo", RunStatus::completed, at_ms(5000));
+  fixture.store().apply(
+      {UpsertRun{queued}, UpsertRun{running}, UpsertRun{stopping}, UpsertRun{done}});
+
+  const Timestamp now = at_ms(9'000'000);
+  EXPECT_EQ(fixture.store().mark_interrupted(now, "interrupted: the host stopped"), 3u);
+  for (const nightshift::Run& run : {queued, running, stopping}) {
+    const auto stored = fixture.store().get_run(run.instance_id);
+    EXPECT_EQ(stored->status, RunStatus::failed);
+    EXPECT_EQ(stored->error, "interrupted: the host stopped");
+    EXPECT_EQ(stored->ended_at, now);
+    EXPECT_EQ(stored->started_at, run.started_at);
+  }
+  expect_same_run(*fixture.store().get_run(done.instance_id), done);
+  EXPECT_TRUE(fixture.store().list_active(std::nullopt).empty());
+  EXPECT_EQ(fixture.store().list_history({}).runs.size(), 4u);
+  EXPECT_EQ(fixture.store().mark_interrupted(now, "again"), 0u);
+}
+
+}  // namespace
+}  // namespace nightshift::testing
