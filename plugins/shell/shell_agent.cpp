@@ -43,6 +43,8 @@ namespace json = boost::json;
 // there is no output: a stop is seen within this long.
 constexpr int poll_interval_ms = 20;
 constexpr std::size_t read_chunk_bytes = 64 * 1024;
+constexpr int max_reads_per_drain = 16;
+constexpr int max_final_drain_rounds = 64;
 
 [[noreturn]] void fail_with_errno(const std::string& what, int error) {
   throw AgentFailure(what + ": " + std::generic_category().message(error));
@@ -288,10 +290,12 @@ class OutputStream {
   bool is_open() const noexcept { return fd_.is_open(); }
   int fd() const noexcept { return fd_.get(); }
 
-  // Reads and logs everything available now; closes the stream at EOF.
+  // Reads and logs what is available now, up to a bound so that a command
+  // that writes without pause cannot keep the loop from seeing a stop;
+  // closes the stream at EOF.
   void drain(const RunContext& ctx) {
     std::array<char, read_chunk_bytes> buffer{};
-    while (fd_.is_open()) {
+    for (int reads = 0; fd_.is_open() && reads < max_reads_per_drain; ++reads) {
       const ssize_t n = ::read(fd_.get(), buffer.data(), buffer.size());
       if (n > 0) {
         splitter_.feed(std::string_view(buffer.data(), static_cast<std::size_t>(n)),
@@ -365,9 +369,11 @@ class CommandRun {
         terminate_group("the command exited; terminating the processes it left running");
       }
     }
-    // Writers outside the group (a process that left it) may still hold the
-    // pipes: take what is there and stop reading.
-    poll_outputs(0);
+    // What the group wrote before it ended is still in the pipes. Writers
+    // outside the group (a process that left it) may hold them open and keep
+    // writing: take what is there, within a bound, and stop reading.
+    for (int round = 0; round < max_final_drain_rounds && poll_outputs(0); ++round) {
+    }
     stdout_->close(ctx_);
     stderr_->close(ctx_);
   }
@@ -376,7 +382,8 @@ class CommandRun {
   int leader_status() const noexcept { return *leader_status_; }
 
  private:
-  void poll_outputs(int timeout_ms) {
+  // Waits up to `timeout_ms` for output and logs it; true when there was some.
+  bool poll_outputs(int timeout_ms) {
     std::array<pollfd, 2> fds{};
     nfds_t count = 0;
     for (OutputStream* stream : {&*stdout_, &*stderr_}) {
@@ -384,10 +391,11 @@ class CommandRun {
     }
     const int ready = ::poll(fds.data(), count, timeout_ms);
     if (ready < 0 && errno != EINTR) fail_with_errno("poll", errno);
-    if (ready <= 0) return;
+    if (ready <= 0) return false;
     for (OutputStream* stream : {&*stdout_, &*stderr_}) {
       if (stream->is_open()) stream->drain(ctx_);
     }
+    return true;
   }
 
   void reap_leader() {

@@ -263,6 +263,17 @@ TEST_F(ShellAgentTest, FloodOfOutputOnBothStreamsIsStreamedCompletely) {
   EXPECT_EQ(messages_at(outcome.logs, NIGHTSHIFT_LOG_WARN), expected);
 }
 
+TEST_F(ShellAgentTest, StopEndsCommandThatWritesWithoutPause) {
+  AgentHarness harness(*library_, options("yes flooding"));
+  harness.start();
+  ASSERT_TRUE(wait_until([&] { return harness.logs().size() >= 1000; }));
+  harness.stop();
+  ASSERT_TRUE(harness.wait(10s)) << "a stop must be seen while output keeps coming";
+  const AgentOutcome outcome = harness.outcome();
+  EXPECT_EQ(outcome.return_code, NIGHTSHIFT_RUN_OK);
+  EXPECT_EQ(result_of(outcome).at("signal"), "SIGTERM");
+}
+
 TEST_F(ShellAgentTest, CommandSeesInstanceIdInEnvironment) {
   AgentRunOptions run_options = options("echo \"id=$NIGHTSHIFT_INSTANCE_ID\"");
   run_options.instance_id = "6f1c2d3e-0000-4000-8000-00000000abcd";
