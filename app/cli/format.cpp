@@ -174,15 +174,17 @@ void Table::print(std::ostream& out, bool colour) const {
     }
   }
   // Pads after painting so the escape codes do not count towards the width;
-  // the last column is not padded (no trailing blanks).
+  // no line ends in blanks.
   auto print_row = [&](const std::vector<Cell>& cells) {
+    std::string line;
     for (std::size_t column = 0; column < cells.size(); ++column) {
-      out << paint(cells[column].text, cells[column].style, colour);
+      line += paint(cells[column].text, cells[column].style, colour);
       if (column + 1 < cells.size()) {
-        out << std::string(widths[column] - display_width(cells[column].text) + 2, ' ');
+        line += std::string(widths[column] - display_width(cells[column].text) + 2, ' ');
       }
     }
-    out << '\n';
+    line.erase(line.find_last_not_of(' ') + 1);
+    out << line << '\n';
   };
   std::vector<Cell> header_cells;
   for (const auto& header : headers_) header_cells.push_back({header, Style::bold});
