@@ -131,7 +131,7 @@ describe('Background Agents panel', () => {
     const narrow = await browser.context.newPage();
     await narrow.setViewportSize({width: 360, height: 740});
     await narrow.emulateMedia({colorScheme: 'dark'});
-    await narrow.goto(`${host.origin}/#/background-agents`);
+    await narrow.goto(`${host.panelUrl}#/background-agents`);
     await waitForConnection(narrow, 'live');
     await rowByTask(narrow, 'history-list', 'nap for the browser test').waitFor(WAIT);
     const overflow = await narrow.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
