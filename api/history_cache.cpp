@@ -1,0 +1,52 @@
+#include "api/history_cache.hpp"
+
+#include <boost/json/array.hpp>
+#include <boost/json/serialize.hpp>
+
+namespace nightshift::api {
+
+HistoryCache::HistoryCache(std::chrono::milliseconds max_age, std::size_t max_entries)
+    : max_age_(max_age), max_entries_(max_entries) {}
+
+std::string HistoryCache::key_of(const HistoryQuery& query) {
+  std::string key = std::to_string(query.limit);
+  key += '\n';
+  key += query.status ? to_string(*query.status) : "";
+  key += '\n';
+  key += query.agent_id.value_or("");
+  key += '\n';
+  key += query.cursor.value_or("");
+  return key;
+}
+
+std::shared_ptr<const CachedHistoryPage> HistoryCache::get(
+    const HistoryQuery& query, const std::function<HistoryPage()>& load) {
+  const std::string key = key_of(query);
+  const auto now = std::chrono::steady_clock::now();
+  const std::uint64_t generation = generation_.load(std::memory_order_acquire);
+  {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(key);
+    if (it != entries_.end() && it->second.generation == generation &&
+        now - it->second.loaded_at < max_age_) {
+      return it->second.page;
+    }
+  }
+
+  const HistoryPage page = load();
+  boost::json::array runs;
+  runs.reserve(page.runs.size());
+  const Timestamp wall_now = now_ms();
+  for (const Run& run : page.runs) runs.emplace_back(to_json(run, wall_now));
+  auto cached = std::make_shared<CachedHistoryPage>(
+      CachedHistoryPage{boost::json::serialize(runs), page.next_cursor});
+
+  std::lock_guard lock(mutex_);
+  if (entries_.size() >= max_entries_) entries_.clear();
+  // Stored under the generation seen before the read: if an invalidation
+  // came in meanwhile, this entry is already stale and will be read again.
+  entries_[key] = Entry{generation, now, cached};
+  return cached;
+}
+
+}  // namespace nightshift::api

@@ -1,0 +1,46 @@
+// Counters of the API layer, rendered with the run manager's figures as the
+// Prometheus text format for GET /metrics.
+//
+// Thread safety: every member is [thread-safe] (atomics only).
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "runs/run_manager.hpp"
+
+namespace nightshift::api {
+
+class Metrics {
+ public:
+  void count_response(unsigned status) noexcept;
+  void websocket_opened() noexcept { websocket_clients_.fetch_add(1, std::memory_order_relaxed); }
+  void websocket_closed() noexcept { websocket_clients_.fetch_sub(1, std::memory_order_relaxed); }
+  void websocket_slow_client_closed() noexcept {
+    websocket_slow_closes_.fetch_add(1, std::memory_order_relaxed);
+  }
+  void websocket_message_sent() noexcept {
+    websocket_messages_.fetch_add(1, std::memory_order_relaxed);
+  }
+
+  std::int64_t websocket_clients() const noexcept {
+    return websocket_clients_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t websocket_slow_client_closes() const noexcept {
+    return websocket_slow_closes_.load(std::memory_order_relaxed);
+  }
+  std::uint64_t responses_with_status(unsigned status) const noexcept;
+
+  std::string render(const RunManagerStats& runs) const;
+
+ private:
+  static constexpr unsigned kStatusCodes = 600;
+  std::array<std::atomic<std::uint64_t>, kStatusCodes> responses_{};
+  std::atomic<std::int64_t> websocket_clients_{0};
+  std::atomic<std::uint64_t> websocket_slow_closes_{0};
+  std::atomic<std::uint64_t> websocket_messages_{0};
+};
+
+}  // namespace nightshift::api

@@ -1,0 +1,87 @@
+#include "api/websocket_hub.hpp"
+
+#include <boost/json/serialize.hpp>
+
+#include "api/websocket_session.hpp"
+
+namespace nightshift::api {
+
+void WebSocketHub::join(const std::shared_ptr<WebSocketSession>& session) {
+  std::lock_guard lock(mutex_);
+  sessions_[session.get()] = session;
+}
+
+void WebSocketHub::leave(const WebSocketSession* session) {
+  std::lock_guard lock(mutex_);
+  sessions_.erase(session);
+  for (auto it = log_subscribers_.begin(); it != log_subscribers_.end();) {
+    it->second.erase(session);
+    it = it->second.empty() ? log_subscribers_.erase(it) : std::next(it);
+  }
+}
+
+void WebSocketHub::subscribe_logs(const std::string& instance_id,
+                                  const std::shared_ptr<WebSocketSession>& session) {
+  std::lock_guard lock(mutex_);
+  log_subscribers_[instance_id][session.get()] = session;
+}
+
+void WebSocketHub::unsubscribe_logs(const std::string& instance_id,
+                                    const WebSocketSession* session) {
+  std::lock_guard lock(mutex_);
+  auto it = log_subscribers_.find(instance_id);
+  if (it == log_subscribers_.end()) return;
+  it->second.erase(session);
+  if (it->second.empty()) log_subscribers_.erase(it);
+}
+
+std::vector<std::shared_ptr<WebSocketSession>> WebSocketHub::all_sessions() const {
+  std::vector<std::shared_ptr<WebSocketSession>> result;
+  std::lock_guard lock(mutex_);
+  result.reserve(sessions_.size());
+  for (const auto& [key, weak] : sessions_) {
+    if (auto session = weak.lock()) result.push_back(std::move(session));
+  }
+  return result;
+}
+
+std::vector<std::shared_ptr<WebSocketSession>> WebSocketHub::log_subscribers(
+    const std::string& id) const {
+  std::vector<std::shared_ptr<WebSocketSession>> result;
+  std::lock_guard lock(mutex_);
+  auto it = log_subscribers_.find(id);
+  if (it == log_subscribers_.end()) return result;
+  for (const auto& [key, weak] : it->second) {
+    if (auto session = weak.lock()) result.push_back(std::move(session));
+  }
+  return result;
+}
+
+void WebSocketHub::publish(const EventPtr& event) {
+  if (const auto* run_event = std::get_if<RunEvent>(event.get())) {
+    // Serialized once for every client; each adds only its own seq.
+    auto tail = std::make_shared<const std::string>(
+        "\"event\":" + boost::json::serialize(boost::json::string(to_string(run_event->kind))) +
+        ",\"run\":" + boost::json::serialize(to_json(run_event->run, now_ms())));
+    for (const auto& session : all_sessions()) session->deliver_run_event(tail);
+    if (run_event->kind == RunEventKind::deleted) {
+      std::lock_guard lock(mutex_);
+      log_subscribers_.erase(run_event->run.instance_id);
+    }
+  } else if (const auto* log_event = std::get_if<LogEvent>(event.get())) {
+    for (const auto& session : log_subscribers(log_event->instance_id)) {
+      session->deliver_logs(event);
+    }
+  }
+}
+
+void WebSocketHub::close_all() {
+  for (const auto& session : all_sessions()) session->close_going_away();
+}
+
+std::size_t WebSocketHub::size() const {
+  std::lock_guard lock(mutex_);
+  return sessions_.size();
+}
+
+}  // namespace nightshift::api

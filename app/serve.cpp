@@ -1,0 +1,289 @@
+#include "serve.hpp"
+
+#include <fcntl.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/signal_set.hpp>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <memory>
+#include <random>
+#include <stdexcept>
+#include <string>
+#include <vector>
+
+#include "api/server.hpp"
+#include "catalog/catalog.hpp"
+#include "events/event_bus.hpp"
+#include "loader/plugin_loader.hpp"
+#include "runs/run_manager.hpp"
+#include "store/run_store.hpp"
+
+#ifndef NIGHTSHIFT_AGENTS_SUBDIR
+#error "NIGHTSHIFT_AGENTS_SUBDIR must be defined by the build"
+#endif
+
+namespace nightshift::app {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+struct ServeOptions {
+  std::string listen = "127.0.0.1:7733";
+  std::string data_dir;   // empty: $XDG_DATA_HOME/nightshift
+  std::string workspace;  // empty: the current directory
+  std::vector<std::string> agents_dirs;
+  std::string token;  // empty: NIGHTSHIFT_TOKEN, else <data-dir>/token
+  std::size_t max_concurrent = 32;
+  std::size_t max_queued = 10000;
+  double stop_grace_seconds = 10;
+  double run_timeout_seconds = 0;  // 0: no host-wide limit
+  std::size_t log_max_entries = 100000;
+  std::size_t log_max_bytes = 64u << 20;
+  std::size_t io_threads = 2;
+  std::size_t max_connections = 4096;
+  std::string log_level = "info";
+};
+
+fs::path environment_dir(const char* variable, const char* home_fallback) {
+  if (const char* value = std::getenv(variable); value != nullptr && *value == '/') return value;
+  const char* home = std::getenv("HOME");
+  if (home == nullptr || *home == '\0') {
+    throw std::runtime_error(std::string("neither ") + variable + " nor HOME is set");
+  }
+  return fs::path(home) / home_fallback;
+}
+
+fs::path executable_dir() {
+  std::error_code error;
+  const fs::path exe = fs::read_symlink("/proc/self/exe", error);
+  return error ? fs::current_path() : exe.parent_path();
+}
+
+std::pair<std::string, std::uint16_t> parse_listen(const std::string& listen) {
+  const auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon == 0 || colon + 1 == listen.size()) {
+    throw CLI::ValidationError("--listen", "expected HOST:PORT, e.g. 127.0.0.1:7733");
+  }
+  std::string host = listen.substr(0, colon);
+  if (host.size() > 2 && host.front() == '[' && host.back() == ']')
+    host = host.substr(1, host.size() - 2);
+  const std::string port_text = listen.substr(colon + 1);
+  std::size_t used = 0;
+  unsigned long port = 0;
+  try {
+    port = std::stoul(port_text, &used);
+  } catch (const std::exception&) {
+    used = 0;
+  }
+  if (used != port_text.size() || port > 65535) {
+    throw CLI::ValidationError("--listen", "the port must be a number from 0 to 65535");
+  }
+  return {host, static_cast<std::uint16_t>(port)};
+}
+
+std::string random_token() {
+  std::random_device device;
+  static constexpr char kHex[] = "0123456789abcdef";
+  std::string token;
+  for (int i = 0; i < 32; ++i) {
+    const auto byte = static_cast<unsigned>(device()) & 0xffu;
+    token += kHex[byte >> 4];
+    token += kHex[byte & 0xfu];
+  }
+  return token;
+}
+
+std::string trim(std::string text) {
+  const auto first = text.find_first_not_of(" \t\r\n");
+  if (first == std::string::npos) return {};
+  const auto last = text.find_last_not_of(" \t\r\n");
+  return text.substr(first, last - first + 1);
+}
+
+// The token file: read when it exists, else created with mode 0600 (and
+// O_EXCL, so two hosts starting at once cannot both write one).
+std::string token_from_file(const fs::path& file) {
+  for (int attempt = 0; attempt < 2; ++attempt) {
+    if (fs::exists(file)) {
+      std::ifstream in(file);
+      std::string token = trim(std::string(std::istreambuf_iterator<char>(in), {}));
+      if (token.empty())
+        throw std::runtime_error(file.string() + " is empty; delete it to get a new token");
+      return token;
+    }
+    const int fd = ::open(file.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+    if (fd < 0) {
+      if (errno == EEXIST) continue;
+      throw std::runtime_error("cannot create " + file.string() + ": " + std::strerror(errno));
+    }
+    ::fchmod(fd, 0600);
+    const std::string token = random_token();
+    const std::string line = token + "\n";
+    const bool written = ::write(fd, line.data(), line.size()) == static_cast<ssize_t>(line.size());
+    ::close(fd);
+    if (!written) throw std::runtime_error("cannot write " + file.string());
+    return token;
+  }
+  throw std::runtime_error("cannot read or create " + file.string());
+}
+
+std::string choose_token(const ServeOptions& options, const fs::path& data_dir) {
+  if (!options.token.empty()) return options.token;
+  if (const char* env = std::getenv("NIGHTSHIFT_TOKEN"); env != nullptr && *env != '\0') return env;
+  return token_from_file(data_dir / "token");
+}
+
+std::chrono::milliseconds to_millis(double seconds) {
+  return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
+}
+
+void set_up_logging(const std::string& level) {
+  auto logger = spdlog::stderr_color_mt("nightshift");
+  spdlog::set_default_logger(logger);
+  spdlog::set_level(spdlog::level::from_str(level));
+}
+
+std::string url_host(const boost::asio::ip::address& address) {
+  return address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
+}
+
+void wait_for_stop_signal() {
+  boost::asio::io_context signals_context;
+  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
+  signals.async_wait([](const boost::system::error_code&, int signal) {
+    spdlog::info("received signal {}, shutting down", signal);
+  });
+  signals_context.run();
+}
+
+int serve(const ServeOptions& options) {
+  set_up_logging(options.log_level);
+  const auto [host, port] = parse_listen(options.listen);
+  const fs::path data_dir = options.data_dir.empty()
+                                ? environment_dir("XDG_DATA_HOME", ".local/share") / "nightshift"
+                                : fs::path(options.data_dir);
+  fs::create_directories(data_dir);
+  const fs::path workspace =
+      fs::absolute(options.workspace.empty() ? fs::current_path() : fs::path(options.workspace));
+
+  CatalogOptions catalog_options;
+  catalog_options.installed_dirs.push_back(
+      (executable_dir() / ".." / NIGHTSHIFT_AGENTS_SUBDIR).lexically_normal());
+  catalog_options.installed_dirs.push_back(environment_dir("XDG_DATA_HOME", ".local/share") /
+                                           "nightshift" / "agents");
+  for (const std::string& dir : options.agents_dirs)
+    catalog_options.installed_dirs.push_back(fs::absolute(dir));
+  catalog_options.workspace = workspace;
+  catalog_options.user_remix_dir =
+      environment_dir("XDG_CONFIG_HOME", ".config") / "nightshift" / "remix";
+
+  RunManagerOptions run_options;
+  run_options.max_concurrent = options.max_concurrent;
+  run_options.max_queued = options.max_queued;
+  run_options.stop_grace = to_millis(options.stop_grace_seconds);
+  if (options.run_timeout_seconds > 0)
+    run_options.default_timeout = to_millis(options.run_timeout_seconds);
+  run_options.log_max_entries = options.log_max_entries;
+  run_options.log_max_bytes = options.log_max_bytes;
+  run_options.workspace = workspace;
+
+  api::ServerOptions server_options;
+  server_options.listen_host = host;
+  server_options.port = port;
+  server_options.token = choose_token(options, data_dir);
+  server_options.io_threads = options.io_threads;
+  server_options.max_connections = options.max_connections;
+
+  PluginLoader loader(data_dir / "plugin-copies");
+  Catalog catalog(catalog_options, loader);
+  RunStore store(StoreOptions{data_dir / "nightshift.db"});
+  EventBus bus;
+  RunManager runs(catalog, store, bus, run_options);
+  api::Server server(server_options, runs, catalog, bus);
+  server.start();
+
+  const auto endpoint = server.local_endpoint();
+  const std::string base =
+      "http://" + url_host(endpoint.address()) + ":" + std::to_string(endpoint.port());
+  std::cout << "listening on " << base << '\n'
+            << "panel: " << base << "/?token=" << server_options.token << std::endl;
+  spdlog::info("data in {}, workspace {}", data_dir.string(), workspace.string());
+
+  wait_for_stop_signal();
+  server.stop_accepting();
+  runs.shutdown(run_options.stop_grace);
+  server.stop();
+  spdlog::info("stopped");
+  return 0;
+}
+
+}  // namespace
+
+void add_serve_command(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<ServeOptions>();
+  CLI::App* command =
+      app.add_subcommand("serve", "Run the Nightshift host (HTTP, WebSocket, panel)");
+  command->add_option("--listen", options->listen, "HOST:PORT to listen on (port 0 picks one)")
+      ->capture_default_str();
+  command->add_option("--data-dir", options->data_dir,
+                      "database and token file (default $XDG_DATA_HOME/nightshift)");
+  command->add_option("--workspace", options->workspace,
+                      "where local and remix agents are found (default: current directory)");
+  command->add_option("--agents-dir", options->agents_dirs,
+                      "a directory of installed agents (repeatable)");
+  command->add_option("--token", options->token,
+                      "the API token (default: $NIGHTSHIFT_TOKEN, else <data-dir>/token)");
+  command->add_option("--max-concurrent", options->max_concurrent, "runs executing at once")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--max-queued", options->max_queued, "runs waiting for a slot")
+      ->capture_default_str();
+  command
+      ->add_option("--stop-grace", options->stop_grace_seconds,
+                   "seconds a stopping run may take (also at shutdown)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  command
+      ->add_option("--run-timeout", options->run_timeout_seconds,
+                   "seconds after which every run fails (0: no limit)")
+      ->capture_default_str()
+      ->check(CLI::NonNegativeNumber);
+  command->add_option("--log-max-entries", options->log_max_entries, "log entries kept per run")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--log-max-bytes", options->log_max_bytes, "log message bytes kept per run")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--io-threads", options->io_threads, "HTTP/WebSocket threads")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 64));
+  command->add_option("--max-connections", options->max_connections, "open connections allowed")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command->add_option("--log-level", options->log_level, "trace, debug, info, warn, error")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));
+  command->callback([options, &exit_code] {
+    try {
+      exit_code = serve(*options);
+    } catch (const CLI::Error&) {
+      throw;
+    } catch (const std::exception& error) {
+      spdlog::error("nightshift serve: {}", error.what());
+      std::cerr << "nightshift serve: " << error.what() << '\n';
+      exit_code = 1;
+    }
+  });
+}
+
+}  // namespace nightshift::app
