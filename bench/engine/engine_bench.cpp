@@ -1,0 +1,466 @@
+// nightshift-bench-engine: the run engine's figures, each printed beside a
+// ceiling this program measures on the same machine in the same run.
+//
+//   nightshift-bench-engine [--quick] [--agents-dir DIR]
+//
+// Figures (the real engine: PluginLoader, Catalog, RunStore, RunManager, the
+// built-in echo and sleep agents, a SQLite file in a temporary directory):
+//   - echo runs started, finished and committed per second, from a few
+//     starting threads (ceiling: bare pthread create+join per second);
+//   - resident memory with 10,000 sleeping runs at once (ceiling: the same
+//     number of bare sleeping threads);
+//   - stop -> cancelled (committed) latency p99 for a cooperative agent
+//     (ceiling: p99 of one small SQLite commit);
+//   - log entries committed per second from 100 busy runs, every one of them
+//     counted back from the store (ceiling: batched SQLite inserts per second
+//     into the store's log table, with the store's pragmas).
+#include <SQLiteCpp/SQLiteCpp.h>
+#include <pthread.h>
+#include <spdlog/spdlog.h>
+
+#include <CLI/CLI.hpp>
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <mutex>
+#include <random>
+#include <stop_token>
+#include <string>
+#include <thread>
+#include <unordered_map>
+#include <vector>
+
+#include "catalog/catalog.hpp"
+#include "events/event_bus.hpp"
+#include "loader/plugin_loader.hpp"
+#include "runs/run_manager.hpp"
+#include "store/run_store.hpp"
+
+namespace nightshift::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using namespace std::chrono_literals;
+
+double seconds_since(Clock::time_point start) {
+  return std::chrono::duration<double>(Clock::now() - start).count();
+}
+
+double percentile(std::vector<double> samples, double p) {
+  if (samples.empty()) return 0;
+  std::sort(samples.begin(), samples.end());
+  const auto index = static_cast<std::size_t>(p * static_cast<double>(samples.size() - 1) + 0.5);
+  return samples[std::min(index, samples.size() - 1)];
+}
+
+// VmRSS of this process, in MiB.
+double resident_mib() {
+  std::ifstream status("/proc/self/status");
+  std::string key;
+  while (status >> key) {
+    if (key == "VmRSS:") {
+      double kib = 0;
+      status >> kib;
+      return kib / 1024.0;
+    }
+    status.ignore(1 << 20, '\n');
+  }
+  return 0;
+}
+
+void print_figure(const std::string& name, double value, const std::string& unit,
+                  const std::string& target, const std::string& ceiling) {
+  std::printf("%s: %.1f %s (target %s; ceiling %s)\n", name.c_str(), value, unit.c_str(),
+              target.c_str(), ceiling.c_str());
+  std::fflush(stdout);
+}
+
+std::string number(double value, const char* unit) {
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%.1f %s", value, unit);
+  return buf;
+}
+
+// A temporary data directory for one measurement.
+class ScratchDir {
+ public:
+  ScratchDir() {
+    std::random_device rd;
+    path_ = std::filesystem::temp_directory_path() /
+            ("nightshift-bench-" + std::to_string(::getpid()) + "-" + std::to_string(rd()));
+    std::filesystem::create_directories(path_);
+  }
+  ~ScratchDir() {
+    std::error_code ec;
+    std::filesystem::remove_all(path_, ec);
+  }
+  const std::filesystem::path& path() const { return path_; }
+
+ private:
+  std::filesystem::path path_;
+};
+
+// ---------------------------------------------------------------------------
+// Ceilings
+
+// Bare threads with the engine's stack size, created and joined from
+// `starters` threads at once.
+double pthread_create_join_per_second(std::size_t stack_bytes, int starters, double seconds) {
+  std::atomic<std::uint64_t> made{0};
+  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int s = 0; s < starters; ++s) {
+    threads.emplace_back([&] {
+      pthread_attr_t attr;
+      pthread_attr_init(&attr);
+      pthread_attr_setstacksize(&attr, stack_bytes);
+      while (Clock::now() < deadline) {
+        pthread_t t{};
+        if (pthread_create(
+                &t, &attr, [](void*) -> void* { return nullptr; }, nullptr) != 0)
+          break;
+        pthread_join(t, nullptr);
+        made.fetch_add(1, std::memory_order_relaxed);
+      }
+      pthread_attr_destroy(&attr);
+    });
+  }
+  for (auto& t : threads) t.join();
+  return static_cast<double>(made.load()) / seconds_since(start);
+}
+
+// Inserts into a table shaped like the store's log table, with the store's
+// pragmas, in transactions of `batch` rows.
+double sqlite_inserts_per_second(const std::filesystem::path& file, std::size_t batch,
+                                 double seconds) {
+  SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec("PRAGMA foreign_keys = ON");
+  db.exec(
+      "CREATE TABLE logs (run INTEGER NOT NULL, seq INTEGER NOT NULL, ts INTEGER NOT NULL, "
+      "level INTEGER NOT NULL, message TEXT NOT NULL, PRIMARY KEY (run, seq)) WITHOUT ROWID");
+  SQLite::Statement insert(
+      db, "INSERT INTO logs (run, seq, ts, level, message) VALUES (?, ?, ?, ?, ?)");
+  const std::string message = "entry 1234 xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx";
+  const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
+  const auto start = Clock::now();
+  std::uint64_t rows = 0;
+  std::int64_t seq = 0;
+  while (Clock::now() < deadline) {
+    SQLite::Transaction tx(db);
+    for (std::size_t i = 0; i < batch; ++i) {
+      insert.reset();
+      insert.bind(1, static_cast<std::int64_t>(seq % 100));
+      insert.bind(2, seq / 100);
+      insert.bind(3, static_cast<std::int64_t>(1'700'000'000'000 + seq));
+      insert.bind(4, 2);
+      insert.bindNoCopy(5, message);
+      insert.exec();
+      ++seq;
+    }
+    tx.commit();
+    rows += batch;
+  }
+  return static_cast<double>(rows) / seconds_since(start);
+}
+
+// p99 of one single-row commit with the store's pragmas, in ms.
+double sqlite_commit_p99_ms(const std::filesystem::path& file, int samples) {
+  SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE);
+  db.exec("PRAGMA journal_mode = WAL");
+  db.exec("PRAGMA synchronous = NORMAL");
+  db.exec("CREATE TABLE t (id INTEGER PRIMARY KEY, status TEXT NOT NULL)");
+  SQLite::Statement upsert(db, "INSERT OR REPLACE INTO t (id, status) VALUES (?, 'cancelled')");
+  std::vector<double> ms;
+  for (int i = 0; i < samples; ++i) {
+    const auto start = Clock::now();
+    SQLite::Transaction tx(db);
+    upsert.reset();
+    upsert.bind(1, i % 64);
+    upsert.exec();
+    tx.commit();
+    ms.push_back(seconds_since(start) * 1000.0);
+  }
+  return percentile(ms, 0.99);
+}
+
+// RSS growth with `count` bare threads parked on a condition variable.
+double bare_sleeping_threads_mib(std::size_t count, std::size_t stack_bytes) {
+  const double before = resident_mib();
+  std::mutex mutex;
+  std::condition_variable_any cv;
+  std::stop_source stop;
+  std::vector<pthread_t> threads;
+  struct Arg {
+    std::mutex* mutex;
+    std::condition_variable_any* cv;
+    std::stop_token token;
+  };
+  Arg arg{&mutex, &cv, stop.get_token()};
+  pthread_attr_t attr;
+  pthread_attr_init(&attr);
+  pthread_attr_setstacksize(&attr, stack_bytes);
+  for (std::size_t i = 0; i < count; ++i) {
+    pthread_t t{};
+    auto body = [](void* p) -> void* {
+      auto* a = static_cast<Arg*>(p);
+      std::unique_lock lock(*a->mutex);
+      a->cv->wait(lock, a->token, [] { return false; });
+      return nullptr;
+    };
+    if (pthread_create(&t, &attr, body, &arg) != 0) break;
+    threads.push_back(t);
+  }
+  pthread_attr_destroy(&attr);
+  std::this_thread::sleep_for(200ms);  // let them all reach the wait
+  const double grown = resident_mib() - before;
+  stop.request_stop();
+  for (pthread_t t : threads) pthread_join(t, nullptr);
+  return grown;
+}
+
+// ---------------------------------------------------------------------------
+// The engine
+
+struct Engine {
+  Engine(const std::filesystem::path& data_dir, const std::filesystem::path& agents_dir,
+         RunManagerOptions options)
+      : loader(data_dir / "scratch"),
+        catalog(CatalogOptions{{agents_dir}, data_dir, data_dir / "user-remix"}, loader),
+        store(StoreOptions{data_dir / "runs.db", 4}) {
+    catalog.rescan();
+    options.workspace = data_dir;
+    manager = std::make_unique<RunManager>(catalog, store, bus, std::move(options));
+  }
+  PluginLoader loader;
+  Catalog catalog;
+  RunStore store;
+  EventBus bus;
+  std::unique_ptr<RunManager> manager;
+};
+
+bool wait_for(const std::function<bool()>& condition, std::chrono::seconds timeout) {
+  const auto deadline = Clock::now() + timeout;
+  while (!condition()) {
+    if (Clock::now() > deadline) return false;
+    std::this_thread::sleep_for(1ms);
+  }
+  return true;
+}
+
+// No-op echo runs, started from `starters` threads; counted once finished and
+// committed (the manager counts a run when its final record is committed).
+double echo_runs_per_second(const std::filesystem::path& agents_dir, int total, int starters) {
+  ScratchDir dir;
+  RunManagerOptions options;
+  options.max_concurrent = 64;
+  options.max_queued = static_cast<std::size_t>(total) + 1;
+  Engine engine(dir.path(), agents_dir, options);
+  RunManager& manager = *engine.manager;
+  std::atomic<int> refused{0};
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int s = 0; s < starters; ++s) {
+    threads.emplace_back([&, s] {
+      for (int i = s; i < total; i += starters) {
+        try {
+          manager.start(StartRequest{"installed:echo", std::nullopt, {}});
+        } catch (const std::exception&) {
+          refused.fetch_add(1);
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+  const auto expected = static_cast<std::uint64_t>(total - refused.load());
+  wait_for([&] { return manager.stats().completed >= expected; }, 300s);
+  const double rate = static_cast<double>(manager.stats().completed) / seconds_since(start);
+  if (refused.load() > 0) std::fprintf(stderr, "  (%d starts refused)\n", refused.load());
+  if (engine.store.count_runs() != static_cast<std::size_t>(total)) {
+    std::fprintf(stderr, "  warning: %zu runs in the store, expected %d\n",
+                 engine.store.count_runs(), total);
+  }
+  return rate;
+}
+
+// RSS with `count` sleeping runs at once.
+double sleeping_runs_mib(const std::filesystem::path& agents_dir, int count, double* start_secs) {
+  ScratchDir dir;
+  RunManagerOptions options;
+  options.max_concurrent = static_cast<std::size_t>(count);
+  options.stop_grace = 30s;
+  Engine engine(dir.path(), agents_dir, options);
+  RunManager& manager = *engine.manager;
+  const auto start = Clock::now();
+  std::vector<std::string> ids;
+  for (int i = 0; i < count; ++i) {
+    ids.push_back(manager.start(StartRequest{"installed:sleep", std::nullopt, {{"seconds", 600}}})
+                      .instance_id);
+  }
+  wait_for([&] { return manager.stats().running >= static_cast<std::size_t>(count); }, 300s);
+  *start_secs = seconds_since(start);
+  std::this_thread::sleep_for(200ms);  // every agent is parked in sleep_for
+  const double rss = resident_mib();
+  const auto stats = manager.stats();
+  if (stats.running != static_cast<std::size_t>(count)) {
+    std::fprintf(stderr, "  warning: only %zu of %d runs running\n", stats.running, count);
+  }
+  manager.shutdown(60s);
+  return rss;
+}
+
+// stop() -> `finished` (cancelled, committed) for the sleep agent, in ms.
+std::vector<double> stop_latencies_ms(const std::filesystem::path& agents_dir, int samples) {
+  ScratchDir dir;
+  Engine engine(dir.path(), agents_dir, RunManagerOptions{});
+  RunManager& manager = *engine.manager;
+  std::mutex mutex;
+  std::condition_variable cv;
+  std::unordered_map<std::string, Clock::time_point> finished_at;
+  auto subscription = engine.bus.subscribe([&](const EventPtr& event) {
+    const auto* run_event = std::get_if<RunEvent>(event.get());
+    if (!run_event || run_event->kind != RunEventKind::finished) return;
+    std::lock_guard lock(mutex);
+    finished_at[run_event->run.instance_id] = Clock::now();
+    cv.notify_all();
+  });
+  std::vector<double> out;
+  for (int i = 0; i < samples; ++i) {
+    const Run run = manager.start(StartRequest{"installed:sleep", std::nullopt, {{"seconds", 60}}});
+    wait_for(
+        [&] {
+          auto now = manager.get(run.instance_id);
+          return now && now->status == RunStatus::running;
+        },
+        30s);
+    std::this_thread::sleep_for(1ms);  // the agent is inside sleep_for
+    const auto asked = Clock::now();
+    manager.stop(run.instance_id);
+    std::unique_lock lock(mutex);
+    cv.wait_for(lock, 10s, [&] { return finished_at.count(run.instance_id) > 0; });
+    if (finished_at.count(run.instance_id) > 0) {
+      out.push_back(
+          std::chrono::duration<double, std::milli>(finished_at[run.instance_id] - asked).count());
+    }
+  }
+  return out;
+}
+
+// 100 echo runs each logging `lines` entries as fast as the host takes them;
+// the rate counts entries committed, checked back in the store.
+double log_entries_per_second(const std::filesystem::path& agents_dir, int runs, int lines,
+                              bool* all_there) {
+  ScratchDir dir;
+  RunManagerOptions options;
+  options.max_concurrent = static_cast<std::size_t>(runs);
+  options.log_max_entries = static_cast<std::size_t>(lines) + 10;
+  Engine engine(dir.path(), agents_dir, options);
+  RunManager& manager = *engine.manager;
+  std::string task;
+  for (int i = 1; i <= lines; ++i) task += "line " + std::to_string(i) + " of the busy run\n";
+  task.pop_back();
+
+  const auto start = Clock::now();
+  std::vector<std::string> ids;
+  for (int i = 0; i < runs; ++i) {
+    ids.push_back(manager.start(StartRequest{"installed:echo", task, {}}).instance_id);
+  }
+  wait_for([&] { return manager.stats().completed >= static_cast<std::uint64_t>(runs); }, 600s);
+  const double secs = seconds_since(start);
+  const auto stats = manager.stats();
+
+  // Every entry, counted back from the store.
+  std::uint64_t stored = 0;
+  *all_there = stats.log_entries_dropped == 0;
+  for (const std::string& id : ids) {
+    std::uint64_t after = 0;
+    for (;;) {
+      const auto entries = engine.store.read_logs(id, after, 50000);
+      if (entries.empty()) break;
+      for (const LogEntry& e : entries) {
+        if (e.seq != after + 1) *all_there = false;
+        after = e.seq;
+      }
+      stored += entries.size();
+    }
+    const auto run = manager.get(id);
+    if (!run || run->status != RunStatus::completed || run->log_count != after) *all_there = false;
+    if (after < static_cast<std::uint64_t>(lines)) *all_there = false;
+  }
+  if (stored != stats.log_entries_written) *all_there = false;
+  std::printf("  (%llu entries committed and read back from %d runs in %.2f s)\n",
+              static_cast<unsigned long long>(stored), runs, secs);
+  return static_cast<double>(stored) / secs;
+}
+
+int run(bool quick, const std::filesystem::path& agents_dir) {
+  spdlog::set_level(spdlog::level::warn);
+  const RunManagerOptions defaults;
+  const double ceiling_secs = quick ? 0.3 : 1.5;
+  std::printf("nightshift-bench-engine%s: %u cores\n", quick ? " (quick)" : "",
+              std::thread::hardware_concurrency());
+
+  // Ceilings first, on a quiet process.
+  const double threads_per_sec =
+      pthread_create_join_per_second(defaults.worker_stack_bytes, 2, ceiling_secs);
+  double sqlite_rows_per_sec = 0;
+  double commit_p99 = 0;
+  {
+    ScratchDir dir;
+    sqlite_rows_per_sec = sqlite_inserts_per_second(dir.path() / "ceiling.db", 1024, ceiling_secs);
+    commit_p99 = sqlite_commit_p99_ms(dir.path() / "commit.db", quick ? 200 : 2000);
+  }
+
+  const int echo_total = quick ? 5000 : 100000;
+  const double echo_rate = echo_runs_per_second(agents_dir, echo_total, 4);
+  print_figure("echo runs started, finished and persisted", echo_rate, "runs/s", ">= 20000 runs/s",
+               number(threads_per_sec, "bare pthread create+join/s"));
+
+  const int sleepers = quick ? 1000 : 10000;
+  const double bare_mib =
+      bare_sleeping_threads_mib(static_cast<std::size_t>(sleepers), defaults.worker_stack_bytes);
+  double start_secs = 0;
+  const double sleeping_mib = sleeping_runs_mib(agents_dir, sleepers, &start_secs);
+  print_figure(std::to_string(sleepers) + " concurrent sleeping runs, resident memory",
+               sleeping_mib, "MiB", "<= 1024 MiB",
+               number(bare_mib, "MiB for as many bare sleeping threads"));
+  std::printf("  (all %d running after %.2f s)\n", sleepers, start_secs);
+
+  const auto latencies = stop_latencies_ms(agents_dir, quick ? 50 : 300);
+  print_figure("stop -> cancelled (committed) latency p99", percentile(latencies, 0.99), "ms",
+               "<= 5 ms", number(commit_p99, "ms p99 of one SQLite commit"));
+  std::printf("  (p50 %.2f ms over %zu stops)\n", percentile(latencies, 0.5), latencies.size());
+
+  bool all_there = false;
+  const double log_rate = log_entries_per_second(agents_dir, 100, quick ? 2000 : 20000, &all_there);
+  print_figure("log entries persisted from 100 busy runs", log_rate, "entries/s",
+               ">= 1000000 entries/s, none lost",
+               number(sqlite_rows_per_sec, "batched SQLite inserts/s"));
+  std::printf("  (none lost: %s)\n", all_there ? "yes, every count checked in the store" : "NO");
+  return all_there ? 0 : 1;
+}
+
+}  // namespace
+}  // namespace nightshift::bench
+
+int main(int argc, char** argv) {
+  CLI::App app{"Measures the Nightshift run engine beside this machine's own ceilings."};
+  bool quick = false;
+  std::string agents_dir = NIGHTSHIFT_BUILD_AGENTS_DIR;
+  app.add_flag("--quick", quick, "a short smoke run with smaller counts");
+  app.add_option("--agents-dir", agents_dir, "where the built-in agents are")
+      ->check(CLI::ExistingDirectory);
+  CLI11_PARSE(app, argc, argv);
+  try {
+    return nightshift::bench::run(quick, agents_dir);
+  } catch (const std::exception& e) {
+    std::fprintf(stderr, "nightshift-bench-engine: %s\n", e.what());
+    return 1;
+  }
+}
