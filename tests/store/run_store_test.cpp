@@ -201,6 +201,22 @@ TEST(RunStoreLogs, ReadLogsPagesBySeqAndRaisesTheLogCount) {
   EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 25u);
 }
 
+TEST(RunStoreLogs, ALargeAppendKeepsEveryEntryInOrder) {
+  StoreFixture fixture;
+  const nightshift::Run run = queued_run();
+  const auto written = log_entries(1, 1000 + 7);  // not a multiple of any group size
+  fixture.store().apply({UpsertRun{run}, AppendLogs{run.instance_id, written}});
+  const auto stored = fixture.store().read_logs(run.instance_id, 0, 5000);
+  ASSERT_EQ(stored.size(), written.size());
+  for (std::size_t i = 0; i < stored.size(); ++i) {
+    ASSERT_EQ(stored[i].seq, written[i].seq);
+    ASSERT_EQ(stored[i].ts, written[i].ts);
+    ASSERT_EQ(stored[i].level, written[i].level);
+    ASSERT_EQ(stored[i].message, written[i].message);
+  }
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, written.size());
+}
+
 TEST(RunStoreLogs, LogsForAnUnknownRunFailTheWholeBatch) {
   StoreFixture fixture;
   const nightshift::Run run = queued_run();
