@@ -982,17 +982,20 @@ void RunManager::Impl::timer_main() {
   auto next_prune = SteadyClock::now() + options.prune_interval;
   // Set while runs wait in sweep_list: when they are swept, however often
   // the thread wakes for other reasons meanwhile.
-  std::optional<SteadyClock::time_point> next_sweep;
+  constexpr auto kNoSweep = SteadyClock::time_point::max();
+  auto next_sweep = kNoSweep;
   std::unique_lock lock(timer_mutex);
   while (!timer_stop) {
-    if (!sweep_list.empty() && !next_sweep) next_sweep = SteadyClock::now() + kSweepInterval;
+    if (!sweep_list.empty() && next_sweep == kNoSweep) {
+      next_sweep = SteadyClock::now() + kSweepInterval;
+    }
     auto wake = next_prune;
     if (!deadlines.empty()) wake = std::min(wake, deadlines.begin()->first);
-    if (next_sweep) wake = std::min(wake, *next_sweep);
+    wake = std::min(wake, next_sweep);
     timer_cv.wait_until(lock, wake, [&] {
       return timer_stop || !finished_threads.empty() ||
              (!deadlines.empty() && deadlines.begin()->first < wake) ||
-             (!next_sweep && !sweep_list.empty());
+             (next_sweep == kNoSweep && !sweep_list.empty());
     });
     if (timer_stop) break;
 
@@ -1005,9 +1008,9 @@ void RunManager::Impl::timer_main() {
     std::vector<pthread_t> threads;
     threads.swap(finished_threads);
     std::vector<LivePtr> to_sweep;
-    if (next_sweep && now >= *next_sweep) {
+    if (now >= next_sweep) {
       to_sweep.swap(sweep_list);
-      next_sweep.reset();
+      next_sweep = kNoSweep;
     }
     const bool prune_now = now >= next_prune;
     if (prune_now) next_prune = now + options.prune_interval;
