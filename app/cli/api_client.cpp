@@ -59,6 +59,7 @@ std::pair<std::string, std::string> error_of(const HttpResponse& response) {
 
 std::string run_path(std::string_view instance_id) {
   boost::urls::url url;
+  url.set_path_absolute(true);
   url.segments().push_back("background-agents");
   url.segments().push_back(instance_id);
   return std::string(url.encoded_path());
@@ -103,8 +104,8 @@ json::value ApiClient::call(verb method, std::string_view target, std::string_vi
   return value;
 }
 
-json::array ApiClient::agents() {
-  auto body = call(verb::get, "/agents");
+json::array ApiClient::agents(bool rescan) {
+  auto body = rescan ? call(verb::post, "/agents/rescan") : call(verb::get, "/agents");
   if (!body.is_object() || !body.as_object().contains("agents") ||
       !body.as_object().at("agents").is_array()) {
     throw CliError(ExitCode::error, "the host's agent list has no 'agents' array");

@@ -30,7 +30,8 @@ class ApiClient {
  public:
   explicit ApiClient(HostEndpoint endpoint);
 
-  boost::json::array agents();
+  // The catalog; with `rescan`, after the host looked for agents again.
+  boost::json::array agents(bool rescan = false);
   RunLists runs(const RunQuery& query);
   boost::json::object run(std::string_view instance_id);
   // One page of a run's log after `after`.

@@ -103,6 +103,7 @@ bool stderr_is_terminal() {
 struct AgentsOptions {
   HostOptions host;
   bool json = false;
+  bool rescan = false;
 };
 
 std::string source_heading(const std::string& source) {
@@ -114,7 +115,7 @@ std::string source_heading(const std::string& source) {
 
 int agents_command(AgentsOptions& options) {
   ApiClient api(resolve_endpoint(options.host));
-  auto agents = api.agents();
+  auto agents = api.agents(options.rescan);
   if (options.json) {
     print_json(json::object{{"agents", std::move(agents)}});
     return 0;
@@ -400,6 +401,27 @@ std::string resolve_base_agent(RemixNewOptions& options) {
   return resolve_agent_id(api, options.base);
 }
 
+// Asks the host, when one answers, to rescan so the new remix can be started
+// at once, and passes on what it says about it. The file is written either
+// way: a host that is not running finds it when it starts.
+void report_rescan(const HostOptions& host, const std::string& agent_id) {
+  try {
+    ApiClient api(resolve_endpoint(host));
+    for (const auto& value : api.agents(true)) {
+      const auto& agent = value.as_object();
+      if (string_member(agent, "id") != agent_id) continue;
+      if (agent.contains("available") && agent.at("available") == false) {
+        std::cerr << "nightshift: warning: the host lists " << agent_id
+                  << " as unavailable: " << string_member(agent, "error") << '\n';
+      }
+      return;
+    }
+  } catch (const CliError& error) {
+    std::cerr << "nightshift: note: could not ask the host to rescan (" << error.what()
+              << "); it finds the remix on its next start or rescan\n";
+  }
+}
+
 int remix_new_command(RemixNewOptions& options) {
   if (!is_valid_agent_name(options.name)) {
     throw CliError(ExitCode::usage, "invalid remix name '" + options.name +
@@ -418,6 +440,7 @@ int remix_new_command(RemixNewOptions& options) {
                                                    : std::filesystem::path(options.workspace);
   const auto path = write_remix(workspace, spec, options.force);
   std::cout << "wrote " << path.string() << " (agent remix:" << spec.name << ")\n";
+  report_rescan(options.host, "remix:" + spec.name);
   return 0;
 }
 
@@ -440,6 +463,8 @@ void add_agents(CLI::App& app, int& exit_code) {
   auto* command =
       add_command<AgentsOptions>(app, "agents", "List the agents the host can run, grouped by kind",
                                  exit_code, options, agents_command);
+  command->add_flag("--rescan", options->rescan,
+                    "have the host look for agents again first (new remixes, rebuilt plugins)");
   add_host_options(*command, options->host);
   add_json_flag(*command, options->json);
 }

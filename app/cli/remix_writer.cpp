@@ -1,6 +1,7 @@
 #include "cli/remix_writer.hpp"
 
 #include <boost/json/serialize.hpp>
+#include <charconv>
 #include <fstream>
 #include <regex>
 
@@ -21,6 +22,35 @@ std::string yaml_key(const std::string& key) {
   return json::serialize(json::string(key));
 }
 
+// JSON text of `value`, with numbers written the way people write them
+// (0.2, not Boost.JSON's 2E-1); JSON flow style is also valid YAML.
+std::string flow_text(const json::value& value) {
+  switch (value.kind()) {
+    case json::kind::double_: {
+      char buffer[64];
+      const auto [end, error] = std::to_chars(buffer, buffer + sizeof buffer, value.get_double());
+      return error == std::errc() ? std::string(buffer, end) : json::serialize(value);
+    }
+    case json::kind::array: {
+      std::string text = "[";
+      for (const auto& item : value.get_array()) {
+        text += (text.size() > 1 ? ", " : "") + flow_text(item);
+      }
+      return text + "]";
+    }
+    case json::kind::object: {
+      std::string text = "{";
+      for (const auto& [key, item] : value.get_object()) {
+        text += (text.size() > 1 ? ", " : "") + json::serialize(json::string(key)) + ": " +
+                flow_text(item);
+      }
+      return text + "}";
+    }
+    default:
+      return json::serialize(value);
+  }
+}
+
 }  // namespace
 
 bool is_valid_agent_name(const std::string& name) {
@@ -39,7 +69,7 @@ std::string render_remix(const RemixSpec& spec) {
   if (!spec.params.empty()) {
     text += "params:\n";
     for (const auto& [key, value] : spec.params) {
-      text += "  " + yaml_key(std::string(key)) + ": " + json::serialize(value) + "\n";
+      text += "  " + yaml_key(std::string(key)) + ": " + flow_text(value) + "\n";
     }
   }
   text += "---\n";
