@@ -146,6 +146,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
                                "the request's headers are over " +
                                    std::to_string(server_.options.max_header_bytes) + " bytes");
     }
+    // Beast checks a Content-Length against the body limit with the header.
+    if (error == http::error::body_limit) return refuse_large_body();
     if (error) return on_read_failure(error);
     const auto length = parser_->content_length();
     if (length && *length > server_.options.max_body_bytes) return refuse_large_body();

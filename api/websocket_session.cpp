@@ -20,9 +20,6 @@ namespace {
 
 constexpr std::size_t kBacklogPageEntries = 500;
 constexpr std::size_t kEntriesPerMessage = 500;
-// How long a close handshake may take before the socket is simply closed
-// (a peer that reads nothing would otherwise hold the connection).
-constexpr std::chrono::seconds kCloseDeadline{5};
 
 std::string json_quoted(std::string_view text) {
   return json::serialize(json::string(text));
@@ -42,7 +39,7 @@ void WebSocketSession::start(beast::http::request<beast::http::string_body> requ
   upgrade_request_ = std::move(request);
   beast::get_lowest_layer(ws_).expires_never();
   websocket::stream_base::timeout timeouts{};
-  timeouts.handshake_timeout = std::chrono::seconds(10);
+  timeouts.handshake_timeout = context_.options.ws_idle_timeout;  // also the close handshake
   timeouts.idle_timeout = context_.options.ws_idle_timeout;
   timeouts.keep_alive_pings = true;  // a silent peer is pinged, a dead one dropped
   ws_.set_option(timeouts);
@@ -302,7 +299,9 @@ void WebSocketSession::close_slow_client() {
 void WebSocketSession::close_with(websocket::close_code code, std::string_view reason) {
   if (closing_ || finished_) return;
   closing_ = true;
-  close_deadline_.expires_after(kCloseDeadline);
+  // A peer that reads nothing would hold the close handshake forever: after
+  // the idle time the socket is simply closed.
+  close_deadline_.expires_after(context_.options.ws_idle_timeout);
   close_deadline_.async_wait([self = shared_from_this()](beast::error_code error) {
     if (error) return;  // cancelled: the session ended in time
     beast::error_code ignored;
