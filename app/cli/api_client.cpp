@@ -13,8 +13,6 @@ using boost::beast::http::verb;
 
 namespace {
 
-constexpr std::string_view kHistoryPageSize = "500";
-
 ExitCode exit_code_for(unsigned status, std::string_view code) {
   if (status == 401) return ExitCode::unauthorized;
   if (code == "run_not_found") return ExitCode::run_not_found;
@@ -120,7 +118,8 @@ RunLists ApiClient::runs(const RunQuery& query) {
     boost::urls::url url;
     url.set_path("/background-agents");
     auto params = url.params();
-    params.append({"limit", query.include_history ? kHistoryPageSize : "1"});
+    params.append(
+        {"limit", query.include_history ? std::to_string(query.page_size) : std::string("1")});
     if (query.status) params.append({"status", *query.status});
     if (query.agent_id) params.append({"agentId", *query.agent_id});
     if (cursor) params.append({"cursor", *cursor});

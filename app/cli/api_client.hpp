@@ -18,6 +18,7 @@ struct RunQuery {
   bool include_history = false;
   std::optional<std::string> status;    // a terminal status (history only)
   std::optional<std::string> agent_id;  // narrows both lists
+  unsigned page_size = 500;             // history runs per request (1..500)
 };
 
 // Both lists, with every history page fetched (nextCursor followed).

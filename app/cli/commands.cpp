@@ -209,6 +209,7 @@ struct PsOptions {
   bool all = false;
   std::string status;
   std::string agent;
+  unsigned page_size = 500;
   bool json = false;
 };
 
@@ -230,6 +231,7 @@ int ps_command(PsOptions& options) {
   ApiClient api(resolve_endpoint(options.host));
   RunQuery query;
   query.include_history = options.all || terminal_filter;
+  query.page_size = options.page_size;
   if (terminal_filter) query.status = options.status;
   if (!options.agent.empty()) query.agent_id = resolve_agent_id(api, options.agent);
   auto lists = api.runs(query);
@@ -289,7 +291,6 @@ int show_command(RunIdOptions& options) {
   const bool colour = stdout_colour();
   const auto now = std::chrono::system_clock::now();
   const auto status = string_member(run, "status");
-  Table table({"FIELD", "VALUE"});
   std::vector<std::pair<std::string, Table::Cell>> fields{
       {"ID", {string_member(run, "instanceId")}},
       {"Thread", {string_member(run, "threadId")}},
@@ -496,6 +497,11 @@ void add_ps(CLI::App& app, int& exit_code) {
                    "only runs in this status (a terminal status lists the history)")
       ->check(CLI::IsMember({"queued", "running", "stopping", "completed", "failed", "cancelled"}));
   command->add_option("--agent", options->agent, "only runs of this agent (id or name)");
+  command
+      ->add_option("--page-size", options->page_size,
+                   "history runs fetched per request (the whole history is listed)")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 500));
   add_host_options(*command, options->host);
   add_json_flag(*command, options->json);
 }

@@ -145,12 +145,18 @@ inline TerminalResult run_in_terminal(const std::vector<std::string>& argv,
     if (count <= 0) break;
     result.output.append(buffer, static_cast<std::size_t>(count));
   }
+  // The terminal closes a moment before the child can be reaped.
   int status = 0;
-  if (::waitpid(pid, &status, WNOHANG) != pid) {
+  pid_t reaped = 0;
+  while ((reaped = ::waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  if (reaped == pid) {
+    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  } else {
     ::kill(pid, SIGKILL);
     ::waitpid(pid, &status, 0);
-  } else {
-    result.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   ::close(terminal);
   return result;

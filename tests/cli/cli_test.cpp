@@ -68,6 +68,9 @@ class CliTest : public ::testing::Test {
     start_host();
   }
 
+  // Options the fixture's host runs with, beyond its address and directories.
+  virtual std::vector<std::string> extra_serve_arguments() const { return {}; }
+
   void TearDown() override {
     if (!host_) return;
     host_->send_signal(SIGTERM);
@@ -76,12 +79,16 @@ class CliTest : public ::testing::Test {
 
   void start_host() {
     const auto out = dir_ / "host.out";
+    std::vector<std::string> argv{
+        NIGHTSHIFT_TEST_BINARY, "serve",       "--listen",         "127.0.0.1:0", "--data-dir",
+        data_dir_.string(),     "--workspace", workspace_.string()};
+    for (const auto& argument : extra_serve_arguments()) argv.push_back(argument);
     host_ = std::make_unique<ChildProcess>(
-        std::vector<std::string>{NIGHTSHIFT_TEST_BINARY, "serve", "--listen", "127.0.0.1:0",
-                                 "--data-dir", data_dir_.string(), "--workspace",
-                                 workspace_.string()},
+        argv,
         environment_with({{"XDG_DATA_HOME", (dir_ / "xdg-data").string()},
-                          {"XDG_CONFIG_HOME", (dir_ / "xdg-config").string()}}),
+                          {"XDG_CONFIG_HOME", (dir_ / "xdg-config").string()},
+                          {"NIGHTSHIFT_TOKEN", ""},
+                          {"NIGHTSHIFT_URL", ""}}),
         out, dir_ / "host.err", dir_.path());
     const std::regex listening("listening on (http://[^\\s]+)\n");
     std::smatch match;
@@ -371,6 +378,25 @@ TEST_F(CliTest, PsJsonFiltersByStatusAndAgent) {
   EXPECT_TRUE(agent_lists.at("active").as_array().empty());
 }
 
+TEST_F(CliTest, PsAllFollowsTheHistoryPageByPage) {
+  std::set<std::string> started;
+  for (int i = 0; i < 5; ++i) {
+    const auto id = start({"echo"});
+    cli({"wait", id});
+    started.insert(id);
+  }
+  const auto result = cli({"ps", "--all", "--page-size", "2", "--json"});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  std::set<std::string> listed;
+  const auto lists = json::parse(result.out);
+  for (const auto& run : lists.at("history").as_array()) {
+    listed.insert(json::value_to<std::string>(run.at("instanceId")));
+  }
+  EXPECT_EQ(listed, started) << result.out;
+  const auto text = cli({"ps", "--all", "--page-size", "2"});
+  EXPECT_EQ(lines_of(text.out).size(), 6u) << text;
+}
+
 TEST_F(CliTest, PsSaysSoWhenNothingRuns) {
   const auto result = cli({"ps"});
   EXPECT_EQ(result.exit_code, 0) << result;
@@ -545,6 +571,22 @@ TEST_F(CliTest, StopOfAFinishedRunAndRmOfAnActiveRunExit9) {
   const auto rm = cli({"rm", active});
   EXPECT_EQ(rm.exit_code, 9) << rm;
   cli({"stop", active});
+}
+
+// A host with one worker slot and no queue, so a second start finds it full.
+class CliAtCapacityTest : public CliTest {
+ protected:
+  std::vector<std::string> extra_serve_arguments() const override {
+    return {"--max-concurrent", "1", "--max-queued", "0"};
+  }
+};
+
+TEST_F(CliAtCapacityTest, AStartWhenTheHostIsFullExits8) {
+  const auto busy = start({"sleep", "--param", "seconds=60"});
+  const auto result = cli({"start", "echo"});
+  EXPECT_EQ(result.exit_code, 8) << result;
+  EXPECT_NE(result.err.find("at_capacity"), std::string::npos) << result;
+  cli({"stop", busy});
 }
 
 // ---- remix new ------------------------------------------------------------------
