@@ -74,14 +74,14 @@ double resident_mib() {
 
 void print_figure(const std::string& name, double value, const std::string& unit,
                   const std::string& target, const std::string& ceiling) {
-  std::printf("%s: %.1f %s (target %s; ceiling %s)\n", name.c_str(), value, unit.c_str(),
-              target.c_str(), ceiling.c_str());
+  std::printf("%s: %.*f %s (target %s; ceiling %s)\n", name.c_str(), value < 10 ? 2 : 1, value,
+              unit.c_str(), target.c_str(), ceiling.c_str());
   std::fflush(stdout);
 }
 
 std::string number(double value, const char* unit) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.1f %s", value, unit);
+  std::snprintf(buf, sizeof buf, "%.*f %s", value < 10 ? 3 : 1, value, unit);
   return buf;
 }
 
@@ -151,18 +151,20 @@ double sqlite_inserts_per_second(const std::filesystem::path& file, std::size_t 
   const auto deadline = Clock::now() + std::chrono::duration<double>(seconds);
   const auto start = Clock::now();
   std::uint64_t rows = 0;
-  std::int64_t seq = 0;
-  while (Clock::now() < deadline) {
+  // Like the store: each transaction appends one batch to one run's log, the
+  // runs taking turns.
+  std::vector<std::int64_t> next_seq(100, 1);
+  for (std::size_t turn = 0; Clock::now() < deadline; ++turn) {
+    const auto run = static_cast<std::int64_t>(turn % next_seq.size());
     SQLite::Transaction tx(db);
     for (std::size_t i = 0; i < batch; ++i) {
       insert.reset();
-      insert.bind(1, static_cast<std::int64_t>(seq % 100));
-      insert.bind(2, seq / 100);
-      insert.bind(3, static_cast<std::int64_t>(1'700'000'000'000 + seq));
+      insert.bind(1, run);
+      insert.bind(2, next_seq[turn % next_seq.size()]++);
+      insert.bind(3, static_cast<std::int64_t>(1'700'000'000'000 + rows));
       insert.bind(4, 2);
       insert.bindNoCopy(5, message);
       insert.exec();
-      ++seq;
     }
     tx.commit();
     rows += batch;
@@ -278,9 +280,12 @@ double echo_runs_per_second(const std::filesystem::path& agents_dir, int total, 
     });
   }
   for (auto& t : threads) t.join();
+  const double starts_secs = seconds_since(start);
   const auto expected = static_cast<std::uint64_t>(total - refused.load());
   wait_for([&] { return manager.stats().completed >= expected; }, 300s);
   const double rate = static_cast<double>(manager.stats().completed) / seconds_since(start);
+  std::printf("  (%d starts returned after %.2f s, all finished after %.2f s)\n", total,
+              starts_secs, seconds_since(start));
   if (refused.load() > 0) std::fprintf(stderr, "  (%d starts refused)\n", refused.load());
   if (engine.store.count_runs() != static_cast<std::size_t>(total)) {
     std::fprintf(stderr, "  warning: %zu runs in the store, expected %d\n",
@@ -399,7 +404,8 @@ double log_entries_per_second(const std::filesystem::path& agents_dir, int runs,
   return static_cast<double>(stored) / secs;
 }
 
-int run(bool quick, const std::filesystem::path& agents_dir) {
+int run(bool quick, const std::filesystem::path& agents_dir, const std::string& only) {
+  const auto wanted = [&](const char* name) { return only.empty() || only == name; };
   spdlog::set_level(spdlog::level::warn);
   const RunManagerOptions defaults;
   const double ceiling_secs = quick ? 0.3 : 1.5;
@@ -417,25 +423,30 @@ int run(bool quick, const std::filesystem::path& agents_dir) {
     commit_p99 = sqlite_commit_p99_ms(dir.path() / "commit.db", quick ? 200 : 2000);
   }
 
-  const int echo_total = quick ? 5000 : 100000;
-  const double echo_rate = echo_runs_per_second(agents_dir, echo_total, 4);
-  print_figure("echo runs started, finished and persisted", echo_rate, "runs/s", ">= 20000 runs/s",
-               number(threads_per_sec, "bare pthread create+join/s"));
-
-  const int sleepers = quick ? 1000 : 10000;
-  const double bare_mib =
-      bare_sleeping_threads_mib(static_cast<std::size_t>(sleepers), defaults.worker_stack_bytes);
-  double start_secs = 0;
-  const double sleeping_mib = sleeping_runs_mib(agents_dir, sleepers, &start_secs);
-  print_figure(std::to_string(sleepers) + " concurrent sleeping runs, resident memory",
-               sleeping_mib, "MiB", "<= 1024 MiB",
-               number(bare_mib, "MiB for as many bare sleeping threads"));
-  std::printf("  (all %d running after %.2f s)\n", sleepers, start_secs);
-
-  const auto latencies = stop_latencies_ms(agents_dir, quick ? 50 : 300);
-  print_figure("stop -> cancelled (committed) latency p99", percentile(latencies, 0.99), "ms",
-               "<= 5 ms", number(commit_p99, "ms p99 of one SQLite commit"));
-  std::printf("  (p50 %.2f ms over %zu stops)\n", percentile(latencies, 0.5), latencies.size());
+  if (wanted("echo")) {
+    const int echo_total = quick ? 5000 : 100000;
+    const double echo_rate = echo_runs_per_second(agents_dir, echo_total, 16);
+    print_figure("echo runs started, finished and persisted", echo_rate, "runs/s",
+                 ">= 20000 runs/s", number(threads_per_sec, "bare pthread create+join/s"));
+  }
+  if (wanted("sleep")) {
+    const int sleepers = quick ? 1000 : 10000;
+    const double bare_mib =
+        bare_sleeping_threads_mib(static_cast<std::size_t>(sleepers), defaults.worker_stack_bytes);
+    double start_secs = 0;
+    const double sleeping_mib = sleeping_runs_mib(agents_dir, sleepers, &start_secs);
+    print_figure(std::to_string(sleepers) + " concurrent sleeping runs, resident memory",
+                 sleeping_mib, "MiB", "<= 1024 MiB",
+                 number(bare_mib, "MiB for as many bare sleeping threads"));
+    std::printf("  (all %d running after %.2f s)\n", sleepers, start_secs);
+  }
+  if (wanted("stop")) {
+    const auto latencies = stop_latencies_ms(agents_dir, quick ? 50 : 300);
+    print_figure("stop -> cancelled (committed) latency p99", percentile(latencies, 0.99), "ms",
+                 "<= 5 ms", number(commit_p99, "ms p99 of one SQLite commit"));
+    std::printf("  (p50 %.2f ms over %zu stops)\n", percentile(latencies, 0.5), latencies.size());
+  }
+  if (!wanted("logs")) return 0;
 
   bool all_there = false;
   const double log_rate = log_entries_per_second(agents_dir, 100, quick ? 2000 : 20000, &all_there);
@@ -453,12 +464,15 @@ int main(int argc, char** argv) {
   CLI::App app{"Measures the Nightshift run engine beside this machine's own ceilings."};
   bool quick = false;
   std::string agents_dir = NIGHTSHIFT_BUILD_AGENTS_DIR;
+  std::string only;
   app.add_flag("--quick", quick, "a short smoke run with smaller counts");
+  app.add_option("--only", only, "measure one figure only")
+      ->check(CLI::IsMember({"echo", "sleep", "stop", "logs"}));
   app.add_option("--agents-dir", agents_dir, "where the built-in agents are")
       ->check(CLI::ExistingDirectory);
   CLI11_PARSE(app, argc, argv);
   try {
-    return nightshift::bench::run(quick, agents_dir);
+    return nightshift::bench::run(quick, agents_dir, only);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nightshift-bench-engine: %s\n", e.what());
     return 1;
