@@ -79,9 +79,15 @@ class CliTest : public ::testing::Test {
 
   void start_host() {
     const auto out = dir_ / "host.out";
-    std::vector<std::string> argv{
-        NIGHTSHIFT_TEST_BINARY, "serve",       "--listen",         "127.0.0.1:0", "--data-dir",
-        data_dir_.string(),     "--workspace", workspace_.string()};
+    // The built-in agents are found next to the binary; --agents-dir names
+    // them explicitly so the tests do not depend on that layout.
+    std::vector<std::string> argv{NIGHTSHIFT_TEST_BINARY, "serve", "--listen", "127.0.0.1:0"};
+    for (const auto& argument :
+         {std::string("--data-dir"), data_dir_.string(), std::string("--workspace"),
+          workspace_.string(), std::string("--agents-dir"),
+          std::string(NIGHTSHIFT_TEST_AGENTS_DIR)}) {
+      argv.push_back(argument);
+    }
     for (const auto& argument : extra_serve_arguments()) argv.push_back(argument);
     host_ = std::make_unique<ChildProcess>(
         argv,
