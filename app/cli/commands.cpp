@@ -484,7 +484,9 @@ void add_start(CLI::App& app, int& exit_code) {
   command->add_flag("--follow,-f", options->follow,
                     "stream the run's log until it ends and exit with its outcome");
   add_host_options(*command, options->host);
-  add_json_flag(*command, options->json);
+  command->add_flag("--json", options->json,
+                    "print the Run as JSON; with --follow, then each log entry and the final "
+                    "Run, one JSON object per line");
 }
 
 void add_ps(CLI::App& app, int& exit_code) {
