@@ -448,6 +448,17 @@ TEST_F(CliTest, LogsFollowStreamsUntilTheRunEnds) {
   EXPECT_EQ(status_of(id), "completed");
 }
 
+TEST_F(CliTest, FollowAndWaitOfARunThatHasAlreadyEndedReturnAtOnce) {
+  const auto id = start({"sleep", "--param", "seconds=0.1", "--param", "failWith=early"});
+  ASSERT_EQ(cli({"wait", id}).exit_code, 20);
+  const auto logs = cli({"logs", id, "--follow"});
+  EXPECT_EQ(logs.exit_code, 20) << logs;
+  EXPECT_NE(logs.out.find("tick"), std::string::npos) << logs;
+  const auto again = cli({"wait", id, "--json"});
+  EXPECT_EQ(again.exit_code, 20) << again;
+  EXPECT_EQ(json::parse(again.out).at("error"), "early") << again;
+}
+
 TEST_F(CliTest, StopAsksTheRunToStop) {
   const auto id = start({"sleep", "--param", "seconds=60"});
   const auto result = cli({"stop", id});
