@@ -48,7 +48,10 @@ struct AgentInfo {
   std::filesystem::path location;            // the agent's folder or remix file
   bool available = false;
   std::optional<std::string> error;  // why it is unavailable
-  boost::json::object params;        // the params schema (for a remix: the base's)
+  // The params schema. For a remix: the base's, with each `default` set to
+  // the value the remix chain gives it, so a form filled from the defaults
+  // keeps the remix's values.
+  boost::json::object params;
 };
 
 boost::json::object to_json(const AgentInfo& agent);

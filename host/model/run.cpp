@@ -65,7 +65,8 @@ std::optional<Timestamp> parse_rfc3339(std::string_view text) {
   }
   if (pos + 1 != text.size() || (text[pos] != 'Z' && text[pos] != 'z')) return std::nullopt;
   using namespace std::chrono;
-  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)}, day{static_cast<unsigned>(d)}};
+  const year_month_day ymd{year{y}, month{static_cast<unsigned>(mo)},
+                           day{static_cast<unsigned>(d)}};
   if (!ymd.ok() || h > 23 || mi > 59 || s > 60) return std::nullopt;
   return Timestamp{sys_days{ymd}.time_since_epoch() + hours{h} + minutes{mi} + seconds{s} +
                    milliseconds{millis}};
@@ -73,12 +74,18 @@ std::optional<Timestamp> parse_rfc3339(std::string_view text) {
 
 std::string_view to_string(RunStatus status) {
   switch (status) {
-    case RunStatus::queued: return "queued";
-    case RunStatus::running: return "running";
-    case RunStatus::stopping: return "stopping";
-    case RunStatus::completed: return "completed";
-    case RunStatus::failed: return "failed";
-    case RunStatus::cancelled: return "cancelled";
+    case RunStatus::queued:
+      return "queued";
+    case RunStatus::running:
+      return "running";
+    case RunStatus::stopping:
+      return "stopping";
+    case RunStatus::completed:
+      return "completed";
+    case RunStatus::failed:
+      return "failed";
+    case RunStatus::cancelled:
+      return "cancelled";
   }
   return "failed";
 }
@@ -98,11 +105,16 @@ bool is_terminal(RunStatus status) {
 
 std::string_view to_string(LogLevel level) {
   switch (level) {
-    case LogLevel::trace: return "trace";
-    case LogLevel::debug: return "debug";
-    case LogLevel::info: return "info";
-    case LogLevel::warn: return "warn";
-    case LogLevel::error: return "error";
+    case LogLevel::trace:
+      return "trace";
+    case LogLevel::debug:
+      return "debug";
+    case LogLevel::info:
+      return "info";
+    case LogLevel::warn:
+      return "warn";
+    case LogLevel::error:
+      return "error";
   }
   return "info";
 }
@@ -117,9 +129,12 @@ std::optional<LogLevel> parse_log_level(std::string_view text) {
 
 std::string_view to_string(AgentSource source) {
   switch (source) {
-    case AgentSource::installed: return "installed";
-    case AgentSource::local: return "local";
-    case AgentSource::remix: return "remix";
+    case AgentSource::installed:
+      return "installed";
+    case AgentSource::local:
+      return "local";
+    case AgentSource::remix:
+      return "remix";
   }
   return "installed";
 }

@@ -28,7 +28,9 @@ enum class RunStatus { queued, running, stopping, completed, failed, cancelled }
 std::string_view to_string(RunStatus status);
 std::optional<RunStatus> parse_run_status(std::string_view text);
 bool is_terminal(RunStatus status);
-inline bool is_active(RunStatus status) { return !is_terminal(status); }
+inline bool is_active(RunStatus status) {
+  return !is_terminal(status);
+}
 
 enum class LogLevel { trace = 0, debug = 1, info = 2, warn = 3, error = 4 };
 

@@ -27,8 +27,8 @@
 namespace nightshift {
 
 struct RunManagerOptions {
-  std::size_t max_concurrent = 32;   // runs executing at once (worker threads)
-  std::size_t max_queued = 10000;    // runs waiting for a slot; past it: at_capacity
+  std::size_t max_concurrent = 32;  // runs executing at once (worker threads)
+  std::size_t max_queued = 10000;   // runs waiting for a slot; past it: at_capacity
   // How long a stopping run may take before its record says it ignores the
   // stop (it stays `stopping`: a thread cannot be killed safely).
   std::chrono::milliseconds stop_grace{10000};

@@ -3,13 +3,14 @@
 // sleep bare and never assert on speed).
 #pragma once
 
+#include <unistd.h>
+
 #include <chrono>
 #include <filesystem>
 #include <fstream>
 #include <random>
 #include <string>
 #include <thread>
-#include <unistd.h>
 
 namespace nightshift::testing {
 
@@ -47,8 +48,7 @@ inline std::string read_file(const std::filesystem::path& path) {
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
 template <class Condition>
-bool wait_until(Condition&& condition,
-                std::chrono::milliseconds timeout = std::chrono::seconds(10),
+bool wait_until(Condition&& condition, std::chrono::milliseconds timeout = std::chrono::seconds(10),
                 std::chrono::milliseconds poll = std::chrono::milliseconds(2)) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   while (!condition()) {

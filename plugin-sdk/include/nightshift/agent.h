@@ -140,13 +140,11 @@ typedef struct nightshift_run {
   /* [run-thread] Sets the run's result to the given JSON text, replacing any
    * earlier one. The host copies it. Returns false (and keeps the earlier
    * result) when the text is not valid JSON. */
-  bool (*set_result_json)(const struct nightshift_run* run, const char* json,
-                          size_t json_size);
+  bool (*set_result_json)(const struct nightshift_run* run, const char* json, size_t json_size);
 
   /* [run-thread] Sets the message the run fails with when run() returns
    * NIGHTSHIFT_RUN_FAILED, replacing any earlier one. The host copies it. */
-  void (*set_error)(const struct nightshift_run* run, const char* message,
-                    size_t message_size);
+  void (*set_error)(const struct nightshift_run* run, const char* message, size_t message_size);
 } nightshift_run;
 
 /*
@@ -223,8 +221,7 @@ NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, log) == 80, "nightshift_run la
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, progress) == 88, "nightshift_run layout");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, cancelled) == 96, "nightshift_run layout");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, sleep_for) == 104, "nightshift_run layout");
-NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, set_result_json) == 112,
-                         "nightshift_run layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, set_result_json) == 112, "nightshift_run layout");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, set_error) == 120, "nightshift_run layout");
 NIGHTSHIFT_STATIC_ASSERT(sizeof(nightshift_run) == 128, "nightshift_run v1.0 size");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_descriptor, name) == 8,
