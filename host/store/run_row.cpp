@@ -50,11 +50,15 @@ Timestamp from_ms(std::int64_t ms) {
   return Timestamp{std::chrono::milliseconds{ms}};
 }
 
-void bind_run(SQLite::Statement& statement, const Run& run) {
+void check_writable(const Run& run) {
   if (is_terminal(run.status) && !run.ended_at) {
     throw std::invalid_argument("run " + run.instance_id + " is " +
                                 std::string(to_string(run.status)) + " but has no endedAt");
   }
+}
+
+void bind_run(SQLite::Statement& statement, const Run& run) {
+  check_writable(run);
   statement.bind(1, run.instance_id);
   statement.bind(2, run.thread_id);
   statement.bind(3, run.agent_id);
@@ -77,7 +81,7 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
   } else {
     statement.bind(14, boost::json::serialize(run.result));
   }
-  statement.bind(15, static_cast<std::int64_t>(run.log_count));
+  statement.bind(kLogCountParameter, static_cast<std::int64_t>(run.log_count));
   statement.bind(16, is_terminal(run.status) ? 1 : 0);
 }
 

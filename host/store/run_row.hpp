@@ -13,6 +13,13 @@ inline constexpr const char* kRunColumns =
     "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
     "created_at, started_at, ended_at, progress, error, result, log_count";
 
+// Throws std::invalid_argument when the run cannot be stored as it is (a
+// terminal run without endedAt). bind_run checks it too.
+void check_writable(const Run& run);
+
+// The parameter of the upsert statement that bind_run binds log_count to.
+inline constexpr int kLogCountParameter = 15;
+
 // Binds the run's fields to parameters 1..16 of the upsert statement
 // (kRunColumns plus `finished` as parameter 16).
 void bind_run(SQLite::Statement& statement, const Run& run);

@@ -6,6 +6,9 @@
 
 #include <algorithm>
 #include <limits>
+#include <memory_resource>
+#include <string_view>
+#include <unordered_map>
 
 #include "store/history_cursor.hpp"
 #include "store/queries.hpp"
@@ -41,12 +44,29 @@ const std::string kUpsertRun =
     // run snapshot in this upsert had not seen yet.
     "log_count = max(runs.log_count, excluded.log_count)";
 
+// The writer's page cache holds the hot pages of the runs table and its
+// seven indexes, so a commit rarely reads a page back from the file.
+constexpr int kWriterCacheKib = 32 * 1024;
+// Pages the WAL may hold before a commit checkpoints it into the database:
+// each checkpoint copies every page it holds and syncs, so at the engine's
+// write rate a longer WAL means far fewer copies of the same hot pages.
+constexpr int kWalCheckpointPages = 4000;
+
 SQLite::Database open_writer(const std::filesystem::path& file) {
-  SQLite::Database db(file.string(), SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE, kBusyTimeoutMs);
+  // NOMUTEX: the writer connection is used by one thread at a time (see
+  // run_store.hpp), so SQLite's per-call locking is only overhead.
+  SQLite::Database db(file.string(),
+                      SQLite::OPEN_READWRITE | SQLite::OPEN_CREATE | SQLite::OPEN_NOMUTEX,
+                      kBusyTimeoutMs);
   db.exec("PRAGMA journal_mode = WAL");
   db.exec("PRAGMA synchronous = NORMAL");
-  db.exec("PRAGMA foreign_keys = ON");
+  db.exec("PRAGMA cache_size = -" + std::to_string(kWriterCacheKib));
+  db.exec("PRAGMA wal_autocheckpoint = " + std::to_string(kWalCheckpointPages));
+  // Migrations run with foreign keys off, as SQLite's procedure for
+  // rebuilding a table asks (dropping the old runs table must not cascade
+  // to the log); every write after them has them on.
   store::migrate(db, file);
+  db.exec("PRAGMA foreign_keys = ON");
   return db;
 }
 
@@ -134,6 +154,23 @@ struct RunStore::Impl {
   // Deletes one bounded chunk; sets `more` when the chunk bound stopped it.
   std::size_t prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more);
   std::optional<std::pair<std::int64_t, bool>> find_run_id(const std::string& instance_id);
+  // Writes `run` with `log_count` in place of its own.
+  void write_run(const Run& run, std::uint64_t log_count);
+
+  // Upsert coalescing. Within one batch, the upserts of a run up to its next
+  // DeleteRun (or the next PruneRuns, which may delete any run) form a group,
+  // written once: the last state, at the position of the first upsert, so
+  // the rows get the ids they would have had and the AppendLogs behind the
+  // first upsert find their run. The run manager upserts each run three
+  // times (queued, running, final), and each write touches seven indexes.
+  static constexpr std::size_t kNotWrittenHere = std::numeric_limits<std::size_t>::max();
+  struct UpsertPlan {
+    std::size_t source = kNotWrittenHere;  // the op whose run to write here
+    std::uint64_t log_count = 0;           // the highest count in the group
+  };
+  // Fills upsert_plans for `ops`: a group's first position gets the plan,
+  // the group's later positions keep kNotWrittenHere.
+  void plan_upserts(const std::vector<WriteOp>& ops);
 
   StoreOptions options;
   SQLite::Database writer;
@@ -145,6 +182,11 @@ struct RunStore::Impl {
   SQLite::Statement delete_run;
   SQLite::Statement prune_boundary;
   SQLite::Statement prune_candidates;
+  // Scratch of plan_upserts, kept between batches so that planning a batch
+  // allocates nothing once they have grown. Keys view the ops' instance ids.
+  std::vector<UpsertPlan> upsert_plans;
+  std::pmr::unsynchronized_pool_resource plan_memory;
+  std::pmr::unordered_map<std::string_view, std::size_t> open_groups{&plan_memory};
 
   // ---- read side: immutable after construction, or thread-safe ----
   const store::HistoryCursorCodec cursors;
@@ -162,12 +204,37 @@ std::optional<std::pair<std::int64_t, bool>> RunStore::Impl::find_run_id(
   return found;
 }
 
-bool RunStore::Impl::apply_one(const UpsertRun& op) {
+void RunStore::Impl::write_run(const Run& run, std::uint64_t log_count) {
   upsert_run.tryReset();
   upsert_run.clearBindings();
-  store::bind_run(upsert_run, op.run);
+  store::bind_run(upsert_run, run);
+  upsert_run.bind(store::kLogCountParameter, clamp_to_int64(log_count));
   upsert_run.exec();
+}
+
+bool RunStore::Impl::apply_one(const UpsertRun& op) {
+  write_run(op.run, op.run.log_count);
   return false;
+}
+
+void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
+  upsert_plans.assign(ops.size(), UpsertPlan{});
+  open_groups.clear();
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
+      const auto [group, is_new] = open_groups.try_emplace(upsert->run.instance_id, i);
+      UpsertPlan& first = upsert_plans[group->second];
+      first.source = i;
+      // The stored count only grows (see kUpsertRun): the group writes the
+      // highest, as its upserts one by one would have left it.
+      first.log_count =
+          is_new ? upsert->run.log_count : std::max(first.log_count, upsert->run.log_count);
+    } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
+      open_groups.erase(deletion->instance_id);
+    } else if (std::holds_alternative<PruneRuns>(ops[i])) {
+      open_groups.clear();
+    }
+  }
 }
 
 bool RunStore::Impl::apply_one(const AppendLogs& op) {
@@ -258,10 +325,22 @@ void RunStore::apply(const std::vector<WriteOp>& ops) {
 
 bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) {
   bool prune_unfinished = false;
+  impl_->plan_upserts(ops);
   SQLite::Transaction transaction(impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
-  for (const WriteOp& op : ops) {
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
+      const Impl::UpsertPlan& plan = impl_->upsert_plans[i];
+      if (plan.source == Impl::kNotWrittenHere) {
+        // Written earlier in this batch with its group's last state; still
+        // refused if it could not have been written on its own.
+        store::check_writable(upsert->run);
+      } else {
+        impl_->write_run(std::get<UpsertRun>(ops[plan.source]).run, plan.log_count);
+      }
+      continue;
+    }
     const bool unfinished =
-        std::visit([this](const auto& one) { return impl_->apply_one(one); }, op);
+        std::visit([this](const auto& one) { return impl_->apply_one(one); }, ops[i]);
     prune_unfinished = prune_unfinished || unfinished;
   }
   transaction.commit();

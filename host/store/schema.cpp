@@ -71,6 +71,55 @@ constexpr std::array kMigrations{
       CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
       INSERT INTO store_meta (key, value) VALUES ('cursor_key', lower(hex(randomblob(16))));
     )sql"},
+    Migration{4, R"sql(
+      -- The same table with the same rules, but each CHECK written as
+      -- comparisons: SQLite evaluates an IN list of three or more constants
+      -- by building a temporary table, on every row written, and those
+      -- were most of the cost of writing a run.
+      -- Rebuilt the way SQLite's documentation describes (new table, copy,
+      -- drop, rename), with foreign keys off so the log is kept.
+      CREATE TABLE runs_v4 (
+        id INTEGER PRIMARY KEY,
+        instance_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        agent_name TEXT NOT NULL,
+        agent_source TEXT NOT NULL
+          CHECK (agent_source = 'installed' OR agent_source = 'local' OR agent_source = 'remix'),
+        task TEXT,
+        params TEXT NOT NULL,               -- JSON object
+        status TEXT NOT NULL
+          CHECK (status = 'queued' OR status = 'running' OR status = 'stopping'
+                 OR status = 'completed' OR status = 'failed' OR status = 'cancelled'),
+        -- 1 for the terminal statuses; kept as a column so partial indexes
+        -- can split active runs from history.
+        finished INTEGER NOT NULL
+          CHECK (finished = (status = 'completed' OR status = 'failed' OR status = 'cancelled')),
+        created_at INTEGER NOT NULL,        -- Unix milliseconds
+        started_at INTEGER,
+        ended_at INTEGER CHECK (finished = 0 OR ended_at IS NOT NULL),
+        progress REAL,
+        error TEXT,
+        result TEXT,                        -- JSON; NULL for a null result
+        log_count INTEGER NOT NULL DEFAULT 0
+      );
+      INSERT INTO runs_v4 (id, instance_id, thread_id, agent_id, agent_name, agent_source, task,
+                           params, status, finished, created_at, started_at, ended_at, progress,
+                           error, result, log_count)
+        SELECT id, instance_id, thread_id, agent_id, agent_name, agent_source, task, params,
+               status, finished, created_at, started_at, ended_at, progress, error, result,
+               log_count
+        FROM runs;
+      DROP TABLE runs;
+      ALTER TABLE runs_v4 RENAME TO runs;
+      CREATE INDEX runs_active ON runs (created_at, id) WHERE finished = 0;
+      CREATE INDEX runs_active_by_agent ON runs (agent_id, created_at, id) WHERE finished = 0;
+      CREATE INDEX runs_history ON runs (ended_at, id) WHERE finished = 1;
+      CREATE INDEX runs_history_by_status ON runs (status, ended_at, id) WHERE finished = 1;
+      CREATE INDEX runs_history_by_agent ON runs (agent_id, ended_at, id) WHERE finished = 1;
+      CREATE INDEX runs_history_by_agent_status
+        ON runs (agent_id, status, ended_at, id) WHERE finished = 1;
+    )sql"},
 };
 
 }  // namespace

@@ -8,7 +8,7 @@
 namespace nightshift::testing {
 namespace {
 
-constexpr int kLatestSchemaVersion = 3;
+constexpr int kLatestSchemaVersion = 4;
 
 std::int64_t count_rows(SQLite::Database&& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
@@ -66,7 +66,7 @@ TEST(RunStoreSchema, RefusesADatabaseNewerThanThisBuildWithAClearMessage) {
   } catch (const std::exception& e) {
     const std::string message = e.what();
     EXPECT_NE(message.find("schema version 99"), std::string::npos) << message;
-    EXPECT_NE(message.find("newer than this build knows (3)"), std::string::npos) << message;
+    EXPECT_NE(message.find("newer than this build knows (4)"), std::string::npos) << message;
   }
 }
 
@@ -86,6 +86,53 @@ TEST(RunStoreSchema, UpgradesADatabaseLeftAtAnOlderVersion) {
   EXPECT_EQ(store.schema_version(), kLatestSchemaVersion);
   EXPECT_EQ(store.count_runs(), 1u);
   EXPECT_EQ(store.integrity_check(), "ok");
+}
+
+TEST(RunStoreSchema, RebuildingTheRunsTableKeepsRunsTheirIdsAndTheirLogs) {
+  StoreFixture fixture;
+  const nightshift::Run active = queued_run();
+  const nightshift::Run done = finished_run("installed:echo", RunStatus::completed, at_ms(5000));
+  fixture.store().apply({UpsertRun{active}, UpsertRun{done},
+                         AppendLogs{active.instance_id, log_entries(1, 3)},
+                         AppendLogs{done.instance_id, log_entries(1, 4)}});
+  const auto ids_before =
+      fixture.inspect().execAndGet("SELECT group_concat(id) FROM runs").getString();
+  // Step 4 rebuilds the runs table: run it again over data.
+  SQLite::Database(fixture.path().string(), SQLite::OPEN_READWRITE).exec("PRAGMA user_version = 3");
+  fixture.reopen();
+  EXPECT_EQ(fixture.store().schema_version(), kLatestSchemaVersion);
+  EXPECT_EQ(fixture.inspect().execAndGet("SELECT group_concat(id) FROM runs").getString(),
+            ids_before);
+  EXPECT_EQ(fixture.store().read_logs(active.instance_id, 0, 100).size(), 3u);
+  EXPECT_EQ(fixture.store().read_logs(done.instance_id, 0, 100).size(), 4u);
+  nightshift::Run done_with_logs = done;
+  done_with_logs.log_count = 4;
+  expect_same_run(*fixture.store().get_run(done.instance_id), done_with_logs);
+  EXPECT_EQ(fixture.store().integrity_check(), "ok");
+  // Deleting still takes the log with it: the foreign key survived.
+  fixture.store().apply({DeleteRun{done.instance_id}});
+  EXPECT_EQ(count_rows(fixture.inspect(), "logs"), 3);
+}
+
+TEST(RunStoreSchema, TheTableRefusesRowsThatBreakItsRules) {
+  StoreFixture fixture;
+  SQLite::Database db(fixture.path().string(), SQLite::OPEN_READWRITE);
+  const auto insert = [&db](const std::string& source, const std::string& status, int finished,
+                            const char* ended_at) {
+    db.exec(
+        "INSERT INTO runs (instance_id, thread_id, agent_id, agent_name, agent_source, params, "
+        "status, finished, created_at, ended_at) VALUES (lower(hex(randomblob(8))), 't', "
+        "'installed:echo', 'echo', '" +
+        source + "', '{}', '" + status + "', " + std::to_string(finished) + ", 1, " + ended_at +
+        ")");
+  };
+  EXPECT_NO_THROW(insert("installed", "queued", 0, "NULL"));
+  EXPECT_NO_THROW(insert("remix", "cancelled", 1, "5"));
+  EXPECT_THROW(insert("elsewhere", "queued", 0, "NULL"), SQLite::Exception);
+  EXPECT_THROW(insert("local", "sleeping", 0, "NULL"), SQLite::Exception);
+  EXPECT_THROW(insert("local", "running", 1, "5"), SQLite::Exception);
+  EXPECT_THROW(insert("local", "failed", 0, "5"), SQLite::Exception);
+  EXPECT_THROW(insert("local", "completed", 1, "NULL"), SQLite::Exception);
 }
 
 TEST(RunStoreRecords, UpsertAndGetRoundTripEveryField) {

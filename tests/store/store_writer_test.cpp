@@ -129,6 +129,62 @@ TEST(StoreWriter, OpsSubmittedDuringACommitGoIntoTheNextTransactionTogether) {
   EXPECT_EQ(fixture.store().count_runs(), static_cast<std::size_t>(1 + kThreads * kPerThread));
 }
 
+TEST(StoreWriter, OnCommittedSeesEveryUpsertOfARunUnchangedEvenWhenTheStoreWritesItOnce) {
+  StoreFixture fixture;
+  Gate gate;
+  std::mutex seen_mutex;
+  std::vector<std::vector<WriteOp>> seen;  // every committed batch, as handed over
+  std::atomic<bool> first{true};
+  StoreWriter writer(fixture.store(), [&](const std::vector<WriteOp>& ops) {
+    {
+      std::lock_guard lock(seen_mutex);
+      seen.push_back(ops);
+    }
+    if (first.exchange(false)) gate.wait_open();
+  });
+  writer.submit(UpsertRun{queued_run()});
+  gate.wait_entered();  // the next ops all go into one batch
+
+  nightshift::Run run = queued_run();
+  std::vector<WriteOp> submitted;
+  submitted.push_back(UpsertRun{run});
+  submitted.push_back(AppendLogs{run.instance_id, log_entries(1, 2)});
+  run.status = RunStatus::running;
+  run.started_at = run.created_at;
+  run.log_count = 2;
+  submitted.push_back(UpsertRun{run});
+  submitted.push_back(AppendLogs{run.instance_id, log_entries(3, 1)});
+  run.status = RunStatus::completed;
+  run.ended_at = run.created_at + std::chrono::milliseconds(3);
+  run.log_count = 3;
+  submitted.push_back(UpsertRun{run});
+  for (const WriteOp& op : submitted) writer.submit(op);
+  gate.open();
+  writer.flush();
+
+  std::lock_guard lock(seen_mutex);
+  ASSERT_EQ(seen.size(), 2u);
+  const std::vector<WriteOp>& batch = seen[1];
+  ASSERT_EQ(batch.size(), submitted.size());
+  for (std::size_t i = 0; i < batch.size(); ++i) {
+    ASSERT_EQ(batch[i].index(), submitted[i].index()) << "op " << i;
+    if (const auto* upsert = std::get_if<UpsertRun>(&batch[i])) {
+      const nightshift::Run& expected = std::get<UpsertRun>(submitted[i]).run;
+      EXPECT_EQ(upsert->run.instance_id, expected.instance_id) << "op " << i;
+      EXPECT_EQ(upsert->run.status, expected.status) << "op " << i;
+      EXPECT_EQ(upsert->run.log_count, expected.log_count) << "op " << i;
+    } else {
+      const auto& logs = std::get<AppendLogs>(batch[i]);
+      EXPECT_EQ(logs.entries.front().seq, std::get<AppendLogs>(submitted[i]).entries.front().seq);
+    }
+  }
+  const auto stored = fixture.store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, RunStatus::completed);
+  EXPECT_EQ(stored->log_count, 3u);
+  EXPECT_EQ(fixture.store().read_logs(run.instance_id, 0, 10).size(), 3u);
+}
+
 TEST(StoreWriter, SubmitAndWaitFromManyThreadsEachSeesItsOwnRun) {
   StoreFixture fixture;
   StoreWriter writer(fixture.store(), nullptr);
