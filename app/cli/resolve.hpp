@@ -21,7 +21,8 @@ std::string resolve_agent_id(ApiClient& api, const std::string& id_or_name);
 std::string short_id(const std::string& instance_id);
 
 // The shortest prefix length, at least `minimum`, at which all `ids` differ
-// (time-ordered UUIDs v7 share their first characters; tables must not).
+// (the API allows time-ordered UUID v7 ids, which share their first
+// characters; a table must still tell them apart).
 std::size_t unique_prefix_length(const std::vector<std::string>& ids, std::size_t minimum = 8);
 
 }  // namespace nightshift::cli
