@@ -43,7 +43,7 @@ extern "C" {
 
 /* The ABI this header describes. A host accepts any minor of its major. */
 #define NIGHTSHIFT_ABI_MAJOR 1
-#define NIGHTSHIFT_ABI_MINOR 0
+#define NIGHTSHIFT_ABI_MINOR 1
 
 /* The symbol a v1 plugin exports (see nightshift_agent_entry_v1 below). */
 #define NIGHTSHIFT_ENTRY_SYMBOL_V1 "nightshift_agent_entry_v1"
@@ -145,6 +145,27 @@ typedef struct nightshift_run {
   /* [run-thread] Sets the message the run fails with when run() returns
    * NIGHTSHIFT_RUN_FAILED, replacing any earlier one. The host copies it. */
   void (*set_error)(const struct nightshift_run* run, const char* message, size_t message_size);
+
+  /* ---- Added in ABI 1.1. A v1.0 host does not fill these: check
+   * NIGHTSHIFT_HAS_FIELD(run, nightshift_run, <field>) before calling. ---- */
+
+  /* [run-thread] Waits up to `timeout_ms` for the next message sent to the
+   * run (POST /background-agents/{id}/messages) and hands it to `receive`
+   * (called once, on this thread, before next_message returns; the text is
+   * host-owned and valid only during that call: copy it). Messages arrive in
+   * the order they were sent, each once. Returns true when a message was
+   * handed over; false when none came within the timeout, or at once when a
+   * stop has been asked. Only agents whose manifest says "messages": true
+   * are sent messages. */
+  bool (*next_message)(const struct nightshift_run* run, uint64_t timeout_ms,
+                       void (*receive)(void* context, const char* text, size_t text_size),
+                       void* context);
+
+  /* [thread-safe] Adds one model answer's token counts to the run's totals,
+   * which the host shows as the run's `usage`. Call it once per answer with
+   * that answer's counts (never with running totals). */
+  void (*report_usage)(const struct nightshift_run* run, uint64_t prompt_tokens,
+                       uint64_t completion_tokens);
 } nightshift_run;
 
 /*
@@ -223,7 +244,9 @@ NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, cancelled) == 96, "nightshift_
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, sleep_for) == 104, "nightshift_run layout");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, set_result_json) == 112, "nightshift_run layout");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, set_error) == 120, "nightshift_run layout");
-NIGHTSHIFT_STATIC_ASSERT(sizeof(nightshift_run) == 128, "nightshift_run v1.0 size");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, next_message) == 128, "nightshift_run layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_run, report_usage) == 136, "nightshift_run layout");
+NIGHTSHIFT_STATIC_ASSERT(sizeof(nightshift_run) == 144, "nightshift_run v1.1 size");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_descriptor, name) == 8,
                          "nightshift_agent_descriptor layout");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_descriptor, version) == 24,

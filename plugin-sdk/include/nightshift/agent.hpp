@@ -31,6 +31,7 @@
 #include <exception>
 #include <limits>
 #include <memory>
+#include <optional>
 #include <stdexcept>
 #include <string>
 #include <string_view>
@@ -109,6 +110,50 @@ class RunContext {
       message += json.substr(0, shown);
       if (json.size() > shown) message += "...";
       throw std::invalid_argument(message);
+    }
+  }
+
+  // ---- SDK 1.1 ----
+
+  // What the host running this agent offers beyond ABI 1.0. A host older
+  // than the SDK an agent was built with simply lacks the newer features.
+  enum class Feature { messages, usage };
+  bool host_supports(Feature feature) const noexcept {
+    switch (feature) {
+      case Feature::messages:
+        return NIGHTSHIFT_HAS_FIELD(&run_, nightshift_run, next_message) &&
+               run_.next_message != nullptr;
+      case Feature::usage:
+        return NIGHTSHIFT_HAS_FIELD(&run_, nightshift_run, report_usage) &&
+               run_.report_usage != nullptr;
+    }
+    return false;
+  }
+
+  // Waits up to `timeout` for the next message sent to the run; nullopt when
+  // none came in time, when a stop was asked, or when the host does not send
+  // messages (see host_supports). Only for agents whose manifest says
+  // "messages": true.
+  template <class Rep, class Period>
+  std::optional<std::string> next_message(std::chrono::duration<Rep, Period> timeout) const {
+    if (!host_supports(Feature::messages)) return std::nullopt;
+    std::optional<std::string> message;
+    const auto receive = [](void* context, const char* text, std::size_t size) noexcept {
+      try {
+        static_cast<std::optional<std::string>*>(context)->emplace(view(text, size));
+      } catch (...) {
+        // Out of memory: the message is lost to this agent; it carries on.
+      }
+    };
+    run_.next_message(&run_, whole_milliseconds(timeout), receive, &message);
+    return message;
+  }
+
+  // [thread-safe] Adds one model answer's token counts to the run's usage.
+  // Does nothing on a host without usage (see host_supports).
+  void report_usage(std::uint64_t prompt_tokens, std::uint64_t completion_tokens) const noexcept {
+    if (host_supports(Feature::usage)) {
+      run_.report_usage(&run_, prompt_tokens, completion_tokens);
     }
   }
 
