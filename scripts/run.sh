@@ -7,6 +7,6 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build="${NIGHTSHIFT_BUILD_DIR:-$here/build/release}"
 
 "$here/scripts/setup.sh"
-cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake -S "$here" -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=Release -DNIGHTSHIFT_WERROR=ON >/dev/null
 cmake --build "$build" --parallel "$(nproc)" --target nightshift_all_runtime
 exec "$build/bin/nightshift" serve "$@"

@@ -38,7 +38,9 @@ bool is_continuation_byte(char c) {
 }
 
 std::string two_digits(std::int64_t value) {
-  return (value < 10 ? "0" : "") + std::to_string(value);
+  std::string text = std::to_string(value);
+  if (value >= 0 && value < 10) text.insert(text.begin(), '0');
+  return text;
 }
 
 std::tm local_tm(TimePoint when) {

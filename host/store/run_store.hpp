@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/history.hpp"
 #include "model/run.hpp"
 
 namespace nightshift {
@@ -28,31 +29,10 @@ struct StoreOptions {
   std::size_t read_connections = 4;
 };
 
-// A GET /background-agents history page request.
-struct HistoryQuery {
-  std::size_t limit = 50;             // 1..500
-  std::optional<std::string> cursor;  // from a previous HistoryPage
-  std::optional<RunStatus> status;    // a terminal status
-  std::optional<std::string> agent_id;
-};
-
-struct HistoryPage {
-  std::vector<Run> runs;  // terminal runs, newest endedAt first
-  std::optional<std::string> next_cursor;
-};
-
 // A cursor that did not come from next_cursor.
 class InvalidCursor : public std::invalid_argument {
  public:
   using std::invalid_argument::invalid_argument;
-};
-
-// Retention: a finished run is pruned only when it is both older than
-// max_age and not among the newest keep_at_least finished runs
-// ("keep 30 days or 100,000 runs, whichever is more").
-struct RetentionPolicy {
-  std::chrono::hours max_age{24 * 30};
-  std::size_t keep_at_least = 100000;
 };
 
 // Writes, applied in order inside one transaction by RunStore::apply.

@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <condition_variable>
+#include <mutex>
 #include <stdexcept>
 
 namespace nightshift {
@@ -27,14 +29,32 @@ void StoreWriter::submit(WriteOp op) {
   work_ready_.notify_one();
 }
 
-void StoreWriter::submit_and_wait(WriteOp op) {
-  Waiter waiter;
-  std::unique_lock lock(mutex_);
-  pending_.push_back(std::move(op));
-  pending_waiters_.push_back(&waiter);
-  ++submitted_seq_;
+void StoreWriter::submit(WriteOp op, Completion on_done) {
+  {
+    std::lock_guard lock(mutex_);
+    pending_.push_back(std::move(op));
+    pending_completions_.push_back(std::move(on_done));
+    ++submitted_seq_;
+  }
   work_ready_.notify_one();
-  committed_.wait(lock, [&waiter] { return waiter.done; });
+}
+
+void StoreWriter::submit_and_wait(WriteOp op) {
+  // The waiter lives on this stack; the completion sets it under mutex_.
+  struct Waiter {
+    std::mutex mutex;
+    std::condition_variable done_cv;
+    bool done = false;
+    std::string error;
+  } waiter;
+  submit(std::move(op), [&waiter](const std::string& error) {
+    std::lock_guard lock(waiter.mutex);
+    waiter.error = error;
+    waiter.done = true;
+    waiter.done_cv.notify_one();
+  });
+  std::unique_lock lock(waiter.mutex);
+  waiter.done_cv.wait(lock, [&waiter] { return waiter.done; });
   if (!waiter.error.empty()) throw std::runtime_error("store write failed: " + waiter.error);
 }
 
@@ -85,7 +105,7 @@ void StoreWriter::thread_main() {
 StoreWriter::Batch StoreWriter::take_batch() {
   Batch batch;
   batch.ops.swap(pending_);
-  batch.waiters.swap(pending_waiters_);
+  batch.completions.swap(pending_completions_);
   batch.last_seq = submitted_seq_;
   return batch;
 }
@@ -114,12 +134,18 @@ void StoreWriter::commit(Batch& batch) {
     committed_seq_ = batch.last_seq;
     if (error.empty()) ++batches_;
     if (prune_rest) unfinished_prune_ = prune_rest;
-    for (Waiter* waiter : batch.waiters) {
-      waiter->done = true;
-      waiter->error = error;
-    }
   }
   committed_.notify_all();
+  for (Completion& done : batch.completions) {
+    if (!done) continue;
+    try {
+      done(error);
+    } catch (const std::exception& e) {
+      spdlog::error("store writer: a completion handler threw: {}", e.what());
+    } catch (...) {
+      spdlog::error("store writer: a completion handler threw a non-exception");
+    }
+  }
 }
 
 void StoreWriter::continue_prune() {

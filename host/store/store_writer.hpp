@@ -35,8 +35,15 @@ class StoreWriter {
 
   // Queues one op; returns at once.
   void submit(WriteOp op);
-  // Queues one op and returns once it is committed (the start path: a run is
-  // durable before the client hears of it). Throws if the commit failed.
+  // Called on the writer thread once the op's batch is committed (error
+  // empty) or has failed (error says why), after on_committed has seen the
+  // batch. Must not block: it hands the outcome to its own thread.
+  using Completion = std::function<void(const std::string& error)>;
+  // Queues one op; `on_done` hears its outcome. The start path uses it: a
+  // run is durable before the client hears of it, and no thread waits.
+  void submit(WriteOp op, Completion on_done);
+  // Queues one op and returns once it is committed. Throws if the commit
+  // failed. For callers that may block (tests, shutdown, the API's pool).
   void submit_and_wait(WriteOp op);
   // Returns once everything submitted before the call is committed (or has
   // failed, which the writer logs), including the rest of a bounded prune.
@@ -46,15 +53,10 @@ class StoreWriter {
   std::uint64_t committed_batches() const;
 
  private:
-  // A submit_and_wait caller, waiting on its own stack for its batch's outcome.
-  struct Waiter {
-    bool done = false;
-    std::string error;  // set when the batch failed
-  };
   // What the writer thread took from the queue for one transaction.
   struct Batch {
     std::vector<WriteOp> ops;
-    std::vector<Waiter*> waiters;
+    std::vector<Completion> completions;
     std::uint64_t last_seq = 0;
   };
 
@@ -70,7 +72,7 @@ class StoreWriter {
   std::condition_variable work_ready_;
   std::condition_variable committed_;
   std::vector<WriteOp> pending_;
-  std::vector<Waiter*> pending_waiters_;
+  std::vector<Completion> pending_completions_;
   // A PruneRuns whose chunk bound stopped it: the writer runs one more chunk
   // after each batch until it is done, so newer writes are never held up.
   std::optional<PruneRuns> unfinished_prune_;
