@@ -33,13 +33,16 @@ std::string run_select(const char* tail) {
 
 const std::string kUpsertRun =
     std::string("INSERT INTO runs (") + store::kRunColumns +
-    ", finished) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+    ", finished) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+    "?17, ?18, ?19) "
     "ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id, "
     "agent_id = excluded.agent_id, agent_name = excluded.agent_name, "
     "agent_source = excluded.agent_source, task = excluded.task, params = excluded.params, "
     "status = excluded.status, finished = excluded.finished, created_at = excluded.created_at, "
     "started_at = excluded.started_at, ended_at = excluded.ended_at, "
     "progress = excluded.progress, error = excluded.error, result = excluded.result, "
+    "prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, "
+    "accepts_messages = excluded.accepts_messages, "
     // The log count only grows: an AppendLogs may have counted entries the
     // run snapshot in this upsert had not seen yet.
     "log_count = max(runs.log_count, excluded.log_count)";
@@ -84,8 +87,10 @@ std::string read_cursor_key(SQLite::Database& db) {
 constexpr std::size_t kLogRowsPerInsert = 32;
 
 std::string insert_logs_sql(std::size_t rows) {
-  std::string sql = "INSERT INTO logs (run, seq, ts, level, message) VALUES ";
-  for (std::size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)";
+  std::string sql = "INSERT INTO logs (run, seq, ts, level, message, source) VALUES ";
+  for (std::size_t i = 0; i < rows; ++i) {
+    sql += i == 0 ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)";
+  }
   return sql;
 }
 
@@ -106,6 +111,7 @@ void insert_logs(SQLite::Statement& insert, std::int64_t run_id, const LogEntry*
     insert.bind(index++, store::to_ms(entry.ts));
     insert.bind(index++, static_cast<int>(entry.level));
     insert.bindNoCopy(index++, entry.message);
+    insert.bind(index++, static_cast<int>(entry.source));
   }
   insert.exec();
   // Drop the no-copy bindings now: the entries may be gone by the next use.
@@ -417,7 +423,7 @@ HistoryPage RunStore::list_history(const HistoryQuery& query) const {
     }
     page.runs.push_back(store::read_run(statement));
     last = {store::to_ms(page.runs.back().ended_at.value_or(Timestamp{})),
-            statement.getColumn(15).getInt64()};
+            statement.getColumn(store::kRunColumnCount).getInt64()};
   }
   return page;
 }
@@ -440,6 +446,10 @@ std::vector<LogEntry> RunStore::read_logs(const std::string& instance_id, std::u
     }
     entry.level = static_cast<LogLevel>(level);
     entry.message = query.getColumn(3).getString();
+    const int source = query.getColumn(4).getInt();
+    entry.source = source >= 0 && source <= static_cast<int>(LogSource::host)
+                       ? static_cast<LogSource>(source)
+                       : LogSource::agent;
     entries.push_back(std::move(entry));
   }
   return entries;
