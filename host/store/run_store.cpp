@@ -1,5 +1,12 @@
 #include "store/run_store.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
@@ -58,7 +65,32 @@ constexpr int kWriterCacheKib = 32 * 1024;
 // checkpoints (copy plus fsync) stalled the writer and so every start().
 constexpr int kWalCheckpointPages = 16000;
 
+// The history (logs included) is for its owner only: the database file is
+// created 0600 whatever the umask, an older one is made 0600, and SQLite
+// gives its -wal and -shm files the database file's mode.
+void make_database_private(const std::filesystem::path& file) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
+  }
+  const int rc = ::fchmod(fd, 0600);
+  const int error = errno;
+  ::close(fd);
+  if (rc != 0) {
+    throw std::system_error(error, std::generic_category(),
+                            "cannot make " + file.string() + " private (mode 0600)");
+  }
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string companion = file.string() + suffix;
+    if (::chmod(companion.c_str(), 0600) != 0 && errno != ENOENT) {
+      throw std::system_error(errno, std::generic_category(),
+                              "cannot make " + companion + " private (mode 0600)");
+    }
+  }
+}
+
 SQLite::Database open_writer(const std::filesystem::path& file) {
+  make_database_private(file);
   // NOMUTEX: the writer connection is used by one thread at a time (see
   // run_store.hpp), so SQLite's per-call locking is only overhead.
   SQLite::Database db(file.string(),
