@@ -2,8 +2,10 @@
 
 namespace nightshift {
 
-CommitEvents::CommitEvents(EventBus& bus, LogBudget& budget, std::function<void(const Run&)> retire)
-    : bus_(bus), budget_(budget), retire_(std::move(retire)) {}
+CommitEvents::CommitEvents(EventBus& bus, LogBudget& budget,
+                           std::function<void(const Run&)> committed,
+                           std::function<void(const Run&)> retire)
+    : bus_(bus), budget_(budget), committed_(std::move(committed)), retire_(std::move(retire)) {}
 
 void CommitEvents::remember_deleted(const Run& record) {
   std::lock_guard lock(deleted_mutex_);
@@ -15,6 +17,7 @@ void CommitEvents::on_committed(const std::vector<WriteOp>& ops) {
   for (const WriteOp& op : ops) {
     if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
       const Run& run = upsert->run;
+      committed_(run);
       RunEventKind kind = RunEventKind::updated;
       if (is_terminal(run.status)) {
         kind = RunEventKind::finished;

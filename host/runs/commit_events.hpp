@@ -23,9 +23,10 @@ namespace nightshift {
 
 class CommitEvents {
  public:
-  // `retire` is called (on the writer thread) with each run's final record
-  // once it is committed and announced.
-  CommitEvents(EventBus& bus, LogBudget& budget, std::function<void(const Run&)> retire);
+  // On the writer thread: `committed` with every run record once it is
+  // committed, `retire` with each run's final record once it is announced.
+  CommitEvents(EventBus& bus, LogBudget& budget, std::function<void(const Run&)> committed,
+               std::function<void(const Run&)> retire);
 
   // The record a run had, so that `deleted` can carry it; call before the
   // DeleteRun is submitted.
@@ -36,6 +37,7 @@ class CommitEvents {
  private:
   EventBus& bus_;
   LogBudget& budget_;
+  const std::function<void(const Run&)> committed_;
   const std::function<void(const Run&)> retire_;
   std::unordered_set<std::string> announced_;  // runs whose `started` went out; writer thread
   std::mutex deleted_mutex_;                   // guards deleted_

@@ -89,6 +89,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // ---- guarded by `mutex` ----
   std::mutex mutex;
   Run record;                          // the live record; log_count counts accepted entries
+  Run shown;                           // the record as last committed: what readers are shown
   std::vector<LogEntry> pending_logs;  // accepted, not yet handed to the writer
   bool sweep_scheduled = false;        // a sweep is due on the watchdog
   bool progress_held = false;          // a progress value the throttle held back

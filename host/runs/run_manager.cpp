@@ -107,6 +107,7 @@ struct RunManager::Impl {
   void schedule_deadline(std::chrono::milliseconds after, bool is_timeout, const LivePtr& run);
   void fire(bool is_timeout, const LivePtr& run);
   void retire(const Run& final_record);
+  void show_committed(const Run& record);
 
   // The worker thread's body and its steps.
   void run_worker(const LivePtr& run) noexcept;
@@ -126,7 +127,9 @@ RunManager::Impl::Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in
       options(std::move(options_in)),
       budget(options.log_buffer_bytes),
       admission(options.max_concurrent, options.max_queued),
-      events(bus_in, budget, [this](const Run& run) { retire(run); }) {
+      events(
+          bus_in, budget, [this](const Run& run) { show_committed(run); },
+          [this](const Run& run) { retire(run); }) {
   // Before anything else: a run the store still calls active belonged to a
   // host that is gone.
   const std::size_t interrupted = store.mark_interrupted(now_ms(), kRecoveryError);
@@ -182,6 +185,11 @@ void RunManager::Impl::start(StartRequest request, StartCallback done) {
   LivePtr run;
   Admission::Place place{};
   try {
+    if (!writer->healthy()) {
+      throw RunError(RunError::Code::store_failed, "the store cannot record new runs right now (" +
+                                                       writer->last_error() +
+                                                       "); try again once it has recovered");
+    }
     run = make_live_run(request, catalog.resolve(request.agent_id, request.params));
     std::lock_guard lock(mutex);
     const auto reserved = admission.reserve();
@@ -232,6 +240,7 @@ void RunManager::Impl::on_start_committed(const LivePtr& run, Admission::Place p
     std::lock_guard lock(mutex);
     run->committed = true;
     committed = run->record;
+    run->shown = committed;
     if (place == Admission::Place::slot) {
       ++workers;
       to_launch.push_back(run);
@@ -523,7 +532,7 @@ std::uint64_t RunManager::Impl::send_message(const std::string& instance_id, std
 std::optional<Run> RunManager::Impl::get(const std::string& instance_id) const {
   if (LivePtr run = find_committed(instance_id)) {
     std::lock_guard run_lock(run->mutex);
-    return run->record;
+    return run->shown;
   }
   return store.get_run(instance_id);
 }
@@ -533,7 +542,7 @@ std::vector<Run> RunManager::Impl::active(const std::optional<std::string>& agen
   for (const LivePtr& run : live_snapshot()) {
     std::lock_guard run_lock(run->mutex);
     if (agent_id && run->record.agent_id != *agent_id) continue;
-    if (run->committed && is_active(run->record.status)) out.push_back(run->record);
+    if (run->committed && is_active(run->shown.status)) out.push_back(run->shown);
   }
   std::sort(out.begin(), out.end(), [](const Run& a, const Run& b) {
     if (a.created_at != b.created_at) return a.created_at > b.created_at;
@@ -581,6 +590,8 @@ RunManagerStats RunManager::Impl::stats() const {
   s.cancelled = cancelled.load();
   s.log_entries_written = budget.written();
   s.log_entries_dropped = budget.dropped();
+  s.store_ok = writer->healthy();
+  s.store_failures = writer->failures();
   return s;
 }
 
@@ -595,6 +606,19 @@ std::optional<Run> RunManager::Impl::wait(const std::string& instance_id,
 
 // ---------------------------------------------------------------------------
 // Retiring runs and shutdown
+
+// On the writer thread: what readers are shown of a live run is what is durable.
+void RunManager::Impl::show_committed(const Run& record) {
+  LivePtr run;
+  {
+    std::lock_guard lock(mutex);
+    auto it = runs.find(record.instance_id);
+    if (it == runs.end()) return;
+    run = it->second;
+  }
+  std::lock_guard run_lock(run->mutex);
+  run->shown = record;
+}
 
 // On the writer thread: a run's final record is durable, it leaves the live table.
 void RunManager::Impl::retire(const Run& final_record) {

@@ -97,6 +97,8 @@ struct RunManagerStats {
   std::uint64_t cancelled = 0;
   std::uint64_t log_entries_written = 0;
   std::uint64_t log_entries_dropped = 0;
+  bool store_ok = true;              // the store commits (false: writes are held)
+  std::uint64_t store_failures = 0;  // failed commits (and retries) so far
 };
 
 class RunManager {

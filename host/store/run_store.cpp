@@ -1,20 +1,18 @@
 #include "store/run_store.hpp"
 
+#include <SQLiteCpp/Database.h>
+#include <SQLiteCpp/Statement.h>
+#include <SQLiteCpp/Transaction.h>
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <system_error>
-
-#include <SQLiteCpp/Database.h>
-#include <SQLiteCpp/Statement.h>
-#include <SQLiteCpp/Transaction.h>
-
 #include <algorithm>
+#include <cerrno>
 #include <limits>
 #include <memory_resource>
 #include <string_view>
+#include <system_error>
 #include <unordered_map>
 
 #include "store/history_cursor.hpp"

@@ -1,15 +1,47 @@
 #include "store/store_writer.hpp"
 
+#include <SQLiteCpp/Exception.h>
 #include <spdlog/spdlog.h>
 
-#include <condition_variable>
-#include <mutex>
+#include <algorithm>
+#include <new>
 #include <stdexcept>
 
 namespace nightshift {
 
+namespace {
+
+// Failures that say the store cannot write now, not that the op is wrong:
+// worth holding the op and trying again.
+bool is_passing_failure(const std::exception& error) {
+  if (dynamic_cast<const std::bad_alloc*>(&error) != nullptr) return true;
+  const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&error);
+  if (sqlite == nullptr) return false;
+  switch (sqlite->getErrorCode()) {
+    case 5:   // SQLITE_BUSY
+    case 6:   // SQLITE_LOCKED
+    case 7:   // SQLITE_NOMEM
+    case 8:   // SQLITE_READONLY
+    case 10:  // SQLITE_IOERR
+    case 13:  // SQLITE_FULL
+    case 14:  // SQLITE_CANTOPEN
+    case 15:  // SQLITE_PROTOCOL
+      return true;
+    default:
+      return false;
+  }
+}
+
+}  // namespace
+
 StoreWriter::StoreWriter(RunStore& store, CommittedHandler on_committed)
-    : store_(store), on_committed_(std::move(on_committed)), thread_([this] { thread_main(); }) {}
+    : StoreWriter(store, std::move(on_committed), Options{}) {}
+
+StoreWriter::StoreWriter(RunStore& store, CommittedHandler on_committed, Options options)
+    : store_(store),
+      on_committed_(std::move(on_committed)),
+      options_(options),
+      thread_([this] { thread_main(); }) {}
 
 StoreWriter::~StoreWriter() {
   {
@@ -21,26 +53,20 @@ StoreWriter::~StoreWriter() {
 }
 
 void StoreWriter::submit(WriteOp op) {
-  {
-    std::lock_guard lock(mutex_);
-    pending_.push_back(std::move(op));
-    ++submitted_seq_;
-  }
-  work_ready_.notify_one();
+  submit(std::move(op), nullptr);
 }
 
 void StoreWriter::submit(WriteOp op, Completion on_done) {
   {
     std::lock_guard lock(mutex_);
-    pending_.push_back(std::move(op));
-    pending_completions_.push_back(std::move(on_done));
+    pending_.push_back(Item{std::move(op), std::move(on_done)});
     ++submitted_seq_;
   }
   work_ready_.notify_one();
 }
 
 void StoreWriter::submit_and_wait(WriteOp op) {
-  // The waiter lives on this stack; the completion sets it under mutex_.
+  // The waiter lives on this stack; the completion sets it under its mutex.
   struct Waiter {
     std::mutex mutex;
     std::condition_variable done_cv;
@@ -66,9 +92,19 @@ void StoreWriter::flush() {
   });
 }
 
+std::string StoreWriter::last_error() const {
+  std::lock_guard lock(mutex_);
+  return last_error_;
+}
+
 std::size_t StoreWriter::pending_ops() const {
   std::lock_guard lock(mutex_);
   return pending_.size();
+}
+
+std::size_t StoreWriter::held_ops() const {
+  std::lock_guard lock(mutex_);
+  return held_.size();
 }
 
 std::uint64_t StoreWriter::committed_batches() const {
@@ -79,17 +115,23 @@ std::uint64_t StoreWriter::committed_batches() const {
 void StoreWriter::thread_main() {
   std::unique_lock lock(mutex_);
   for (;;) {
-    work_ready_.wait(
-        lock, [this] { return stopping_ || !pending_.empty() || unfinished_prune_.has_value(); });
-    if (!pending_.empty()) {
-      // Everything queued while the previous commit ran goes in together.
+    if (!held_.empty() && !stopping_) {
+      // Held writes wait for the store; newer ones queue behind them.
+      work_ready_.wait_for(lock, retry_delay_, [this] { return stopping_; });
+    } else {
+      work_ready_.wait(
+          lock, [this] { return stopping_ || !pending_.empty() || unfinished_prune_.has_value(); });
+    }
+    if (!pending_.empty() || !held_.empty()) {
+      // Held ops first, then everything queued while the previous commit
+      // ran, all in one transaction.
       Batch batch = take_batch();
       lock.unlock();
       commit(batch);
       lock.lock();
     }
-    if (unfinished_prune_ && stopping_) {
-      // Shutting down: the rest of a prune waits for the next one.
+    if (unfinished_prune_ && (stopping_ || !held_.empty())) {
+      // The rest of a prune waits for the next one.
       unfinished_prune_.reset();
       committed_.notify_all();
     }
@@ -98,55 +140,133 @@ void StoreWriter::thread_main() {
       continue_prune();
       lock.lock();
     }
-    if (stopping_ && pending_.empty()) break;
+    if (stopping_ && pending_.empty()) {
+      if (!held_.empty()) {
+        spdlog::error(
+            "store writer: stopping with {} write(s) the store could not take ({}); the runs "
+            "they belong to are marked interrupted at the next start",
+            held_.size(), last_error_);
+      }
+      break;
+    }
   }
 }
 
 StoreWriter::Batch StoreWriter::take_batch() {
   Batch batch;
-  batch.ops.swap(pending_);
-  batch.completions.swap(pending_completions_);
+  batch.items.swap(held_);
+  batch.items.reserve(batch.items.size() + pending_.size());
+  for (Item& item : pending_) batch.items.push_back(std::move(item));
+  pending_.clear();
   batch.last_seq = submitted_seq_;
   return batch;
 }
 
 void StoreWriter::commit(Batch& batch) {
-  std::string error;
-  bool prune_unfinished = false;
+  std::vector<WriteOp> ops;
+  ops.reserve(batch.items.size());
+  for (const Item& item : batch.items) ops.push_back(item.op);
+  std::vector<Item> held;
   try {
-    prune_unfinished = store_.apply_reporting_unfinished_prune(batch.ops);
-  } catch (const std::exception& e) {
-    error = e.what();
-    if (error.empty()) error = "unknown error";
-    spdlog::error("store writer: a batch of {} writes failed and was rolled back: {}",
-                  batch.ops.size(), error);
+    const bool prune_unfinished = store_.apply_reporting_unfinished_prune(ops);
+    publish(ops);
+    if (prune_unfinished) note_unfinished_prune(ops);
+    for (Item& item : batch.items) complete(item, "");
+    if (!healthy()) become_healthy();
+  } catch (const std::exception&) {
+    failures_.fetch_add(1, std::memory_order_relaxed);
+    held = commit_one_by_one(batch.items);
   }
-  if (error.empty()) publish(batch.ops);
-
-  std::optional<PruneRuns> prune_rest;
-  if (prune_unfinished) {
-    for (const WriteOp& op : batch.ops) {
-      if (const auto* prune = std::get_if<PruneRuns>(&op)) prune_rest = *prune;
-    }
-  }
-  for (Completion& done : batch.completions) {
-    if (!done) continue;
-    try {
-      done(error);
-    } catch (const std::exception& e) {
-      spdlog::error("store writer: a completion handler threw: {}", e.what());
-    } catch (...) {
-      spdlog::error("store writer: a completion handler threw a non-exception");
-    }
-  }
-  // Only now is the batch settled for flush(): its completions have run.
   {
     std::lock_guard lock(mutex_);
     committed_seq_ = batch.last_seq;
-    if (error.empty()) ++batches_;
-    if (prune_rest) unfinished_prune_ = prune_rest;
+    if (held.empty()) ++batches_;
+    held_ = std::move(held);
   }
   committed_.notify_all();
+}
+
+std::vector<StoreWriter::Item> StoreWriter::commit_one_by_one(std::vector<Item>& items) {
+  std::vector<Item> held;
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    Item& item = items[i];
+    if (!held.empty()) {
+      // Behind a held op: kept in order, unless somebody waits for it.
+      if (item.done) {
+        complete(item, "the store cannot write now: " + last_error());
+      } else {
+        held.push_back(std::move(item));
+      }
+      continue;
+    }
+    try {
+      const bool prune_unfinished = store_.apply_reporting_unfinished_prune({item.op});
+      publish({item.op});
+      if (prune_unfinished) note_unfinished_prune({item.op});
+      complete(item, "");
+    } catch (const std::exception& e) {
+      std::string error = e.what();
+      if (error.empty()) error = "unknown error";
+      if (is_passing_failure(e)) {
+        become_unhealthy(error);
+        if (item.done) {
+          complete(item, "the store cannot write now: " + error);
+          continue;  // nothing else depends on an op somebody waited for
+        }
+        held.push_back(std::move(item));
+      } else {
+        spdlog::error("store writer: a write was refused and dropped ({}): {}",
+                      item.op.index() == 0 ? "run record" : "log, delete or prune", error);
+        complete(item, error);
+      }
+    }
+  }
+  if (held.empty() && !healthy()) become_healthy();
+  return held;
+}
+
+void StoreWriter::become_unhealthy(const std::string& error) {
+  bool first = false;
+  {
+    std::lock_guard lock(mutex_);
+    first = healthy_.load(std::memory_order_relaxed);
+    last_error_ = error;
+    retry_delay_ = first ? options_.first_retry : std::min(retry_delay_ * 2, options_.max_retry);
+  }
+  healthy_.store(false, std::memory_order_release);
+  // Once per episode, not once per op.
+  if (first) {
+    spdlog::error(
+        "store writer: the store cannot commit ({}); writes are held and retried, and starts "
+        "are refused until it can",
+        error);
+  }
+}
+
+void StoreWriter::become_healthy() {
+  healthy_.store(true, std::memory_order_release);
+  spdlog::info("store writer: the store commits again; every held write is written");
+}
+
+void StoreWriter::complete(Item& item, const std::string& error) {
+  if (!item.done) return;
+  try {
+    item.done(error);
+  } catch (const std::exception& e) {
+    spdlog::error("store writer: a completion handler threw: {}", e.what());
+  } catch (...) {
+    spdlog::error("store writer: a completion handler threw a non-exception");
+  }
+  item.done = nullptr;
+}
+
+void StoreWriter::note_unfinished_prune(const std::vector<WriteOp>& ops) {
+  for (const WriteOp& op : ops) {
+    if (const auto* prune = std::get_if<PruneRuns>(&op)) {
+      std::lock_guard lock(mutex_);
+      unfinished_prune_ = *prune;
+    }
+  }
 }
 
 void StoreWriter::continue_prune() {

@@ -5,10 +5,22 @@
 // run manager uses to publish events). So an event is only ever published for
 // something already durable, and events come out in the order they were made.
 //
-// Thread safety: submit*, flush and pending_ops are [thread-safe]. The
-// on_committed callback runs on the writer thread and must not block.
+// Failures are owned here. When a batch fails, its ops are retried one by
+// one, so one bad op cannot roll back other runs' records: an op the store
+// refuses for what it is (a broken record) is dropped and logged; an op that
+// fails because the store cannot write now (disk full, I/O error, locked) is
+// held, with everything after it, and retried with backoff until it commits.
+// While anything is held the writer is unhealthy (healthy() is false), and
+// an op submitted with a completion (a start, a delete: someone waits for
+// it) is failed at once instead of held, so that nobody waits on a full disk.
+//
+// Thread safety: submit*, flush and the getters are [thread-safe]. The
+// on_committed callback and completions run on the writer thread and must
+// not block.
 #pragma once
 
+#include <atomic>
+#include <chrono>
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
@@ -26,58 +38,87 @@ namespace nightshift {
 class StoreWriter {
  public:
   using CommittedHandler = std::function<void(const std::vector<WriteOp>& committed)>;
+  // Called on the writer thread once the op is committed (error empty) or
+  // has failed (error says why), after on_committed has seen it. Must not
+  // block: it hands the outcome to its own thread.
+  using Completion = std::function<void(const std::string& error)>;
+
+  struct Options {
+    std::chrono::milliseconds first_retry{100};  // after a transient failure
+    std::chrono::milliseconds max_retry{2000};   // the backoff's ceiling
+  };
 
   StoreWriter(RunStore& store, CommittedHandler on_committed);
-  // Commits everything still pending, then joins the thread.
+  StoreWriter(RunStore& store, CommittedHandler on_committed, Options options);
+  // Commits everything still pending (one last try for held ops), then
+  // joins the thread.
   ~StoreWriter();
   StoreWriter(const StoreWriter&) = delete;
   StoreWriter& operator=(const StoreWriter&) = delete;
 
   // Queues one op; returns at once.
   void submit(WriteOp op);
-  // Called on the writer thread once the op's batch is committed (error
-  // empty) or has failed (error says why), after on_committed has seen the
-  // batch. Must not block: it hands the outcome to its own thread.
-  using Completion = std::function<void(const std::string& error)>;
   // Queues one op; `on_done` hears its outcome. The start path uses it: a
   // run is durable before the client hears of it, and no thread waits.
   void submit(WriteOp op, Completion on_done);
-  // Queues one op and returns once it is committed. Throws if the commit
-  // failed. For callers that may block (tests, shutdown, the API's pool).
+  // Queues one op and returns once it is committed. Throws if it failed.
+  // For callers that may block (tests, the API's worker pool).
   void submit_and_wait(WriteOp op);
-  // Returns once everything submitted before the call is committed (or has
-  // failed, which the writer logs), including the rest of a bounded prune.
+  // Returns once everything submitted before the call is committed, failed
+  // or held, including the rest of a bounded prune.
   void flush();
 
+  // False while writes are held because the store cannot commit.
+  bool healthy() const noexcept { return healthy_.load(std::memory_order_acquire); }
+  // Why the store last failed (empty while it never has).
+  std::string last_error() const;
   std::size_t pending_ops() const;
+  std::size_t held_ops() const;
   std::uint64_t committed_batches() const;
+  // Batches (or retries) that failed, since the writer started.
+  std::uint64_t failures() const noexcept { return failures_.load(std::memory_order_relaxed); }
 
  private:
+  struct Item {
+    WriteOp op;
+    Completion done;  // empty: nobody waits for this op
+  };
   // What the writer thread took from the queue for one transaction.
   struct Batch {
-    std::vector<WriteOp> ops;
-    std::vector<Completion> completions;
+    std::vector<Item> items;
     std::uint64_t last_seq = 0;
   };
 
   void thread_main();
   Batch take_batch();  // called with mutex_ held
   void commit(Batch& batch);
+  // After a failed batch: op by op; returns the items to hold.
+  std::vector<Item> commit_one_by_one(std::vector<Item>& items);
   void continue_prune();
   void publish(const std::vector<WriteOp>& committed);
+  static void complete(Item& item, const std::string& error);
+  void become_unhealthy(const std::string& error);
+  void become_healthy();
+  void note_unfinished_prune(const std::vector<WriteOp>& ops);
 
   RunStore& store_;                // written only by the writer thread
   CommittedHandler on_committed_;  // called only on the writer thread
-  mutable std::mutex mutex_;       // guards everything below
+  const Options options_;
+  std::atomic<bool> healthy_{true};
+  std::atomic<std::uint64_t> failures_{0};
+  mutable std::mutex mutex_;  // guards everything below
   std::condition_variable work_ready_;
   std::condition_variable committed_;
-  std::vector<WriteOp> pending_;
-  std::vector<Completion> pending_completions_;
+  std::vector<Item> pending_;
+  // Ops that failed for a passing reason, in order: retried before anything newer.
+  std::vector<Item> held_;
+  std::chrono::milliseconds retry_delay_{0};
+  std::string last_error_;
   // A PruneRuns whose chunk bound stopped it: the writer runs one more chunk
   // after each batch until it is done, so newer writes are never held up.
   std::optional<PruneRuns> unfinished_prune_;
   std::uint64_t submitted_seq_ = 0;  // ops submitted so far
-  std::uint64_t committed_seq_ = 0;  // ops committed (or failed) so far
+  std::uint64_t committed_seq_ = 0;  // ops committed, failed or held so far
   std::uint64_t batches_ = 0;
   bool stopping_ = false;
   std::thread thread_;  // last: started after every member above exists

@@ -16,6 +16,15 @@
 
 namespace {
 
+// PREFIX + i + SUFFIX, built by appending: GCC 12 at -O3 warns falsely
+// (-Wrestrict) on "text" + std::to_string(i).
+std::string numbered(const char* prefix, int i, const char* suffix) {
+  std::string text = prefix;
+  text += std::to_string(i);
+  text += suffix;
+  return text;
+}
+
 using nightshift::testing::AgentHarness;
 using nightshift::testing::AgentLibrary;
 using nightshift::testing::AgentOutcome;
@@ -143,7 +152,7 @@ TEST_F(RepoScanAgentTest, CountsFilesLinesBytesAndMarkersPerLanguage) {
 }
 
 TEST_F(RepoScanAgentTest, LargestFilesComeBiggestFirstAndAreLimitedByTopFiles) {
-  for (int i = 1; i <= 12; ++i) write("f" + std::to_string(i) + ".txt", std::string(i * 10, 'x'));
+  for (int i = 1; i <= 12; ++i) write(numbered("f", i, ".txt"), std::string(i * 10, 'x'));
   const AgentOutcome outcome = run(options("", R"({"instructions":"","topFiles":3})"));
   const json::object result = result_of(outcome);
   const json::array& largest = result.at("largestFiles").as_array();
@@ -273,7 +282,7 @@ TEST_F(RepoScanAgentTest, UnreadableFileIsReportedAndTheScanGoesOn) {
 
 TEST_F(RepoScanAgentTest, ProgressRisesMonotonicallyToOne) {
   for (int i = 0; i < 300; ++i) {
-    write("d" + std::to_string(i % 7) + "/f" + std::to_string(i) + ".rs",
+    write(numbered("d", i % 7, "") + numbered("/f", i, ".rs"),
           std::string(static_cast<std::size_t>(i) * 37, 'a') + "\n");
   }
   const AgentOutcome outcome = run(options());
