@@ -317,6 +317,13 @@ TEST_F(CatalogTest, StartParamsAreValidatedWithClearMessages) {
   EXPECT_EQ(message(R"({"token": "t", "mode": "medium"})"),
             R"(param 'mode' must be one of ["fast","slow"], not "medium")");
   EXPECT_EQ(message(R"({"seconds": 1})"), "param 'token' is required");
+  // A number JSON cannot carry is refused before anything else, wherever it is.
+  EXPECT_EQ(message(R"({"token": "t", "seconds": 1e400})"),
+            "params.seconds is not a finite number");
+  EXPECT_EQ(message(R"({"token": "t", "speed": {"x": [1e400]}})"),
+            "params.speed.x[0] is not a finite number");
+  EXPECT_EQ(message(R"({"token": "t", "instructions": -1e400})"),
+            "params.instructions is not a finite number");
 
   const ResolvedAgent resolved =
       catalog().resolve("installed:loader-good", object_of(R"({"token": "t", "mode": "slow"})"));
