@@ -207,6 +207,10 @@ TEST_F(CatalogTest, BrokenRemixesAreListedUnavailableWithTheReason) {
   write_file(remix_dir() / "wrong-type.md",
              "---\nbase: installed:loader-good\nparams:\n  seconds: soon\n---\n");
   write_file(remix_dir() / "Upper.md", "---\nbase: installed:loader-good\n---\n");
+  write_file(remix_dir() / "infinite.md",
+             "---\nbase: installed:loader-good\nparams:\n  seconds: 1e400\n---\n");
+  fs::copy_file(fs::path(CATALOG_TEST_DATA_DIR) / "billion-laughs.md",
+                remix_dir() / "billion-laughs.md");
 
   EXPECT_CONTAINS(error_of("remix:bad-yaml"), "not valid YAML");
   EXPECT_CONTAINS(error_of("remix:unknown-base"), "its base installed:nowhere is unknown");
@@ -219,6 +223,10 @@ TEST_F(CatalogTest, BrokenRemixesAreListedUnavailableWithTheReason) {
                   "it sets param 'speed', which installed:loader-good does not have");
   EXPECT_CONTAINS(error_of("remix:wrong-type"), "param 'seconds' must be a number, not a string");
   EXPECT_CONTAINS(error_of("remix:Upper"), "not a valid agent name");
+  EXPECT_EQ(error_of("remix:infinite"), "params.seconds is not a finite number");
+  EXPECT_EQ(error_of("remix:billion-laughs"),
+            "the front matter expands to more than 100000 values (each use of a YAML alias "
+            "repeats what it names; line 6)");
   EXPECT_EQ(resolve_error("remix:loop-a").code(), CatalogError::Code::agent_unavailable);
 }
 
