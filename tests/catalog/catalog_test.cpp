@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "catalog/manifest.hpp"
 #include "test_support.hpp"
 
 namespace nightshift {
@@ -184,6 +185,26 @@ TEST_F(CatalogTest, BrokenCompiledAgentsAreListedUnavailableWithTheReason) {
   const CatalogError error = resolve_error("installed:garbage");
   EXPECT_EQ(error.code(), CatalogError::Code::agent_unavailable);
   EXPECT_CONTAINS(error.what(), "not a loadable shared library");
+}
+
+TEST_F(CatalogTest, OversizedDeepOrNonFiniteManifestsAreRefusedClearly) {
+  add_agent(installed_dir(), "deep",
+            R"({"name": "deep", "library": "libloader-good.so", "x": )" + std::string(40, '[') +
+                std::string(40, ']') + "}");
+  add_agent(installed_dir(), "big",
+            R"({"name": "big", "library": "libloader-good.so", "description": ")" +
+                std::string(1024 * 1024, 'x') + "\"}");
+  add_agent(installed_dir(), "infinite",
+            R"({"name": "infinite", "library": "libloader-good.so",
+                "params": {"n": {"type": "number", "default": 1e400}}})");
+  EXPECT_EQ(error_of("installed:deep"),
+            "agent.json nests objects and arrays deeper than 32 levels");
+  EXPECT_EQ(error_of("installed:big"),
+            "agent.json is larger than 1 MiB; a manifest is a few lines");
+  EXPECT_EQ(error_of("installed:infinite"), "agent.json: params.n.default is not a finite number");
+  // Just within the bounds is fine.
+  EXPECT_NO_THROW(parse_manifest(R"({"name": "a", "library": "liba.so", "x": )" +
+                                 std::string(31, '[') + std::string(31, ']') + "}"));
 }
 
 TEST_F(CatalogTest, LibraryRefusedByTheLoaderMakesTheAgentUnavailable) {
