@@ -40,6 +40,42 @@ class RemixError : public std::runtime_error {
   using std::runtime_error::runtime_error;
 };
 
+// The length of the valid UTF-8 prefix of `text` (all of it when valid):
+// no overlong forms, no surrogates, nothing beyond U+10FFFF. JSON text must
+// be UTF-8, and a remix's params and instructions become JSON. Written out
+// because none of our libraries offers a public check.
+std::size_t valid_utf8_prefix(std::string_view text) {
+  std::size_t at = 0;
+  while (at < text.size()) {
+    const auto lead = static_cast<unsigned char>(text[at]);
+    if (lead < 0x80) {
+      ++at;
+      continue;
+    }
+    std::size_t length = 0;
+    std::uint32_t point = 0;
+    std::uint32_t minimum = 0;
+    if ((lead & 0xE0) == 0xC0) {
+      length = 2, point = lead & 0x1F, minimum = 0x80;
+    } else if ((lead & 0xF0) == 0xE0) {
+      length = 3, point = lead & 0x0F, minimum = 0x800;
+    } else if ((lead & 0xF8) == 0xF0) {
+      length = 4, point = lead & 0x07, minimum = 0x10000;
+    } else {
+      return at;
+    }
+    if (text.size() - at < length) return at;
+    for (std::size_t i = 1; i < length; ++i) {
+      const auto next = static_cast<unsigned char>(text[at + i]);
+      if ((next & 0xC0) != 0x80) return at;
+      point = (point << 6) | (next & 0x3F);
+    }
+    if (point < minimum || point > 0x10FFFF || (point >= 0xD800 && point <= 0xDFFF)) return at;
+    at += length;
+  }
+  return at;
+}
+
 bool is_digit(char c) {
   return c >= '0' && c <= '9';
 }
@@ -125,6 +161,15 @@ class YamlToJson {
     open_.push_back(node);
   }
 
+  // The file is valid UTF-8; this guards against escapes in quoted scalars
+  // making text that is not (yaml-cpp refuses the ones we know of).
+  static void check_utf8(const std::string& text, const std::string& path) {
+    if (valid_utf8_prefix(text) != text.size()) {
+      throw RemixError((path.empty() ? std::string("a value") : path) +
+                       " is not valid UTF-8 (a YAML escape made a character JSON cannot carry)");
+    }
+  }
+
   json::value value_of(const YAML::Node& node, const std::string& path) {
     switch (node.Type()) {
       case YAML::NodeType::Undefined:
@@ -133,6 +178,7 @@ class YamlToJson {
         return nullptr;
       case YAML::NodeType::Scalar:
         count(node, node.Scalar().size());
+        check_utf8(node.Scalar(), path);
         // "?" marks a plain scalar; quoted ones ("!") and explicit tags stay text.
         if (node.Tag() == "?") return plain_scalar(node.Scalar(), path);
         return json::string(node.Scalar());
@@ -163,6 +209,7 @@ class YamlToJson {
       if (!pair.first.IsScalar()) throw RemixError("a mapping key is not a plain value");
       const std::string& key = pair.first.Scalar();
       count(pair.first, key.size());
+      check_utf8(key, path.empty() ? "a key" : "a key of " + path);
       object[key] = value_of(pair.second, child_path(path, key));
     }
     open_.pop_back();
@@ -313,6 +360,10 @@ RemixFile parse_remix(const std::string& text, const std::string& stem) {
   RemixFile remix;
   remix.name = stem;
   try {
+    if (const std::size_t valid = valid_utf8_prefix(text); valid != text.size()) {
+      throw RemixError("the file is not valid UTF-8 (at byte " + std::to_string(valid) +
+                       "); a remix is UTF-8 text");
+    }
     const Sections sections = split_front_matter(text);
     remix.instructions = trimmed(sections.body);
     read_front_matter(parse_yaml_object(sections.front_matter), remix);

@@ -181,6 +181,25 @@ TEST(RemixFile, NumbersJsonCannotCarryAreRefusedNamingTheirPath) {
       "params.n is an integer too large to carry exactly (at most 64 bits)");
 }
 
+TEST(RemixFile, TextThatIsNotUtf8IsRefused) {
+  // Found by the remix fuzzer: a key of bytes that are not UTF-8 made params
+  // whose JSON no parser reads back.
+  EXPECT_EQ(error_of("---\nbase: installed:echo\nparams:\n  \x9b\x9b: 1\n---\n"),
+            "the file is not valid UTF-8 (at byte 35); a remix is UTF-8 text");
+  EXPECT_EQ(error_of("---\nbase: installed:echo\n---\nbody \xC0\xAF overlong\n"),
+            "the file is not valid UTF-8 (at byte 34); a remix is UTF-8 text");
+  EXPECT_EQ(error_of("---\nbase: installed:echo\n---\n\xED\xA0\x80 a surrogate\n"),
+            "the file is not valid UTF-8 (at byte 29); a remix is UTF-8 text");
+  // Valid multi-byte text is fine, in keys, values and the body.
+  const RemixFile remix = parse_remix(
+      "---\nbase: installed:echo\nparams:\n  \xC3\xA9t\xC3\xA9: \xF0\x9F\x98\x80\n"
+      "---\nCaf\xC3\xA9\n",
+      "x");
+  ASSERT_FALSE(remix.error) << *remix.error;
+  EXPECT_EQ(remix.params.at("\xC3\xA9t\xC3\xA9"), "\xF0\x9F\x98\x80");
+  EXPECT_EQ(remix.instructions, "Caf\xC3\xA9");
+}
+
 TEST(RemixFile, NumbersAtTheEdgesOfWhatJsonCarries) {
   const RemixFile remix = parse_remix(R"(---
 base: installed:echo
