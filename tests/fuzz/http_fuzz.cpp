@@ -1,8 +1,9 @@
 // Fuzz target: an HTTP request from raw bytes, the way the API reads one:
 // Boost.Beast's request parser (with the server's header and body limits),
 // the target as an origin-form URL with its query, and the body as JSON
-// with the params check a start makes. It stands in for the API's own
-// handler until that can be driven without a socket.
+// with the checks a start makes (numbers as written, then params). It
+// stands in for the API's own handler until that can be driven without a
+// socket.
 #include <boost/beast/core/buffers_prefix.hpp>
 #include <boost/beast/http/parser.hpp>
 #include <boost/beast/http/string_body.hpp>
@@ -11,6 +12,7 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "catalog/json_numbers.hpp"
 #include "catalog/param_schema.hpp"
 #include "fuzz_check.hpp"
 
@@ -47,7 +49,11 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     for (const auto& segment : target->segments()) (void)segment.size();
   }
 
+  // The body as a start reads it: its numbers checked as written, then
+  // parsed. A body whose numbers pass holds no number JSON cannot carry.
+  const auto inexact = nightshift::find_inexact_number(request.body());
   json::value body = json::parse(request.body(), error);
+  if (!error && !inexact) nightshift::fuzz::expect_storable(body, "a body whose numbers passed");
   if (!error && body.is_object()) {
     if (const json::value* params = body.get_object().if_contains("params")) {
       if (!nightshift::find_non_finite_number(*params, "params")) {
