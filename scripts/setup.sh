@@ -3,7 +3,7 @@
 # nothing when it is all there already (then it is silent and quick).
 #
 #   scripts/setup.sh           build dependencies
-#   scripts/setup.sh --test    also what the tests need (chromium, playwright-core, lintian, ...)
+#   scripts/setup.sh --test    also what the tests need (chromium, playwright-core, lintian, clang, ...)
 set -euo pipefail
 
 want_test=0
@@ -24,6 +24,8 @@ packages=(
 )
 if [ "$want_test" = 1 ]; then
   packages+=(chromium lintian dpkg-dev file sqlite3 procps curl jq)
+  # The fuzzers (scripts/fuzz.sh): clang with libFuzzer and the sanitizers.
+  packages+=(clang libclang-rt-14-dev)
   # Node.js may come from Debian or elsewhere; only its absence matters.
   command -v node >/dev/null 2>&1 || packages+=(nodejs)
   command -v npm >/dev/null 2>&1 || packages+=(npm)

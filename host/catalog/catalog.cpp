@@ -365,6 +365,11 @@ ResolvedAgent Catalog::resolve(const std::string& agent_id,
     throw CatalogError(CatalogError::Code::agent_unavailable,
                        "agent " + agent_id + " is unavailable: " + entry.info.error.value_or(""));
   }
+  // Before anything else, so that no value JSON cannot carry is merged,
+  // stored or echoed, and the message names the request's own field.
+  if (auto why = find_non_finite_number(request_params, "params")) {
+    throw CatalogError(CatalogError::Code::invalid_params, *why);
+  }
   if (auto unknown = find_unknown_param(entry.schema, request_params)) {
     throw CatalogError(CatalogError::Code::invalid_params, "unknown param '" + *unknown +
                                                                "': " + agent_id + " accepts " +

@@ -1,5 +1,6 @@
 #include "catalog/manifest.hpp"
 
+#include <boost/json/error.hpp>
 #include <boost/json/parse.hpp>
 #include <cstdint>
 #include <fstream>
@@ -14,14 +15,15 @@ namespace json = boost::json;
 
 namespace {
 
-// A manifest is small; anything bigger is not one.
-constexpr std::uintmax_t max_manifest_bytes = 1024 * 1024;
+[[noreturn]] void too_big() {
+  throw std::runtime_error("agent.json is larger than 1 MiB; a manifest is a few lines");
+}
 
 std::string read_text(const std::filesystem::path& file) {
   std::error_code error;
   const std::uintmax_t size = std::filesystem::file_size(file, error);
   if (error) throw std::runtime_error("cannot read agent.json: " + error.message());
-  if (size > max_manifest_bytes) throw std::runtime_error("agent.json is larger than 1 MiB");
+  if (size > max_manifest_bytes) too_big();
   std::ifstream in(file, std::ios::binary);
   if (!in) throw std::runtime_error("cannot open agent.json");
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
@@ -60,9 +62,19 @@ bool is_valid_agent_name(std::string_view name) {
 }
 
 Manifest read_manifest(const std::filesystem::path& file) {
-  const std::string text = read_text(file);
+  return parse_manifest(read_text(file));
+}
+
+Manifest parse_manifest(std::string_view text) {
+  if (text.size() > max_manifest_bytes) too_big();
+  json::parse_options options;
+  options.max_depth = max_manifest_depth;
   boost::system::error_code parse_error;
-  json::value parsed = json::parse(text, parse_error);
+  json::value parsed = json::parse(text, parse_error, {}, options);
+  if (parse_error == json::error::too_deep) {
+    throw std::runtime_error("agent.json nests objects and arrays deeper than " +
+                             std::to_string(max_manifest_depth) + " levels");
+  }
   if (parse_error) {
     throw std::runtime_error("agent.json is not valid JSON: " + parse_error.message());
   }

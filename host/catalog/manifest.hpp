@@ -3,6 +3,7 @@
 #pragma once
 
 #include <boost/json/object.hpp>
+#include <cstddef>
 #include <filesystem>
 #include <string>
 #include <string_view>
@@ -18,9 +19,19 @@ struct Manifest {
   boost::json::object params;  // the params schema, checked by check_schema
 };
 
+// Bounds on an agent.json: a manifest is small, and anything bigger or
+// deeper is not one.
+inline constexpr std::size_t max_manifest_bytes = 1024 * 1024;
+inline constexpr std::size_t max_manifest_depth = 32;  // nested objects and arrays
+
 // Reads and checks `file`. Throws std::runtime_error saying what is wrong
-// with it (unreadable, not JSON, a missing or mistyped field, a bad schema).
+// with it (unreadable, too big, not JSON, nested too deep, a missing or
+// mistyped field, a bad schema).
 Manifest read_manifest(const std::filesystem::path& file);
+
+// Checks the text of an agent.json, as read_manifest does once it has read
+// the file.
+Manifest parse_manifest(std::string_view text);
 
 // True for a name matching [a-z0-9][a-z0-9._-]{0,63}: the only agent names
 // the catalog lists as usable.

@@ -4,6 +4,8 @@
 #include <boost/json/serialize.hpp>
 #include <cmath>
 #include <cstdint>
+#include <utility>
+#include <vector>
 
 namespace nightshift {
 
@@ -77,6 +79,13 @@ std::string type_of(const json::object& spec) {
 std::optional<std::string> check_value(std::string_view name, const json::object& spec,
                                        json::value& value) {
   const std::string type = type_of(spec);
+  if (type == "integer" && value.is_double() && std::isfinite(value.get_double()) &&
+      std::trunc(value.get_double()) == value.get_double() && !is_integral(value.get_double())) {
+    return "param '" + std::string(name) +
+           "' is an integer too large to carry exactly (beyond 2^53 it was read as an inexact "
+           "number, " +
+           json::serialize(value) + ")";
+  }
   if (!fits_type(type, value)) {
     const bool article_an = type == "integer" || type == "object" || type == "array";
     return "param '" + std::string(name) + "' must be " + (article_an ? "an " : "a ") + type +
@@ -126,10 +135,49 @@ std::optional<std::string> check_spec(std::string_view name, const json::value& 
   return std::nullopt;
 }
 
+bool is_plain_name(std::string_view key) {
+  if (key.empty()) return false;
+  for (char c : key) {
+    const bool letter = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == '-';
+    if (!letter && !(c >= '0' && c <= '9')) return false;
+  }
+  return !(key.front() >= '0' && key.front() <= '9');
+}
+
 }  // namespace
+
+std::string member_path(std::string_view path, std::string_view key) {
+  if (is_plain_name(key)) return std::string(path) + "." + std::string(key);
+  return std::string(path) + "[" + json::serialize(json::string(key)) + "]";
+}
+
+std::optional<std::string> find_non_finite_number(const json::value& value, std::string_view path) {
+  std::vector<std::pair<const json::value*, std::string>> pending;
+  pending.emplace_back(&value, std::string(path));
+  while (!pending.empty()) {
+    auto [current, where] = std::move(pending.back());
+    pending.pop_back();
+    if (current->is_double() && !std::isfinite(current->get_double())) {
+      return where + " is not a finite number";
+    }
+    // Pushed in reverse, so the first member found is the first written.
+    if (const json::object* object = current->if_object()) {
+      for (auto it = object->end(); it != object->begin();) {
+        --it;
+        pending.emplace_back(&it->value(), member_path(where, it->key()));
+      }
+    } else if (const json::array* array = current->if_array()) {
+      for (std::size_t i = array->size(); i-- > 0;) {
+        pending.emplace_back(&(*array)[i], where + "[" + std::to_string(i) + "]");
+      }
+    }
+  }
+  return std::nullopt;
+}
 
 std::optional<std::string> check_schema(const json::object& schema) {
   for (const auto& [name, spec] : schema) {
+    if (auto why = find_non_finite_number(spec, member_path("params", name))) return why;
     if (auto why = check_spec(name, spec)) return why;
   }
   return std::nullopt;
@@ -167,6 +215,7 @@ std::optional<std::string> find_unknown_param(const json::object& schema,
 }
 
 std::optional<std::string> check_param_values(const json::object& schema, json::object& params) {
+  if (auto why = find_non_finite_number(params, "params")) return why;
   for (auto& [name, value] : params) {
     const json::value* spec = schema.if_contains(name);
     if (spec != nullptr && spec->is_object()) {

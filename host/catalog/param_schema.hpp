@@ -20,8 +20,22 @@ namespace nightshift {
 inline constexpr std::string_view instructions_param = "instructions";
 
 // Checks that `schema` is well formed (known types, defaults and enums that
-// fit them). Returns why not, naming the param, or nothing when it is fine.
+// fit them, no number that is not finite anywhere). Returns why not, naming
+// the param, or nothing when it is fine.
 std::optional<std::string> check_schema(const boost::json::object& schema);
+
+// The first number anywhere inside `value` (nested objects and arrays too)
+// that JSON cannot carry: an infinity or a NaN, which Boost.JSON makes of a
+// literal beyond a double's range such as 1e400 or a 400-digit integer, and
+// which serializes to text no JSON parser reads back. Returns why, naming
+// its path from `path` ("params.options.limits[2] is not a finite number"),
+// or nothing. Walks without recursion, so any depth is safe.
+std::optional<std::string> find_non_finite_number(const boost::json::value& value,
+                                                  std::string_view path);
+
+// `path` followed by the member `key`: "params.seconds", or
+// params["odd key"] for a key that is not a plain name.
+std::string member_path(std::string_view path, std::string_view key);
 
 // The defaults the schema declares, plus "instructions" (its declared
 // default, else ""), which every agent's params contain.
@@ -37,8 +51,10 @@ std::optional<std::string> find_unknown_param(const boost::json::object& schema,
                                               const boost::json::object& params);
 
 // Checks every value of `params` against the schema (type, enum), turning an
-// integral number given for an integer param into an integer. Returns why
-// not, naming the param, or nothing when all fit.
+// integral number given for an integer param into an integer, and refuses a
+// number that is not finite anywhere in `params` (nested values and params
+// the schema does not declare included). Returns why not, naming the param,
+// or nothing when all fit.
 std::optional<std::string> check_param_values(const boost::json::object& schema,
                                               boost::json::object& params);
 

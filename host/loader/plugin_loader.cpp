@@ -2,13 +2,17 @@
 
 #include <dlfcn.h>
 #include <elf.h>
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <boost/dll/library_info.hpp>
 #include <boost/dll/shared_library.hpp>
+#include <cerrno>
 #include <charconv>
+#include <cstring>
 #include <fstream>
 #include <optional>
 #include <random>
@@ -213,11 +217,94 @@ std::string random_token() {
   return std::string(text, end);
 }
 
+constexpr std::string_view lock_suffix = ".lock";
+
+bool all_of(std::string_view text, bool (*accept)(char)) {
+  return !text.empty() && std::all_of(text.begin(), text.end(), accept);
+}
+bool is_decimal(char c) {
+  return c >= '0' && c <= '9';
+}
+bool is_lower_hex(char c) {
+  return is_decimal(c) || (c >= 'a' && c <= 'f');
+}
+
+// "<pid>-<random hex>": how a loader names its copies and its lock file.
+bool is_copy_prefix(std::string_view text) {
+  const std::size_t dash = text.find('-');
+  return dash != std::string_view::npos && dash <= 10 && text.size() - dash - 1 <= 8 &&
+         all_of(text.substr(0, dash), is_decimal) && all_of(text.substr(dash + 1), is_lower_hex);
+}
+
+// The prefix in a copy's name "<stem>.<prefix>.<counter>.so", else empty.
+std::string_view prefix_of_copy(std::string_view name) {
+  if (!name.ends_with(".so")) return {};
+  name.remove_suffix(3);
+  const std::size_t counter = name.rfind('.');
+  if (counter == std::string_view::npos || !all_of(name.substr(counter + 1), is_decimal)) return {};
+  name = name.substr(0, counter);
+  const std::size_t prefix = name.rfind('.');
+  if (prefix == std::string_view::npos || !is_copy_prefix(name.substr(prefix + 1))) return {};
+  return name.substr(prefix + 1);
+}
+
+// A regular file (not a symlink) owned by this user.
+bool is_own_regular_file(const struct ::stat& info) {
+  return S_ISREG(info.st_mode) && info.st_uid == ::geteuid();
+}
+
+// Opens the lock file `lock` without following a symlink and takes its
+// flock when no live loader holds it. Returns the locked descriptor, or -1.
+int lock_if_abandoned(const fs::path& lock) {
+  const int fd = ::open(lock.c_str(), O_RDONLY | O_NOFOLLOW | O_NONBLOCK | O_CLOEXEC);
+  if (fd < 0) return -1;
+  struct ::stat info {};
+  if (::fstat(fd, &info) != 0 || !is_own_regular_file(info) ||
+      ::flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    ::close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Removes the copies (and lock files) of loaders that are gone. See the
+// constructor's comment in the header. Best effort: what cannot be removed
+// stays for the next start.
+void remove_leftover_copies(const fs::path& scratch_dir) {
+  std::error_code error;
+  if (!fs::is_directory(fs::symlink_status(scratch_dir, error))) return;
+  std::vector<std::string> names;
+  for (fs::directory_iterator it(scratch_dir, error), end; !error && it != end;
+       it.increment(error)) {
+    names.push_back(it->path().filename().string());
+  }
+  for (const std::string& lock_name : names) {
+    if (!lock_name.ends_with(lock_suffix)) continue;
+    const std::string_view prefix =
+        std::string_view(lock_name).substr(0, lock_name.size() - lock_suffix.size());
+    if (!is_copy_prefix(prefix)) continue;
+    const int lock_fd = lock_if_abandoned(scratch_dir / lock_name);
+    if (lock_fd < 0) continue;
+    // The owner made its lock file before any copy, so every copy of this
+    // prefix is in `names`; none can appear while the flock is held.
+    for (const std::string& name : names) {
+      struct ::stat info {};
+      const fs::path file = scratch_dir / name;
+      if (prefix_of_copy(name) == prefix && ::lstat(file.c_str(), &info) == 0 &&
+          is_own_regular_file(info)) {
+        fs::remove(file, error);
+      }
+    }
+    fs::remove(scratch_dir / lock_name, error);  // still locked: a racing owner sees it gone
+    ::close(lock_fd);
+  }
+}
+
 }  // namespace
 
-PluginLoader::PluginLoader(fs::path scratch_dir)
-    : scratch_dir_(std::move(scratch_dir)),
-      copy_prefix_(std::to_string(::getpid()) + "-" + random_token()) {}
+PluginLoader::PluginLoader(fs::path scratch_dir) : scratch_dir_(std::move(scratch_dir)) {
+  remove_leftover_copies(scratch_dir_);
+}
 
 PluginLoader::~PluginLoader() {
   // Plugins may outlive the loader; their mappings survive the unlink.
@@ -225,6 +312,38 @@ PluginLoader::~PluginLoader() {
     std::error_code ignored;
     fs::remove(copy, ignored);
   }
+  if (lock_fd_ >= 0) {
+    std::error_code ignored;
+    fs::remove(scratch_dir_ / (copy_prefix_ + std::string(lock_suffix)), ignored);
+    ::close(lock_fd_);
+  }
+}
+
+void PluginLoader::claim_copy_prefix(const fs::path& library) {
+  if (lock_fd_ >= 0) return;
+  for (int attempt = 0; attempt < 8; ++attempt) {
+    const std::string prefix = std::to_string(::getpid()) + "-" + random_token();
+    const fs::path lock = scratch_dir_ / (prefix + std::string(lock_suffix));
+    const int fd = ::open(lock.c_str(), O_RDWR | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
+    if (fd < 0 && errno == EEXIST) continue;
+    if (fd < 0) {
+      throw PluginLoadError(
+          library, "cannot create the lock file " + lock.string() + ": " + std::strerror(errno));
+    }
+    // Another host starting at this moment may have taken the new file for
+    // a leftover (it was not locked yet) and removed it: then try a new name.
+    struct ::stat opened {};
+    struct ::stat named {};
+    if (::flock(fd, LOCK_EX | LOCK_NB) == 0 && ::fstat(fd, &opened) == 0 &&
+        ::lstat(lock.c_str(), &named) == 0 && opened.st_dev == named.st_dev &&
+        opened.st_ino == named.st_ino) {
+      copy_prefix_ = prefix;
+      lock_fd_ = fd;
+      return;
+    }
+    ::close(fd);
+  }
+  throw PluginLoadError(library, "cannot make a lock file in " + scratch_dir_.string());
 }
 
 fs::path PluginLoader::make_scratch_copy(const fs::path& library) {
@@ -234,6 +353,7 @@ fs::path PluginLoader::make_scratch_copy(const fs::path& library) {
     throw PluginLoadError(library, "cannot create the scratch directory " + scratch_dir_.string() +
                                        ": " + error.message());
   }
+  claim_copy_prefix(library);
   const fs::path copy = scratch_dir_ / (library.stem().string() + "." + copy_prefix_ + "." +
                                         std::to_string(++copy_counter_) + ".so");
   fs::copy_file(library, copy, fs::copy_options::overwrite_existing, error);

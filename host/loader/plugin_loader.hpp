@@ -61,7 +61,13 @@ class PluginLoader {
  public:
   // `scratch_dir`: where copies of rebuilt libraries are placed so that glibc
   // maps them afresh (dlopen returns the old handle for a path it knows).
-  // Created on demand; the loader removes the copies it made.
+  // Created on demand; the loader removes the copies it made. Copies left
+  // behind by a loader that died without cleaning up (a crashed or killed
+  // host) are removed here, at construction: a loader holds an flock on a
+  // lock file named after its copies while it lives, so a lock file nobody
+  // holds marks its copies as leftovers. Only regular files named as a
+  // loader names them, owned by this user, directly in `scratch_dir` are
+  // removed; symlinks and anything else are left alone.
   explicit PluginLoader(std::filesystem::path scratch_dir);
   ~PluginLoader();
   PluginLoader(const PluginLoader&) = delete;
@@ -83,13 +89,20 @@ class PluginLoader {
   };
 
   std::filesystem::path make_scratch_copy(const std::filesystem::path& library);
+  // Creates and locks this loader's lock file, once, before its first copy.
+  void claim_copy_prefix(const std::filesystem::path& library);
 
   std::filesystem::path scratch_dir_;
   // Distinguishes this loader's copies from those of other loaders (or other
-  // processes) sharing the scratch dir. Fixed at construction.
+  // processes) sharing the scratch dir: "<pid>-<random hex>". Set before the
+  // first copy, together with lock_fd_.
   std::string copy_prefix_;
+  // The open, flock'ed "<copy_prefix_>.lock" in scratch_dir_, or -1 before
+  // the first copy. Closed (and the file removed) in the destructor.
+  int lock_fd_ = -1;
   // Held for the whole of a load, so that two threads loading the same file
-  // get one plugin. Guards cache_, copy_counter_ and copies_.
+  // get one plugin. Guards cache_, copy_prefix_, lock_fd_, copy_counter_
+  // and copies_.
   std::mutex mutex_;
   std::unordered_map<std::string, CacheEntry> cache_;  // by absolute library path
   std::uint64_t copy_counter_ = 0;

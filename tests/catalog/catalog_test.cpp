@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "catalog/manifest.hpp"
 #include "test_support.hpp"
 
 namespace nightshift {
@@ -186,6 +187,26 @@ TEST_F(CatalogTest, BrokenCompiledAgentsAreListedUnavailableWithTheReason) {
   EXPECT_CONTAINS(error.what(), "not a loadable shared library");
 }
 
+TEST_F(CatalogTest, OversizedDeepOrNonFiniteManifestsAreRefusedClearly) {
+  add_agent(installed_dir(), "deep",
+            R"({"name": "deep", "library": "libloader-good.so", "x": )" + std::string(40, '[') +
+                std::string(40, ']') + "}");
+  add_agent(installed_dir(), "big",
+            R"({"name": "big", "library": "libloader-good.so", "description": ")" +
+                std::string(1024 * 1024, 'x') + "\"}");
+  add_agent(installed_dir(), "infinite",
+            R"({"name": "infinite", "library": "libloader-good.so",
+                "params": {"n": {"type": "number", "default": 1e400}}})");
+  EXPECT_EQ(error_of("installed:deep"),
+            "agent.json nests objects and arrays deeper than 32 levels");
+  EXPECT_EQ(error_of("installed:big"),
+            "agent.json is larger than 1 MiB; a manifest is a few lines");
+  EXPECT_EQ(error_of("installed:infinite"), "agent.json: params.n.default is not a finite number");
+  // Just within the bounds is fine.
+  EXPECT_NO_THROW(parse_manifest(R"({"name": "a", "library": "liba.so", "x": )" +
+                                 std::string(31, '[') + std::string(31, ']') + "}"));
+}
+
 TEST_F(CatalogTest, LibraryRefusedByTheLoaderMakesTheAgentUnavailable) {
   add_agent(installed_dir(), "loader-table",
             R"({"name": "loader-table", "library": "libloader-table.so"})", LOADER_TABLE_NULL,
@@ -207,6 +228,10 @@ TEST_F(CatalogTest, BrokenRemixesAreListedUnavailableWithTheReason) {
   write_file(remix_dir() / "wrong-type.md",
              "---\nbase: installed:loader-good\nparams:\n  seconds: soon\n---\n");
   write_file(remix_dir() / "Upper.md", "---\nbase: installed:loader-good\n---\n");
+  write_file(remix_dir() / "infinite.md",
+             "---\nbase: installed:loader-good\nparams:\n  seconds: 1e400\n---\n");
+  fs::copy_file(fs::path(CATALOG_TEST_DATA_DIR) / "billion-laughs.md",
+                remix_dir() / "billion-laughs.md");
 
   EXPECT_CONTAINS(error_of("remix:bad-yaml"), "not valid YAML");
   EXPECT_CONTAINS(error_of("remix:unknown-base"), "its base installed:nowhere is unknown");
@@ -219,6 +244,10 @@ TEST_F(CatalogTest, BrokenRemixesAreListedUnavailableWithTheReason) {
                   "it sets param 'speed', which installed:loader-good does not have");
   EXPECT_CONTAINS(error_of("remix:wrong-type"), "param 'seconds' must be a number, not a string");
   EXPECT_CONTAINS(error_of("remix:Upper"), "not a valid agent name");
+  EXPECT_EQ(error_of("remix:infinite"), "params.seconds is not a finite number");
+  EXPECT_EQ(error_of("remix:billion-laughs"),
+            "the front matter expands to more than 100000 values (each use of a YAML alias "
+            "repeats what it names; line 6)");
   EXPECT_EQ(resolve_error("remix:loop-a").code(), CatalogError::Code::agent_unavailable);
 }
 
@@ -317,6 +346,13 @@ TEST_F(CatalogTest, StartParamsAreValidatedWithClearMessages) {
   EXPECT_EQ(message(R"({"token": "t", "mode": "medium"})"),
             R"(param 'mode' must be one of ["fast","slow"], not "medium")");
   EXPECT_EQ(message(R"({"seconds": 1})"), "param 'token' is required");
+  // A number JSON cannot carry is refused before anything else, wherever it is.
+  EXPECT_EQ(message(R"({"token": "t", "seconds": 1e400})"),
+            "params.seconds is not a finite number");
+  EXPECT_EQ(message(R"({"token": "t", "speed": {"x": [1e400]}})"),
+            "params.speed.x[0] is not a finite number");
+  EXPECT_EQ(message(R"({"token": "t", "instructions": -1e400})"),
+            "params.instructions is not a finite number");
 
   const ResolvedAgent resolved =
       catalog().resolve("installed:loader-good", object_of(R"({"token": "t", "mode": "slow"})"));

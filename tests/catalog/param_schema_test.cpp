@@ -4,6 +4,8 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <limits>
+#include <string>
 
 namespace nightshift {
 namespace {
@@ -77,6 +79,67 @@ TEST(ParamSchema, IntegralNumberForAnIntegerBecomesAnInteger) {
 TEST(ParamSchema, UnknownParamsAreFoundButInstructionsIsAlwaysKnown) {
   EXPECT_EQ(find_unknown_param(schema, object_of(R"({"instructions": "x", "speed": 1})")), "speed");
   EXPECT_FALSE(find_unknown_param(schema, object_of(R"({"instructions": "x", "count": 1})")));
+}
+
+TEST(ParamSchema, NumbersJsonCannotCarryAreRefusedNamingTheirPath) {
+  auto check = [](std::string_view text) {
+    json::object params = object_of(text);
+    return check_start_params(schema, params).value_or("");
+  };
+  // Boost.JSON reads both a float and an integer beyond a double's range as
+  // an infinite double, which would be stored as the non-JSON "Infinity".
+  EXPECT_EQ(check(R"({"token": "t", "seconds": 1e400})"), "params.seconds is not a finite number");
+  EXPECT_EQ(check(R"({"token": "t", "seconds": -1e400})"), "params.seconds is not a finite number");
+  EXPECT_EQ(check(R"({"token": "t", "seconds": )" + std::string(400, '9') + "}"),
+            "params.seconds is not a finite number");
+  // Nested values, values the schema does not type, and instructions too.
+  EXPECT_EQ(check(R"({"token": "t", "options": {"color": "red", "limits": [1, 2, 1e999]}})"),
+            "params.options.limits[2] is not a finite number");
+  EXPECT_EQ(check(R"({"token": "t", "options": {"odd key": {"x": 1e400}}})"),
+            R"(params.options["odd key"].x is not a finite number)");
+  EXPECT_EQ(check(R"({"token": "t", "instructions": 1e400})"),
+            "params.instructions is not a finite number");
+  // The first one written is the one named.
+  EXPECT_EQ(check(R"({"token": "t", "a": [1e400], "b": 1e400})"),
+            "params.a[0] is not a finite number");
+  // Finite extremes are still numbers.
+  EXPECT_EQ(check(R"({"token": "t", "seconds": 1.7976931348623157e308})"), "");
+}
+
+TEST(ParamSchema, NonFiniteNumberMadeInCodeIsFoundToo) {
+  json::object params = object_of(R"({"token": "t", "tags": [1, {"x": 0}]})");
+  params["tags"].as_array()[1].as_object()["x"] = std::numeric_limits<double>::quiet_NaN();
+  EXPECT_EQ(check_start_params(schema, params).value_or(""),
+            "params.tags[1].x is not a finite number");
+}
+
+TEST(ParamSchema, IntegerTooLargeToCarryExactlyIsRefusedForAnIntegerParam) {
+  json::object params = object_of(R"({"token": "t", "count": 123456789012345678901234567890})");
+  EXPECT_EQ(check_start_params(schema, params).value_or(""),
+            "param 'count' is an integer too large to carry exactly (beyond 2^53 it was read as "
+            "an inexact number, 1.2345678901234568E29)");
+  params = object_of(R"({"token": "t", "count": 9223372036854775807})");  // an int64 is exact
+  EXPECT_FALSE(check_start_params(schema, params));
+}
+
+TEST(ParamSchema, SchemaWithANonFiniteDefaultOrEnumIsRefused) {
+  EXPECT_EQ(check_schema(object_of(R"({"a": {"type": "number", "default": 1e400}})")).value_or(""),
+            "params.a.default is not a finite number");
+  EXPECT_EQ(
+      check_schema(object_of(R"({"a": {"type": "number", "enum": [1, -1e400]}})")).value_or(""),
+      "params.a.enum[1] is not a finite number");
+  EXPECT_EQ(check_schema(object_of(R"({"a": {"type": "object", "default": {"b": [1e400]}}})"))
+                .value_or(""),
+            "params.a.default.b[0] is not a finite number");
+}
+
+TEST(ParamSchema, DeeplyNestedParamsAreWalkedWithoutRecursion) {
+  json::value nested = std::numeric_limits<double>::infinity();
+  for (int i = 0; i < 5000; ++i) nested = json::array({std::move(nested)});
+  std::string expected = "params.deep";
+  for (int i = 0; i < 5000; ++i) expected += "[0]";
+  EXPECT_EQ(find_non_finite_number(json::object({{"deep", std::move(nested)}}), "params"),
+            expected + " is not a finite number");
 }
 
 }  // namespace

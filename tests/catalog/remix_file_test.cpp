@@ -4,6 +4,10 @@
 #include <gtest/gtest.h>
 
 #include <boost/json/parse.hpp>
+#include <cstdint>
+#include <filesystem>
+#include <limits>
+#include <string>
 
 namespace nightshift {
 namespace {
@@ -84,6 +88,140 @@ TEST(RemixFile, MistypedFieldsAreErrors) {
             std::string::npos);
   EXPECT_NE(parse_remix("---\n- a\n- b\n---\n", "x").error.value_or("").find("mapping"),
             std::string::npos);
+}
+
+std::string error_of(const std::string& text) {
+  return parse_remix(text, "x").error.value_or("(no error)");
+}
+
+#define EXPECT_CONTAINS(text, part) \
+  EXPECT_NE(std::string(text).find(part), std::string::npos) << (text)
+
+TEST(RemixFile, BillionLaughsIsRefusedBeforeItGrows) {
+  // 589 bytes that would expand to 387,420,489 strings: refused after the
+  // first 100,000 values, so this finishes at once in a few MB.
+  const RemixFile remix =
+      read_remix_file(std::filesystem::path(CATALOG_TEST_DATA_DIR) / "billion-laughs.md");
+  ASSERT_TRUE(remix.error);
+  EXPECT_EQ(*remix.error,
+            "the front matter expands to more than 100000 values (each use of a YAML alias "
+            "repeats what it names; line 6)");
+  EXPECT_EQ(remix.name, "billion-laughs");
+}
+
+TEST(RemixFile, AliasesThatRepeatMuchTextAreRefused) {
+  // Few values, but each a copy of one 32 KiB string.
+  std::string text =
+      "---\nbase: installed:echo\nbig: &big " + std::string(32 * 1024, 'x') + "\ncopies: [";
+  for (int i = 0; i < 40; ++i) text += "*big, ";
+  text += "*big]\n---\n";
+  EXPECT_CONTAINS(error_of(text), "the front matter expands to more than 1 MiB of text");
+}
+
+TEST(RemixFile, AFewAliasesStillWork) {
+  const RemixFile remix = parse_remix(R"(---
+base: installed:echo
+shared: &shared {color: blue, size: 3}
+params:
+  first: *shared
+  second: [*shared, *shared]
+---
+)",
+                                      "x");
+  ASSERT_FALSE(remix.error) << *remix.error;
+  EXPECT_EQ(json::value(remix.params), json::parse(R"({"first": {"color": "blue", "size": 3},
+    "second": [{"color": "blue", "size": 3}, {"color": "blue", "size": 3}]})"));
+}
+
+TEST(RemixFile, AliasInsideWhatItNamesIsRefusedNotFollowedForever) {
+  // yaml-cpp makes a cycle of this: the sequence contains itself.
+  EXPECT_EQ(error_of("---\nbase: installed:echo\nloop: &loop [1, *loop]\n---\n"),
+            "the front matter has an alias that names a mapping or sequence containing it "
+            "(line 3)");
+  EXPECT_CONTAINS(error_of("---\nbase: installed:echo\nloop: &m {a: {b: *m}}\n---\n"),
+                  "names a mapping or sequence containing it");
+}
+
+TEST(RemixFile, DeepNestingAndBigFrontMatterAreRefused) {
+  auto nested = [](int depth) {
+    return "---\nbase: installed:echo\nparams: {deep: " + std::string(depth, '[') +
+           std::string(depth, ']') + "}\n---\n";
+  };
+  // 62 levels of sequences under the root mapping and params: 64 in all.
+  EXPECT_EQ(parse_remix(nested(62), "x").error, std::nullopt);
+  EXPECT_CONTAINS(error_of(nested(63)),
+                  "the front matter nests mappings and sequences deeper than 64 levels");
+  // Deeper than yaml-cpp's own parser goes: its refusal, not a crash.
+  EXPECT_CONTAINS(error_of(nested(5000)), "not valid YAML");
+
+  const std::string big =
+      "---\nbase: installed:echo\ndescription: " + std::string(64 * 1024, 'x') + "\n---\n";
+  EXPECT_EQ(error_of(big), "the front matter is larger than 64 KiB");
+}
+
+TEST(RemixFile, NumbersJsonCannotCarryAreRefusedNamingTheirPath) {
+  EXPECT_EQ(error_of("---\nbase: installed:echo\nparams:\n  seconds: 1e400\n---\n"),
+            "params.seconds is not a finite number");
+  EXPECT_EQ(error_of("---\nbase: installed:echo\nparams:\n  list: [1, -2.5e999]\n---\n"),
+            "params.list[1] is not a finite number");
+  EXPECT_EQ(
+      error_of("---\nbase: installed:echo\nparams:\n  n: " + std::string(400, '9') + "\n---\n"),
+      "params.n is an integer too large to carry exactly (at most 64 bits)");
+  EXPECT_EQ(error_of("---\nbase: installed:echo\nparams:\n  n: -9223372036854775809\n---\n"),
+            "params.n is an integer too large to carry exactly (at most 64 bits)");
+  EXPECT_EQ(error_of("---\nbase: installed:echo\nlimits: {timeoutSeconds: 1e400}\n---\n"),
+            "limits.timeoutSeconds is not a finite number");
+  // A huge but finite timeout would overflow the host's milliseconds.
+  EXPECT_CONTAINS(error_of("---\nbase: installed:echo\nlimits: {timeoutSeconds: 1e300}\n---\n"),
+                  "at most 31536000 (a year)");
+  // A scalar of 60,000 digits is read without a regular expression's deep
+  // recursion.
+  EXPECT_EQ(
+      error_of("---\nbase: installed:echo\nparams:\n  n: " + std::string(60'000, '7') + "\n---\n"),
+      "params.n is an integer too large to carry exactly (at most 64 bits)");
+}
+
+TEST(RemixFile, TextThatIsNotUtf8IsRefused) {
+  // Found by the remix fuzzer: a key of bytes that are not UTF-8 made params
+  // whose JSON no parser reads back.
+  EXPECT_EQ(error_of("---\nbase: installed:echo\nparams:\n  \x9b\x9b: 1\n---\n"),
+            "the file is not valid UTF-8 (at byte 35); a remix is UTF-8 text");
+  EXPECT_EQ(error_of("---\nbase: installed:echo\n---\nbody \xC0\xAF overlong\n"),
+            "the file is not valid UTF-8 (at byte 34); a remix is UTF-8 text");
+  EXPECT_EQ(error_of("---\nbase: installed:echo\n---\n\xED\xA0\x80 a surrogate\n"),
+            "the file is not valid UTF-8 (at byte 29); a remix is UTF-8 text");
+  // Valid multi-byte text is fine, in keys, values and the body.
+  const RemixFile remix = parse_remix(
+      "---\nbase: installed:echo\nparams:\n  \xC3\xA9t\xC3\xA9: \xF0\x9F\x98\x80\n"
+      "---\nCaf\xC3\xA9\n",
+      "x");
+  ASSERT_FALSE(remix.error) << *remix.error;
+  EXPECT_EQ(remix.params.at("\xC3\xA9t\xC3\xA9"), "\xF0\x9F\x98\x80");
+  EXPECT_EQ(remix.instructions, "Caf\xC3\xA9");
+}
+
+TEST(RemixFile, NumbersAtTheEdgesOfWhatJsonCarries) {
+  const RemixFile remix = parse_remix(R"(---
+base: installed:echo
+params:
+  biggest: 18446744073709551615
+  smallest: -9223372036854775808
+  plus: +12
+  tiny: 1e-400
+  point: 5.
+  fraction: .5
+  words: [.inf, .nan, 1e, 1.2.3, "1e400"]
+---
+)",
+                                      "x");
+  ASSERT_FALSE(remix.error) << *remix.error;
+  EXPECT_EQ(remix.params.at("biggest").as_uint64(), 18446744073709551615u);
+  EXPECT_EQ(remix.params.at("smallest").as_int64(), std::numeric_limits<std::int64_t>::min());
+  EXPECT_EQ(remix.params.at("plus").as_int64(), 12);
+  EXPECT_EQ(remix.params.at("tiny").as_double(), 0.0);
+  EXPECT_EQ(remix.params.at("point").as_double(), 5.0);
+  EXPECT_EQ(remix.params.at("fraction").as_double(), 0.5);
+  EXPECT_EQ(remix.params.at("words"), json::parse(R"([".inf", ".nan", "1e", "1.2.3", "1e400"])"));
 }
 
 }  // namespace

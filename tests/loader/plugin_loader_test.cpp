@@ -3,9 +3,12 @@
 #include "loader/plugin_loader.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <atomic>
+#include <csignal>
 #include <set>
 #include <string>
 #include <thread>
@@ -68,10 +71,20 @@ void replace_file(const fs::path& source, const fs::path& target) {
   fs::rename(staged, target);
 }
 
+// The library copies in a scratch directory (not the loader's lock file).
 std::size_t files_in(const fs::path& dir) {
   if (!fs::exists(dir)) return 0;
-  return static_cast<std::size_t>(
-      std::distance(fs::directory_iterator(dir), fs::directory_iterator()));
+  return static_cast<std::size_t>(std::count_if(
+      fs::directory_iterator(dir), fs::directory_iterator(),
+      [](const fs::directory_entry& entry) { return entry.path().extension() == ".so"; }));
+}
+
+// Everything in a directory, by name.
+std::set<std::string> names_in(const fs::path& dir) {
+  std::set<std::string> names;
+  if (!fs::exists(dir)) return names;
+  for (const auto& entry : fs::directory_iterator(dir)) names.insert(entry.path().filename());
+  return names;
 }
 
 class PluginLoaderTest : public ::testing::Test {
@@ -166,10 +179,76 @@ TEST_F(PluginLoaderTest, DestroyedLoaderRemovesItsCopiesAndItsPluginsStillRun) {
     replace_file(LOADER_GOOD_V2, library);
     new_build = loader.load(library, "loader-good");
     ASSERT_EQ(files_in(own_scratch), 1u);
+    ASSERT_EQ(names_in(own_scratch).size(), 2u) << "a copy and the loader's lock file";
   }
-  EXPECT_EQ(files_in(own_scratch), 0u);
+  EXPECT_EQ(names_in(own_scratch), std::set<std::string>{});
   EXPECT_EQ(run_once(*new_build, "").result, R"({"build": 2})");
   EXPECT_EQ(run_once(*old_build, "").result, R"({"build": 1})");
+}
+
+TEST_F(PluginLoaderTest, CopiesLeftByAKilledHostAreRemovedAtTheNextStart) {
+  const fs::path library = temp_ / "agent" / "libloader-good.so";
+  const fs::path crashed_scratch = temp_ / "crashed-scratch";
+  replace_file(LOADER_GOOD, library);
+  const pid_t child = ::fork();
+  ASSERT_GE(child, 0);
+  if (child == 0) {
+    // A host that loads a library, then its rebuild (from a copy), and is
+    // killed while both are loaded: no destructor runs.
+    PluginLoader loader(crashed_scratch);
+    auto old_build = loader.load(library, "loader-good");
+    replace_file(LOADER_GOOD_V2, library);
+    auto new_build = loader.load(library, "loader-good");
+    if (files_in(crashed_scratch) != 1) ::_exit(3);
+    ::raise(SIGKILL);
+  }
+  int status = 0;
+  ASSERT_EQ(::waitpid(child, &status, 0), child);
+  ASSERT_TRUE(WIFSIGNALED(status) && WTERMSIG(status) == SIGKILL) << "child status " << status;
+  ASSERT_EQ(files_in(crashed_scratch), 1u);
+  ASSERT_EQ(names_in(crashed_scratch).size(), 2u) << "the copy and its lock file are left";
+
+  PluginLoader next_start(crashed_scratch);
+  EXPECT_EQ(names_in(crashed_scratch), std::set<std::string>{});
+}
+
+TEST_F(PluginLoaderTest, CopiesOfALiveLoaderAreKept) {
+  const fs::path library = temp_ / "agent" / "libloader-good.so";
+  replace_file(LOADER_GOOD, library);
+  auto old_build = loader_.load(library, "loader-good");
+  replace_file(LOADER_GOOD_V2, library);
+  auto new_build = loader_.load(library, "loader-good");
+  const std::set<std::string> before = names_in(scratch_);
+  ASSERT_EQ(before.size(), 2u);
+
+  PluginLoader another_host(scratch_);
+  EXPECT_EQ(names_in(scratch_), before);
+  EXPECT_EQ(run_once(*new_build, "").result, R"({"build": 2})");
+}
+
+TEST_F(PluginLoaderTest, CleanupRemovesOnlyRegularFilesNamedAsADeadLoadersCopies) {
+  const fs::path outside = temp_ / "outside.so";
+  nightshift::testing::write_file(outside, "not ours to remove");
+  fs::create_directories(scratch_);
+  // A dead loader's lock file (nobody holds its flock) and its copy...
+  nightshift::testing::write_file(scratch_ / "999999-abc.lock", "");
+  nightshift::testing::write_file(scratch_ / "libx.999999-abc.1.so", "copy");
+  // ...beside things with a similar name that are not its copies.
+  fs::create_symlink(outside, scratch_ / "liby.999999-abc.2.so");
+  fs::create_directory(scratch_ / "libz.999999-abc.3.so");
+  nightshift::testing::write_file(scratch_ / "libx.999999-abc.1.so.bak", "");
+  nightshift::testing::write_file(scratch_ / "notes.txt", "");
+  // A copy with no lock file, and a lock file that is a symlink.
+  nightshift::testing::write_file(scratch_ / "libw.4242-ff.1.so", "");
+  fs::create_symlink(outside, scratch_ / "777-aa.lock");
+  nightshift::testing::write_file(scratch_ / "libv.777-aa.1.so", "");
+
+  PluginLoader next_start(scratch_);
+  EXPECT_EQ(names_in(scratch_),
+            (std::set<std::string>{"liby.999999-abc.2.so", "libz.999999-abc.3.so",
+                                   "libx.999999-abc.1.so.bak", "notes.txt", "libw.4242-ff.1.so",
+                                   "777-aa.lock", "libv.777-aa.1.so"}));
+  EXPECT_TRUE(fs::exists(outside));
 }
 
 TEST_F(PluginLoaderTest, RefusesAMissingFile) {
