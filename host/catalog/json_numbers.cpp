@@ -84,7 +84,9 @@ class NumberChecker {
     std::string text;
     for (const Level& level : open_) {
       if (!level.object) {
-        text += "[" + std::to_string(level.index) + "]";
+        text += '[';
+        text += std::to_string(level.index);
+        text += ']';
       } else if (text.empty()) {
         text = member_path("", level.key);
         if (text.starts_with('.')) text.erase(0, 1);
