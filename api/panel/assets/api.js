@@ -69,6 +69,11 @@ export class Api {
     return this.request('POST', `/background-agents/${encodeURIComponent(instanceId)}/stop`);
   }
 
+  // A message to a running agent that accepts them; answers {seq}.
+  sendMessage(instanceId, text) {
+    return this.request('POST', `/background-agents/${encodeURIComponent(instanceId)}/messages`, {text});
+  }
+
   remove(instanceId) {
     return this.request('DELETE', `/background-agents/${encodeURIComponent(instanceId)}`);
   }

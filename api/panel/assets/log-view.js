@@ -8,6 +8,8 @@ import {formatLogTime, isActive} from './format.js';
 const PAGE_SIZE = 200;
 const MAX_ENTRIES_SHOWN = 5000;
 const LEVELS = new Set(['trace', 'debug', 'info', 'warn', 'error']);
+const SOURCE_LABELS = {user: 'you', host: 'host'};
+const MAX_MESSAGE_BYTES = 64 * 1024;
 
 export class LogView {
   constructor(run, {api, connection, scheduler, notify}) {
@@ -37,7 +39,53 @@ export class LogView {
       type: 'button', class: 'jump small', 'data-testid': 'jump-to-latest', hidden: true,
       onclick: () => this.jumpToLatest(),
     }, 'New entries ↓');
-    this.element = el('div', {class: 'log-view', 'data-testid': 'log-view'}, this.scroller, this.jumpButton);
+    this.messageInput = el('textarea', {
+      class: 'message-input', rows: '1', 'data-testid': 'message-input', maxlength: String(MAX_MESSAGE_BYTES),
+      placeholder: 'Message the agent (Enter to send, Shift+Enter for a new line)',
+      'aria-label': `Message to the ${run.agentName} run`,
+      onkeydown: (event) => {
+        if (event.key === 'Enter' && !event.shiftKey) {
+          event.preventDefault();
+          this.sendMessage();
+        }
+      },
+    });
+    this.sendButton = el('button', {type: 'submit', class: 'small', 'data-testid': 'send-message'}, 'Send');
+    this.messageForm = el('form', {
+      class: 'message-form', 'data-testid': 'message-form', hidden: true,
+      onsubmit: (event) => {
+        event.preventDefault();
+        this.sendMessage();
+      },
+    }, this.messageInput, this.sendButton);
+    this.element = el('div', {class: 'log-view', 'data-testid': 'log-view'},
+      this.scroller, this.jumpButton, this.messageForm);
+    this.renderMessageForm();
+  }
+
+  // Only an active run whose agent reads messages gets the box.
+  renderMessageForm() {
+    this.messageForm.hidden = !(this.run.acceptsMessages && isActive(this.run));
+  }
+
+  async sendMessage() {
+    const text = this.messageInput.value;
+    if (text.trim() === '' || this.sending) return;
+    if (new TextEncoder().encode(text).length > MAX_MESSAGE_BYTES) {
+      this.notify('The message is over 64 KiB; shorten it.');
+      return;
+    }
+    this.sending = true;
+    this.sendButton.disabled = true;
+    try {
+      await this.api.sendMessage(this.run.instanceId, text);
+      this.messageInput.value = '';
+    } catch (error) {
+      this.notify(`Could not send the message: ${error.message}`);
+    } finally {
+      this.sending = false;
+      this.sendButton.disabled = false;
+    }
   }
 
   // Shows the last PAGE_SIZE entries, then keeps up with new ones.
@@ -71,6 +119,7 @@ export class LogView {
     // the subscription stays until the view closes; an empty log says so.
     if (!isActive(run) && !this.subscribed && this.lastSeq < (run.logCount || 0)) this.fetchRest();
     this.renderEmpty();
+    this.renderMessageForm();
   }
 
   // For a finished run: read the rest of the log over REST.
@@ -180,8 +229,13 @@ export class LogView {
 
 function renderEntry(entry) {
   const level = LEVELS.has(entry.level) ? entry.level : 'info';
-  return el('li', {class: `log-entry level-${level}`, 'data-seq': entry.seq, 'data-testid': 'log-entry'},
-    el('time', {class: 'log-time', datetime: entry.ts, title: entry.ts}, formatLogTime(entry.ts)),
-    el('span', {class: 'log-level'}, level),
-    el('span', {class: 'log-message'}, entry.message));
+  const source = SOURCE_LABELS[entry.source] ? entry.source : 'agent';
+  return el('li', {
+    class: `log-entry level-${level} source-${source}`, 'data-seq': entry.seq, 'data-testid': 'log-entry',
+    'data-source': source,
+  },
+  el('time', {class: 'log-time', datetime: entry.ts, title: entry.ts}, formatLogTime(entry.ts)),
+  el('span', {class: 'log-level', title: source === 'agent' ? level : `${level}, from the ${source === 'user' ? 'user' : 'host'}`},
+    SOURCE_LABELS[source] || level),
+  el('span', {class: 'log-message'}, entry.message));
 }

@@ -21,6 +21,7 @@ export class RunRow {
     this.started = el('time', {class: 'started', 'data-testid': 'run-started'});
     this.duration = el('span', {class: 'duration', 'data-testid': 'run-duration'});
     this.task = el('span', {class: 'task', 'data-testid': 'run-task'});
+    this.usage = el('span', {class: 'usage muted', 'data-testid': 'run-usage', hidden: true});
     this.progressBar = el('span', {class: 'progress-fill'});
     this.progress = el('span', {
       class: 'progress', role: 'progressbar', 'aria-valuemin': '0', 'aria-valuemax': '100',
@@ -39,7 +40,7 @@ export class RunRow {
         this.expandButton, this.statusBadge,
         el('span', {class: 'agent'}, this.agentName, this.agentKind),
         el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration),
-        this.task, this.progress,
+        this.task, this.usage, this.progress,
         el('span', {class: 'actions'}, this.stopButton, this.deleteButton)),
       this.error, this.logSlot);
     this.update(run);
@@ -64,6 +65,7 @@ export class RunRow {
       this.started.title = `${run.startedAt ? 'Started' : 'Created'} ${formatFullTime(when)}`;
     }
     if (!previous || previous.progress !== run.progress) this.renderProgress(run.progress);
+    this.renderUsage(run.usage);
     if (!previous || previous.error !== run.error) {
       this.error.hidden = !run.error;
       setText(this.error, run.error || '');
@@ -94,6 +96,17 @@ export class RunRow {
     this.deleteButton.hidden = active;
     this.stopButton.setAttribute('aria-label', `Stop ${run.agentName} run`);
     this.deleteButton.setAttribute('aria-label', `Delete ${run.agentName} run`);
+  }
+
+  // Token usage of a model-backed run: the total, with the split on hover.
+  renderUsage(usage) {
+    const known = usage && Number.isFinite(usage.promptTokens) && Number.isFinite(usage.completionTokens);
+    this.usage.hidden = !known;
+    if (!known) return;
+    const total = usage.promptTokens + usage.completionTokens;
+    setText(this.usage, `${total.toLocaleString('en-US')} tokens`);
+    this.usage.title = `${usage.promptTokens.toLocaleString('en-US')} prompt + ` +
+      `${usage.completionTokens.toLocaleString('en-US')} completion tokens`;
   }
 
   renderProgress(progress) {
