@@ -12,11 +12,13 @@
 #include <memory>
 #include <regex>
 
+#include "cli/agent_project.hpp"
 #include "cli/api_client.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/follow.hpp"
 #include "cli/format.hpp"
 #include "cli/host_endpoint.hpp"
+#include "cli/mcp_server.hpp"
 #include "cli/params.hpp"
 #include "cli/remix_writer.hpp"
 #include "cli/resolve.hpp"
@@ -445,6 +447,40 @@ int remix_new_command(RemixNewOptions& options) {
   return 0;
 }
 
+// ---- agent new ------------------------------------------------------------
+
+struct AgentNewOptions {
+  std::string name;
+  std::string language = "cpp";
+  std::string dir;
+};
+
+int agent_new_command(AgentNewOptions& options) {
+  AgentProjectSpec spec;
+  spec.name = options.name;
+  spec.language = options.language == "c" ? AgentLanguage::c : AgentLanguage::cpp;
+  spec.dir = options.dir.empty() ? std::filesystem::path(options.name)
+                                 : std::filesystem::path(options.dir);
+  const auto files = write_agent_project(spec);
+  std::cout << "wrote " << (options.language == "c" ? "a C" : "a C++") << " agent project in "
+            << spec.dir.string() << ":";
+  for (const auto& file : files) std::cout << ' ' << file.string();
+  std::cout << "\nnext: build it and install it as a local agent, as "
+            << (spec.dir / "README.md").string() << " says\n";
+  return 0;
+}
+
+// ---- mcp ------------------------------------------------------------------
+
+struct McpOptions {
+  HostOptions host;
+};
+
+int mcp_command(McpOptions& options) {
+  // Only JSON-RPC goes to stdout; a bad --url is refused before serving.
+  return serve_mcp(std::cin, std::cout, resolve_endpoint(options.host));
+}
+
 // ---- registration ---------------------------------------------------------
 
 void add_id_argument(CLI::App& command, std::string& id) {
@@ -542,6 +578,34 @@ void add_remix(CLI::App& app, int& exit_code) {
   add_host_options(*command, options->host);
 }
 
+void add_agent(CLI::App& app, int& exit_code) {
+  auto* agent = app.add_subcommand("agent", "Write agents of your own");
+  agent->require_subcommand(1);
+  auto options = std::make_shared<AgentNewOptions>();
+  auto* command = add_command<AgentNewOptions>(
+      *agent, "new",
+      "Write an agent project (CMakeLists.txt, agent.json, source, README) that builds "
+      "against the installed SDK",
+      exit_code, options, agent_new_command);
+  command->add_option("NAME", options->name, "the agent's name: [a-z0-9][a-z0-9._-]{0,63}")
+      ->required();
+  command->add_option("--lang", options->language, "the agent's language")
+      ->check(CLI::IsMember({"cpp", "c"}))
+      ->capture_default_str();
+  command->add_option("--dir", options->dir,
+                      "where to write the project; must not exist or be empty (default: ./NAME)");
+}
+
+void add_mcp(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<McpOptions>();
+  auto* command = add_command<McpOptions>(
+      app, "mcp",
+      "Serve the Model Context Protocol on stdin/stdout, so that MCP clients can start and "
+      "follow runs",
+      exit_code, options, mcp_command);
+  add_host_options(*command, options->host);
+}
+
 }  // namespace
 
 void add_commands(CLI::App& app, int& exit_code) {
@@ -559,6 +623,8 @@ void add_commands(CLI::App& app, int& exit_code) {
   add_run_command(app, exit_code, "rm", "Remove a finished run and its log", rm_command, false,
                   false);
   add_remix(app, exit_code);
+  add_agent(app, exit_code);
+  add_mcp(app, exit_code);
 }
 
 }  // namespace nightshift::cli

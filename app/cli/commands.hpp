@@ -8,7 +8,7 @@
 namespace nightshift::cli {
 
 // Adds the client subcommands (agents, start, ps, show, logs, stop, wait, rm,
-// remix) to `app`. When a subcommand runs, its callback stores the command's
+// remix, agent new, mcp) to `app`. When a subcommand runs, its callback stores the command's
 // exit code (see exit_codes.hpp) in `exit_code`, which must outlive `app`.
 void add_commands(CLI::App& app, int& exit_code);
 

@@ -18,7 +18,7 @@ enum class ExitCode : int {
   invalid_request = 7,   // the host rejected the request, e.g. invalid params (400/413/415)
   at_capacity = 8,       // the host's run queue is full (503)
   conflict = 9,          // stop of a run that has ended, rm of a run still active (409)
-  already_exists = 10,   // `remix new` would overwrite a file without --force
+  already_exists = 10,   // `remix new` would overwrite a file; `agent new` a non-empty directory
   run_failed = 20,       // `wait` and `--follow`: the run failed
   run_cancelled = 21,    // `wait` and `--follow`: the run was cancelled
 };

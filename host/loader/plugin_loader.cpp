@@ -34,9 +34,51 @@ std::string text_of(const char* data, std::size_t size) {
   return data == nullptr ? std::string() : std::string(data, size);
 }
 
+#ifndef NIGHTSHIFT_VERSION
+#error "NIGHTSHIFT_VERSION must be defined by the build"
+#endif
+constexpr std::string_view host_version = NIGHTSHIFT_VERSION;
+
+// The sizes of the structs as ABI 1.0 defined them: the least a plugin of
+// this major may hand out. Fields past these are read only within struct_size.
+constexpr std::size_t entry_size_v1_0 =
+    offsetof(nightshift_agent_entry, run) + sizeof(nightshift_agent_entry::run);
+constexpr std::size_t descriptor_size_v1_0 = offsetof(nightshift_agent_descriptor, description) +
+                                             sizeof(nightshift_agent_descriptor::description) +
+                                             sizeof(nightshift_agent_descriptor::description_size);
+static_assert(entry_size_v1_0 == 32 && descriptor_size_v1_0 == 56);
+
 std::string abi_mismatch(std::uint64_t major) {
   return "built for agent ABI " + std::to_string(major) + ", this host supports ABI " +
          std::to_string(NIGHTSHIFT_ABI_MAJOR);
+}
+
+// The 1.1 members of an entry table, or NULL when the plugin's table ends
+// before them (a v1.0 plugin) or leaves them empty.
+template <class Member>
+Member optional_member(const nightshift_agent_entry& entry, Member nightshift_agent_entry::*member,
+                       std::size_t offset) {
+  if (entry.struct_size < offset + sizeof(Member)) return nullptr;
+  return entry.*member;
+}
+#define NIGHTSHIFT_ENTRY_MEMBER(entry, field) \
+  optional_member(entry, &nightshift_agent_entry::field, offsetof(nightshift_agent_entry, field))
+
+// The message an init refusal carries, collected through
+// nightshift_init_error.set (which must not throw: the copy is guarded).
+struct InitRefusal {
+  std::string message;
+  bool out_of_memory = false;
+};
+
+void set_init_error(const nightshift_init_error* error, const char* message,
+                    std::size_t size) noexcept {
+  auto& refusal = *static_cast<InitRefusal*>(error->host_data);
+  try {
+    refusal.message = text_of(message, size);
+  } catch (...) {
+    refusal.out_of_memory = true;
+  }
 }
 
 class SharedLibraryPlugin final : public LoadedPlugin {
@@ -52,6 +94,11 @@ class SharedLibraryPlugin final : public LoadedPlugin {
         description_(text_of(entry.descriptor->description, entry.descriptor->description_size)) {}
 
   ~SharedLibraryPlugin() override {
+    // The plugin's own farewell comes first, while its code is mapped; no
+    // run can be using it, as every run holds a reference to this object.
+    if (initialized_) {
+      if (auto deinit = NIGHTSHIFT_ENTRY_MEMBER(entry_, deinit)) deinit();
+    }
     // Unmap first: the copy must outlive the mapping so that tools reading
     // /proc/self/maps (debuggers, sanitizer symbolizers) still find it.
     library_.unload();
@@ -68,11 +115,53 @@ class SharedLibraryPlugin final : public LoadedPlugin {
   std::uint32_t abi_minor() const noexcept override { return entry_.abi_minor; }
   const nightshift_agent_entry& entry() const noexcept override { return entry_; }
 
+  const void* extension(std::string_view id) const noexcept override {
+    auto get_extension = NIGHTSHIFT_ENTRY_MEMBER(entry_, get_extension);
+    return get_extension != nullptr ? get_extension(id.data(), id.size()) : nullptr;
+  }
+
+  // Calls the plugin's init (when it has one) with what the host says about
+  // itself; throws PluginLoadError with the plugin's message when it refuses.
+  // Called once, before the plugin is handed to anyone.
+  void initialize() {
+    auto init = NIGHTSHIFT_ENTRY_MEMBER(entry_, init);
+    if (init == nullptr) {
+      initialized_ = true;
+      return;
+    }
+    const std::string plugin_path = path_.string();
+    nightshift_host_info host{};
+    host.struct_size = sizeof(nightshift_host_info);
+    host.abi_major = NIGHTSHIFT_ABI_MAJOR;
+    host.abi_minor = NIGHTSHIFT_ABI_MINOR;
+    host.host_version = host_version.data();
+    host.host_version_size = host_version.size();
+    host.plugin_path = plugin_path.data();
+    host.plugin_path_size = plugin_path.size();
+    InitRefusal refusal;
+    nightshift_init_error error{};
+    error.struct_size = sizeof(nightshift_init_error);
+    error.host_data = &refusal;
+    error.set = &set_init_error;
+    if (init(&host, &error)) {
+      initialized_ = true;
+      return;
+    }
+    if (refusal.out_of_memory) {
+      throw PluginLoadError(path_, "its init refused to load (its message did not fit in memory)");
+    }
+    if (refusal.message.empty()) {
+      throw PluginLoadError(path_, "its init refused to load without saying why");
+    }
+    throw PluginLoadError(path_, "its init refused to load: " + refusal.message);
+  }
+
  private:
   fs::path path_;
   std::optional<fs::path> scratch_copy_;  // the file actually mapped, when not path_
   boost::dll::shared_library library_;
   const nightshift_agent_entry& entry_;  // static storage inside library_
+  bool initialized_ = false;             // init succeeded (or there is none): deinit is owed
   std::string name_;
   std::string version_;
   std::string description_;
@@ -187,20 +276,31 @@ void check_entry(const nightshift_agent_entry* entry, const fs::path& path,
   if (entry->abi_major != NIGHTSHIFT_ABI_MAJOR) {
     throw PluginLoadError(path, abi_mismatch(entry->abi_major));
   }
-  if (entry->struct_size < sizeof(nightshift_agent_entry)) {
+  if (entry->struct_size < entry_size_v1_0) {
     throw PluginLoadError(path, "its entry table has struct_size " +
                                     std::to_string(entry->struct_size) + ", smaller than the " +
-                                    std::to_string(sizeof(nightshift_agent_entry)) +
-                                    " bytes of an ABI 1.0 table");
+                                    std::to_string(entry_size_v1_0) + " bytes of an ABI 1.0 table");
+  }
+  if (entry->reserved0 != 0) {
+    throw PluginLoadError(path, "its entry table's reserved0 is " +
+                                    std::to_string(entry->reserved0) +
+                                    "; it must be 0 (the field is reserved for later ABI "
+                                    "versions: build the plugin against the SDK's agent.h)");
   }
   if (entry->run == nullptr) throw PluginLoadError(path, "its entry table has no run function");
   const nightshift_agent_descriptor* descriptor = entry->descriptor;
   if (descriptor == nullptr) throw PluginLoadError(path, "its entry table has no descriptor");
-  if (descriptor->struct_size < sizeof(nightshift_agent_descriptor)) {
-    throw PluginLoadError(
-        path, "its descriptor has struct_size " + std::to_string(descriptor->struct_size) +
-                  ", smaller than the " + std::to_string(sizeof(nightshift_agent_descriptor)) +
-                  " bytes of an ABI 1.0 descriptor");
+  if (descriptor->struct_size < descriptor_size_v1_0) {
+    throw PluginLoadError(path, "its descriptor has struct_size " +
+                                    std::to_string(descriptor->struct_size) +
+                                    ", smaller than the " + std::to_string(descriptor_size_v1_0) +
+                                    " bytes of an ABI 1.0 descriptor");
+  }
+  if (descriptor->reserved0 != 0) {
+    throw PluginLoadError(path, "its descriptor's reserved0 is " +
+                                    std::to_string(descriptor->reserved0) +
+                                    "; it must be 0 (the field is reserved for later ABI "
+                                    "versions: build the plugin against the SDK's agent.h)");
   }
   const std::string name = text_of(descriptor->name, descriptor->name_size);
   if (name != expected_name) {
@@ -389,8 +489,10 @@ std::shared_ptr<const LoadedPlugin> PluginLoader::load(const fs::path& library,
     boost::dll::shared_library opened = open_library(path, mapped);
     const nightshift_agent_entry* entry = find_entry_function(opened, path, mapped)();
     check_entry(entry, path, expected_name);
-    auto plugin =
-        std::make_shared<const SharedLibraryPlugin>(path, copy, std::move(opened), *entry);
+    // Owns the library from here: a refusal below unloads it (without
+    // deinit, since init did not succeed).
+    auto plugin = std::make_shared<SharedLibraryPlugin>(path, copy, std::move(opened), *entry);
+    plugin->initialize();
     cached = CacheEntry{identity, plugin};
     return plugin;
   } catch (...) {

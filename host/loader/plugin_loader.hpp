@@ -12,6 +12,7 @@
 #include <mutex>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <unordered_map>
 #include <vector>
 
@@ -45,6 +46,10 @@ class LoadedPlugin {
   virtual std::uint32_t abi_minor() const noexcept = 0;
   // The plugin's entry table; valid as long as this object lives.
   virtual const nightshift_agent_entry& entry() const noexcept = 0;
+  // The plugin's extension with this id (agent.h, get_extension), or nullptr
+  // when it offers none (always for a v1.0 plugin). Plugin-owned; valid as
+  // long as this object lives. [thread-safe]
+  virtual const void* extension(std::string_view id) const noexcept = 0;
 };
 
 // Identity of a file on disk, used to tell a rebuilt library from the one
@@ -73,8 +78,12 @@ class PluginLoader {
   PluginLoader(const PluginLoader&) = delete;
   PluginLoader& operator=(const PluginLoader&) = delete;
 
-  // Loads `library` with RTLD_NOW | RTLD_LOCAL, checks its ABI, and checks
-  // that its descriptor's name equals `expected_name` (the manifest's).
+  // Loads `library` with RTLD_NOW | RTLD_LOCAL, checks its ABI (and that its
+  // reserved fields are zero), checks that its descriptor's name equals
+  // `expected_name` (the manifest's), then calls the plugin's init (ABI 1.1)
+  // with the host's version and the library's path; a plugin whose init
+  // refuses is refused with its message. The plugin's deinit runs when the
+  // last shared_ptr to the result goes, just before the library is unloaded.
   // Returns the same object again while the file is unchanged and still
   // loaded; a changed file (rebuilt) is loaded anew from a fresh copy.
   // Throws PluginLoadError on any refusal; never terminates the process.

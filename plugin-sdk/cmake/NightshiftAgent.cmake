@@ -2,6 +2,8 @@
 #                      [OUTPUT_DIRECTORY <dir>] [INSTALL_DESTINATION <dir>])
 #
 # Builds the agent plugin lib<name>.so as a MODULE against the Nightshift SDK
+# (C++ sources with nightshift/agent.hpp, or plain C with nightshift/agent.h:
+# a project that enables only C gets no C++ requirement)
 # and lays it out as an agent folder, <OUTPUT_DIRECTORY>/<name>/ holding the
 # library and its agent.json, which is what the host looks for.
 #
@@ -75,7 +77,15 @@ function(nightshift_add_agent name)
   endif()
 
   add_library(${name} MODULE ${arg_SOURCES})
-  target_link_libraries(${name} PRIVATE NightshiftSDK::sdk)
+  # A project in plain C (project(... LANGUAGES C)) gets the C header alone;
+  # the C++ layer needs C++20.
+  get_property(enabled_languages GLOBAL PROPERTY ENABLED_LANGUAGES)
+  if("CXX" IN_LIST enabled_languages)
+    target_link_libraries(${name} PRIVATE NightshiftSDK::sdk)
+    target_compile_features(${name} PRIVATE cxx_std_20)
+  else()
+    target_link_libraries(${name} PRIVATE NightshiftSDK::sdk_c)
+  endif()
   foreach(key version description)
     _nightshift_c_string_body(manifest_${key} "${manifest_${key}}")
   endforeach()
@@ -83,7 +93,6 @@ function(nightshift_add_agent name)
     "NIGHTSHIFT_AGENT_NAME=\"${manifest_name}\""
     "NIGHTSHIFT_AGENT_VERSION=\"${manifest_version}\""
     "NIGHTSHIFT_AGENT_DESCRIPTION=\"${manifest_description}\"")
-  target_compile_features(${name} PRIVATE cxx_std_20)
   set_target_properties(${name} PROPERTIES
     PREFIX "lib"
     OUTPUT_NAME "${name}"
@@ -100,7 +109,7 @@ function(nightshift_add_agent name)
   set_property(TARGET ${name} APPEND PROPERTY LINK_DEPENDS "${version_script}")
   # Sanitizer runtimes resolve their symbols from the executable, so
   # --no-undefined cannot hold in a sanitized build.
-  if(NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize")
+  if(NOT CMAKE_CXX_FLAGS MATCHES "-fsanitize" AND NOT CMAKE_C_FLAGS MATCHES "-fsanitize")
     target_link_options(${name} PRIVATE "LINKER:--no-undefined")
   endif()
 

@@ -14,6 +14,7 @@
 #include <thread>
 #include <vector>
 
+#include "plugins/lifecycle_probe.h"
 #include "test_support.hpp"
 
 namespace nightshift {
@@ -352,6 +353,86 @@ TEST_F(PluginLoaderTest, ConcurrentLoadsShareOnePluginPerFile) {
   EXPECT_EQ(distinct.size(), 1u);
   EXPECT_EQ(refusals.load(), threads * loads_per_thread);
   EXPECT_EQ(run_once(*keep[0], "").result, R"({"build": 1})");
+}
+
+// ---- ABI 1.1: init, deinit, get_extension, reserved fields ----
+
+const lifecycle_probe& probe_of(const LoadedPlugin& plugin) {
+  const void* extension = plugin.extension(LIFECYCLE_PROBE_ID);
+  if (extension == nullptr) throw std::runtime_error("the plugin offers no lifecycle probe");
+  return *static_cast<const lifecycle_probe*>(extension);
+}
+
+TEST_F(PluginLoaderTest, InitIsCalledOnceWithTheHostVersionAbiAndTheLibrarysPath) {
+  auto plugin = loader_.load(LOADER_LIFECYCLE, "loader-lifecycle");
+  const lifecycle_probe& probe = probe_of(*plugin);
+  EXPECT_EQ(probe.init_calls(), 1u);
+  EXPECT_STREQ(probe.host_version(), NIGHTSHIFT_TEST_HOST_VERSION);
+  EXPECT_EQ(fs::path(probe.plugin_path()), fs::absolute(LOADER_LIFECYCLE).lexically_normal());
+  EXPECT_EQ(probe.host_abi_major(), static_cast<std::uint32_t>(NIGHTSHIFT_ABI_MAJOR));
+  EXPECT_EQ(probe.host_abi_minor(), static_cast<std::uint32_t>(NIGHTSHIFT_ABI_MINOR));
+
+  // Loading the unchanged file again hands out the same plugin: no second init.
+  auto again = loader_.load(LOADER_LIFECYCLE, "loader-lifecycle");
+  EXPECT_EQ(again, plugin);
+  EXPECT_EQ(probe.init_calls(), 1u);
+  EXPECT_EQ(run_once(*plugin, "").logs, std::vector<std::string>{"lifecycle ran"});
+}
+
+TEST_F(PluginLoaderTest, GetExtensionReturnsWhatThePluginOffersAndNullOtherwise) {
+  auto plugin = loader_.load(LOADER_LIFECYCLE, "loader-lifecycle");
+  const void* offered = plugin->extension(LIFECYCLE_PROBE_ID);
+  ASSERT_NE(offered, nullptr);
+  EXPECT_EQ(static_cast<const lifecycle_probe*>(offered)->struct_size, sizeof(lifecycle_probe));
+  EXPECT_EQ(plugin->extension("org.nightshift.test.no-such-extension"), nullptr);
+  EXPECT_EQ(plugin->extension(""), nullptr);
+}
+
+TEST_F(PluginLoaderTest, DeinitRunsOnceWhenTheLastReferenceGoes) {
+  int deinit_calls = 0;
+  auto plugin = loader_.load(LOADER_LIFECYCLE, "loader-lifecycle");
+  probe_of(*plugin).count_deinit_in(&deinit_calls);
+  auto second_reference = plugin;
+  plugin.reset();
+  EXPECT_EQ(deinit_calls, 0) << "a run still holds the plugin";
+  second_reference.reset();
+  EXPECT_EQ(deinit_calls, 1);
+}
+
+TEST_F(PluginLoaderTest, APluginWhoseInitRefusesIsRefusedWithItsMessageAndNotDeinitialised) {
+  expect_refused(LOADER_LIFECYCLE_REFUSES, "loader-lifecycle",
+                 "its init refused to load: the licence file lifecycle.key is missing");
+  // Refused, the library was unloaded: loading a good build at the same
+  // path works (and its init runs afresh).
+  const fs::path library = temp_ / "agent" / "libloader-lifecycle.so";
+  replace_file(LOADER_LIFECYCLE_REFUSES, library);
+  expect_refused(library, "loader-lifecycle", "the licence file lifecycle.key is missing");
+  replace_file(LOADER_LIFECYCLE, library);
+  auto plugin = loader_.load(library, "loader-lifecycle");
+  EXPECT_EQ(probe_of(*plugin).init_calls(), 1u);
+}
+
+TEST_F(PluginLoaderTest, AnInitThatRefusesWithoutAMessageIsRefusedAndSaysSo) {
+  expect_refused(LOADER_LIFECYCLE_SILENT, "loader-lifecycle",
+                 "its init refused to load without saying why");
+}
+
+TEST_F(PluginLoaderTest, RefusesAnEntryTableWhoseReservedFieldIsSet) {
+  expect_refused(LOADER_ENTRY_RESERVED, "loader-lifecycle",
+                 "its entry table's reserved0 is 7; it must be 0");
+}
+
+TEST_F(PluginLoaderTest, RefusesADescriptorWhoseReservedFieldIsSet) {
+  expect_refused(LOADER_DESCRIPTOR_RESERVED, "loader-lifecycle",
+                 "its descriptor's reserved0 is 3; it must be 0");
+}
+
+TEST_F(PluginLoaderTest, AnAgentWithoutLifecycleMembersHasNoneAndOffersNoExtension) {
+  // loader-good is built with the C++ layer and declares no lifecycle members.
+  auto plugin = loader_.load(LOADER_GOOD, "loader-good");
+  EXPECT_EQ(plugin->entry().init, nullptr);
+  EXPECT_EQ(plugin->entry().deinit, nullptr);
+  EXPECT_EQ(plugin->extension(LIFECYCLE_PROBE_ID), nullptr);
 }
 
 }  // namespace

@@ -19,9 +19,11 @@ typedef struct sdk_abi_sizes {
   size_t run;
   size_t descriptor;
   size_t entry;
+  size_t host_info;  /* ABI 1.1 */
+  size_t init_error; /* ABI 1.1 */
 } sdk_abi_sizes;
 
-/* Every field of the v1 structs, as C lays them out. */
+/* Every field of the v1.x structs, as C lays them out. */
 size_t sdk_abi_fields_as_c(const sdk_abi_field** out);
 sdk_abi_sizes sdk_abi_sizes_as_c(void);
 /* NIGHTSHIFT_HAS_FIELD(run, nightshift_run, set_error), evaluated in C. */

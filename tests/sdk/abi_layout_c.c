@@ -10,6 +10,7 @@
 
 static const sdk_abi_field fields[] = {
     FIELD(nightshift_run, struct_size),
+    FIELD(nightshift_run, reserved0),
     FIELD(nightshift_run, host_data),
     FIELD(nightshift_run, instance_id),
     FIELD(nightshift_run, instance_id_size),
@@ -25,7 +26,10 @@ static const sdk_abi_field fields[] = {
     FIELD(nightshift_run, sleep_for),
     FIELD(nightshift_run, set_result_json),
     FIELD(nightshift_run, set_error),
+    FIELD(nightshift_run, next_message),
+    FIELD(nightshift_run, report_usage),
     FIELD(nightshift_agent_descriptor, struct_size),
+    FIELD(nightshift_agent_descriptor, reserved0),
     FIELD(nightshift_agent_descriptor, name),
     FIELD(nightshift_agent_descriptor, name_size),
     FIELD(nightshift_agent_descriptor, version),
@@ -36,7 +40,23 @@ static const sdk_abi_field fields[] = {
     FIELD(nightshift_agent_entry, abi_major),
     FIELD(nightshift_agent_entry, abi_minor),
     FIELD(nightshift_agent_entry, descriptor),
+    FIELD(nightshift_agent_entry, reserved0),
     FIELD(nightshift_agent_entry, run),
+    FIELD(nightshift_agent_entry, init),
+    FIELD(nightshift_agent_entry, deinit),
+    FIELD(nightshift_agent_entry, get_extension),
+    FIELD(nightshift_host_info, struct_size),
+    FIELD(nightshift_host_info, abi_major),
+    FIELD(nightshift_host_info, abi_minor),
+    FIELD(nightshift_host_info, reserved0),
+    FIELD(nightshift_host_info, host_version),
+    FIELD(nightshift_host_info, host_version_size),
+    FIELD(nightshift_host_info, plugin_path),
+    FIELD(nightshift_host_info, plugin_path_size),
+    FIELD(nightshift_init_error, struct_size),
+    FIELD(nightshift_init_error, reserved0),
+    FIELD(nightshift_init_error, host_data),
+    FIELD(nightshift_init_error, set),
 };
 
 size_t sdk_abi_fields_as_c(const sdk_abi_field** out) {
@@ -46,7 +66,8 @@ size_t sdk_abi_fields_as_c(const sdk_abi_field** out) {
 
 sdk_abi_sizes sdk_abi_sizes_as_c(void) {
   sdk_abi_sizes sizes = {sizeof(nightshift_run), sizeof(nightshift_agent_descriptor),
-                         sizeof(nightshift_agent_entry)};
+                         sizeof(nightshift_agent_entry), sizeof(nightshift_host_info),
+                         sizeof(nightshift_init_error)};
   return sizes;
 }
 

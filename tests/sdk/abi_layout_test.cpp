@@ -24,6 +24,7 @@ using Layout = std::map<std::string, std::pair<std::size_t, std::size_t>>;
 Layout layout_as_cpp() {
   return Layout{
       FIELD(nightshift_run, struct_size),
+      FIELD(nightshift_run, reserved0),
       FIELD(nightshift_run, host_data),
       FIELD(nightshift_run, instance_id),
       FIELD(nightshift_run, instance_id_size),
@@ -39,7 +40,10 @@ Layout layout_as_cpp() {
       FIELD(nightshift_run, sleep_for),
       FIELD(nightshift_run, set_result_json),
       FIELD(nightshift_run, set_error),
+      FIELD(nightshift_run, next_message),
+      FIELD(nightshift_run, report_usage),
       FIELD(nightshift_agent_descriptor, struct_size),
+      FIELD(nightshift_agent_descriptor, reserved0),
       FIELD(nightshift_agent_descriptor, name),
       FIELD(nightshift_agent_descriptor, name_size),
       FIELD(nightshift_agent_descriptor, version),
@@ -50,7 +54,23 @@ Layout layout_as_cpp() {
       FIELD(nightshift_agent_entry, abi_major),
       FIELD(nightshift_agent_entry, abi_minor),
       FIELD(nightshift_agent_entry, descriptor),
+      FIELD(nightshift_agent_entry, reserved0),
       FIELD(nightshift_agent_entry, run),
+      FIELD(nightshift_agent_entry, init),
+      FIELD(nightshift_agent_entry, deinit),
+      FIELD(nightshift_agent_entry, get_extension),
+      FIELD(nightshift_host_info, struct_size),
+      FIELD(nightshift_host_info, abi_major),
+      FIELD(nightshift_host_info, abi_minor),
+      FIELD(nightshift_host_info, reserved0),
+      FIELD(nightshift_host_info, host_version),
+      FIELD(nightshift_host_info, host_version_size),
+      FIELD(nightshift_host_info, plugin_path),
+      FIELD(nightshift_host_info, plugin_path_size),
+      FIELD(nightshift_init_error, struct_size),
+      FIELD(nightshift_init_error, reserved0),
+      FIELD(nightshift_init_error, host_data),
+      FIELD(nightshift_init_error, set),
   };
 }
 
@@ -82,6 +102,23 @@ TEST(AbiLayout, CAndCppAgreeOnStructSizes) {
   EXPECT_EQ(as_c.run, sizeof(nightshift_run));
   EXPECT_EQ(as_c.descriptor, sizeof(nightshift_agent_descriptor));
   EXPECT_EQ(as_c.entry, sizeof(nightshift_agent_entry));
+  EXPECT_EQ(as_c.host_info, sizeof(nightshift_host_info));
+  EXPECT_EQ(as_c.init_error, sizeof(nightshift_init_error));
+}
+
+// ABI 1.1 only appended: every 1.0 field is where the frozen 1.0 header
+// (tests/sdk/v1_0) put it, and the new members start where 1.0 ended.
+TEST(AbiLayout, Abi1_1AppendsAfterTheAbi1_0Layout) {
+  EXPECT_EQ(offsetof(nightshift_run, next_message), 128u);  // sizeof v1.0 nightshift_run
+  EXPECT_EQ(offsetof(nightshift_agent_entry, init), 32u);   // sizeof v1.0 entry table
+  EXPECT_EQ(sizeof(nightshift_agent_descriptor), 56u);      // unchanged
+  nightshift_agent_entry entry{};
+  entry.struct_size = 32;  // a v1.0 plugin's table
+  EXPECT_TRUE(NIGHTSHIFT_HAS_FIELD(&entry, nightshift_agent_entry, run));
+  EXPECT_FALSE(NIGHTSHIFT_HAS_FIELD(&entry, nightshift_agent_entry, init));
+  EXPECT_FALSE(NIGHTSHIFT_HAS_FIELD(&entry, nightshift_agent_entry, get_extension));
+  entry.struct_size = sizeof(nightshift_agent_entry);
+  EXPECT_TRUE(NIGHTSHIFT_HAS_FIELD(&entry, nightshift_agent_entry, get_extension));
 }
 
 TEST(AbiLayout, HasFieldTellsAnOlderProducerFromACurrentOne) {

@@ -44,11 +44,12 @@ TEST_P(Exports, PluginExportsOnlyTheEntrySymbol) {
 }
 
 // Every plugin this build makes the way agents are made.
-const char* const agent_plugins[] = {NIGHTSHIFT_TEST_C_AGENT, NIGHTSHIFT_TEST_PROBE,
+const char* const agent_plugins[] = {NIGHTSHIFT_TEST_C_AGENT,      NIGHTSHIFT_TEST_PROBE,
 #ifdef NIGHTSHIFT_TEST_STATIC_PROBE
                                      NIGHTSHIFT_TEST_STATIC_PROBE,
 #endif
-                                     NIGHTSHIFT_TEST_ECHO, NIGHTSHIFT_TEST_SLEEP};
+                                     NIGHTSHIFT_TEST_ECHO,         NIGHTSHIFT_TEST_SLEEP,
+                                     NIGHTSHIFT_TEST_V1_0_AGENT,   NIGHTSHIFT_TEST_LIFECYCLE};
 
 INSTANTIATE_TEST_SUITE_P(Plugins, Exports, ::testing::ValuesIn(agent_plugins),
                          nightshift::testing::PluginParamName());

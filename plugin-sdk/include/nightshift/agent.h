@@ -22,10 +22,28 @@
  *  - No exception and no longjmp crosses this boundary in either direction.
  *    Host callbacks never throw; the C++ layer (agent.hpp) catches everything
  *    thrown by agent code and reports it through nightshift_run.set_error.
+ *  - Reserved fields. A `reserved0` in a struct the plugin makes is zero; the
+ *    host refuses a plugin that sets one, so that a later minor can give it a
+ *    meaning without older plugins' garbage being taken for it.
+ *  - Each block of appended fields opens with a comment naming the minor that
+ *    added it ("Added in ABI 1.1"), as SQLite's sqlite3ext.h does.
  *  - Thread tags on every function pointer:
  *      [run-thread]   only on the thread the host called run() on, during run()
  *      [thread-safe]  from any thread, during run()
  *      [any-thread]   from any thread, at any time while the library is loaded
+ *      [lifecycle]    from any thread, but never at the same time as any other
+ *                     call into the plugin (see init and deinit below)
+ *
+ * Lifecycle of a loaded library, in the manner of CLAP's entry:
+ *   1. the host loads the library and calls nightshift_agent_entry_v1(), then
+ *      reads the entry table and the descriptor (and checks them);
+ *   2. init(), when the plugin has one; a plugin that refuses is not used;
+ *   3. get_extension() and run(), any number of times, runs possibly at once;
+ *   4. deinit(), when the plugin has one and init succeeded, after every run
+ *      has returned, just before the library is unloaded.
+ * This happens once per process that loads the library (a run in process
+ * isolation loads it in its own worker process). After deinit the library may
+ * stay mapped and be initialised again.
  *
  * The layout of every struct is pinned by static assertions at the end of this
  * header, checked both when compiled as C11 and as C++.
@@ -175,7 +193,7 @@ typedef struct nightshift_run {
  */
 typedef struct nightshift_agent_descriptor {
   uint32_t struct_size;
-  uint32_t reserved0; /* zero */
+  uint32_t reserved0; /* zero: the host refuses a plugin that sets it */
 
   /* The agent's name, as in agent.json (e.g. "sleep"). */
   const char* name;
@@ -190,6 +208,49 @@ typedef struct nightshift_agent_descriptor {
   size_t description_size;
 } nightshift_agent_descriptor;
 
+/* ---- Added in ABI 1.1: what init() is given. ---------------------------- */
+
+/*
+ * What the host tells a plugin about itself when it initialises it. Made and
+ * owned by the host; valid only during the init() call (copy what you keep).
+ */
+typedef struct nightshift_host_info {
+  uint32_t struct_size;
+
+  /* The ABI the host implements (its NIGHTSHIFT_ABI_MAJOR / _MINOR). A plugin
+   * built against a newer minor can tell here which fields the host fills. */
+  uint32_t abi_major;
+  uint32_t abi_minor;
+  uint32_t reserved0; /* zero */
+
+  /* The host's version, e.g. "0.1.0". */
+  const char* host_version;
+  size_t host_version_size;
+
+  /* The plugin library's own file, an absolute path as found in the agent's
+   * folder (so files shipped beside it are found from it). */
+  const char* plugin_path;
+  size_t plugin_path_size;
+} nightshift_host_info;
+
+/*
+ * Where init() reports why it refuses to load. Made and owned by the host;
+ * valid only during the init() call.
+ */
+typedef struct nightshift_init_error {
+  uint32_t struct_size;
+  uint32_t reserved0; /* zero */
+
+  /* Opaque to the plugin: the host's own state for this call. */
+  void* host_data;
+
+  /* [lifecycle] Sets the message the plugin is refused with (UTF-8, pointer +
+   * length), replacing an earlier one. The host copies it before returning.
+   * Only meaningful when init() then returns false. */
+  void (*set)(const struct nightshift_init_error* error, const char* message,
+              size_t message_size);
+} nightshift_init_error;
+
 /*
  * The table a plugin hands to the host. Made and owned by the plugin, in
  * static storage: it lives as long as the library is loaded.
@@ -201,7 +262,7 @@ typedef struct nightshift_agent_entry {
    * the entry function's name; abi_minor is the header's NIGHTSHIFT_ABI_MINOR. */
   uint32_t abi_major;
   uint32_t abi_minor;
-  uint32_t reserved0; /* zero */
+  uint32_t reserved0; /* zero: the host refuses a plugin that sets it */
 
   /* The plugin's descriptor; never NULL. */
   const nightshift_agent_descriptor* descriptor;
@@ -211,6 +272,32 @@ typedef struct nightshift_agent_entry {
    * of the same plugin at once, so it must be reentrant. Returns
    * NIGHTSHIFT_RUN_OK or NIGHTSHIFT_RUN_FAILED. Must not throw. */
   int32_t (*run)(const nightshift_run* run);
+
+  /* ---- Added in ABI 1.1. All optional: NULL when the plugin has none. A
+   * v1.0 plugin's struct_size ends before them, and the host treats them as
+   * NULL then. ---- */
+
+  /* [lifecycle] Called once after loading, before any run and any
+   * get_extension() call, with what the host says about itself (host-owned,
+   * valid during the call). Returns true to be used; false to refuse, after
+   * writing why through error->set (the host lists the agent as unavailable
+   * with that message). Should be quick: the host waits for it. Must not
+   * throw. */
+  bool (*init)(const nightshift_host_info* host, const nightshift_init_error* error);
+
+  /* [lifecycle] Called once before the library is unloaded, only when init()
+   * returned true (or the plugin has no init), after every run has returned.
+   * Releases what init() acquired. Must not throw. */
+  void (*deinit)(void);
+
+  /* [any-thread] Returns the plugin's extension with the given id (UTF-8,
+   * pointer + length, host-owned, valid during the call), or NULL when the
+   * plugin does not offer it. Ids are reverse-DNS-like strings, e.g.
+   * "com.example.cache"; the struct an id names, and its version, are fixed
+   * by whoever defines the id. The pointer is plugin-owned and valid until
+   * deinit() (or until the library is unloaded). Called only after init()
+   * succeeded. */
+  const void* (*get_extension)(const char* id, size_t id_size);
 } nightshift_agent_entry;
 
 /*
@@ -263,7 +350,27 @@ NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_entry, descriptor) == 16,
                          "nightshift_agent_entry layout");
 NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_entry, run) == 24,
                          "nightshift_agent_entry layout");
-NIGHTSHIFT_STATIC_ASSERT(sizeof(nightshift_agent_entry) == 32, "nightshift_agent_entry v1.0 size");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_entry, init) == 32,
+                         "nightshift_agent_entry layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_entry, deinit) == 40,
+                         "nightshift_agent_entry layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_agent_entry, get_extension) == 48,
+                         "nightshift_agent_entry layout");
+NIGHTSHIFT_STATIC_ASSERT(sizeof(nightshift_agent_entry) == 56, "nightshift_agent_entry v1.1 size");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_host_info, abi_major) == 4,
+                         "nightshift_host_info layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_host_info, abi_minor) == 8,
+                         "nightshift_host_info layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_host_info, host_version) == 16,
+                         "nightshift_host_info layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_host_info, plugin_path) == 32,
+                         "nightshift_host_info layout");
+NIGHTSHIFT_STATIC_ASSERT(sizeof(nightshift_host_info) == 48, "nightshift_host_info v1.1 size");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_init_error, host_data) == 8,
+                         "nightshift_init_error layout");
+NIGHTSHIFT_STATIC_ASSERT(offsetof(nightshift_init_error, set) == 16,
+                         "nightshift_init_error layout");
+NIGHTSHIFT_STATIC_ASSERT(sizeof(nightshift_init_error) == 24, "nightshift_init_error v1.1 size");
 #undef NIGHTSHIFT_STATIC_ASSERT
 #endif
 

@@ -18,6 +18,23 @@
 // A plugin built some other way names them itself:
 //   NIGHTSHIFT_AGENT(Hello, "hello", "1.0.0", "Says hello.")
 //
+// SDK 1.1: an agent class may also declare any of these static members, which
+// NIGHTSHIFT_AGENT finds at compile time and wires into the entry table (an
+// agent without them is built exactly as before):
+//
+//   class Hello : public nightshift::Agent {
+//    public:
+//     // Once after loading, before any run. Throw to refuse to load: the
+//     // exception's message is what the host lists the agent as unavailable
+//     // with.
+//     static void init(const nightshift::HostInfo& host);
+//     // Once before unloading, when init succeeded. Must be noexcept.
+//     static void deinit() noexcept;
+//     // The extension named `id`, or nullptr (see agent.h's get_extension).
+//     static const void* get_extension(std::string_view id) noexcept;
+//     void run(nightshift::RunContext& ctx) override;
+//   };
+//
 // Everything here compiles into the plugin; nothing of it crosses the ABI but
 // the C structs of agent.h. Every exception thrown by agent code (std or not)
 // is caught in the plugin and turned into the run's error.
@@ -35,6 +52,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <type_traits>
 #include <utility>
 
 namespace nightshift {
@@ -180,6 +198,33 @@ class RunContext {
   const nightshift_run& run_;
 };
 
+// What the host says about itself when it loads the plugin (SDK 1.1): handed
+// to an agent class's static init(). Copies, so it may be kept.
+struct HostInfo {
+  std::string host_version;  // e.g. "0.1.0"
+  std::string plugin_path;   // the plugin library's own file (absolute)
+  std::uint32_t abi_major = 0;
+  std::uint32_t abi_minor = 0;  // the host's ABI minor: what it offers
+
+  // Reads the C struct, taking only the fields inside its struct_size.
+  static HostInfo from_c(const nightshift_host_info& info) {
+    HostInfo host;
+    if (NIGHTSHIFT_HAS_FIELD(&info, nightshift_host_info, abi_minor)) {
+      host.abi_major = info.abi_major;
+      host.abi_minor = info.abi_minor;
+    }
+    if (NIGHTSHIFT_HAS_FIELD(&info, nightshift_host_info, host_version_size) &&
+        info.host_version != nullptr) {
+      host.host_version.assign(info.host_version, info.host_version_size);
+    }
+    if (NIGHTSHIFT_HAS_FIELD(&info, nightshift_host_info, plugin_path_size) &&
+        info.plugin_path != nullptr) {
+      host.plugin_path.assign(info.plugin_path, info.plugin_path_size);
+    }
+    return host;
+  }
+};
+
 // Base class of a C++ agent. A new object is made for every run, on the
 // run's thread, and destroyed there when run() returns.
 class Agent {
@@ -215,6 +260,119 @@ std::int32_t run_agent(const nightshift_run* run) noexcept {
     report_error(run, "the agent threw an exception that is not a std::exception");
   }
   return NIGHTSHIFT_RUN_FAILED;
+}
+
+// ---- SDK 1.1 lifecycle: the agent class's optional static members ----
+// Only static members count: an agent's ordinary (non-static) method that
+// happens to be called init is its own business, as it was before 1.1.
+
+template <class AgentType>
+concept declares_static_init = requires {
+  &AgentType::init;
+}
+&&!std::is_member_pointer_v<decltype(&AgentType::init)>;
+template <class AgentType>
+concept has_static_init = requires {
+  static_cast<void (*)(const HostInfo&)>(&AgentType::init);
+};
+template <class AgentType>
+concept declares_static_deinit = requires {
+  &AgentType::deinit;
+}
+&&!std::is_member_pointer_v<decltype(&AgentType::deinit)>;
+template <class AgentType>
+concept has_static_deinit = requires {
+  static_cast<void (*)() noexcept>(&AgentType::deinit);
+};
+template <class AgentType>
+concept declares_static_get_extension = requires {
+  &AgentType::get_extension;
+}
+&&!std::is_member_pointer_v<decltype(&AgentType::get_extension)>;
+template <class AgentType>
+concept has_static_get_extension = requires {
+  static_cast<const void* (*)(std::string_view) noexcept>(&AgentType::get_extension);
+};
+
+inline void report_init_error(const nightshift_init_error* error,
+                              std::string_view message) noexcept {
+  if (error != nullptr && NIGHTSHIFT_HAS_FIELD(error, nightshift_init_error, set) &&
+      error->set != nullptr) {
+    error->set(error, message.data(), message.size());
+  }
+}
+
+// The C entry's init(): calls AgentType::init and turns every exception into
+// the refusal's message. Nothing escapes.
+template <class AgentType>
+bool init_agent(const nightshift_host_info* host, const nightshift_init_error* error) noexcept {
+  try {
+    AgentType::init(host != nullptr ? HostInfo::from_c(*host) : HostInfo{});
+    return true;
+  } catch (const std::exception& e) {
+    report_init_error(error, e.what());
+  } catch (const char* message) {
+    report_init_error(error, message != nullptr ? message : "init threw a null C string");
+  } catch (const std::string& message) {
+    report_init_error(error, message);
+  } catch (...) {
+    report_init_error(error, "init threw an exception that is not a std::exception");
+  }
+  return false;
+}
+
+template <class AgentType>
+void deinit_agent() noexcept {
+  AgentType::deinit();
+}
+
+template <class AgentType>
+const void* agent_extension(const char* id, std::size_t id_size) noexcept {
+  return AgentType::get_extension(id == nullptr ? std::string_view()
+                                                : std::string_view(id, id_size));
+}
+
+// The entry table's init / deinit / get_extension for AgentType: its static
+// members when it declares them, NULL otherwise. A static member of one of
+// these names with another signature is a compile error rather than silently
+// ignored.
+template <class AgentType>
+constexpr auto init_function() noexcept {
+  static_assert(!declares_static_init<AgentType> || has_static_init<AgentType>,
+                "NIGHTSHIFT_AGENT: the agent's init must be declared "
+                "`static void init(const nightshift::HostInfo&)` (throw to refuse to load)");
+  using Function = bool (*)(const nightshift_host_info*, const nightshift_init_error*);
+  if constexpr (has_static_init<AgentType>) {
+    return static_cast<Function>(&init_agent<AgentType>);
+  } else {
+    return static_cast<Function>(nullptr);
+  }
+}
+
+template <class AgentType>
+constexpr auto deinit_function() noexcept {
+  static_assert(!declares_static_deinit<AgentType> || has_static_deinit<AgentType>,
+                "NIGHTSHIFT_AGENT: the agent's deinit must be declared "
+                "`static void deinit() noexcept` (nothing could report its failure)");
+  using Function = void (*)();
+  if constexpr (has_static_deinit<AgentType>) {
+    return static_cast<Function>(&deinit_agent<AgentType>);
+  } else {
+    return static_cast<Function>(nullptr);
+  }
+}
+
+template <class AgentType>
+constexpr auto extension_function() noexcept {
+  static_assert(!declares_static_get_extension<AgentType> || has_static_get_extension<AgentType>,
+                "NIGHTSHIFT_AGENT: the agent's get_extension must be declared "
+                "`static const void* get_extension(std::string_view id) noexcept`");
+  using Function = const void* (*)(const char*, std::size_t);
+  if constexpr (has_static_get_extension<AgentType>) {
+    return static_cast<Function>(&agent_extension<AgentType>);
+  } else {
+    return static_cast<Function>(nullptr);
+  }
 }
 
 constexpr std::size_t length(const char* s) noexcept {
@@ -268,12 +426,16 @@ constexpr std::size_t length(const char* s) noexcept {
         ::nightshift::detail::length(version),                                                   \
         description,                                                                             \
         ::nightshift::detail::length(description)};                                              \
-    static const nightshift_agent_entry entry = {sizeof(nightshift_agent_entry),                 \
-                                                 NIGHTSHIFT_ABI_MAJOR,                           \
-                                                 NIGHTSHIFT_ABI_MINOR,                           \
-                                                 0,                                              \
-                                                 &descriptor,                                    \
-                                                 &::nightshift::detail::run_agent<AgentClass>};  \
+    static const nightshift_agent_entry entry = {                                                \
+        sizeof(nightshift_agent_entry),                                                          \
+        NIGHTSHIFT_ABI_MAJOR,                                                                    \
+        NIGHTSHIFT_ABI_MINOR,                                                                    \
+        0,                                                                                       \
+        &descriptor,                                                                             \
+        &::nightshift::detail::run_agent<AgentClass>,                                            \
+        ::nightshift::detail::init_function<AgentClass>(),                                       \
+        ::nightshift::detail::deinit_function<AgentClass>(),                                     \
+        ::nightshift::detail::extension_function<AgentClass>()};                                 \
     return &entry;                                                                               \
   }
 

@@ -31,8 +31,12 @@ static const nightshift_agent_descriptor descriptor = {sizeof(nightshift_agent_d
                                                        "",
                                                        0};
 
-static const nightshift_agent_entry entry = {
-    TABLE_STRUCT_SIZE, TABLE_ABI_MAJOR, NIGHTSHIFT_ABI_MINOR, 0, &descriptor, &run_nothing};
+static const nightshift_agent_entry entry = {.struct_size = TABLE_STRUCT_SIZE,
+                                             .abi_major = TABLE_ABI_MAJOR,
+                                             .abi_minor = NIGHTSHIFT_ABI_MINOR,
+                                             .reserved0 = 0,
+                                             .descriptor = &descriptor,
+                                             .run = &run_nothing};
 
 const nightshift_agent_entry* nightshift_agent_entry_v1(void) {
   const nightshift_agent_entry* result = &entry;

@@ -13,8 +13,12 @@ static int32_t run_nothing(const nightshift_run* run) {
 static const nightshift_agent_descriptor descriptor = {
     sizeof(nightshift_agent_descriptor), 0, "loader-other-major", 18, "1.0.0", 5, "", 0};
 
-static const nightshift_agent_entry entry = {
-    sizeof(nightshift_agent_entry), OTHER_MAJOR, 0, 0, &descriptor, &run_nothing};
+static const nightshift_agent_entry entry = {.struct_size = sizeof(nightshift_agent_entry),
+                                             .abi_major = OTHER_MAJOR,
+                                             .abi_minor = 0,
+                                             .reserved0 = 0,
+                                             .descriptor = &descriptor,
+                                             .run = &run_nothing};
 
 NIGHTSHIFT_EXPORT const nightshift_agent_entry* ENTRY_NAME(OTHER_MAJOR)(void);
 NIGHTSHIFT_EXPORT const nightshift_agent_entry* ENTRY_NAME(OTHER_MAJOR)(void) {

@@ -47,11 +47,11 @@ NIGHTSHIFT_EXPORT const nightshift_agent_entry* nightshift_agent_entry_v1(void) 
                                                          5,
                                                          "Test agent in plain C",
                                                          21};
-  static const nightshift_agent_entry entry = {sizeof(nightshift_agent_entry),
-                                               NIGHTSHIFT_ABI_MAJOR,
-                                               NIGHTSHIFT_ABI_MINOR,
-                                               0,
-                                               &descriptor,
-                                               &run_fail};
+  static const nightshift_agent_entry entry = {.struct_size = sizeof(nightshift_agent_entry),
+                                               .abi_major = NIGHTSHIFT_ABI_MAJOR,
+                                               .abi_minor = NIGHTSHIFT_ABI_MINOR,
+                                               .reserved0 = 0,
+                                               .descriptor = &descriptor,
+                                               .run = &run_fail};
   return &entry;
 }

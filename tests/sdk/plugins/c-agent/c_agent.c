@@ -51,12 +51,12 @@ static const nightshift_agent_descriptor c_agent_descriptor = {
     sizeof(nightshift_agent_descriptor), 0, "c-agent", 7, "1.0.0", 5,
     "A test agent written in C.",        26};
 
-static const nightshift_agent_entry c_agent_entry = {sizeof(nightshift_agent_entry),
-                                                     NIGHTSHIFT_ABI_MAJOR,
-                                                     NIGHTSHIFT_ABI_MINOR,
-                                                     0,
-                                                     &c_agent_descriptor,
-                                                     run_c_agent};
+static const nightshift_agent_entry c_agent_entry = {.struct_size = sizeof(nightshift_agent_entry),
+                                                     .abi_major = NIGHTSHIFT_ABI_MAJOR,
+                                                     .abi_minor = NIGHTSHIFT_ABI_MINOR,
+                                                     .reserved0 = 0,
+                                                     .descriptor = &c_agent_descriptor,
+                                                     .run = run_c_agent};
 
 NIGHTSHIFT_EXPORT const nightshift_agent_entry* nightshift_agent_entry_v1(void) {
   return &c_agent_entry;
