@@ -47,19 +47,22 @@ bool is_ip_address(const std::string& host) {
   return !ec;
 }
 
-// One request: connect, (handshake,) write, read the header, read the body.
+// One request: connect, (handshake,) write, read the header, read the body,
+// or, on a connection kept open from the previous request, write and read.
 // Each step's handler starts the next; the poll timer may close the
 // connection at any time, after which the handlers only record how it ended.
 template <class Stream>
 class Exchange {
  public:
-  Exchange(asio::io_context& io, Stream& stream, const Endpoint& endpoint,
-           http::request<http::string_body>& request, Clock::time_point deadline,
-           const std::function<bool()>& cancelled,
+  Exchange(asio::io_context& io, Stream& stream, beast::flat_buffer& buffer, bool reuse,
+           const Endpoint& endpoint, http::request<http::string_body>& request,
+           Clock::time_point deadline, const std::function<bool()>& cancelled,
            const std::function<void(const HttpResult&)>& on_header,
            const std::function<void(std::string_view)>& on_body)
       : io_(io),
         stream_(stream),
+        buffer_(buffer),
+        reuse_(reuse),
         endpoint_(endpoint),
         request_(request),
         deadline_(deadline),
@@ -74,7 +77,9 @@ class Exchange {
 
   HttpResult run() {
     arm_timer();
-    if (is_ip_address(endpoint_.host)) {
+    if (reuse_) {
+      write();
+    } else if (is_ip_address(endpoint_.host)) {
       boost::system::error_code ec;
       const auto address = asio::ip::make_address(endpoint_.host, ec);
       const auto port = static_cast<unsigned short>(std::stoul(endpoint_.port));
@@ -92,9 +97,25 @@ class Exchange {
                                 connect(r);
                               });
     }
-    io_.run();
+    try {
+      io_.run();
+    } catch (...) {
+      // A callback threw: close, and let every pending handler see that
+      // the exchange is over before it goes away.
+      fail(HttpFailure::dropped, "aborted");
+      io_.restart();
+      io_.run();
+      throw;
+    }
     return std::move(result_);
   }
+
+  // The connection stays open for the next request (a whole answer came,
+  // and the server did not say it closes).
+  bool kept_open() const noexcept { return kept_open_; }
+  // A reused connection failed before any answer: the server had closed it
+  // while it was idle, and the request may be sent again on a new one.
+  bool stale() const noexcept { return stale_; }
 
  private:
   void arm_timer() {
@@ -156,7 +177,10 @@ class Exchange {
   void write() {
     http::async_write(stream_, request_, [this](boost::system::error_code ec, std::size_t) {
       if (finished_) return;
-      if (ec) return fail(HttpFailure::dropped, "sending the request failed: " + ec.message());
+      if (ec) {
+        stale_ = reuse_;
+        return fail(HttpFailure::dropped, "sending the request failed: " + ec.message());
+      }
       read_header();
     });
   }
@@ -166,6 +190,7 @@ class Exchange {
         stream_, buffer_, parser_, [this](boost::system::error_code ec, std::size_t) {
           if (finished_) return;
           if (ec) {
+            stale_ = reuse_;
             return fail(HttpFailure::dropped,
                         "the connection ended before an answer came: " + ec.message());
           }
@@ -222,11 +247,15 @@ class Exchange {
     finished_ = true;
     timer_.cancel();
     resolver_.cancel();
-    beast::get_lowest_layer(stream_).close();
+    kept_open_ =
+        result_.failure == HttpFailure::none && parser_.is_done() && parser_.get().keep_alive();
+    if (!kept_open_) beast::get_lowest_layer(stream_).close();
   }
 
   asio::io_context& io_;
   Stream& stream_;
+  beast::flat_buffer& buffer_;
+  bool reuse_;
   const Endpoint& endpoint_;
   http::request<http::string_body>& request_;
   Clock::time_point deadline_;
@@ -235,12 +264,13 @@ class Exchange {
   const std::function<void(std::string_view)>& on_body_;
   tcp::resolver resolver_;
   asio::steady_timer timer_;
-  beast::flat_buffer buffer_;
   http::response_parser<http::buffer_body> parser_;
   std::array<char, read_piece_bytes> piece_{};
   HttpResult result_;
   bool streaming_ = false;
   bool finished_ = false;
+  bool kept_open_ = false;
+  bool stale_ = false;
 };
 
 }  // namespace
@@ -285,10 +315,17 @@ Endpoint Endpoint::parse(std::string_view url) {
   return out;
 }
 
+// The connection is kept between requests (HTTP/1.1 keep-alive), so a run
+// does not connect, and over HTTPS does not handshake, for every turn.
 struct HttpClient::Impl {
   Endpoint endpoint;
   std::function<bool()> cancelled;
   std::optional<ssl::context> tls;
+  asio::io_context io;  // before the streams, which it must outlive
+  std::optional<beast::tcp_stream> plain;
+  std::optional<beast::ssl_stream<beast::tcp_stream>> secure;
+  beast::flat_buffer buffer;
+  bool open = false;  // a stream is connected and may carry the next request
 };
 
 HttpClient::HttpClient(Endpoint endpoint, std::function<bool()> cancelled)
@@ -321,24 +358,43 @@ HttpResult HttpClient::post(const std::string& target, const std::string& body,
   request.set(http::field::host, default_port ? host : host + ":" + endpoint.port);
   request.set(http::field::user_agent, "nightshift-llm/1.0");
   request.set(http::field::content_type, "application/json");
-  request.set(http::field::connection, "close");
   for (const HttpHeader& header : headers) request.set(header.name, header.value);
   request.body() = body;
   request.prepare_payload();
 
   const auto deadline = Clock::now() + timeout;
-  // The io_context is declared first so that it outlives the stream; it
-  // drops any handler still pending when an exception leaves run().
-  asio::io_context io;
-  if (endpoint.tls) {
-    beast::ssl_stream<beast::tcp_stream> stream(io, *impl_->tls);
-    Exchange exchange(io, stream, endpoint, request, deadline, impl_->cancelled, on_header,
-                      on_body);
-    return exchange.run();
+  Impl& impl = *impl_;
+  for (int round = 0;; ++round) {
+    const bool reuse = impl.open;
+    impl.open = false;
+    if (!reuse) {
+      impl.buffer.clear();
+      if (endpoint.tls) {
+        impl.secure.emplace(impl.io, *impl.tls);
+      } else {
+        impl.plain.emplace(impl.io);
+      }
+    }
+    impl.io.restart();
+    HttpResult result;
+    bool stale = false;
+    if (endpoint.tls) {
+      Exchange exchange(impl.io, *impl.secure, impl.buffer, reuse, endpoint, request, deadline,
+                        impl.cancelled, on_header, on_body);
+      result = exchange.run();
+      impl.open = exchange.kept_open();
+      stale = exchange.stale();
+    } else {
+      Exchange exchange(impl.io, *impl.plain, impl.buffer, reuse, endpoint, request, deadline,
+                        impl.cancelled, on_header, on_body);
+      result = exchange.run();
+      impl.open = exchange.kept_open();
+      stale = exchange.stale();
+    }
+    // The server closed the idle connection: once more on a new one.
+    if (stale && round == 0 && result.failure == HttpFailure::dropped) continue;
+    return result;
   }
-  beast::tcp_stream stream(io);
-  Exchange exchange(io, stream, endpoint, request, deadline, impl_->cancelled, on_header, on_body);
-  return exchange.run();
 }
 
 }  // namespace nightshift::llm

@@ -177,6 +177,7 @@ TEST_F(LlmAgentTest, ConversationWithToolArgumentsSplitAcrossChunks) {
 
   const auto requests = server_.requests();
   ASSERT_EQ(requests.size(), 2u);
+  EXPECT_EQ(server_.connections(), 1u) << "the connection was not kept for the second turn";
   EXPECT_EQ(requests[0].method, "POST");
   EXPECT_EQ(requests[0].target, "/v1/chat/completions");
   EXPECT_EQ(requests[0].header("content-type"), "application/json");
@@ -363,6 +364,31 @@ TEST_F(LlmAgentTest, StopKillsARunningCommandsProcessGroup) {
   EXPECT_TRUE(wait_until([&] { return ::kill(child, 0) != 0 && errno == ESRCH; }, 10s))
       << "the command's child survived the stop";
   EXPECT_EQ(server_.request_count(), 1u);
+}
+
+TEST_F(LlmAgentTest, ACommandIsKilledAfterItsTimeout) {
+  server_.push(calling(
+      {{"t", "run_command", R"({"command": "echo started; sleep 60", "timeout_seconds": 1})"}}));
+  server_.push(final_answer());
+  const AgentOutcome outcome =
+      run("Wait.", params(json::object{{"tools", json::array{"run_command"}}}));
+  ASSERT_EQ(outcome.return_code, NIGHTSHIFT_RUN_OK) << outcome.error.value_or("");
+  const auto requests = server_.requests();
+  ASSERT_EQ(requests.size(), 2u);
+  const std::string text = tool_result(requests[1], "t");
+  EXPECT_TRUE(text.starts_with("timed out after 1 s (killed by SIGTERM)\nstarted\n")) << text;
+}
+
+TEST_F(LlmAgentTest, AConnectionTheServerClosedWhileIdleIsReplacedQuietly) {
+  server_.push(calling({{"c", "list_files", "{}"}}).then_close());
+  server_.push(final_answer("Reconnected."));
+  const AgentOutcome outcome = run("Hello.", params());
+  ASSERT_EQ(outcome.return_code, NIGHTSHIFT_RUN_OK) << outcome.error.value_or("");
+  EXPECT_EQ(result_of(outcome).at("summary"), "Reconnected.");
+  EXPECT_EQ(server_.request_count(), 2u);
+  EXPECT_EQ(server_.connections(), 2u);
+  for (const auto& entry : outcome.logs)
+    EXPECT_NE(entry.level, NIGHTSHIFT_LOG_WARN) << entry.message;
 }
 
 TEST_F(LlmAgentTest, RetryAfterIsHonouredThenTheAnswerIsTaken) {

@@ -64,6 +64,7 @@ struct ScriptedAnswer {
   std::optional<std::size_t> cut_after;  // send only this many pieces, then close
   std::chrono::milliseconds delay{0};    // before the status line
   std::function<void()> before_answer;   // called on the server's thread before answering
+  bool close_after = false;  // close the connection after a whole answer, without saying so
 
   // A JSON body, sent whole.
   static ScriptedAnswer json(std::string body, int status = 200) {
@@ -116,6 +117,12 @@ struct ScriptedAnswer {
   }
   ScriptedAnswer&& cut_after_pieces(std::size_t count) && {
     cut_after = count;
+    return std::move(*this);
+  }
+  // As a server does with a connection idle for too long: the client finds
+  // out only when it sends the next request on it.
+  ScriptedAnswer&& then_close() && {
+    close_after = true;
     return std::move(*this);
   }
   ScriptedAnswer&& with_framing(Framing how) && {
@@ -510,7 +517,7 @@ class ScriptedModelServer {
     if (answer.framing == Framing::chunked) {
       boost::asio::write(stream, boost::asio::buffer(std::string_view("0\r\n\r\n")));
     }
-    return answer.framing == Framing::close_delimited;
+    return answer.close_after || answer.framing == Framing::close_delimited;
   }
 
   boost::asio::io_context io_;
