@@ -23,6 +23,13 @@
 #include "tree_walker.hpp"
 
 namespace nightshift::repo_scan {
+
+using plugin_common::FoundFile;
+using plugin_common::GitignoreRules;
+using plugin_common::Problem;
+using plugin_common::walk_tree;
+using plugin_common::WalkResult;
+
 namespace {
 
 namespace fs = std::filesystem;

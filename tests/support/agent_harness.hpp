@@ -111,6 +111,9 @@ struct AgentRunOptions {
   std::string params_json = R"({"instructions":""})";  // the host always sets "instructions"
   std::filesystem::path workspace = std::filesystem::current_path();
   std::string instance_id = "00000000-0000-4000-8000-000000000001";
+  // Fill in the SDK 1.1 callbacks next_message and report_usage (a harness
+  // acting as a 1.1 host); without it the agent sees a host without them.
+  bool sdk_1_1 = false;
 };
 
 struct LogEntry {
@@ -130,6 +133,10 @@ struct AgentOutcome {
   // Calls that broke agent.h's thread tags ([run-thread] from another thread),
   // e.g. "sleep_for called off the run thread". Empty for a correct plugin.
   std::vector<std::string> contract_violations;
+  // SDK 1.1 (with AgentRunOptions::sdk_1_1): each report_usage call, and how
+  // many of the sent messages the agent took.
+  std::vector<std::pair<std::uint64_t, std::uint64_t>> usage_reports;
+  std::size_t messages_taken = 0;
 };
 
 // One run of one agent on its own thread. Destroying it stops the run and
@@ -157,6 +164,15 @@ class AgentHarness {
     {
       std::lock_guard lock(state_->mutex);
       state_->stop_requested = true;
+    }
+    state_->wake.notify_all();
+  }
+
+  // SDK 1.1: queues a message for the agent's next_message.
+  void send_message(std::string text) {
+    {
+      std::lock_guard lock(state_->mutex);
+      state_->messages.push_back(std::move(text));
     }
     state_->wake.notify_all();
   }
@@ -197,6 +213,7 @@ class AgentHarness {
     std::condition_variable wake;  // stop requested, or run() returned
     bool stop_requested = false;
     AgentOutcome outcome;
+    std::vector<std::string> messages;  // sent, not yet taken (SDK 1.1)
   };
 
   void run_on_this_thread() {
@@ -230,6 +247,10 @@ class AgentHarness {
     run.sleep_for = &on_sleep_for;
     run.set_result_json = &on_set_result_json;
     run.set_error = &on_set_error;
+    if (state.options.sdk_1_1) {
+      run.next_message = &on_next_message;
+      run.report_usage = &on_report_usage;
+    }
     return run;
   }
 
@@ -291,6 +312,31 @@ class AgentHarness {
     std::lock_guard lock(state.mutex);
     check_run_thread(state, "set_error");
     state.outcome.error = text(message, size);
+  }
+
+  static bool on_next_message(const nightshift_run* run, std::uint64_t timeout_ms,
+                              void (*receive)(void* context, const char* text, std::size_t size),
+                              void* context) noexcept {
+    State& state = state_of(run);
+    constexpr std::uint64_t max_ms = 1000ull * 60 * 60 * 24 * 365;
+    const auto timeout = std::chrono::milliseconds(std::min(timeout_ms, max_ms));
+    std::unique_lock lock(state.mutex);
+    check_run_thread(state, "next_message");
+    state.wake.wait_for(lock, timeout,
+                        [&] { return state.stop_requested || !state.messages.empty(); });
+    if (state.stop_requested || state.messages.empty()) return false;
+    std::string text = std::move(state.messages.front());
+    state.messages.erase(state.messages.begin());
+    ++state.outcome.messages_taken;
+    lock.unlock();
+    receive(context, text.data(), text.size());
+    return true;
+  }
+  static void on_report_usage(const nightshift_run* run, std::uint64_t prompt_tokens,
+                              std::uint64_t completion_tokens) noexcept {
+    State& state = state_of(run);
+    std::lock_guard lock(state.mutex);
+    state.outcome.usage_reports.emplace_back(prompt_tokens, completion_tokens);
   }
 
   const AgentLibrary& library_;

@@ -25,7 +25,7 @@
 #include <string_view>
 #include <vector>
 
-namespace nightshift::repo_scan {
+namespace nightshift::plugin_common {
 
 class GitignoreRules {
  public:
@@ -48,4 +48,4 @@ class GitignoreRules {
   std::vector<Rule> rules_;
 };
 
-}  // namespace nightshift::repo_scan
+}  // namespace nightshift::plugin_common

@@ -3,7 +3,7 @@
 #include <algorithm>
 #include <system_error>
 
-namespace nightshift::repo_scan {
+namespace nightshift::plugin_common {
 namespace fs = std::filesystem;
 namespace {
 
@@ -73,4 +73,4 @@ WalkResult walk_tree(const fs::path& root, const GitignoreRules& rules,
   return result;
 }
 
-}  // namespace nightshift::repo_scan
+}  // namespace nightshift::plugin_common

@@ -4,7 +4,7 @@
 
 #include <span>
 
-namespace nightshift::repo_scan {
+namespace nightshift::plugin_common {
 namespace {
 
 std::vector<std::string> split_path(std::string_view path) {
@@ -96,4 +96,4 @@ bool GitignoreRules::is_ignored(std::string_view relative_path, bool is_director
   return ignored;
 }
 
-}  // namespace nightshift::repo_scan
+}  // namespace nightshift::plugin_common

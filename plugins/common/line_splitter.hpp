@@ -8,7 +8,7 @@
 #include <string>
 #include <string_view>
 
-namespace nightshift::shell {
+namespace nightshift::plugin_common {
 
 // `text` with every maximal ill-formed UTF-8 subsequence replaced by one
 // U+FFFD (the "maximal subpart" practice of Unicode ch. 3 and WHATWG).
@@ -38,4 +38,4 @@ class LineSplitter {
   std::string pending_;  // bytes of the current, not yet complete line
 };
 
-}  // namespace nightshift::shell
+}  // namespace nightshift::plugin_common

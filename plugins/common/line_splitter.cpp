@@ -2,7 +2,7 @@
 
 #include <stdexcept>
 
-namespace nightshift::shell {
+namespace nightshift::plugin_common {
 namespace {
 
 constexpr std::string_view replacement_character = "\xEF\xBF\xBD";
@@ -118,4 +118,4 @@ std::size_t LineSplitter::piece_end() const {
   return is_continuation(static_cast<unsigned char>(pending_[end])) ? max_line_bytes_ : end;
 }
 
-}  // namespace nightshift::shell
+}  // namespace nightshift::plugin_common

@@ -11,7 +11,7 @@
 
 #include "gitignore.hpp"
 
-namespace nightshift::repo_scan {
+namespace nightshift::plugin_common {
 
 struct FoundFile {
   std::filesystem::path path;
@@ -36,4 +36,4 @@ struct WalkResult {
 WalkResult walk_tree(const std::filesystem::path& root, const GitignoreRules& rules,
                      const std::function<bool()>& cancelled);
 
-}  // namespace nightshift::repo_scan
+}  // namespace nightshift::plugin_common
