@@ -137,7 +137,10 @@ TEST_P(AgentNewProject, BuildsAgainstTheInstalledSdkAndRunsAsALocalAgent) {
   const Outcome agents = nightshift({"agents", "--json"}, client);
   ASSERT_EQ(agents.exit_code, 0) << agents;
   bool listed = false;
-  for (const auto& agent : json::parse(agents.out).at("agents").as_array()) {
+  // Kept in a variable: a range-for over a member of a temporary would
+  // iterate a destroyed value.
+  const json::value listing = json::parse(agents.out);
+  for (const auto& agent : listing.at("agents").as_array()) {
     if (agent.at("id") != ("local:" + name).c_str()) continue;
     listed = true;
     EXPECT_EQ(agent.at("available"), true) << json::serialize(agent);
