@@ -155,6 +155,11 @@ json::object ApiClient::stop(std::string_view instance_id) {
   return call(verb::post, run_path(instance_id) + "/stop").as_object();
 }
 
+json::object ApiClient::send_message(std::string_view instance_id, std::string_view text) {
+  const std::string body = json::serialize(json::object{{"text", text}});
+  return call(verb::post, run_path(instance_id) + "/messages", body).as_object();
+}
+
 void ApiClient::remove(std::string_view instance_id) {
   call(verb::delete_, run_path(instance_id));
 }

@@ -39,6 +39,8 @@ class ApiClient {
   boost::json::object logs_page(std::string_view instance_id, std::uint64_t after);
   boost::json::object start(const boost::json::object& body);
   boost::json::object stop(std::string_view instance_id);
+  // A message to an active run whose agent accepts them; {"seq": n}.
+  boost::json::object send_message(std::string_view instance_id, std::string_view text);
   void remove(std::string_view instance_id);
 
   const HostEndpoint& endpoint() const { return connection_.endpoint(); }

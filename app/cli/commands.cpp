@@ -317,6 +317,16 @@ int show_command(RunIdOptions& options) {
     fields.push_back({"Result", {truncate_text(result, 200)}});
   }
   fields.push_back({"Log entries", {std::to_string(int_member(run, "logCount"))}});
+  if (const auto* usage = run.if_contains("usage"); usage && usage->is_object()) {
+    const auto prompt = int_member(usage->get_object(), "promptTokens");
+    const auto completion = int_member(usage->get_object(), "completionTokens");
+    fields.push_back({"Tokens", {std::to_string(prompt + completion) + " (" +
+                                 std::to_string(prompt) + " prompt, " +
+                                 std::to_string(completion) + " completion)"}});
+  }
+  if (const auto* accepts = run.if_contains("acceptsMessages"); accepts && accepts->is_bool()) {
+    fields.push_back({"Messages", {accepts->get_bool() ? "accepted (nightshift send)" : "no"}});
+  }
   std::size_t label_width = 0;
   for (const auto& [label, cell] : fields) label_width = std::max(label_width, label.size());
   for (const auto& [label, cell] : fields) {
@@ -349,6 +359,27 @@ int stop_command(RunIdOptions& options) {
     print_json(run);
   } else {
     std::cout << string_member(run, "instanceId") << ' ' << string_member(run, "status") << '\n';
+  }
+  return 0;
+}
+
+struct SendOptions {
+  HostOptions host;
+  std::string id;
+  std::string text;
+  bool json = false;
+};
+
+int send_command(SendOptions& options) {
+  if (options.text.empty()) throw CliError(ExitCode::usage, "the message is empty");
+  ApiClient api(resolve_endpoint(options.host));
+  const auto instance_id = resolve_run_id(api, options.id);
+  const auto answer = api.send_message(instance_id, options.text);
+  if (options.json) {
+    print_json(answer);
+  } else {
+    std::cout << instance_id << " message recorded as log entry " << int_member(answer, "seq")
+              << '\n';
   }
   return 0;
 }
@@ -558,6 +589,19 @@ void add_run_command(CLI::App& app, int& exit_code, const std::string& name,
   if (with_json) add_json_flag(*command, options->json);
 }
 
+void add_send(CLI::App& app, int& exit_code) {
+  auto options = std::make_shared<SendOptions>();
+  auto* command = add_command<SendOptions>(
+      app, "send",
+      "Send a message to a running agent that accepts messages (it joins its log and reaches the "
+      "agent)",
+      exit_code, options, send_command);
+  add_id_argument(*command, options->id);
+  command->add_option("text", options->text, "the message (up to 64 KiB)")->required();
+  add_host_options(*command, options->host);
+  add_json_flag(*command, options->json);
+}
+
 void add_remix(CLI::App& app, int& exit_code) {
   auto* remix = app.add_subcommand("remix", "Create remixes of agents");
   remix->require_subcommand(1);
@@ -616,6 +660,7 @@ void add_commands(CLI::App& app, int& exit_code) {
   add_run_command(app, exit_code, "logs", "Print a run's log (--json: one entry object per line)",
                   logs_command, true, true);
   add_run_command(app, exit_code, "stop", "Ask a run to stop", stop_command, true, false);
+  add_send(app, exit_code);
   add_run_command(app, exit_code, "wait",
                   "Wait until a run ends; exit 0 if it completed, 20 if it failed, 21 if it was "
                   "cancelled",

@@ -13,7 +13,7 @@ std::string exit_code_help() {
          "   6  unknown, ambiguous or unavailable agent\n"
          "   7  the host rejected the request (e.g. invalid params)\n"
          "   8  the host is at capacity (503)\n"
-         "   9  conflict: stop of a run that has ended, rm of an active run (409)\n"
+         "   9  conflict: stop of or message to a run that has ended, rm of an active run (409)\n"
          "  10  remix new: the file exists (use --force); agent new: the directory is not empty\n"
          "  20  wait, --follow: the run failed\n"
          "  21  wait, --follow: the run was cancelled\n"
