@@ -54,8 +54,6 @@ struct AgentInfo {
   boost::json::object params;
 };
 
-boost::json::object to_json(const AgentInfo& agent);
-
 // Everything a run needs from the catalog, fixed at start time.
 struct ResolvedAgent {
   AgentInfo info;
