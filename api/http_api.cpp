@@ -130,6 +130,13 @@ ApiError from_run_error(const RunError& error) {
     case RunError::Code::shutting_down:
       return ApiError(http::status::service_unavailable, "shutting_down", error.what(),
                       {{"Retry-After", "5"}});
+    case RunError::Code::invalid_cursor:
+      return invalid_query(std::string("cursor is not one this server gave out: ") + error.what());
+    case RunError::Code::messages_not_supported:
+      return ApiError(http::status::unprocessable_entity, "messages_not_supported", error.what());
+    case RunError::Code::store_failed:
+      return ApiError(http::status::service_unavailable, "store_unavailable", error.what(),
+                      {{"Retry-After", "5"}});
   }
   return ApiError(http::status::internal_server_error, "internal_error", error.what());
 }
@@ -285,8 +292,6 @@ Response HttpApi::guarded(const Request& request,
       throw from_catalog_error(error);
     } catch (const RunError& error) {
       throw from_run_error(error);
-    } catch (const InvalidCursor& error) {
-      throw invalid_query(std::string("cursor is not one this server gave out: ") + error.what());
     }
   } catch (const ApiError& error) {
     if (error.status() == http::status::internal_server_error) {

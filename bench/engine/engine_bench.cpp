@@ -3,7 +3,7 @@
 //
 //   nightshift-bench-engine [--quick] [--agents-dir DIR]
 //
-// Figures (the real engine: PluginLoader, Catalog, RunStore, RunManager, the
+// Figures (the real engine, built as a nightshift::Host, with the
 // built-in echo and sleep agents, a SQLite file in a temporary directory):
 //   - echo runs started, finished and committed per second, from a few
 //     starting threads (ceiling: bare pthread create+join per second);
@@ -34,10 +34,7 @@
 #include <unordered_map>
 #include <vector>
 
-#include "catalog/catalog.hpp"
-#include "events/event_bus.hpp"
-#include "loader/plugin_loader.hpp"
-#include "runs/run_manager.hpp"
+#include "host.hpp"
 #include "store/run_store.hpp"
 
 namespace nightshift::bench {
@@ -230,21 +227,33 @@ double bare_sleeping_threads_mib(std::size_t count, std::size_t stack_bytes) {
 // ---------------------------------------------------------------------------
 // The engine
 
+// The engine as the host builds it: a nightshift::Host over a temporary
+// data directory, with the built-in agents.
 struct Engine {
   Engine(const std::filesystem::path& data_dir, const std::filesystem::path& agents_dir,
          RunManagerOptions options)
-      : loader(data_dir / "scratch"),
-        catalog(CatalogOptions{{agents_dir}, data_dir, data_dir / "user-remix"}, loader),
-        store(StoreOptions{data_dir / "runs.db", 4}) {
-    catalog.rescan();
-    options.workspace = data_dir;
-    manager = std::make_unique<RunManager>(catalog, store, bus, std::move(options));
+      : host(host_options(data_dir, agents_dir, std::move(options))),
+        store(host.store()),
+        bus(host.bus()),
+        manager(&host.runs()) {}
+
+  static HostOptions host_options(const std::filesystem::path& data_dir,
+                                  const std::filesystem::path& agents_dir,
+                                  RunManagerOptions options) {
+    HostOptions o;
+    o.data_dir = data_dir;
+    o.database_name = "runs.db";
+    o.workspace = data_dir;
+    o.installed_agent_dirs = {agents_dir};
+    o.user_remix_dir = data_dir / "user-remix";
+    o.runs = std::move(options);
+    return o;
   }
-  PluginLoader loader;
-  Catalog catalog;
-  RunStore store;
-  EventBus bus;
-  std::unique_ptr<RunManager> manager;
+
+  Host host;
+  RunStore& store;
+  EventBus& bus;
+  RunManager* manager;
 };
 
 bool wait_for(const std::function<bool()>& condition, std::chrono::seconds timeout) {

@@ -143,6 +143,7 @@ class SnapshotBuilder {
     entry.info.version = manifest.version;
     entry.info.description = manifest.description;
     entry.info.params = manifest.params;
+    entry.info.accepts_messages = manifest.messages;
     if (manifest.name != entry.info.name) {
       throw std::runtime_error("agent.json names the agent '" + manifest.name +
                                "', but its folder is '" + entry.info.name + "'");
@@ -260,6 +261,7 @@ class SnapshotBuilder {
     entry.params = base.params;
     entry.limits = base.limits;
     entry.info.params = base.schema;
+    entry.info.accepts_messages = base.info.accepts_messages;
     if (auto unknown = find_unknown_param(base.schema, remix.params)) {
       throw std::runtime_error("it sets param '" + *unknown + "', which " + base.plugin_agent_id +
                                " does not have (it accepts " + accepted_params(base.schema) + ")");

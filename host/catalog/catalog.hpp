@@ -52,6 +52,7 @@ struct AgentInfo {
   // the value the remix chain gives it, so a form filled from the defaults
   // keeps the remix's values.
   boost::json::object params;
+  bool accepts_messages = false;  // the manifest (or a remix's base) says "messages": true
 };
 
 // Everything a run needs from the catalog, fixed at start time.

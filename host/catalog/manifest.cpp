@@ -75,6 +75,11 @@ Manifest read_manifest(const std::filesystem::path& file) {
   manifest.description = string_field(object, "description", false);
   manifest.library = string_field(object, "library", true);
   check_library_name(manifest.library);
+  if (const json::value* messages = object.if_contains("messages")) {
+    if (!messages->is_bool())
+      throw std::runtime_error("agent.json: \"messages\" must be true or false");
+    manifest.messages = messages->get_bool();
+  }
   if (const json::value* params = object.if_contains("params")) {
     if (!params->is_object()) throw std::runtime_error("agent.json: \"params\" must be an object");
     manifest.params = params->get_object();

@@ -14,6 +14,7 @@ struct Manifest {
   std::string version;
   std::string description;
   std::string library;         // a file name inside the agent's folder
+  bool messages = false;       // "messages": true: the agent reads messages sent to its runs
   boost::json::object params;  // the params schema, checked by check_schema
 };
 

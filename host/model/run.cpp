@@ -139,6 +139,18 @@ std::string_view to_string(AgentSource source) {
   return "installed";
 }
 
+std::string_view to_string(LogSource source) {
+  switch (source) {
+    case LogSource::agent:
+      return "agent";
+    case LogSource::user:
+      return "user";
+    case LogSource::host:
+      return "host";
+  }
+  return "agent";
+}
+
 std::optional<AgentSource> parse_agent_source(std::string_view text) {
   for (auto s : {AgentSource::installed, AgentSource::local, AgentSource::remix}) {
     if (to_string(s) == text) return s;

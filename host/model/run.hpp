@@ -39,6 +39,18 @@ std::optional<LogLevel> parse_log_level(std::string_view text);
 
 enum class AgentSource { installed, local, remix };
 
+// Who wrote a log entry: the agent, a user's message, or the host itself.
+// Values are stored.
+enum class LogSource { agent = 0, user = 1, host = 2 };
+
+std::string_view to_string(LogSource source);
+
+// Tokens a model-backed run used, as the agent reported them.
+struct TokenUsage {
+  std::uint64_t prompt_tokens = 0;
+  std::uint64_t completion_tokens = 0;
+};
+
 std::string_view to_string(AgentSource source);
 std::optional<AgentSource> parse_agent_source(std::string_view text);
 
@@ -59,6 +71,8 @@ struct Run {
   std::optional<std::string> error;
   boost::json::value result;  // null when the agent set none
   std::uint64_t log_count = 0;
+  std::optional<TokenUsage> usage;  // none until the agent reports any
+  bool accepts_messages = false;    // the agent's manifest says "messages": true
 
   // endedAt - startedAt once ended; the time so far while active; 0 while
   // queued. Never negative.
@@ -71,6 +85,7 @@ struct LogEntry {
   Timestamp ts{};
   LogLevel level = LogLevel::info;
   std::string message;
+  LogSource source = LogSource::agent;
 };
 
 // A fresh random UUID (v4) in canonical lowercase text form.

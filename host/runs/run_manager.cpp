@@ -1,27 +1,23 @@
 #include "runs/run_manager.hpp"
 
-#include <pthread.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
-#include <atomic>
-#include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
-#include <cerrno>
-#include <climits>
 #include <cmath>
 #include <condition_variable>
 #include <cstdio>
-#include <cstring>
-#include <deque>
-#include <map>
+#include <future>
 #include <mutex>
-#include <stop_token>
-#include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <utility>
 
+#include "runs/admission.hpp"
+#include "runs/commit_events.hpp"
+#include "runs/live_run.hpp"
+#include "runs/watchdog.hpp"
+#include "runs/worker_thread.hpp"
+#include "store/run_store.hpp"
 #include "store/store_writer.hpp"
 
 namespace nightshift {
@@ -30,139 +26,67 @@ namespace {
 
 using SteadyClock = std::chrono::steady_clock;
 
-// A run's log entries are handed to the writer in batches of this many, or
-// sooner by the watchdog's sweep.
-constexpr std::size_t kLogBatchEntries = 1024;
-// How often the watchdog sweeps runs with entries or progress held back.
-constexpr std::chrono::milliseconds kSweepInterval{10};
-// What an entry costs in the log buffer besides its message.
-constexpr std::size_t kLogEntryOverhead = sizeof(LogEntry);
-// How long shutdown waits for worker threads that are past their agent.
-constexpr std::chrono::seconds kEpilogueWait{5};
+// How long log entries and held-back progress may wait to be batched.
+constexpr std::chrono::milliseconds kSweepDelay{10};
 
 const char* const kRecoveryError = "interrupted: the host stopped while this run was active";
 const char* const kShutdownError = "interrupted: the host shut down before this run stopped";
 const char* const kGenericFailure = "the agent failed without saying why";
 
 // "10", "0.25", "1.5": seconds as people write them.
-std::string format_seconds(double seconds) {
+std::string format_seconds(std::chrono::milliseconds ms) {
   char buf[64];
-  std::snprintf(buf, sizeof buf, "%.3f", seconds);
+  std::snprintf(buf, sizeof buf, "%.3f", static_cast<double>(ms.count()) / 1000.0);
   std::string text(buf);
   while (!text.empty() && text.back() == '0') text.pop_back();
   if (!text.empty() && text.back() == '.') text.pop_back();
   return text;
 }
 
-std::string format_seconds(std::chrono::milliseconds ms) {
-  return format_seconds(static_cast<double>(ms.count()) / 1000.0);
+RunError not_found(const std::string& id) {
+  return RunError(RunError::Code::run_not_found, "no run has the id '" + id + "'");
 }
 
-LogLevel level_from_abi(std::int32_t level) {
-  if (level < NIGHTSHIFT_LOG_TRACE || level > NIGHTSHIFT_LOG_ERROR) return LogLevel::info;
-  return static_cast<LogLevel>(level);
-}
-
-std::size_t buffer_cost(const LogEntry& entry) {
-  return entry.message.size() + kLogEntryOverhead;
+RunError already_ended(const std::string& id) {
+  return RunError(RunError::Code::run_not_active, "run " + id + " has already ended");
 }
 
 }  // namespace
 
 struct RunManager::Impl {
-  // The live state of one run, from start() until its final record is
-  // committed (and, for a thread shutdown gave up on, until that thread ends).
-  struct LiveRun : std::enable_shared_from_this<LiveRun> {
-    // ---- fixed before the run is shared; read by any thread ----
-    Impl* owner = nullptr;  // not to be touched once `abandoned` is set
-    std::string instance_id;
-    std::optional<std::string> task;
-    std::string params_json;
-    std::string workspace;
-    std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
-    std::optional<std::chrono::milliseconds> timeout;
-    nightshift_run c_run{};
-    std::stop_source stop;  // thread-safe by itself
-
-    // sleep_for's waiting room; only the run's own thread waits here.
-    std::mutex sleep_mutex;
-    std::condition_variable_any sleep_cv;
-
-    // ---- guarded by `mutex` ----
-    std::mutex mutex;
-    Run record;                          // the live record; log_count counts accepted entries
-    std::vector<LogEntry> pending_logs;  // accepted, not yet handed to the writer
-    bool sweep_scheduled = false;        // in the watchdog's sweep list
-    bool progress_held = false;          // a progress value the throttle held back
-    ProgressThrottle throttle;
-    std::size_t accepted_bytes = 0;
-    std::uint64_t capped_entries = 0, capped_bytes = 0;  // dropped past the run's cap
-    std::uint64_t full_entries = 0, full_bytes = 0;      // dropped: log buffer full
-    std::optional<std::string> agent_error;
-    bool timed_out = false;
-    bool agent_returned = false;
-    bool abandoned = false;  // shutdown gave up on the thread; it must not touch the manager
-    std::optional<pthread_t> thread;
-
-    // ---- guarded by the manager's mutex ----
-    bool launched = false;  // handed to a worker thread (no longer in the queue)
-  };
-  using LivePtr = std::shared_ptr<LiveRun>;
-
-  enum class DeadlineKind { timeout, stop_grace };
-  struct Deadline {
-    DeadlineKind kind;
-    std::weak_ptr<LiveRun> run;
-  };
-
   Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in, RunManagerOptions options_in);
 
   // ---- shared references and options (immutable) ----
   Catalog& catalog;
   RunStore& store;
-  EventBus& bus;
   const RunManagerOptions options;
 
   // ---- counters, any thread ----
   std::atomic<std::uint64_t> starts{0}, stops{0}, completed{0}, failed{0}, cancelled{0};
-  std::atomic<std::uint64_t> log_written{0}, log_dropped{0};
-  std::atomic<std::size_t> buffered_log_bytes{0};
+  LogBudget budget;
 
-  // ---- the manager's tables, guarded by `mutex` ----
-  // Lock order: a run's mutex, then `mutex`, then `timer_mutex`. Whoever
-  // holds `mutex` or `timer_mutex` never waits for a run's mutex or the
-  // writer, because a run's mutex may be held while waiting for a commit.
+  // ---- guarded by `mutex` ----
   mutable std::mutex mutex;
-  mutable std::condition_variable changed;        // a run retired or a slot freed
+  mutable std::condition_variable changed;        // a run committed, retired, or a worker left
   std::unordered_map<std::string, LivePtr> runs;  // every run whose final record is not committed
-  std::deque<LivePtr> queue;                      // waiting for a slot, FIFO
-  std::size_t slots_used = 0;                     // worker threads (and starts about to launch one)
-  std::size_t queue_used = 0;                     // queue entries (and starts about to enqueue)
-  bool shutting_down = false;
+  Admission admission;
+  // Runs handed to a worker (launched or about to be) whose thread may still
+  // touch the manager; shutdown waits for it to reach 0.
+  std::size_t workers = 0;
   bool shut_down = false;
 
-  // ---- writer thread only ----
-  std::unordered_set<std::string> published_active;  // runs whose `started` went out
-  // Records of runs being deleted, so `deleted` carries the run; guarded by deleted_mutex.
-  std::mutex deleted_mutex;
-  std::unordered_map<std::string, Run> deleted_records;
-
-  // ---- the watchdog thread's inbox, guarded by `timer_mutex` ----
-  std::mutex timer_mutex;
-  std::condition_variable timer_cv;
-  std::multimap<SteadyClock::time_point, Deadline> deadlines;
-  std::vector<LivePtr> sweep_list;
-  std::vector<pthread_t> finished_threads;  // to be joined
-  bool timer_stop = false;
-  std::thread timer_thread;
-
-  // Last: destroyed first, so its final commits still find everything above.
+  CommitEvents events;
+  // Destroyed before `events` and the tables: their last tasks and commits
+  // still find everything above.
   std::unique_ptr<StoreWriter> writer;
+  std::unique_ptr<Watchdog> watchdog;
+  std::unique_ptr<RunServices> services;
 
   // ---- operations ----
-  Run start(const StartRequest& request);
+  void start(StartRequest request, StartCallback done);
   Run stop(const std::string& instance_id);
   void remove(const std::string& instance_id);
+  std::uint64_t send_message(const std::string& instance_id, std::string text);
   std::optional<Run> get(const std::string& instance_id) const;
   std::vector<Run> active(const std::optional<std::string>& agent_id) const;
   LogPage logs(const std::string& instance_id, std::uint64_t after, std::size_t limit) const;
@@ -172,50 +96,24 @@ struct RunManager::Impl {
 
   // ---- internals ----
   LivePtr make_live_run(const StartRequest& request, ResolvedAgent resolved);
-  LivePtr find_live(const std::string& instance_id) const;
+  // The live run, once its first record is committed (waits for that).
+  LivePtr find_committed(const std::string& instance_id) const;
   std::vector<LivePtr> live_snapshot() const;
-  void admit_after_commit(const LivePtr& run, bool slot_reserved);
+  void on_start_committed(const LivePtr& run, Admission::Place place, const std::string& error,
+                          const StartCallback& done);
   std::vector<LivePtr> take_launchable_locked();
   void launch_all(std::vector<LivePtr> runs_to_launch);
-  int launch(const LivePtr& run);
-  void release_slot();
   Run stop_locked_run(LiveRun& run, bool count_as_stop);
+  void schedule_deadline(std::chrono::milliseconds after, bool is_timeout, const LivePtr& run);
+  void fire(bool is_timeout, const LivePtr& run);
+  void retire(const Run& final_record);
 
-  // Called with the run's mutex held.
-  void submit_logs_locked(LiveRun& run);
-  void submit_record_locked(LiveRun& run);
-  void finish_locked(LiveRun& run, RunStatus status, std::optional<std::string> error);
-  void append_dropped_entry_locked(LiveRun& run);
-  void schedule_sweep_locked(LiveRun& run);
-
-  void schedule_deadline(SteadyClock::time_point when, DeadlineKind kind, const LivePtr& run);
-  bool reserve_log_buffer(std::size_t bytes);
-
-  // Worker thread.
-  static void* worker_entry(void* arg) noexcept;
-  static void run_worker(const LivePtr& run);
+  // The worker thread's body and its steps.
+  void run_worker(const LivePtr& run) noexcept;
   bool begin_run(LiveRun& run);
   static std::int32_t call_agent(LiveRun& run, std::optional<std::string>& crash);
   static bool end_run(LiveRun& run, std::int32_t rc, std::optional<std::string> crash);
-
-  // Agent callbacks (the C ABI). Never throw.
-  static void on_log(const nightshift_run* c_run, std::int32_t level, const char* message,
-                     std::size_t size);
-  static void on_progress(const nightshift_run* c_run, double fraction);
-  static bool on_cancelled(const nightshift_run* c_run);
-  static bool on_sleep_for(const nightshift_run* c_run, std::uint64_t milliseconds);
-  static bool on_set_result_json(const nightshift_run* c_run, const char* json, std::size_t size);
-  static void on_set_error(const nightshift_run* c_run, const char* message, std::size_t size);
-
-  // Writer thread.
-  void on_committed(const std::vector<WriteOp>& ops);
-  void retire(const Run& final_record);
-
-  // Watchdog thread.
-  void timer_main();
-  void fire(const Deadline& deadline);
-  void sweep(LiveRun& run);
-  void join_threads(std::vector<pthread_t>& threads);
+  void worker_done(const LivePtr& run);
 };
 
 // ---------------------------------------------------------------------------
@@ -223,7 +121,12 @@ struct RunManager::Impl {
 
 RunManager::Impl::Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in,
                        RunManagerOptions options_in)
-    : catalog(catalog_in), store(store_in), bus(bus_in), options(std::move(options_in)) {
+    : catalog(catalog_in),
+      store(store_in),
+      options(std::move(options_in)),
+      budget(options.log_buffer_bytes),
+      admission(options.max_concurrent, options.max_queued),
+      events(bus_in, budget, [this](const Run& run) { retire(run); }) {
   // Before anything else: a run the store still calls active belonged to a
   // host that is gone.
   const std::size_t interrupted = store.mark_interrupted(now_ms(), kRecoveryError);
@@ -232,18 +135,20 @@ RunManager::Impl::Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in
                  interrupted);
   }
   writer = std::make_unique<StoreWriter>(
-      store, [this](const std::vector<WriteOp>& ops) { on_committed(ops); });
+      store, [this](const std::vector<WriteOp>& ops) { events.on_committed(ops); });
   writer->submit(PruneRuns{options.retention, now_ms()});
-  timer_thread = std::thread([this] { timer_main(); });
+  watchdog = std::make_unique<Watchdog>(kSweepDelay, options.prune_interval, [this] {
+    writer->submit(PruneRuns{options.retention, now_ms()});
+  });
+  services = std::make_unique<RunServices>(RunServices{options, *writer, *watchdog, budget});
 }
 
 // ---------------------------------------------------------------------------
 // start
 
-RunManager::Impl::LivePtr RunManager::Impl::make_live_run(const StartRequest& request,
-                                                          ResolvedAgent resolved) {
+LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAgent resolved) {
   auto run = std::make_shared<LiveRun>();
-  run->owner = this;
+  run->services = services.get();
   Run& r = run->record;
   r.instance_id = generate_uuid();
   do {
@@ -256,6 +161,7 @@ RunManager::Impl::LivePtr RunManager::Impl::make_live_run(const StartRequest& re
   r.params = std::move(resolved.params);
   r.status = RunStatus::queued;
   r.created_at = now_ms();
+  r.accepts_messages = resolved.info.accepts_messages;
 
   run->instance_id = r.instance_id;
   run->task = request.task;
@@ -268,106 +174,94 @@ RunManager::Impl::LivePtr RunManager::Impl::make_live_run(const StartRequest& re
   } else if (options.default_timeout && options.default_timeout->count() > 0) {
     run->timeout = options.default_timeout;
   }
-
-  nightshift_run& c = run->c_run;
-  c.struct_size = sizeof(nightshift_run);
-  c.host_data = run.get();
-  c.instance_id = run->instance_id.c_str();
-  c.instance_id_size = run->instance_id.size();
-  c.task = run->task ? run->task->data() : nullptr;
-  c.task_size = run->task ? run->task->size() : 0;
-  c.params_json = run->params_json.data();
-  c.params_json_size = run->params_json.size();
-  c.workspace = run->workspace.data();
-  c.workspace_size = run->workspace.size();
-  c.log = &on_log;
-  c.progress = &on_progress;
-  c.cancelled = &on_cancelled;
-  c.sleep_for = &on_sleep_for;
-  c.set_result_json = &on_set_result_json;
-  c.set_error = &on_set_error;
+  run->bind_abi();
   return run;
 }
 
-Run RunManager::Impl::start(const StartRequest& request) {
-  ResolvedAgent resolved = catalog.resolve(request.agent_id, request.params);
-  LivePtr run = make_live_run(request, std::move(resolved));
-
-  bool slot_reserved = false;
-  {
+void RunManager::Impl::start(StartRequest request, StartCallback done) {
+  LivePtr run;
+  Admission::Place place{};
+  try {
+    run = make_live_run(request, catalog.resolve(request.agent_id, request.params));
     std::lock_guard lock(mutex);
-    if (shutting_down) {
-      throw RunError(RunError::Code::shutting_down, "the host is shutting down; start refused");
-    }
-    if (slots_used < options.max_concurrent) {
-      ++slots_used;
-      slot_reserved = true;
-    } else if (queue_used < options.max_queued) {
-      ++queue_used;
-    } else {
+    const auto reserved = admission.reserve();
+    if (!reserved) {
+      if (admission.closed()) {
+        throw RunError(RunError::Code::shutting_down, "the host is shutting down; start refused");
+      }
       throw RunError(RunError::Code::at_capacity,
                      "every worker slot is busy and the queue is full (" +
                          std::to_string(options.max_concurrent) + " running, " +
                          std::to_string(options.max_queued) + " queued); try again later");
     }
+    place = *reserved;
     runs.emplace(run->instance_id, run);
-  }
-
-  // The run is durable before anyone hears of it. Its mutex is held across
-  // the commit so that a concurrent stop() sees it only once it exists.
-  Run committed;
-  try {
-    std::lock_guard run_lock(run->mutex);
-    writer->submit_and_wait(UpsertRun{run->record});
-    committed = run->record;
   } catch (...) {
-    std::lock_guard lock(mutex);
-    runs.erase(run->instance_id);
-    (slot_reserved ? slots_used : queue_used) -= 1;
-    changed.notify_all();
-    throw;
+    done(StartOutcome{std::nullopt, std::current_exception()});
+    return;
   }
-  starts.fetch_add(1, std::memory_order_relaxed);
-  admit_after_commit(run, slot_reserved);
-  return committed;
+  // The run is durable before anyone hears of it; until then it is hidden
+  // (`committed` is false) and nothing else changes its record.
+  writer->submit(UpsertRun{run->record},
+                 [this, run, place, done = std::move(done)](const std::string& error) {
+                   on_start_committed(run, place, error, done);
+                 });
 }
 
-void RunManager::Impl::admit_after_commit(const LivePtr& run, bool slot_reserved) {
+// On the writer thread, after the record's commit (and its `started` event).
+void RunManager::Impl::on_start_committed(const LivePtr& run, Admission::Place place,
+                                          const std::string& error, const StartCallback& done) {
+  if (!error.empty()) {
+    {
+      std::lock_guard lock(mutex);
+      runs.erase(run->instance_id);
+      admission.cancel(place);
+      changed.notify_all();
+    }
+    done(StartOutcome{std::nullopt,
+                      std::make_exception_ptr(RunError(
+                          RunError::Code::store_failed,
+                          "the run could not be recorded, so it was not started: " + error))});
+    return;
+  }
+  starts.fetch_add(1, std::memory_order_relaxed);
+  Run committed;
   std::vector<LivePtr> to_launch;
   {
     std::lock_guard run_lock(run->mutex);
     std::lock_guard lock(mutex);
-    const bool still_queued = run->record.status == RunStatus::queued;
-    if (slot_reserved) {
-      if (still_queued) {
-        run->launched = true;
-        to_launch.push_back(run);
-      } else {
-        --slots_used;  // stopped while being committed
-        changed.notify_all();
-      }
-    } else if (still_queued) {
-      queue.push_back(run);
+    run->committed = true;
+    committed = run->record;
+    if (place == Admission::Place::slot) {
+      ++workers;
+      to_launch.push_back(run);
     } else {
-      --queue_used;
+      admission.enqueue(run->instance_id);
     }
     auto more = take_launchable_locked();
     to_launch.insert(to_launch.end(), more.begin(), more.end());
+    changed.notify_all();
   }
-  launch_all(std::move(to_launch));
+  // Thread creation is not the writer's job: it commits the next batch meanwhile.
+  if (!to_launch.empty()) {
+    watchdog->post(
+        [this, to_launch = std::move(to_launch)]() mutable { launch_all(std::move(to_launch)); });
+  }
+  done(StartOutcome{std::move(committed), nullptr});
 }
 
-// Moves runs from the queue front into free slots. Called with `mutex` held.
-std::vector<RunManager::Impl::LivePtr> RunManager::Impl::take_launchable_locked() {
+// Runs that Admission moved from the queue into slots, counted as workers.
+// With `mutex` held.
+std::vector<LivePtr> RunManager::Impl::take_launchable_locked() {
   std::vector<LivePtr> out;
-  if (shutting_down) return out;
-  while (!queue.empty() && slots_used < options.max_concurrent) {
-    LivePtr next = std::move(queue.front());
-    queue.pop_front();
-    --queue_used;
-    ++slots_used;
-    next->launched = true;
-    out.push_back(std::move(next));
+  for (const std::string& id : admission.take_launchable()) {
+    auto it = runs.find(id);
+    if (it != runs.end()) {
+      ++workers;
+      out.push_back(it->second);
+    } else {
+      admission.release_slot();  // cannot happen: a queued run leaves the queue first
+    }
   }
   return out;
 }
@@ -378,71 +272,38 @@ std::vector<RunManager::Impl::LivePtr> RunManager::Impl::take_launchable_locked(
 void RunManager::Impl::launch_all(std::vector<LivePtr> runs_to_launch) {
   for (std::size_t i = 0; i < runs_to_launch.size(); ++i) {
     const LivePtr run = runs_to_launch[i];
-    const int rc = launch(run);
-    if (rc == 0) continue;
-    const std::string error = std::string("could not start a worker thread: ") + std::strerror(rc);
-    spdlog::error("run {}: {}", run->instance_id, error);
-    {
+    try {
+      // The run's mutex is held until the handle is stored: the worker's
+      // first step takes it, so it never runs without its handle in place.
+      std::lock_guard run_lock(run->mutex);
+      run->thread = WorkerThread::start(options.worker_stack_bytes, "ns-run",
+                                        [this, run]() noexcept { run_worker(run); });
+      continue;
+    } catch (const std::exception& e) {
+      const std::string error = std::string("could not start a worker thread: ") + e.what();
+      spdlog::error("run {}: {}", run->instance_id, error);
       std::lock_guard run_lock(run->mutex);
       run->agent_returned = true;
-      if (run->record.status == RunStatus::queued) finish_locked(*run, RunStatus::failed, error);
+      if (run->record.status == RunStatus::queued) run->finish_locked(RunStatus::failed, error);
     }
     std::lock_guard lock(mutex);
-    --slots_used;
+    --workers;
+    admission.release_slot();
     auto more = take_launchable_locked();
     runs_to_launch.insert(runs_to_launch.end(), more.begin(), more.end());
     changed.notify_all();
   }
 }
 
-// Returns pthread_create's answer (0 when the thread runs).
-int RunManager::Impl::launch(const LivePtr& run) {
-  pthread_attr_t attr;
-  pthread_attr_init(&attr);
-  const auto min_stack = static_cast<std::size_t>(PTHREAD_STACK_MIN);
-  pthread_attr_setstacksize(&attr, std::max(options.worker_stack_bytes, min_stack));
-  auto* arg = new LivePtr(run);
-  pthread_t thread{};
-  const int rc = pthread_create(&thread, &attr, &worker_entry, arg);
-  pthread_attr_destroy(&attr);
-  if (rc != 0) delete arg;
-  return rc;
-}
-
-// A worker's slot is free: hand it to the next queued run. The last thing a
-// worker thread does with the manager.
-void RunManager::Impl::release_slot() {
-  std::vector<LivePtr> to_launch;
-  {
-    std::lock_guard lock(mutex);
-    --slots_used;
-    to_launch = take_launchable_locked();
-    changed.notify_all();
-  }
-  launch_all(std::move(to_launch));
-}
-
 // ---------------------------------------------------------------------------
 // The worker thread
 
-void* RunManager::Impl::worker_entry(void* arg) noexcept {
-  LivePtr run;
-  {
-    std::unique_ptr<LivePtr> holder(static_cast<LivePtr*>(arg));
-    run = std::move(*holder);
-  }
-  pthread_setname_np(pthread_self(), "ns-run");
-  run_worker(run);
-  return nullptr;
-}
-
-void RunManager::Impl::run_worker(const LivePtr& run) {
-  Impl& impl = *run->owner;  // valid: the run is not abandoned before its agent is called
+void RunManager::Impl::run_worker(const LivePtr& run) noexcept {
   std::int32_t rc = NIGHTSHIFT_RUN_OK;
   std::optional<std::string> crash;
   bool agent_called = false;
   try {
-    if (impl.begin_run(*run)) {
+    if (begin_run(*run)) {
       agent_called = true;
       rc = call_agent(*run, crash);
     }
@@ -457,26 +318,17 @@ void RunManager::Impl::run_worker(const LivePtr& run) {
   } else if (!end_run(*run, rc, std::move(crash))) {
     return;  // abandoned by shutdown: the manager may be gone
   }
-  {
-    std::lock_guard timer_lock(impl.timer_mutex);
-    impl.finished_threads.push_back(pthread_self());
-    if (impl.finished_threads.size() == 1) impl.timer_cv.notify_one();
-  }
-  impl.release_slot();
+  worker_done(run);
 }
 
 // queued -> running, committed. False when the run was stopped meanwhile.
 bool RunManager::Impl::begin_run(LiveRun& run) {
   std::lock_guard run_lock(run.mutex);
-  run.thread = pthread_self();
   if (run.record.status != RunStatus::queued) return false;
   run.record.status = RunStatus::running;
   run.record.started_at = now_ms();
-  submit_record_locked(run);
-  if (run.timeout) {
-    schedule_deadline(SteadyClock::now() + *run.timeout, DeadlineKind::timeout,
-                      run.shared_from_this());
-  }
+  run.submit_record_locked();
+  if (run.timeout) schedule_deadline(*run.timeout, true, run.shared_from_this());
   return true;
 }
 
@@ -497,212 +349,87 @@ bool RunManager::Impl::end_run(LiveRun& run, std::int32_t rc, std::optional<std:
   std::lock_guard run_lock(run.mutex);
   run.agent_returned = true;
   if (run.abandoned) return false;
-  Impl& impl = *run.owner;
   if (is_terminal(run.record.status)) return true;
-  impl.append_dropped_entry_locked(run);
+  run.append_dropped_entry_locked();
   if (run.timed_out) {
-    impl.finish_locked(run, RunStatus::failed,
-                       "timed out after " + format_seconds(*run.timeout) + " s");
+    run.finish_locked(RunStatus::failed, "timed out after " + format_seconds(*run.timeout) + " s");
   } else if (crash) {
-    impl.finish_locked(run, RunStatus::failed, crash->empty() ? kGenericFailure : *crash);
+    run.finish_locked(RunStatus::failed, crash->empty() ? kGenericFailure : *crash);
   } else if (rc != NIGHTSHIFT_RUN_OK) {
     std::string error = run.agent_error.value_or("");
-    impl.finish_locked(run, RunStatus::failed, error.empty() ? kGenericFailure : error);
+    run.finish_locked(RunStatus::failed, error.empty() ? kGenericFailure : error);
   } else if (run.stop.stop_requested()) {
-    impl.finish_locked(run, RunStatus::cancelled, std::nullopt);
+    run.finish_locked(RunStatus::cancelled, std::nullopt);
   } else {
-    impl.finish_locked(run, RunStatus::completed, std::nullopt);
+    run.finish_locked(RunStatus::completed, std::nullopt);
   }
   return true;
 }
 
-// ---------------------------------------------------------------------------
-// Writes, with the run's mutex held (so a run's ops reach the writer in order)
-
-void RunManager::Impl::submit_logs_locked(LiveRun& run) {
-  if (run.pending_logs.empty()) return;
-  AppendLogs op{run.instance_id, std::move(run.pending_logs)};
-  run.pending_logs.clear();
-  writer->submit(std::move(op));
-}
-
-// Every record change goes after the entries logged before it, so the store
-// never shows a log_count ahead of the entries it holds.
-void RunManager::Impl::submit_record_locked(LiveRun& run) {
-  submit_logs_locked(run);
-  run.progress_held = false;
-  writer->submit(UpsertRun{run.record});
-}
-
-void RunManager::Impl::finish_locked(LiveRun& run, RunStatus status,
-                                     std::optional<std::string> error) {
-  run.record.status = status;
-  run.record.ended_at = now_ms();
-  run.record.error = std::move(error);
-  submit_record_locked(run);
-}
-
-// The one entry the host adds to a run's log: how much the cap dropped.
-void RunManager::Impl::append_dropped_entry_locked(LiveRun& run) {
-  if (run.capped_entries == 0 && run.full_entries == 0) return;
-  std::string message;
-  if (run.capped_entries > 0) {
-    message = "log cap reached (" + std::to_string(options.log_max_entries) + " entries, " +
-              std::to_string(options.log_max_bytes) + " bytes): dropped " +
-              std::to_string(run.capped_entries) + " entries (" + std::to_string(run.capped_bytes) +
-              " bytes)";
-  }
-  if (run.full_entries > 0) {
-    if (!message.empty()) message += "; ";
-    message += "the host's log buffer was full: dropped " + std::to_string(run.full_entries) +
-               " entries (" + std::to_string(run.full_bytes) + " bytes)";
-  }
-  LogEntry entry{run.record.log_count + 1, now_ms(), LogLevel::warn, std::move(message)};
-  // Past the cap by design: it is the one entry that says what is missing.
-  buffered_log_bytes.fetch_add(buffer_cost(entry), std::memory_order_relaxed);
-  run.record.log_count = entry.seq;
-  run.pending_logs.push_back(std::move(entry));
-}
-
-void RunManager::Impl::schedule_sweep_locked(LiveRun& run) {
-  if (run.sweep_scheduled) return;
-  run.sweep_scheduled = true;
-  std::lock_guard timer_lock(timer_mutex);
-  sweep_list.push_back(run.shared_from_this());
-  if (sweep_list.size() == 1) timer_cv.notify_one();
-}
-
-void RunManager::Impl::schedule_deadline(SteadyClock::time_point when, DeadlineKind kind,
-                                         const LivePtr& run) {
-  std::lock_guard timer_lock(timer_mutex);
-  const bool earliest = deadlines.empty() || when < deadlines.begin()->first;
-  deadlines.emplace(when, Deadline{kind, run});
-  if (earliest) timer_cv.notify_one();
-}
-
-bool RunManager::Impl::reserve_log_buffer(std::size_t bytes) {
-  const std::size_t before = buffered_log_bytes.fetch_add(bytes, std::memory_order_relaxed);
-  if (before + bytes <= options.log_buffer_bytes) return true;
-  buffered_log_bytes.fetch_sub(bytes, std::memory_order_relaxed);
-  return false;
-}
-
-// ---------------------------------------------------------------------------
-// Agent callbacks
-
-void RunManager::Impl::on_log(const nightshift_run* c_run, std::int32_t level, const char* message,
-                              std::size_t size) {
-  auto& run = *static_cast<LiveRun*>(c_run->host_data);
-  if (message == nullptr) size = 0;
-  try {
-    std::lock_guard run_lock(run.mutex);
-    if (run.abandoned || is_terminal(run.record.status)) return;
-    Impl& impl = *run.owner;
-    const RunManagerOptions& opt = impl.options;
-    if (run.record.log_count >= opt.log_max_entries ||
-        run.accepted_bytes + size > opt.log_max_bytes) {
-      ++run.capped_entries;
-      run.capped_bytes += size;
-      impl.log_dropped.fetch_add(1, std::memory_order_relaxed);
-      return;
+// The worker's last steps with the manager: its thread handle goes to the
+// watchdog to be joined, its slot to the next queued run. Once `workers`
+// drops, this thread touches nothing of the manager.
+void RunManager::Impl::worker_done(const LivePtr& run) {
+  watchdog->post([run] {
+    WorkerThread thread;
+    {
+      std::lock_guard run_lock(run->mutex);
+      thread = std::move(run->thread);
     }
-    if (!impl.reserve_log_buffer(size + kLogEntryOverhead)) {
-      ++run.full_entries;
-      run.full_bytes += size;
-      impl.log_dropped.fetch_add(1, std::memory_order_relaxed);
-      return;
-    }
-    run.pending_logs.push_back(LogEntry{run.record.log_count + 1, now_ms(), level_from_abi(level),
-                                        std::string(message, size)});
-    run.record.log_count += 1;
-    run.accepted_bytes += size;
-    if (run.pending_logs.size() >= kLogBatchEntries) {
-      impl.submit_logs_locked(run);
-    } else {
-      impl.schedule_sweep_locked(run);
-    }
-  } catch (...) {
-    // Out of memory: the entry is lost, the agent carries on.
+    thread.join();
+  });
+  std::vector<LivePtr> to_launch;
+  {
+    std::lock_guard lock(mutex);
+    admission.release_slot();
+    to_launch = take_launchable_locked();
   }
-}
-
-void RunManager::Impl::on_progress(const nightshift_run* c_run, double fraction) {
-  if (std::isnan(fraction)) return;
-  fraction = std::clamp(fraction, 0.0, 1.0);
-  auto& run = *static_cast<LiveRun*>(c_run->host_data);
-  try {
-    std::lock_guard run_lock(run.mutex);
-    if (run.abandoned || is_terminal(run.record.status)) return;
-    run.record.progress = fraction;
-    if (run.throttle.admit(SteadyClock::now())) {
-      run.owner->submit_record_locked(run);
-    } else {
-      run.progress_held = true;
-      run.owner->schedule_sweep_locked(run);
-    }
-  } catch (...) {
-    // A progress update is advisory; the next one carries the value.
-  }
-}
-
-bool RunManager::Impl::on_cancelled(const nightshift_run* c_run) {
-  return static_cast<LiveRun*>(c_run->host_data)->stop.stop_requested();
-}
-
-bool RunManager::Impl::on_sleep_for(const nightshift_run* c_run, std::uint64_t milliseconds) {
-  auto& run = *static_cast<LiveRun*>(c_run->host_data);
-  std::stop_token token = run.stop.get_token();
-  if (milliseconds == 0) return !token.stop_requested();
-  // A year is "forever" here and keeps the arithmetic far from overflow.
-  constexpr std::uint64_t kLongest = 365ull * 24 * 3600 * 1000;
-  const auto duration = std::chrono::milliseconds(std::min(milliseconds, kLongest));
-  try {
-    std::unique_lock lock(run.sleep_mutex);
-    const bool stopped =
-        run.sleep_cv.wait_for(lock, token, duration, [&] { return token.stop_requested(); });
-    return !stopped;
-  } catch (...) {
-    return !token.stop_requested();
-  }
-}
-
-bool RunManager::Impl::on_set_result_json(const nightshift_run* c_run, const char* json,
-                                          std::size_t size) {
-  auto& run = *static_cast<LiveRun*>(c_run->host_data);
-  try {
-    boost::system::error_code ec;
-    boost::json::value value =
-        boost::json::parse(std::string_view(json == nullptr ? "" : json, json ? size : 0), ec);
-    if (ec) return false;
-    std::lock_guard run_lock(run.mutex);
-    run.record.result = std::move(value);
-    return true;
-  } catch (...) {
-    return false;
-  }
-}
-
-void RunManager::Impl::on_set_error(const nightshift_run* c_run, const char* message,
-                                    std::size_t size) {
-  auto& run = *static_cast<LiveRun*>(c_run->host_data);
-  try {
-    std::lock_guard run_lock(run.mutex);
-    run.agent_error = std::string(message == nullptr ? "" : message, message ? size : 0);
-  } catch (...) {
-    // Out of memory: the run fails with the generic message instead.
-  }
-}
-
-// ---------------------------------------------------------------------------
-// stop, remove, reads
-
-RunManager::Impl::LivePtr RunManager::Impl::find_live(const std::string& instance_id) const {
+  launch_all(std::move(to_launch));
   std::lock_guard lock(mutex);
-  auto it = runs.find(instance_id);
-  return it == runs.end() ? nullptr : it->second;
+  --workers;
+  changed.notify_all();
 }
 
-std::vector<RunManager::Impl::LivePtr> RunManager::Impl::live_snapshot() const {
+// ---------------------------------------------------------------------------
+// Deadlines
+
+void RunManager::Impl::schedule_deadline(std::chrono::milliseconds after, bool is_timeout,
+                                         const LivePtr& run) {
+  watchdog->at(SteadyClock::now() + after, [this, is_timeout, weak = std::weak_ptr(run)] {
+    if (LivePtr live = weak.lock()) fire(is_timeout, live);
+  });
+}
+
+void RunManager::Impl::fire(bool is_timeout, const LivePtr& run) {
+  std::lock_guard run_lock(run->mutex);
+  if (run->abandoned || run->agent_returned) return;
+  if (is_timeout) {
+    if (run->record.status != RunStatus::running) return;  // already stopping
+    run->timed_out = true;
+    stop_locked_run(*run, false);
+  } else if (run->record.status == RunStatus::stopping) {
+    run->record.error = "did not stop within " + format_seconds(options.stop_grace) +
+                        " s of the stop request; its thread is still running";
+    run->submit_record_locked();
+  }
+}
+
+// ---------------------------------------------------------------------------
+// stop, remove, messages, reads
+
+LivePtr RunManager::Impl::find_committed(const std::string& instance_id) const {
+  std::unique_lock lock(mutex);
+  LivePtr run;
+  // A run whose start is being committed is only moments from durable.
+  changed.wait(lock, [&] {
+    auto it = runs.find(instance_id);
+    run = it == runs.end() ? nullptr : it->second;
+    return !run || run->committed.load();
+  });
+  return run;
+}
+
+std::vector<LivePtr> RunManager::Impl::live_snapshot() const {
   std::lock_guard lock(mutex);
   std::vector<LivePtr> out;
   out.reserve(runs.size());
@@ -711,17 +438,13 @@ std::vector<RunManager::Impl::LivePtr> RunManager::Impl::live_snapshot() const {
 }
 
 Run RunManager::Impl::stop(const std::string& instance_id) {
-  LivePtr run = find_live(instance_id);
+  LivePtr run = find_committed(instance_id);
   if (!run) {
-    if (store.get_run(instance_id)) {
-      throw RunError(RunError::Code::run_not_active, "run " + instance_id + " has already ended");
-    }
-    throw RunError(RunError::Code::run_not_found, "no run " + instance_id);
+    if (store.get_run(instance_id)) throw already_ended(instance_id);
+    throw not_found(instance_id);
   }
   std::lock_guard run_lock(run->mutex);
-  if (is_terminal(run->record.status)) {
-    throw RunError(RunError::Code::run_not_active, "run " + instance_id + " has already ended");
-  }
+  if (is_terminal(run->record.status)) throw already_ended(instance_id);
   return stop_locked_run(*run, true);
 }
 
@@ -731,23 +454,15 @@ Run RunManager::Impl::stop_locked_run(LiveRun& run, bool count_as_stop) {
   if (status == RunStatus::queued) {
     {
       std::lock_guard lock(mutex);
-      if (!run.launched) {
-        auto it = std::find_if(queue.begin(), queue.end(),
-                               [&](const LivePtr& queued) { return queued.get() == &run; });
-        if (it != queue.end()) {
-          queue.erase(it);
-          --queue_used;
-        }
-      }
+      admission.remove_queued(run.instance_id);  // false: it holds a slot already
     }
     run.stop.request_stop();
-    finish_locked(run, RunStatus::cancelled, std::nullopt);
+    run.finish_locked(RunStatus::cancelled, std::nullopt);
   } else if (status == RunStatus::running) {
     run.stop.request_stop();
     run.record.status = RunStatus::stopping;
-    submit_record_locked(run);
-    schedule_deadline(SteadyClock::now() + options.stop_grace, DeadlineKind::stop_grace,
-                      run.shared_from_this());
+    run.submit_record_locked();
+    schedule_deadline(options.stop_grace, false, run.shared_from_this());
   } else {
     return run.record;  // already stopping
   }
@@ -757,7 +472,7 @@ Run RunManager::Impl::stop_locked_run(LiveRun& run, bool count_as_stop) {
 
 void RunManager::Impl::remove(const std::string& instance_id) {
   std::optional<Run> record;
-  if (LivePtr run = find_live(instance_id)) {
+  if (LivePtr run = find_committed(instance_id)) {
     std::lock_guard run_lock(run->mutex);
     if (is_active(run->record.status)) {
       throw RunError(RunError::Code::run_active,
@@ -766,21 +481,47 @@ void RunManager::Impl::remove(const std::string& instance_id) {
     record = run->record;
   } else {
     record = store.get_run(instance_id);
-    if (!record) throw RunError(RunError::Code::run_not_found, "no run " + instance_id);
+    if (!record) throw not_found(instance_id);
     if (is_active(record->status)) {
       throw RunError(RunError::Code::run_active,
                      "run " + instance_id + " is still active; stop it first");
     }
   }
-  {
-    std::lock_guard lock(deleted_mutex);
-    deleted_records[instance_id] = *record;
-  }
+  events.remember_deleted(*record);
   writer->submit_and_wait(DeleteRun{instance_id});
 }
 
+std::uint64_t RunManager::Impl::send_message(const std::string& instance_id, std::string text) {
+  LivePtr run = find_committed(instance_id);
+  if (!run) {
+    if (store.get_run(instance_id)) throw already_ended(instance_id);
+    throw not_found(instance_id);
+  }
+  std::uint64_t seq = 0;
+  {
+    std::lock_guard run_lock(run->mutex);
+    if (!is_active(run->record.status)) throw already_ended(instance_id);
+    if (!run->record.accepts_messages) {
+      throw RunError(RunError::Code::messages_not_supported,
+                     "agent " + run->record.agent_id +
+                         " does not take messages (its manifest does not say \"messages\": true)");
+    }
+    // Recorded in the log in order with the agent's entries; it counts
+    // against the run's log like any entry, but is never dropped.
+    LogEntry entry{run->record.log_count + 1, now_ms(), LogLevel::info, text, LogSource::user};
+    services->budget.force(LogBudget::cost(entry));
+    run->record.log_count = entry.seq;
+    run->accepted_bytes += entry.message.size();
+    seq = entry.seq;
+    run->pending_logs.push_back(std::move(entry));
+    run->submit_record_locked();
+  }
+  run->deliver_message(std::move(text));
+  return seq;
+}
+
 std::optional<Run> RunManager::Impl::get(const std::string& instance_id) const {
-  if (LivePtr run = find_live(instance_id)) {
+  if (LivePtr run = find_committed(instance_id)) {
     std::lock_guard run_lock(run->mutex);
     return run->record;
   }
@@ -790,9 +531,9 @@ std::optional<Run> RunManager::Impl::get(const std::string& instance_id) const {
 std::vector<Run> RunManager::Impl::active(const std::optional<std::string>& agent_id) const {
   std::vector<Run> out;
   for (const LivePtr& run : live_snapshot()) {
-    if (agent_id && run->record.agent_id != *agent_id) continue;  // agent_id is immutable
     std::lock_guard run_lock(run->mutex);
-    if (is_active(run->record.status)) out.push_back(run->record);
+    if (agent_id && run->record.agent_id != *agent_id) continue;
+    if (run->committed && is_active(run->record.status)) out.push_back(run->record);
   }
   std::sort(out.begin(), out.end(), [](const Run& a, const Run& b) {
     if (a.created_at != b.created_at) return a.created_at > b.created_at;
@@ -805,9 +546,7 @@ LogPage RunManager::Impl::logs(const std::string& instance_id, std::uint64_t aft
                                std::size_t limit) const {
   // The committed record first: once it is terminal, every entry is committed.
   const std::optional<Run> committed = store.get_run(instance_id);
-  if (!committed && !find_live(instance_id)) {
-    throw RunError(RunError::Code::run_not_found, "no run " + instance_id);
-  }
+  if (!committed && !find_committed(instance_id)) throw not_found(instance_id);
   LogPage page;
   page.entries = store.read_logs(instance_id, after, limit);
   page.next_after = page.entries.empty() ? after : page.entries.back().seq;
@@ -820,6 +559,7 @@ RunManagerStats RunManager::Impl::stats() const {
   RunManagerStats s;
   for (const LivePtr& run : live_snapshot()) {
     std::lock_guard run_lock(run->mutex);
+    if (!run->committed) continue;
     switch (run->record.status) {
       case RunStatus::queued:
         ++s.queued;
@@ -839,8 +579,8 @@ RunManagerStats RunManager::Impl::stats() const {
   s.completed = completed.load();
   s.failed = failed.load();
   s.cancelled = cancelled.load();
-  s.log_entries_written = log_written.load();
-  s.log_entries_dropped = log_dropped.load();
+  s.log_entries_written = budget.written();
+  s.log_entries_dropped = budget.dropped();
   return s;
 }
 
@@ -854,107 +594,9 @@ std::optional<Run> RunManager::Impl::wait(const std::string& instance_id,
 }
 
 // ---------------------------------------------------------------------------
-// shutdown
+// Retiring runs and shutdown
 
-void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
-  {
-    std::lock_guard lock(mutex);
-    if (shutting_down) return;
-    shutting_down = true;
-  }
-  spdlog::info("shutting down the run manager: stopping every active run");
-  for (const LivePtr& run : live_snapshot()) {
-    std::lock_guard run_lock(run->mutex);
-    if (is_active(run->record.status)) stop_locked_run(*run, false);
-  }
-  {
-    std::unique_lock lock(mutex);
-    changed.wait_for(lock, grace, [&] { return slots_used == 0; });
-  }
-
-  // What has not ended is recorded as interrupted; its thread is let go.
-  std::size_t abandoned = 0;
-  for (const LivePtr& run : live_snapshot()) {
-    std::lock_guard run_lock(run->mutex);
-    const RunStatus status = run->record.status;
-    if ((status != RunStatus::running && status != RunStatus::stopping) || run->agent_returned) {
-      continue;
-    }
-    finish_locked(*run, RunStatus::failed, kShutdownError);
-    run->abandoned = true;
-    if (run->thread) pthread_detach(*run->thread);
-    ++abandoned;
-    spdlog::warn("run {} did not stop within the shutdown grace period; its thread is detached",
-                 run->instance_id);
-  }
-  {
-    std::unique_lock lock(mutex);
-    slots_used -= abandoned;
-    if (!changed.wait_for(lock, kEpilogueWait, [&] { return slots_used == 0; })) {
-      spdlog::error("{} worker thread(s) did not finish after their agent returned", slots_used);
-    }
-  }
-  {
-    std::lock_guard timer_lock(timer_mutex);
-    timer_stop = true;
-    timer_cv.notify_all();
-  }
-  if (timer_thread.joinable()) timer_thread.join();
-  std::vector<pthread_t> threads;
-  {
-    std::lock_guard timer_lock(timer_mutex);
-    threads.swap(finished_threads);
-  }
-  join_threads(threads);
-  writer->flush();
-  std::lock_guard lock(mutex);
-  shut_down = true;
-}
-
-// ---------------------------------------------------------------------------
-// The writer thread: events for what is now durable
-
-void RunManager::Impl::on_committed(const std::vector<WriteOp>& ops) {
-  const bool publish = bus.subscriber_count() > 0;
-  for (const WriteOp& op : ops) {
-    if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
-      const Run& run = upsert->run;
-      RunEventKind kind = RunEventKind::updated;
-      if (is_terminal(run.status)) {
-        kind = RunEventKind::finished;
-        published_active.erase(run.instance_id);
-      } else if (published_active.insert(run.instance_id).second) {
-        kind = RunEventKind::started;
-      }
-      if (publish) bus.publish(std::make_shared<const Event>(RunEvent{kind, run}));
-      if (kind == RunEventKind::finished) retire(run);
-    } else if (const auto* logs = std::get_if<AppendLogs>(&op)) {
-      std::size_t bytes = 0;
-      for (const LogEntry& entry : logs->entries) bytes += buffer_cost(entry);
-      buffered_log_bytes.fetch_sub(bytes, std::memory_order_relaxed);
-      log_written.fetch_add(logs->entries.size(), std::memory_order_relaxed);
-      if (publish && !logs->entries.empty()) {
-        bus.publish(std::make_shared<const Event>(LogEvent{logs->instance_id, logs->entries}));
-      }
-    } else if (const auto* deletion = std::get_if<DeleteRun>(&op)) {
-      std::optional<Run> record;
-      {
-        std::lock_guard lock(deleted_mutex);
-        auto it = deleted_records.find(deletion->instance_id);
-        if (it != deleted_records.end()) {
-          record = std::move(it->second);
-          deleted_records.erase(it);
-        }
-      }
-      if (publish && record) {
-        bus.publish(std::make_shared<const Event>(RunEvent{RunEventKind::deleted, *record}));
-      }
-    }
-    // PruneRuns: history the clients already saw as finished; nothing to say.
-  }
-}
-
-// A run's final record is durable: it leaves the live table.
+// On the writer thread: a run's final record is durable, it leaves the live table.
 void RunManager::Impl::retire(const Run& final_record) {
   switch (final_record.status) {
     case RunStatus::completed:
@@ -974,93 +616,51 @@ void RunManager::Impl::retire(const Run& final_record) {
   changed.notify_all();
 }
 
-// ---------------------------------------------------------------------------
-// The watchdog thread: every deadline, the log and progress sweep, thread
-// joins and retention pruning, so no run needs a timer of its own.
-
-void RunManager::Impl::timer_main() {
-  auto next_prune = SteadyClock::now() + options.prune_interval;
-  // Set while runs wait in sweep_list: when they are swept, however often
-  // the thread wakes for other reasons meanwhile.
-  constexpr auto kNoSweep = SteadyClock::time_point::max();
-  auto next_sweep = kNoSweep;
-  std::unique_lock lock(timer_mutex);
-  while (!timer_stop) {
-    if (!sweep_list.empty() && next_sweep == kNoSweep) {
-      next_sweep = SteadyClock::now() + kSweepInterval;
-    }
-    auto wake = next_prune;
-    if (!deadlines.empty()) wake = std::min(wake, deadlines.begin()->first);
-    wake = std::min(wake, next_sweep);
-    timer_cv.wait_until(lock, wake, [&] {
-      return timer_stop || !finished_threads.empty() ||
-             (!deadlines.empty() && deadlines.begin()->first < wake) ||
-             (next_sweep == kNoSweep && !sweep_list.empty());
-    });
-    if (timer_stop) break;
-
-    const auto now = SteadyClock::now();
-    std::vector<Deadline> due;
-    while (!deadlines.empty() && deadlines.begin()->first <= now) {
-      due.push_back(std::move(deadlines.begin()->second));
-      deadlines.erase(deadlines.begin());
-    }
-    std::vector<pthread_t> threads;
-    threads.swap(finished_threads);
-    std::vector<LivePtr> to_sweep;
-    if (now >= next_sweep) {
-      to_sweep.swap(sweep_list);
-      next_sweep = kNoSweep;
-    }
-    const bool prune_now = now >= next_prune;
-    if (prune_now) next_prune = now + options.prune_interval;
-
-    lock.unlock();
-    try {
-      join_threads(threads);
-      for (const Deadline& d : due) fire(d);
-      for (const LivePtr& run : to_sweep) sweep(*run);
-      if (prune_now) writer->submit(PruneRuns{options.retention, now_ms()});
-    } catch (const std::exception& e) {
-      spdlog::error("run manager watchdog: {}", e.what());
-    }
-    lock.lock();
+void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
+  {
+    std::lock_guard lock(mutex);
+    if (admission.closed()) return;
+    admission.close();
   }
-}
-
-void RunManager::Impl::join_threads(std::vector<pthread_t>& threads) {
-  for (pthread_t thread : threads) pthread_join(thread, nullptr);
-  threads.clear();
-}
-
-void RunManager::Impl::fire(const Deadline& deadline) {
-  LivePtr run = deadline.run.lock();
-  if (!run) return;
-  std::lock_guard run_lock(run->mutex);
-  if (run->abandoned || run->agent_returned) return;
-  if (deadline.kind == DeadlineKind::timeout) {
-    if (run->record.status != RunStatus::running) return;  // already stopping
-    run->timed_out = true;
-    stop_locked_run(*run, false);
-  } else if (run->record.status == RunStatus::stopping) {
-    run->record.error = "did not stop within " + format_seconds(options.stop_grace) +
-                        " s of the stop request; its thread is still running";
-    submit_record_locked(*run);
+  spdlog::info("shutting down the run manager: stopping every active run");
+  // Starts whose commit is still in flight are settled first.
+  writer->flush();
+  for (const LivePtr& run : live_snapshot()) {
+    std::lock_guard run_lock(run->mutex);
+    if (run->committed && is_active(run->record.status)) stop_locked_run(*run, false);
   }
-}
+  {
+    std::unique_lock lock(mutex);
+    changed.wait_for(lock, grace, [&] { return workers == 0; });
+  }
 
-void RunManager::Impl::sweep(LiveRun& run) {
-  std::lock_guard run_lock(run.mutex);
-  run.sweep_scheduled = false;
-  if (run.abandoned || is_terminal(run.record.status)) return;
-  if (run.progress_held) {
-    if (run.throttle.admit(SteadyClock::now())) {
-      submit_record_locked(run);  // carries the held-back progress and the entries before it
-      return;
+  // What has not ended is recorded as interrupted; its thread is let go and
+  // never touches the manager again (it sees `abandoned` under its mutex).
+  std::size_t abandoned = 0;
+  for (const LivePtr& run : live_snapshot()) {
+    std::lock_guard run_lock(run->mutex);
+    const RunStatus status = run->record.status;
+    if ((status != RunStatus::running && status != RunStatus::stopping) || run->agent_returned) {
+      continue;
     }
-    schedule_sweep_locked(run);  // try again on the next sweep
+    run->finish_locked(RunStatus::failed, kShutdownError);
+    run->abandoned = true;
+    run->thread.detach();
+    ++abandoned;
+    spdlog::warn("run {} did not stop within the shutdown grace period; its thread is detached",
+                 run->instance_id);
   }
-  submit_logs_locked(run);
+  {
+    // Every other worker's agent has returned: its last steps are short, and
+    // it must be done with the manager before the manager goes.
+    std::unique_lock lock(mutex);
+    workers -= std::min(abandoned, workers);
+    changed.wait(lock, [&] { return workers == 0; });
+  }
+  watchdog->stop();
+  writer->flush();
+  std::lock_guard lock(mutex);
+  shut_down = true;
 }
 
 // ---------------------------------------------------------------------------
@@ -1077,14 +677,26 @@ RunManager::~RunManager() {
   }
 }
 
+void RunManager::start(StartRequest request, StartCallback done) {
+  impl_->start(std::move(request), std::move(done));
+}
+
 Run RunManager::start(const StartRequest& request) {
-  return impl_->start(request);
+  std::promise<StartOutcome> promise;
+  auto outcome = promise.get_future();
+  impl_->start(request, [&promise](StartOutcome result) { promise.set_value(std::move(result)); });
+  StartOutcome result = outcome.get();
+  if (result.error) std::rethrow_exception(result.error);
+  return std::move(*result.run);
 }
 Run RunManager::stop(const std::string& instance_id) {
   return impl_->stop(instance_id);
 }
 void RunManager::remove(const std::string& instance_id) {
   impl_->remove(instance_id);
+}
+std::uint64_t RunManager::send_message(const std::string& instance_id, std::string text) {
+  return impl_->send_message(instance_id, std::move(text));
 }
 std::optional<Run> RunManager::get(const std::string& instance_id) const {
   return impl_->get(instance_id);
@@ -1093,7 +705,11 @@ std::vector<Run> RunManager::active(const std::optional<std::string>& agent_id) 
   return impl_->active(agent_id);
 }
 HistoryPage RunManager::history(const HistoryQuery& query) const {
-  return impl_->store.list_history(query);
+  try {
+    return impl_->store.list_history(query);
+  } catch (const InvalidCursor& error) {
+    throw RunError(RunError::Code::invalid_cursor, error.what());
+  }
 }
 LogPage RunManager::logs(const std::string& instance_id, std::uint64_t after,
                          std::size_t limit) const {

@@ -1,18 +1,24 @@
-// The run manager: starts runs of catalog agents, each on its own worker
-// thread with a cancellation token; queues runs past the concurrency limit;
-// stops, times out and deletes runs; and records every change through the
-// StoreWriter, which publishes the matching events once they are durable.
+// The run manager: the short orchestrator of a run's life. It resolves a
+// start with the catalog, asks Admission for a place, has the record
+// committed, hands the run to a WorkerThread when a slot is free, and stops,
+// times out, messages and deletes runs. Its rooms, one job each:
+//   admission.hpp     slots and the FIFO queue (a pure class)
+//   live_run.hpp      a live run: its record, the agent's C callbacks, log caps
+//   worker_thread.hpp the thread a run executes on (stack size, join)
+//   watchdog.hpp      deadlines, the stop grace, sweeps, joins, pruning
+//   commit_events.hpp what the store writer committed, as bus events
 //
-// Thread safety: every public member is [thread-safe]. Each run's live state
-// is owned by the manager and guarded by that run's own mutex; the manager's
-// tables (active runs, queue, slots) by the manager's mutex. The agent's
-// callbacks (log, progress, cancelled, sleep_for) touch only the run's state.
+// Thread safety: every public member is [thread-safe]. Each live run is
+// guarded by its own mutex; the live table and Admission by the manager's.
+// Lock order: a run's mutex, then the manager's.
 #pragma once
 
 #include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <exception>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <stdexcept>
@@ -21,8 +27,8 @@
 
 #include "catalog/catalog.hpp"
 #include "events/event_bus.hpp"
+#include "model/history.hpp"
 #include "model/run.hpp"
-#include "store/run_store.hpp"
 
 namespace nightshift {
 
@@ -42,7 +48,10 @@ struct RunManagerOptions {
   std::filesystem::path workspace;            // handed to agents
   RetentionPolicy retention;
   std::chrono::milliseconds prune_interval{std::chrono::minutes(10)};
+  std::size_t max_message_bytes = 64u << 10;  // a message sent to a run
 };
+
+class RunStore;
 
 struct StartRequest {
   std::string agent_id;
@@ -53,7 +62,16 @@ struct StartRequest {
 // Why a run operation was refused. `code` is the API error code.
 class RunError : public std::runtime_error {
  public:
-  enum class Code { run_not_found, run_not_active, run_active, at_capacity, shutting_down };
+  enum class Code {
+    run_not_found,
+    run_not_active,
+    run_active,
+    at_capacity,
+    shutting_down,
+    invalid_cursor,          // a history cursor that did not come from next_cursor
+    messages_not_supported,  // the agent's manifest does not say "messages": true
+    store_failed,            // the store could not commit the change
+  };
   RunError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
   Code code() const noexcept { return code_; }
 
@@ -93,9 +111,21 @@ class RunManager {
   RunManager& operator=(const RunManager&) = delete;
 
   // Creates the run (queued), commits it, publishes `started`, and hands it
-  // to a worker when a slot is free. Returns the run as committed.
-  // Throws CatalogError (agent_not_found, agent_unavailable, invalid_params)
-  // or RunError (at_capacity, shutting_down).
+  // to a worker when a slot is free. `done` is called exactly once: on the
+  // calling thread when the start is refused (CatalogError: agent_not_found,
+  // agent_unavailable, invalid_params; RunError: at_capacity, shutting_down),
+  // else on the store writer thread once the record is committed and
+  // `started` published (RunError store_failed when the commit failed). No
+  // thread waits for the commit; `done` must not block.
+  struct StartOutcome {
+    std::optional<Run> run;    // the run as committed
+    std::exception_ptr error;  // or why it was not started
+  };
+  using StartCallback = std::function<void(StartOutcome)>;
+  void start(StartRequest request, StartCallback done);
+
+  // The same, waiting for the outcome: returns the run as committed, or
+  // throws what the callback would have been given.
   Run start(const StartRequest& request);
 
   // Asks a run to stop: a queued run is cancelled at once; a running one
@@ -107,10 +137,16 @@ class RunManager {
   // run_active).
   void remove(const std::string& instance_id);
 
+  // Sends a message to an active run of an agent that accepts them: it is
+  // recorded in the run's log (source user) and handed to the agent's
+  // next_message. Returns the entry's log seq. Throws RunError
+  // (run_not_found, run_not_active, messages_not_supported).
+  std::uint64_t send_message(const std::string& instance_id, std::string text);
+
   std::optional<Run> get(const std::string& instance_id) const;
   // Every active run, newest createdAt first.
   std::vector<Run> active(const std::optional<std::string>& agent_id = std::nullopt) const;
-  // Throws InvalidCursor.
+  // Throws RunError(invalid_cursor).
   HistoryPage history(const HistoryQuery& query) const;
   // Throws RunError(run_not_found).
   LogPage logs(const std::string& instance_id, std::uint64_t after, std::size_t limit) const;
@@ -120,7 +156,8 @@ class RunManager {
   // Graceful stop: refuses new starts, asks every run to stop, waits up to
   // `grace` for them, records what is left as failed (interrupted), and
   // flushes the store. Threads still inside an agent after that are logged
-  // and detached: the process is about to exit. Idempotent.
+  // and detached (they never touch the manager again): the process is about
+  // to exit. Idempotent.
   void shutdown(std::chrono::milliseconds grace);
 
   // Waits until the run is terminal and its final record is committed, or

@@ -28,7 +28,7 @@ std::string prune_candidates_sql() {
 }
 
 std::string read_logs_sql() {
-  return "SELECT seq, ts, level, message FROM logs "
+  return "SELECT seq, ts, level, message, source FROM logs "
          "WHERE run = (SELECT id FROM runs WHERE instance_id = ?1) AND seq > ?2 "
          "ORDER BY seq LIMIT ?3";
 }

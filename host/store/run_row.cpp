@@ -82,7 +82,15 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
     statement.bind(14, boost::json::serialize(run.result));
   }
   statement.bind(kLogCountParameter, static_cast<std::int64_t>(run.log_count));
-  statement.bind(16, is_terminal(run.status) ? 1 : 0);
+  if (run.usage) {
+    statement.bind(16, static_cast<std::int64_t>(run.usage->prompt_tokens));
+    statement.bind(17, static_cast<std::int64_t>(run.usage->completion_tokens));
+  } else {
+    statement.bind(16);
+    statement.bind(17);
+  }
+  statement.bind(18, run.accepts_messages ? 1 : 0);
+  statement.bind(19, is_terminal(run.status) ? 1 : 0);
 }
 
 Run read_run(const SQLite::Statement& statement) {
@@ -107,6 +115,11 @@ Run read_run(const SQLite::Statement& statement) {
   if (!statement.isColumnNull(13))
     run.result = boost::json::parse(statement.getColumn(13).getString());
   run.log_count = static_cast<std::uint64_t>(statement.getColumn(14).getInt64());
+  if (!statement.isColumnNull(15)) {
+    run.usage = TokenUsage{static_cast<std::uint64_t>(statement.getColumn(15).getInt64()),
+                           static_cast<std::uint64_t>(statement.getColumn(16).getInt64())};
+  }
+  run.accepts_messages = statement.getColumn(17).getInt() != 0;
   return run;
 }
 

@@ -11,7 +11,10 @@ namespace nightshift::store {
 // The columns every run query selects, in the order read_run expects.
 inline constexpr const char* kRunColumns =
     "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
-    "created_at, started_at, ended_at, progress, error, result, log_count";
+    "created_at, started_at, ended_at, progress, error, result, log_count, prompt_tokens, "
+    "completion_tokens, accepts_messages";
+// How many columns kRunColumns names (a query's next column is at this index).
+inline constexpr int kRunColumnCount = 18;
 
 // Throws std::invalid_argument when the run cannot be stored as it is (a
 // terminal run without endedAt). bind_run checks it too.

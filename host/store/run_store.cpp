@@ -1,5 +1,12 @@
 #include "store/run_store.hpp"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <system_error>
+
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
@@ -33,13 +40,16 @@ std::string run_select(const char* tail) {
 
 const std::string kUpsertRun =
     std::string("INSERT INTO runs (") + store::kRunColumns +
-    ", finished) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16) "
+    ", finished) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
+    "?17, ?18, ?19) "
     "ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id, "
     "agent_id = excluded.agent_id, agent_name = excluded.agent_name, "
     "agent_source = excluded.agent_source, task = excluded.task, params = excluded.params, "
     "status = excluded.status, finished = excluded.finished, created_at = excluded.created_at, "
     "started_at = excluded.started_at, ended_at = excluded.ended_at, "
     "progress = excluded.progress, error = excluded.error, result = excluded.result, "
+    "prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, "
+    "accepts_messages = excluded.accepts_messages, "
     // The log count only grows: an AppendLogs may have counted entries the
     // run snapshot in this upsert had not seen yet.
     "log_count = max(runs.log_count, excluded.log_count)";
@@ -55,7 +65,32 @@ constexpr int kWriterCacheKib = 32 * 1024;
 // checkpoints (copy plus fsync) stalled the writer and so every start().
 constexpr int kWalCheckpointPages = 16000;
 
+// The history (logs included) is for its owner only: the database file is
+// created 0600 whatever the umask, an older one is made 0600, and SQLite
+// gives its -wal and -shm files the database file's mode.
+void make_database_private(const std::filesystem::path& file) {
+  const int fd = ::open(file.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+  if (fd < 0) {
+    throw std::system_error(errno, std::generic_category(), "cannot open " + file.string());
+  }
+  const int rc = ::fchmod(fd, 0600);
+  const int error = errno;
+  ::close(fd);
+  if (rc != 0) {
+    throw std::system_error(error, std::generic_category(),
+                            "cannot make " + file.string() + " private (mode 0600)");
+  }
+  for (const char* suffix : {"-wal", "-shm"}) {
+    const std::string companion = file.string() + suffix;
+    if (::chmod(companion.c_str(), 0600) != 0 && errno != ENOENT) {
+      throw std::system_error(errno, std::generic_category(),
+                              "cannot make " + companion + " private (mode 0600)");
+    }
+  }
+}
+
 SQLite::Database open_writer(const std::filesystem::path& file) {
+  make_database_private(file);
   // NOMUTEX: the writer connection is used by one thread at a time (see
   // run_store.hpp), so SQLite's per-call locking is only overhead.
   SQLite::Database db(file.string(),
@@ -84,8 +119,10 @@ std::string read_cursor_key(SQLite::Database& db) {
 constexpr std::size_t kLogRowsPerInsert = 32;
 
 std::string insert_logs_sql(std::size_t rows) {
-  std::string sql = "INSERT INTO logs (run, seq, ts, level, message) VALUES ";
-  for (std::size_t i = 0; i < rows; ++i) sql += i == 0 ? "(?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?)";
+  std::string sql = "INSERT INTO logs (run, seq, ts, level, message, source) VALUES ";
+  for (std::size_t i = 0; i < rows; ++i) {
+    sql += i == 0 ? "(?, ?, ?, ?, ?, ?)" : ", (?, ?, ?, ?, ?, ?)";
+  }
   return sql;
 }
 
@@ -106,6 +143,7 @@ void insert_logs(SQLite::Statement& insert, std::int64_t run_id, const LogEntry*
     insert.bind(index++, store::to_ms(entry.ts));
     insert.bind(index++, static_cast<int>(entry.level));
     insert.bindNoCopy(index++, entry.message);
+    insert.bind(index++, static_cast<int>(entry.source));
   }
   insert.exec();
   // Drop the no-copy bindings now: the entries may be gone by the next use.
@@ -417,7 +455,7 @@ HistoryPage RunStore::list_history(const HistoryQuery& query) const {
     }
     page.runs.push_back(store::read_run(statement));
     last = {store::to_ms(page.runs.back().ended_at.value_or(Timestamp{})),
-            statement.getColumn(15).getInt64()};
+            statement.getColumn(store::kRunColumnCount).getInt64()};
   }
   return page;
 }
@@ -440,6 +478,10 @@ std::vector<LogEntry> RunStore::read_logs(const std::string& instance_id, std::u
     }
     entry.level = static_cast<LogLevel>(level);
     entry.message = query.getColumn(3).getString();
+    const int source = query.getColumn(4).getInt();
+    entry.source = source >= 0 && source <= static_cast<int>(LogSource::host)
+                       ? static_cast<LogSource>(source)
+                       : LogSource::agent;
     entries.push_back(std::move(entry));
   }
   return entries;

@@ -120,6 +120,15 @@ constexpr std::array kMigrations{
       CREATE INDEX runs_history_by_agent_status
         ON runs (agent_id, status, ended_at, id) WHERE finished = 1;
     )sql"},
+    Migration{5, R"sql(
+      -- v1.1: who wrote a log entry (0 agent, 1 user, 2 host), a run's
+      -- token usage (NULL until reported) and whether it takes messages.
+      ALTER TABLE logs ADD COLUMN source INTEGER NOT NULL DEFAULT 0
+        CHECK (source >= 0 AND source <= 2);
+      ALTER TABLE runs ADD COLUMN prompt_tokens INTEGER;
+      ALTER TABLE runs ADD COLUMN completion_tokens INTEGER;
+      ALTER TABLE runs ADD COLUMN accepts_messages INTEGER NOT NULL DEFAULT 0;
+    )sql"},
 };
 
 }  // namespace

@@ -129,13 +129,6 @@ void StoreWriter::commit(Batch& batch) {
       if (const auto* prune = std::get_if<PruneRuns>(&op)) prune_rest = *prune;
     }
   }
-  {
-    std::lock_guard lock(mutex_);
-    committed_seq_ = batch.last_seq;
-    if (error.empty()) ++batches_;
-    if (prune_rest) unfinished_prune_ = prune_rest;
-  }
-  committed_.notify_all();
   for (Completion& done : batch.completions) {
     if (!done) continue;
     try {
@@ -146,6 +139,14 @@ void StoreWriter::commit(Batch& batch) {
       spdlog::error("store writer: a completion handler threw a non-exception");
     }
   }
+  // Only now is the batch settled for flush(): its completions have run.
+  {
+    std::lock_guard lock(mutex_);
+    committed_seq_ = batch.last_seq;
+    if (error.empty()) ++batches_;
+    if (prune_rest) unfinished_prune_ = prune_rest;
+  }
+  committed_.notify_all();
 }
 
 void StoreWriter::continue_prune() {

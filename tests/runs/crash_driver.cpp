@@ -13,11 +13,7 @@
 #include <thread>
 #include <vector>
 
-#include "catalog/catalog.hpp"
-#include "events/event_bus.hpp"
-#include "loader/plugin_loader.hpp"
-#include "runs/run_manager.hpp"
-#include "store/run_store.hpp"
+#include "engine_fixture.hpp"
 
 namespace {
 
@@ -32,16 +28,14 @@ bool every_run_has_committed_logs(nightshift::RunStore& store,
 int drive(const std::filesystem::path& data_dir, int runs,
           std::vector<std::filesystem::path> agent_dirs) {
   using namespace nightshift;
-  PluginLoader loader(data_dir / "scratch");
-  Catalog catalog(CatalogOptions{std::move(agent_dirs), data_dir, data_dir / "user-remix"}, loader);
-  catalog.rescan();
-  RunStore store(StoreOptions{data_dir / "runs.db", 2});
-  EventBus bus;
   RunManagerOptions options;
-  options.workspace = data_dir;
   options.log_max_entries = 1u << 30;
   options.log_max_bytes = std::size_t{1} << 40;
-  RunManager manager(catalog, store, bus, options);
+  HostOptions host_options = testing::engine_options(data_dir, std::move(agent_dirs), options);
+  host_options.store_read_connections = 2;
+  Host host(std::move(host_options));
+  RunManager& manager = host.runs();
+  RunStore& store = host.store();
 
   std::vector<std::string> ids;
   for (int i = 0; i < runs; ++i) {

@@ -94,7 +94,7 @@ TEST(RunsCrashTest, HostKilledMidRunLeavesEveryRunInterruptedAndEveryCommittedLo
 
   testing::Engine engine(dir.path(), testing::runs_test_agent_dirs());
   engine.open(RunManagerOptions{});
-  RunManager& manager = *engine.manager;
+  RunManager& manager = engine.manager();
   EXPECT_TRUE(manager.active().empty());
   const HistoryPage history = manager.history(HistoryQuery{500, {}, {}, {}});
   ASSERT_EQ(history.runs.size(), static_cast<std::size_t>(kRuns));
@@ -104,7 +104,7 @@ TEST(RunsCrashTest, HostKilledMidRunLeavesEveryRunInterruptedAndEveryCommittedLo
                              "interrupted: the host stopped while this run was active"));
     std::uint64_t expected_seq = 1;
     for (;;) {
-      const auto entries = engine.store.read_logs(run.instance_id, expected_seq - 1, 5000);
+      const auto entries = engine.store().read_logs(run.instance_id, expected_seq - 1, 5000);
       if (entries.empty()) break;
       for (const LogEntry& entry : entries) {
         ASSERT_EQ(entry.seq, expected_seq) << "gap in the log of " << run.instance_id;
@@ -115,7 +115,7 @@ TEST(RunsCrashTest, HostKilledMidRunLeavesEveryRunInterruptedAndEveryCommittedLo
     EXPECT_GT(expected_seq, 1u) << "no committed entries for " << run.instance_id;
     EXPECT_TRUE(manager.logs(run.instance_id, expected_seq - 1, 10).complete);
   }
-  EXPECT_EQ(engine.store.integrity_check(), "ok");
+  EXPECT_EQ(engine.store().integrity_check(), "ok");
 }
 
 }  // namespace

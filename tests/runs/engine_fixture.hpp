@@ -1,6 +1,6 @@
-// The engine assembled the way the host assembles it (loader, catalog, store,
-// bus, run manager) over one data directory, for the run tests and the crash
-// driver; and a recorder of bus events.
+// The engine as the host builds it (a nightshift::Host over one data
+// directory), for the run tests and the crash driver; and a recorder of bus
+// events.
 #pragma once
 
 #include <filesystem>
@@ -9,10 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "catalog/catalog.hpp"
-#include "events/event_bus.hpp"
-#include "loader/plugin_loader.hpp"
-#include "runs/run_manager.hpp"
+#include "host.hpp"
 #include "store/run_store.hpp"
 
 namespace nightshift::testing {
@@ -22,27 +19,39 @@ inline std::vector<std::filesystem::path> runs_test_agent_dirs() {
   return {NIGHTSHIFT_BUILD_AGENTS_DIR, NIGHTSHIFT_RUNS_TEST_AGENTS_DIR};
 }
 
+// The options of a Host over `data_dir` with its workspace inside it.
+inline HostOptions engine_options(const std::filesystem::path& data_dir,
+                                  std::vector<std::filesystem::path> agent_dirs,
+                                  RunManagerOptions runs = {}) {
+  HostOptions options;
+  options.data_dir = data_dir;
+  options.database_name = "runs.db";
+  options.workspace = data_dir / "workspace";
+  options.installed_agent_dirs = std::move(agent_dirs);
+  options.user_remix_dir = data_dir / "user-remix";
+  options.runs = std::move(runs);
+  return options;
+}
+
+// A Host built on open(), so a test can prepare the workspace and choose
+// the run manager's options first.
 struct Engine {
   Engine(const std::filesystem::path& data_dir, std::vector<std::filesystem::path> agent_dirs)
-      : workspace(data_dir / "workspace"),
-        loader(data_dir / "scratch"),
-        catalog(CatalogOptions{std::move(agent_dirs), workspace, data_dir / "user-remix"}, loader),
-        store(StoreOptions{data_dir / "runs.db", 4}) {
+      : data_dir(data_dir), agent_dirs(std::move(agent_dirs)), workspace(data_dir / "workspace") {
     std::filesystem::create_directories(workspace);
-    catalog.rescan();
   }
 
   void open(RunManagerOptions options) {
-    options.workspace = workspace;
-    manager = std::make_unique<RunManager>(catalog, store, bus, std::move(options));
+    host = std::make_unique<Host>(engine_options(data_dir, agent_dirs, std::move(options)));
   }
+  RunManager& manager() { return host->runs(); }
+  RunStore& store() { return host->store(); }
+  EventBus& bus() { return host->bus(); }
 
+  std::filesystem::path data_dir;
+  std::vector<std::filesystem::path> agent_dirs;
   std::filesystem::path workspace;
-  PluginLoader loader;
-  Catalog catalog;
-  RunStore store;
-  EventBus bus;
-  std::unique_ptr<RunManager> manager;  // destroyed first
+  std::unique_ptr<Host> host;
 };
 
 // Keeps every event the bus publishes, in order.

@@ -25,10 +25,8 @@ class RunManagerTest : public ::testing::Test {
  protected:
   void SetUp() override {
     engine = std::make_unique<Engine>(dir.path(), testing::runs_test_agent_dirs());
-    recorder = std::make_unique<EventRecorder>(engine->bus);
   }
   void TearDown() override {
-    engine->manager.reset();
     recorder.reset();
     engine.reset();
   }
@@ -38,9 +36,12 @@ class RunManagerTest : public ::testing::Test {
     options.stop_grace = 200ms;
     return options;
   }
-  void open(RunManagerOptions options = default_options()) { engine->open(std::move(options)); }
-  RunManager& manager() { return *engine->manager; }
-  RunStore& store() { return engine->store; }
+  void open(RunManagerOptions options = default_options()) {
+    engine->open(std::move(options));
+    recorder = std::make_unique<EventRecorder>(engine->bus());
+  }
+  RunManager& manager() { return engine->manager(); }
+  RunStore& store() { return engine->store(); }
 
   nightshift::Run start(const std::string& agent_id, boost::json::object params = {},
                         std::optional<std::string> task = std::nullopt) {
@@ -273,7 +274,6 @@ TEST_F(RunManagerTest, RemixTimeLimitFailsTheRunAsTimedOut) {
                       "  timeoutSeconds: 0.3\n"
                       "---\n"
                       "Sleep, but not for long.\n");
-  engine->catalog.rescan();
   auto options = default_options();
   options.default_timeout = 60s;  // the remix's limit wins
   open(options);
@@ -435,7 +435,10 @@ TEST_F(RunManagerTest, RunsLeftActiveByAPreviousHostAreMarkedInterruptedAtStartU
   left.status = RunStatus::running;
   left.created_at = now_ms();
   left.started_at = left.created_at;
-  store().apply({UpsertRun{left}});
+  {
+    RunStore previous_host(StoreOptions{dir.path() / "runs.db", 1});
+    previous_host.apply({UpsertRun{left}});
+  }
 
   open();
   const auto after = manager().get(left.instance_id);
@@ -497,6 +500,70 @@ TEST_F(RunManagerTest, ManyShortRunsAtOnceAllCompleteThroughTheQueue) {
   for (const nightshift::Run& run : runs) EXPECT_EQ(finish(run).status, RunStatus::completed);
   EXPECT_EQ(manager().stats().completed, 60u);
   EXPECT_EQ(store().count_runs(), 60u);
+}
+
+}  // namespace
+}  // namespace nightshift
+
+namespace nightshift {
+namespace {
+
+class RunManagerMessagesTest : public RunManagerTest {};
+
+TEST_F(RunManagerMessagesTest, MessagesAreLoggedAsUserEntriesAndReachTheAgentInOrder) {
+  open();
+  const nightshift::Run run = start("installed:runs-listener");
+  EXPECT_TRUE(run.accepts_messages);
+  ASSERT_TRUE(reaches(run, RunStatus::running));
+  ASSERT_TRUE(wait_until([&] { return !all_logs(run.instance_id).empty(); }));  // "listening"
+  const std::uint64_t first = manager().send_message(run.instance_id, "look at the tests");
+  const std::uint64_t second = manager().send_message(run.instance_id, "done");
+  EXPECT_GT(second, first);
+  const nightshift::Run done = finish(run);
+  EXPECT_EQ(done.status, RunStatus::completed);
+  ASSERT_TRUE(done.usage);
+  EXPECT_EQ(done.usage->prompt_tokens, 20u);
+  EXPECT_EQ(done.usage->completion_tokens, 2u);
+  EXPECT_EQ(store().get_run(run.instance_id)->usage->prompt_tokens, 20u);
+
+  std::vector<std::pair<LogSource, std::string>> log;
+  for (const LogEntry& entry : all_logs(run.instance_id))
+    log.emplace_back(entry.source, entry.message);
+  const auto at = [&](const std::string& message) {
+    return std::find_if(log.begin(), log.end(), [&](const auto& e) { return e.second == message; });
+  };
+  ASSERT_NE(at("look at the tests"), log.end());
+  EXPECT_EQ(at("look at the tests")->first, LogSource::user);
+  EXPECT_EQ(at("heard: look at the tests")->first, LogSource::agent);
+  EXPECT_EQ(at("done")->first, LogSource::user);
+  // Each message is in the log before the agent's reaction to it, and the
+  // agent hears them in the order they were sent.
+  EXPECT_LT(at("look at the tests"), at("done"));
+  EXPECT_LT(at("look at the tests"), at("heard: look at the tests"));
+  EXPECT_LT(at("done"), at("heard: done"));
+  EXPECT_LT(at("heard: look at the tests"), at("heard: done"));
+}
+
+TEST_F(RunManagerMessagesTest, StopWakesAnAgentWaitingForAMessage) {
+  open();
+  const nightshift::Run run = start("installed:runs-listener");
+  ASSERT_TRUE(reaches(run, RunStatus::running));
+  manager().stop(run.instance_id);
+  EXPECT_EQ(finish(run).status, RunStatus::cancelled);
+}
+
+TEST_F(RunManagerMessagesTest, MessagesToAgentsWithoutThemOrToEndedRunsAreRefused) {
+  open();
+  const nightshift::Run sleeping = start("installed:sleep", sleep_for_a_long_time());
+  EXPECT_FALSE(sleeping.accepts_messages);
+  EXPECT_EQ(error_code_of([&] { manager().send_message(sleeping.instance_id, "hi"); }),
+            RunError::Code::messages_not_supported);
+  manager().stop(sleeping.instance_id);
+  finish(sleeping);
+  EXPECT_EQ(error_code_of([&] { manager().send_message(sleeping.instance_id, "hi"); }),
+            RunError::Code::run_not_active);
+  EXPECT_EQ(error_code_of([&] { manager().send_message(generate_uuid(), "hi"); }),
+            RunError::Code::run_not_found);
 }
 
 }  // namespace

@@ -2,13 +2,14 @@
 #include "store/run_store.hpp"
 
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 
 #include "store_fixtures.hpp"
 
 namespace nightshift::testing {
 namespace {
 
-constexpr int kLatestSchemaVersion = 4;
+constexpr int kLatestSchemaVersion = 5;
 
 std::int64_t count_rows(SQLite::Database&& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
@@ -41,6 +42,27 @@ TEST(RunStoreSchema, MigratesAnEmptyFileToTheLatestVersionInWalMode) {
   EXPECT_EQ(db.execAndGet("PRAGMA journal_mode").getString(), "wal");
   EXPECT_TRUE(db.tableExists("runs"));
   EXPECT_TRUE(db.tableExists("logs"));
+}
+
+TEST(RunStoreFiles, DatabaseAndItsWalAreOnlyForTheOwnerWhateverTheUmask) {
+  const mode_t previous = ::umask(022);
+  {
+    StoreFixture fixture;
+    fixture.put(queued_run());  // the WAL now exists
+    for (const std::string suffix : {"", "-wal", "-shm"}) {
+      struct stat info {};
+      const std::string file = fixture.path().string() + suffix;
+      ASSERT_EQ(::stat(file.c_str(), &info), 0) << file;
+      EXPECT_EQ(info.st_mode & 0777, 0600u) << file;
+    }
+    // A database an older version left readable by all is made private.
+    ::chmod(fixture.path().c_str(), 0644);
+    fixture.reopen();
+    struct stat info {};
+    ASSERT_EQ(::stat(fixture.path().c_str(), &info), 0);
+    EXPECT_EQ(info.st_mode & 0777, 0600u);
+  }
+  ::umask(previous);
 }
 
 TEST(RunStoreSchema, ReopeningKeepsTheDataAndTheVersion) {

@@ -1,0 +1,45 @@
+// Turns what the store writer committed into events on the bus, in commit
+// order: `started` for a run's first record, `updated` for later ones,
+// `finished` for its terminal record (and then the run retires from the live
+// table), log batches, and `deleted` with the record the run had. So nothing
+// is announced before it is durable.
+//
+// Thread safety: on_committed runs on the writer thread only; remember_deleted
+// is [thread-safe].
+#pragma once
+
+#include <functional>
+#include <mutex>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+
+#include "events/event_bus.hpp"
+#include "runs/live_run.hpp"
+#include "store/run_store.hpp"
+
+namespace nightshift {
+
+class CommitEvents {
+ public:
+  // `retire` is called (on the writer thread) with each run's final record
+  // once it is committed and announced.
+  CommitEvents(EventBus& bus, LogBudget& budget, std::function<void(const Run&)> retire);
+
+  // The record a run had, so that `deleted` can carry it; call before the
+  // DeleteRun is submitted.
+  void remember_deleted(const Run& record);
+
+  void on_committed(const std::vector<WriteOp>& ops);
+
+ private:
+  EventBus& bus_;
+  LogBudget& budget_;
+  const std::function<void(const Run&)> retire_;
+  std::unordered_set<std::string> announced_;  // runs whose `started` went out; writer thread
+  std::mutex deleted_mutex_;                   // guards deleted_
+  std::unordered_map<std::string, Run> deleted_;
+};
+
+}  // namespace nightshift

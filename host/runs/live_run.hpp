@@ -1,0 +1,127 @@
+// One run while it is live: from start() until its final record is
+// committed. It owns the run's record as the engine sees it, the C ABI
+// callbacks the agent calls (log, progress, cancelled, sleep_for, result,
+// error, next_message, report_usage), the run's log caps and its share of
+// the host-wide log buffer, and hands every change to the store writer in
+// order (entries before the record that counts them).
+//
+// Thread safety: the fields under "fixed" are set before the run is shared
+// and only read after; the ones under "guarded" need `mutex`. The callbacks
+// run on the agent's threads and take only this run's mutex.
+#pragma once
+
+#include <atomic>
+#include <chrono>
+#include <condition_variable>
+#include <cstdint>
+#include <deque>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <stop_token>
+#include <string>
+#include <vector>
+
+#include "events/event_bus.hpp"
+#include "loader/plugin_loader.hpp"
+#include "model/run.hpp"
+#include "runs/worker_thread.hpp"
+
+namespace nightshift {
+
+class StoreWriter;
+class Watchdog;
+struct RunManagerOptions;
+
+// The host-wide budget of log bytes accepted from agents and not yet
+// committed, and the log counters. [thread-safe]
+class LogBudget {
+ public:
+  explicit LogBudget(std::size_t capacity_bytes) : capacity_(capacity_bytes) {}
+  // What an entry costs in the budget besides its message.
+  static constexpr std::size_t kEntryOverhead = sizeof(LogEntry);
+  static std::size_t cost(const LogEntry& entry) { return entry.message.size() + kEntryOverhead; }
+
+  bool reserve(std::size_t bytes) noexcept;
+  // Past the budget on purpose (the one entry that says what was dropped).
+  void force(std::size_t bytes) noexcept { used_.fetch_add(bytes, std::memory_order_relaxed); }
+  void release(std::size_t bytes) noexcept { used_.fetch_sub(bytes, std::memory_order_relaxed); }
+  void count_dropped() noexcept { dropped_.fetch_add(1, std::memory_order_relaxed); }
+  void count_written(std::size_t n) noexcept { written_.fetch_add(n, std::memory_order_relaxed); }
+  std::uint64_t dropped() const noexcept { return dropped_.load(std::memory_order_relaxed); }
+  std::uint64_t written() const noexcept { return written_.load(std::memory_order_relaxed); }
+
+ private:
+  const std::size_t capacity_;
+  std::atomic<std::size_t> used_{0};
+  std::atomic<std::uint64_t> dropped_{0}, written_{0};
+};
+
+// What a live run uses of its manager. Outlives every run that is not
+// abandoned (see LiveRun::abandoned).
+struct RunServices {
+  const RunManagerOptions& options;
+  StoreWriter& writer;
+  Watchdog& watchdog;
+  LogBudget& budget;
+};
+
+struct LiveRun : std::enable_shared_from_this<LiveRun> {
+  // ---- fixed before the run is shared ----
+  RunServices* services = nullptr;  // not to be touched once `abandoned` is set
+  std::string instance_id;
+  std::optional<std::string> task;
+  std::string params_json;
+  std::string workspace;
+  std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
+  std::optional<std::chrono::milliseconds> timeout;
+  nightshift_run c_run{};
+  std::stop_source stop;  // thread-safe by itself
+  // The first record is durable: the run may be shown. Set under both the
+  // run's and the manager's mutex; read under either.
+  std::atomic<bool> committed{false};
+
+  // Where sleep_for and next_message wait; only the run's own thread waits.
+  std::mutex wait_mutex;
+  std::condition_variable_any wait_cv;
+  std::deque<std::string> messages;  // guarded by wait_mutex
+
+  // ---- guarded by `mutex` ----
+  std::mutex mutex;
+  Run record;                          // the live record; log_count counts accepted entries
+  std::vector<LogEntry> pending_logs;  // accepted, not yet handed to the writer
+  bool sweep_scheduled = false;        // a sweep is due on the watchdog
+  bool progress_held = false;          // a progress value the throttle held back
+  ProgressThrottle throttle;
+  std::size_t accepted_bytes = 0;
+  std::uint64_t capped_entries = 0, capped_bytes = 0;  // dropped past the run's cap
+  std::uint64_t full_entries = 0, full_bytes = 0;      // dropped: the log buffer was full
+  std::optional<std::string> agent_error;
+  bool timed_out = false;
+  bool agent_returned = false;
+  bool abandoned = false;  // shutdown gave up on the thread; it must not touch the manager
+  WorkerThread thread;
+
+  // Points the C view at this run's fields and the callbacks below.
+  void bind_abi();
+
+  // ---- with `mutex` held ----
+  // Hands the accepted entries to the writer.
+  void submit_logs_locked();
+  // Hands the record to the writer, after the entries logged before it, so
+  // the store never shows a log_count ahead of the entries it holds.
+  void submit_record_locked();
+  void finish_locked(RunStatus status, std::optional<std::string> error);
+  // The one entry the host adds at the end: how much the caps dropped.
+  void append_dropped_entry_locked();
+  void schedule_sweep_locked();
+
+  // [watchdog thread] Submits held-back entries and progress.
+  void sweep();
+  // Queues a message for next_message; wakes a waiting agent. [thread-safe]
+  void deliver_message(std::string text);
+};
+
+using LivePtr = std::shared_ptr<LiveRun>;
+
+}  // namespace nightshift
