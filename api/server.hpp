@@ -1,6 +1,8 @@
-// The HTTP and WebSocket server of api.md over Boost.Beast: an acceptor and a
-// small pool of io_context threads; one session object per connection, kept
-// alive by the handlers it has in flight.
+// The HTTP and WebSocket server of api.md over Boost.Beast, over a Host: an
+// acceptor on its own strand, a small pool of io_context threads that never
+// wait, and a worker pool for the handlers that need the store, a plugin or
+// the disk; one session object per connection, kept alive by the handlers it
+// has in flight.
 //
 // Thread safety: start, stop_accepting and stop are called from one thread
 // (the one that owns the Server); the getters are [thread-safe].
@@ -13,15 +15,17 @@
 #include "api/metrics.hpp"
 #include "api/router.hpp"
 #include "api/server_options.hpp"
-#include "catalog/catalog.hpp"
-#include "events/event_bus.hpp"
-#include "runs/run_manager.hpp"
+#include "host.hpp"
 
 namespace nightshift::api {
 
 class Server {
  public:
-  // Throws std::invalid_argument when options.listen_host is not an address.
+  // Serves `host`, which must outlive the Server. Throws
+  // std::invalid_argument when options.listen_host is not an address.
+  Server(ServerOptions options, Host& host);
+  // The same over parts wired by hand, for a program that does not build a
+  // Host yet; the parts must outlive the Server.
   Server(ServerOptions options, RunManager& runs, Catalog& catalog, EventBus& bus);
   // Calls stop().
   ~Server();
@@ -38,8 +42,9 @@ class Server {
   // Closes the listening socket; connections already open keep working.
   void stop_accepting();
 
-  // Closes every connection (WebSocket clients get 1001 going away) and joins
-  // the I/O threads. Idempotent.
+  // Closes every connection (WebSocket clients get 1001 going away), waits
+  // up to 2 s for them to end, drops answers still waiting for a commit, and
+  // joins the worker pool and the I/O threads. Idempotent.
   void stop();
 
   std::vector<RouteSpec> routes() const;

@@ -1,7 +1,8 @@
 #include "api/websocket_hub.hpp"
 
-#include <boost/json/serialize.hpp>
+#include <boost/asio/post.hpp>
 
+#include "api/shared_event.hpp"
 #include "api/websocket_session.hpp"
 
 namespace nightshift::api {
@@ -57,21 +58,35 @@ std::vector<std::shared_ptr<WebSocketSession>> WebSocketHub::log_subscribers(
   return result;
 }
 
+void WebSocketHub::attach(boost::asio::any_io_executor strand) {
+  std::lock_guard lock(mutex_);
+  fan_out_strand_ = std::move(strand);
+}
+
+void WebSocketHub::detach() {
+  std::lock_guard lock(mutex_);
+  fan_out_strand_.reset();
+}
+
 void WebSocketHub::publish(const EventPtr& event) {
+  std::lock_guard lock(mutex_);
+  if (sessions_.empty() || !fan_out_strand_) return;
+  boost::asio::post(*fan_out_strand_, [this, event] { fan_out(event); });
+}
+
+void WebSocketHub::fan_out(const EventPtr& event) {
   if (const auto* run_event = std::get_if<RunEvent>(event.get())) {
-    // Serialized once for every client; each adds only its own seq.
-    auto tail = std::make_shared<const std::string>(
-        "\"event\":" + boost::json::serialize(boost::json::string(to_string(run_event->kind))) +
-        ",\"run\":" + boost::json::serialize(to_json(run_event->run, now_ms())));
-    for (const auto& session : all_sessions()) session->deliver_run_event(tail);
+    const auto shared = std::make_shared<const SharedRunEvent>(event);
+    for (const auto& session : all_sessions()) session->deliver_run_event(shared);
     if (run_event->kind == RunEventKind::deleted) {
       std::lock_guard lock(mutex_);
       log_subscribers_.erase(run_event->run.instance_id);
     }
   } else if (const auto* log_event = std::get_if<LogEvent>(event.get())) {
-    for (const auto& session : log_subscribers(log_event->instance_id)) {
-      session->deliver_logs(event);
-    }
+    const auto subscribers = log_subscribers(log_event->instance_id);
+    if (subscribers.empty()) return;
+    const auto shared = std::make_shared<const SharedLogEvent>(event);
+    for (const auto& session : subscribers) session->deliver_logs(shared);
   }
 }
 
