@@ -4,6 +4,8 @@
 
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
+#include <boost/json/object.hpp>
+#include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
 #include <limits>
@@ -172,6 +174,8 @@ HttpApi::HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManage
               {pooled, &HttpApi::get_logs});
   router_.add({verb::post, "/background-agents/{instanceId}/stop", Access::token},
               {pooled, &HttpApi::stop_run});
+  router_.add({verb::post, "/background-agents/{instanceId}/messages", Access::token},
+              {pooled, &HttpApi::send_message});
   // The catalog's list is an in-memory snapshot; a rescan reads the disk
   // and loads plugins.
   router_.add({verb::get, "/agents", Access::token}, {io, &HttpApi::list_agents});
@@ -459,6 +463,14 @@ Response HttpApi::stop_run(const Call& call) const {
   return make_response(*call.request, http::status::accepted, wire::run_body(run, now_ms()));
 }
 
+Response HttpApi::send_message(const Call& call) const {
+  const std::string& id = run_id(call.captures);
+  std::string text = wire::parse_message_body(call.request->body(), options_.max_message_bytes);
+  const std::uint64_t seq = runs_.send_message(id, std::move(text));
+  return make_response(*call.request, http::status::accepted,
+                       boost::json::serialize(boost::json::object{{"seq", seq}}));
+}
+
 Response HttpApi::delete_run(const Call& call) const {
   runs_.remove(run_id(call.captures));
   Response response{http::status::no_content, call.request->version()};
@@ -475,7 +487,8 @@ Response HttpApi::rescan_agents(const Call& call) const {
 }
 
 Response HttpApi::health(const Call& call) const {
-  return make_response(*call.request, http::status::ok, wire::health_body(NIGHTSHIFT_VERSION));
+  return make_response(*call.request, http::status::ok,
+                       wire::health_body(NIGHTSHIFT_VERSION, runs_.store_ok()));
 }
 
 Response HttpApi::metrics(const Call& call) const {

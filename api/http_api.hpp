@@ -112,6 +112,7 @@ class HttpApi {
   Response get_run(const Call& call) const;
   Response get_logs(const Call& call) const;
   Response stop_run(const Call& call) const;
+  Response send_message(const Call& call) const;
   Response delete_run(const Call& call) const;
   Response list_agents(const Call& call) const;
   Response rescan_agents(const Call& call) const;

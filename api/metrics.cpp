@@ -43,6 +43,12 @@ std::string Metrics::render(const RunManagerStats& runs) const {
   family(out, "nightshift_log_entries_dropped_total", "counter",
          "Log entries dropped because a run reached its log cap.");
   out << "nightshift_log_entries_dropped_total " << runs.log_entries_dropped << '\n';
+  family(out, "nightshift_store_ok", "gauge",
+         "1 while the store commits; 0 while it cannot (writes held, starts refused).");
+  out << "nightshift_store_ok " << (runs.store_ok ? 1 : 0) << '\n';
+  family(out, "nightshift_store_failures_total", "counter",
+         "Store commits (and retries of held writes) that failed since the host started.");
+  out << "nightshift_store_failures_total " << runs.store_failures << '\n';
   family(out, "nightshift_http_requests_total", "counter", "HTTP responses sent, by status code.");
   for (unsigned code = 100; code < kStatusCodes; ++code) {
     const auto count = responses_[code].load(std::memory_order_relaxed);

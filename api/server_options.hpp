@@ -21,6 +21,7 @@ struct ServerOptions {
   std::size_t max_body_bytes = 1u << 20;
   std::size_t max_header_bytes = 16u << 10;
   std::size_t max_task_bytes = 64u << 10;
+  std::size_t max_message_bytes = 64u << 10;         // POST .../messages text
   std::chrono::milliseconds request_timeout{30000};  // for a whole request to arrive
   // WebSocket
   std::size_t ws_max_message_bytes = 64u << 10;  // client messages; larger ones close with 1009

@@ -6,6 +6,7 @@
 #include <boost/json/string.hpp>
 
 #include "api/api_error.hpp"
+#include "catalog/json_numbers.hpp"
 
 namespace nightshift::api::wire {
 
@@ -46,7 +47,7 @@ ApiError invalid_request(const std::string& message) {
 
 json::object run(const Run& run, Timestamp now) {
   json::object o;
-  o.reserve(16);
+  o.reserve(18);
   o["instanceId"] = run.instance_id;
   o["threadId"] = run.thread_id;
   o["agentId"] = run.agent_id;
@@ -63,16 +64,24 @@ json::object run(const Run& run, Timestamp now) {
   o["error"] = optional_string(run.error);
   o["result"] = run.result;
   o["logCount"] = run.log_count;
+  if (run.usage) {
+    o["usage"] = json::object{{"promptTokens", run.usage->prompt_tokens},
+                              {"completionTokens", run.usage->completion_tokens}};
+  } else {
+    o["usage"] = nullptr;
+  }
+  o["acceptsMessages"] = run.accepts_messages;
   return o;
 }
 
 json::object log_entry(const LogEntry& entry) {
   json::object o;
-  o.reserve(4);
+  o.reserve(5);
   o["seq"] = entry.seq;
   o["ts"] = format_rfc3339(entry.ts);
   o["level"] = to_string(entry.level);
   o["message"] = entry.message;
+  o["source"] = to_string(entry.source);
   return o;
 }
 
@@ -139,8 +148,29 @@ std::string agents_body(const std::vector<AgentInfo>& agents) {
   return json::serialize(json::object{{"agents", std::move(list)}});
 }
 
-std::string health_body(std::string_view version) {
-  return json::serialize(json::object{{"status", "ok"}, {"version", version}});
+std::string health_body(std::string_view version, bool store_ok) {
+  return json::serialize(json::object{
+      {"status", "ok"}, {"version", version}, {"store", "sqlite"}, {"storeOk", store_ok}});
+}
+
+std::string parse_message_body(std::string_view body, std::size_t max_text_bytes) {
+  if (body.empty()) throw invalid_request("the body is empty; send {\"text\": \"...\"}");
+  boost::system::error_code error;
+  const json::value parsed = json::parse(body, error);
+  if (error) throw invalid_request("the body is not valid JSON: " + error.message());
+  const json::object* object = parsed.if_object();
+  if (object == nullptr) throw invalid_request("the body must be a JSON object");
+  const json::value* text = object->if_contains("text");
+  if (text == nullptr || !text->is_string()) {
+    throw invalid_request("text is required and must be a string");
+  }
+  const json::string& value = text->get_string();
+  if (value.empty()) throw invalid_request("text must not be empty");
+  if (value.size() > max_text_bytes) {
+    throw invalid_request("text is " + std::to_string(value.size()) + " bytes; the limit is " +
+                          std::to_string(max_text_bytes));
+  }
+  return std::string(value);
 }
 
 std::string message_prefix(std::string_view type, std::uint64_t seq) {
@@ -214,6 +244,11 @@ StartRequest parse_start_body(std::string_view body, std::size_t max_task_bytes)
   json::value parsed = json::parse(body, error);
   if (error) throw invalid_request("the body is not valid JSON: " + error.message());
   if (!parsed.is_object()) throw invalid_request("the body must be a JSON object");
+  // Boost.JSON reads an integer beyond 64 bits as a rounded double: refuse
+  // it as written rather than store a value the client did not send.
+  if (auto why = find_inexact_number(body)) {
+    throw ApiError(http::status::bad_request, "invalid_params", *why);
+  }
   json::object& object = parsed.get_object();
 
   StartRequest start;

@@ -52,7 +52,12 @@ std::string logs_page(std::string_view instance_id, const LogPage& page);
 // GET /agents and POST /agents/rescan: {"agents": [...]}
 std::string agents_body(const std::vector<AgentInfo>& agents);
 // GET /healthz
-std::string health_body(std::string_view version);
+std::string health_body(std::string_view version, bool store_ok);
+
+// The text of a POST /background-agents/{id}/messages body {"text": "..."}.
+// Throws ApiError (400 invalid_request) when it is not such an object, or the
+// text is empty or over `max_text_bytes`.
+std::string parse_message_body(std::string_view body, std::size_t max_text_bytes);
 
 // ---- WebSocket server messages ---------------------------------------------
 

@@ -320,9 +320,9 @@ int show_command(RunIdOptions& options) {
   if (const auto* usage = run.if_contains("usage"); usage && usage->is_object()) {
     const auto prompt = int_member(usage->get_object(), "promptTokens");
     const auto completion = int_member(usage->get_object(), "completionTokens");
-    fields.push_back({"Tokens", {std::to_string(prompt + completion) + " (" +
-                                 std::to_string(prompt) + " prompt, " +
-                                 std::to_string(completion) + " completion)"}});
+    fields.push_back({"Tokens",
+                      {std::to_string(prompt + completion) + " (" + std::to_string(prompt) +
+                       " prompt, " + std::to_string(completion) + " completion)"}});
   }
   if (const auto* accepts = run.if_contains("acceptsMessages"); accepts && accepts->is_bool()) {
     fields.push_back({"Messages", {accepts->get_bool() ? "accepted (nightshift send)" : "no"}});

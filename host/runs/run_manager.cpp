@@ -742,6 +742,9 @@ LogPage RunManager::logs(const std::string& instance_id, std::uint64_t after,
 RunManagerStats RunManager::stats() const {
   return impl_->stats();
 }
+bool RunManager::store_ok() const noexcept {
+  return impl_->writer->healthy();
+}
 void RunManager::shutdown(std::chrono::milliseconds grace) {
   impl_->shutdown(grace);
 }

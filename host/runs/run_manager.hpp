@@ -154,6 +154,8 @@ class RunManager {
   LogPage logs(const std::string& instance_id, std::uint64_t after, std::size_t limit) const;
 
   RunManagerStats stats() const;
+  // False while the store cannot commit (writes are held, starts refused).
+  bool store_ok() const noexcept;
 
   // Graceful stop: refuses new starts, asks every run to stop, waits up to
   // `grace` for them, records what is left as failed (interrupted), and

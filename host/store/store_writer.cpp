@@ -171,6 +171,10 @@ void StoreWriter::commit(Batch& batch) {
     const bool prune_unfinished = store_.apply_reporting_unfinished_prune(ops);
     publish(ops);
     if (prune_unfinished) note_unfinished_prune(ops);
+    {
+      std::lock_guard lock(mutex_);
+      ++batches_;
+    }
     for (Item& item : batch.items) complete(item, "");
     if (!healthy()) become_healthy();
   } catch (const std::exception&) {
@@ -180,7 +184,6 @@ void StoreWriter::commit(Batch& batch) {
   {
     std::lock_guard lock(mutex_);
     committed_seq_ = batch.last_seq;
-    if (held.empty()) ++batches_;
     held_ = std::move(held);
   }
   committed_.notify_all();

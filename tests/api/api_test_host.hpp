@@ -81,8 +81,10 @@ class TestHost {
     options.data_dir = dir_ / "data";
     options.workspace = dir_ / "workspace";
     std::filesystem::create_directories(options.workspace);
+    // The built-in agents, runs-listener (takes messages) and a broken one.
     options.installed_agent_dirs = {NIGHTSHIFT_TEST_AGENTS_DIR,
-                                    write_broken_agent(dir_ / "more-agents")};
+                                    write_broken_agent(dir_ / "more-agents"),
+                                    NIGHTSHIFT_RUNS_TEST_AGENTS_DIR};
     options.user_remix_dir = dir_ / "user-remix";
     options.runs = std::move(runs);
     return options;

@@ -23,6 +23,64 @@ TEST_F(HttpApiTest, HealthzAnswersWithoutTokenWithVersion) {
   const json::value body = body_json(response);
   EXPECT_EQ(body.at("status").as_string(), "ok");
   EXPECT_EQ(body.at("version").as_string(), NIGHTSHIFT_VERSION);
+  EXPECT_EQ(body.at("store").as_string(), "sqlite");
+  EXPECT_EQ(body.at("storeOk").as_bool(), true);
+}
+
+TEST_F(HttpApiTest, MessageToARunningAgentIsLoggedAsUserEntryAndReachesIt) {
+  const std::string id = start_run(client_, "installed:runs-listener");
+  ASSERT_TRUE(wait_for_status(client_, id, "running"));
+  EXPECT_EQ(get_run(client_, id).at("acceptsMessages"), true);
+  const Response sent =
+      client_.post("/background-agents/" + id + "/messages", R"({"text": "check the tests"})");
+  ASSERT_EQ(sent.result_int(), 202) << sent.body();
+  const std::uint64_t seq = body_json(sent).at("seq").to_number<std::uint64_t>();
+  const auto entries_now = [&] {
+    return body_json(client_.get("/background-agents/" + id + "/logs")).at("entries").as_array();
+  };
+  ASSERT_TRUE(testing::wait_until([&] {
+    for (const auto& entry : entries_now()) {
+      if (entry.at("message") == "heard: check the tests") return true;
+    }
+    return false;
+  }));
+  bool found = false;
+  for (const auto& entry : entries_now()) {
+    if (entry.at("seq").to_number<std::uint64_t>() != seq) continue;
+    found = true;
+    EXPECT_EQ(entry.at("message"), "check the tests");
+    EXPECT_EQ(entry.at("source"), "user");
+  }
+  EXPECT_TRUE(found) << "no log entry " << seq;
+  ASSERT_EQ(
+      client_.post("/background-agents/" + id + "/messages", R"({"text": "done"})").result_int(),
+      202);
+  ASSERT_TRUE(wait_for_status(client_, id, "completed"));
+  EXPECT_EQ(get_run(client_, id).at("usage"),
+            (json::object{{"promptTokens", 20}, {"completionTokens", 2}}));
+}
+
+TEST_F(HttpApiTest, MessagesAreRefusedWithTheCodesOfTheContract) {
+  const std::string sleeping = start_run(client_, "installed:sleep", {{"seconds", 60}});
+  const std::string listener = start_run(client_, "installed:runs-listener");
+  const auto code_of = [&](const std::string& id, const std::string& body) {
+    const Response response = client_.post("/background-agents/" + id + "/messages", body);
+    return std::make_pair(response.result_int(),
+                          std::string(body_json(response).at("error").at("code").as_string()));
+  };
+  EXPECT_EQ(code_of(sleeping, R"({"text": "hi"})"),
+            std::make_pair(422u, std::string("messages_not_supported")));
+  EXPECT_EQ(code_of(listener, R"({"text": ""})"),
+            std::make_pair(400u, std::string("invalid_request")));
+  EXPECT_EQ(code_of(listener, R"({"words": "hi"})"),
+            std::make_pair(400u, std::string("invalid_request")));
+  EXPECT_EQ(code_of(generate_uuid(), R"({"text": "hi"})"),
+            std::make_pair(404u, std::string("run_not_found")));
+  client_.post("/background-agents/" + sleeping + "/stop");
+  ASSERT_TRUE(wait_for_status(client_, sleeping, "cancelled"));
+  EXPECT_EQ(code_of(sleeping, R"({"text": "hi"})"),
+            std::make_pair(409u, std::string("run_not_active")));
+  client_.post("/background-agents/" + listener + "/stop");
 }
 
 TEST_F(HttpApiTest, MissingOrWrongTokenGets401WithWwwAuthenticate) {

@@ -57,10 +57,10 @@ Run finished_run() {
   return run;
 }
 
-const std::set<std::string> kRunFields = {"instanceId",  "threadId",  "agentId", "agentName",
-                                          "agentSource", "task",      "params",  "status",
-                                          "createdAt",   "startedAt", "endedAt", "durationMs",
-                                          "progress",    "error",     "result",  "logCount"};
+const std::set<std::string> kRunFields = {
+    "instanceId", "threadId", "agentId",   "agentName", "agentSource", "task",
+    "params",     "status",   "createdAt", "startedAt", "endedAt",     "durationMs",
+    "progress",   "error",    "result",    "logCount",  "usage",       "acceptsMessages"};
 
 TEST(WireRun, QueuedRunHasEveryFieldWithNullsWhereNothingIsKnownYet) {
   const json::object run = wire::run(queued_run(), at("2026-11-24T05:47:00.000Z"));
@@ -118,12 +118,13 @@ TEST(WireRun, RunBodyAndRunsArrayAreTheSameObjects) {
   EXPECT_EQ(wire::runs_array({}, now), "[]");
 }
 
-TEST(WireLogEntry, HasSeqTimeLevelAndMessage) {
+TEST(WireLogEntry, HasSeqTimeLevelMessageAndSource) {
   const LogEntry entry{7, at("2026-11-24T05:46:31.482Z"), LogLevel::warn, "disk \"low\""};
   EXPECT_EQ(wire::log_entry(entry), (json::object{{"seq", 7},
                                                   {"ts", "2026-11-24T05:46:31.482Z"},
                                                   {"level", "warn"},
-                                                  {"message", "disk \"low\""}}));
+                                                  {"message", "disk \"low\""},
+                                                  {"source", "agent"}}));
 }
 
 TEST(WireAgent, IsTheApiAgentObject) {
@@ -205,9 +206,51 @@ TEST(WireHttpBodies, LogsPageHoldsEntriesNextAfterAndComplete) {
   EXPECT_EQ(empty.at("complete"), false);
 }
 
-TEST(WireHttpBodies, HealthSaysOkAndTheVersion) {
-  EXPECT_EQ(json::parse(wire::health_body("1.2.3")),
-            (json::object{{"status", "ok"}, {"version", "1.2.3"}}));
+TEST(WireHttpBodies, HealthSaysOkTheVersionAndWhetherTheStoreCommits) {
+  EXPECT_EQ(json::parse(wire::health_body("1.2.3", true)),
+            (json::object{
+                {"status", "ok"}, {"version", "1.2.3"}, {"store", "sqlite"}, {"storeOk", true}}));
+  EXPECT_EQ(json::parse(wire::health_body("1.2.3", false)).at("storeOk"), false);
+}
+
+TEST(WireHttpBodies, MessageBodyNeedsNonEmptyTextWithinItsLimit) {
+  EXPECT_EQ(wire::parse_message_body(R"({"text": "look at the tests"})", 100), "look at the tests");
+  for (const char* bad : {"", "[]", "{}", R"({"text": 5})", R"({"text": ""})", "not json"}) {
+    EXPECT_THROW(wire::parse_message_body(bad, 100), ApiError) << bad;
+  }
+  EXPECT_THROW(wire::parse_message_body(R"({"text": "0123456789"})", 5), ApiError);
+}
+
+TEST(WireHttpBodies, StartBodyWithAnIntegerBeyond64BitsIsRefusedNamingIt) {
+  try {
+    wire::parse_start_body(
+        R"({"agentId": "installed:sleep", "params": {"seconds": 123456789012345678901234567890}})",
+        1000);
+    ADD_FAILURE() << "accepted";
+  } catch (const ApiError& error) {
+    EXPECT_EQ(std::string(error.code()), "invalid_params");
+    EXPECT_NE(std::string(error.what()).find("params.seconds"), std::string::npos) << error.what();
+  }
+}
+
+TEST(WireRunAndLogShapes, V11FieldsUsageAcceptsMessagesAndSource) {
+  nightshift::Run record;
+  record.instance_id = generate_uuid();
+  record.thread_id = generate_uuid();
+  record.agent_id = "installed:llm";
+  record.agent_name = "llm";
+  record.created_at = now_ms();
+  EXPECT_TRUE(wire::run(record, now_ms()).at("usage").is_null());
+  EXPECT_EQ(wire::run(record, now_ms()).at("acceptsMessages"), false);
+  record.usage = TokenUsage{120, 30};
+  record.accepts_messages = true;
+  const auto shown = wire::run(record, now_ms());
+  EXPECT_EQ(shown.at("usage"), (json::object{{"promptTokens", 120}, {"completionTokens", 30}}));
+  EXPECT_EQ(shown.at("acceptsMessages"), true);
+  LogEntry entry{1, now_ms(), LogLevel::info, "hello", LogSource::user};
+  EXPECT_EQ(wire::log_entry(entry).at("source"), "user");
+  entry.source = LogSource::agent;
+  EXPECT_EQ(wire::log_entry(entry).at("source"), "agent");
 }
 
 json::object message(std::string_view type, std::uint64_t seq, std::string_view body) {
