@@ -24,12 +24,23 @@ namespace {
   throw std::runtime_error(what + ": " + std::generic_category().message(error));
 }
 
-// The host's environment with NIGHTSHIFT_INSTANCE_ID set to this run's id.
-std::vector<std::string> child_environment(std::string_view instance_id) {
+// The host's environment with NIGHTSHIFT_INSTANCE_ID set to this run's id,
+// without the variables named in `unset`.
+std::vector<std::string> child_environment(std::string_view instance_id,
+                                           const std::vector<std::string>& unset) {
   constexpr std::string_view key = "NIGHTSHIFT_INSTANCE_ID=";
+  const auto dropped = [&](std::string_view entry) {
+    if (entry.starts_with(key)) return true;
+    for (const std::string& name : unset) {
+      if (entry.size() > name.size() && entry.starts_with(name) && entry[name.size()] == '=') {
+        return true;
+      }
+    }
+    return false;
+  };
   std::vector<std::string> env;
   for (char** entry = environ; entry != nullptr && *entry != nullptr; ++entry) {
-    if (!std::string_view(*entry).starts_with(key)) env.emplace_back(*entry);
+    if (!dropped(*entry)) env.emplace_back(*entry);
   }
   env.push_back(std::string(key) + std::string(instance_id));
   return env;
@@ -91,7 +102,8 @@ Pipe make_pipe() {
 // descriptor of the host. posix_spawn rather than fork: the host is
 // multi-threaded, and posix_spawn does only async-signal-safe work in the child.
 pid_t spawn_shell(const std::string& command, const std::string& workspace,
-                  std::string_view instance_id, const Pipe& out, const Pipe& err) {
+                  std::string_view instance_id, const Pipe& out, const Pipe& err,
+                  const std::vector<std::string>& unset_variables) {
   SpawnAttributes attributes;
   sigset_t no_signals;
   sigemptyset(&no_signals);
@@ -125,7 +137,7 @@ pid_t spawn_shell(const std::string& command, const std::string& workspace,
   check_spawn_setup(::posix_spawn_file_actions_addclosefrom_np(actions.get(), STDERR_FILENO + 1),
                     "posix_spawn_file_actions_addclosefrom_np");
 
-  std::vector<std::string> env = child_environment(instance_id);
+  std::vector<std::string> env = child_environment(instance_id, unset_variables);
   std::vector<char*> envp;
   for (std::string& entry : env) envp.push_back(entry.data());
   envp.push_back(nullptr);

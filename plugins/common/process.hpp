@@ -10,6 +10,7 @@
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 namespace nightshift::plugin_common {
 
@@ -52,9 +53,11 @@ Pipe make_pipe();
 // stdin from /dev/null, stdout and stderr into the write ends of `out` and
 // `err` (the same pipe for both merges them), `workspace` as its working
 // directory, no other descriptor of the host, and the host's environment
-// with NIGHTSHIFT_INSTANCE_ID set to `instance_id`.
+// with NIGHTSHIFT_INSTANCE_ID set to `instance_id` and without the
+// variables named in `unset_variables`.
 pid_t spawn_shell(const std::string& command, const std::string& workspace,
-                  std::string_view instance_id, const Pipe& out, const Pipe& err);
+                  std::string_view instance_id, const Pipe& out, const Pipe& err,
+                  const std::vector<std::string>& unset_variables = {});
 
 // True while a process of group `pgid` is alive (zombies do not count).
 bool group_has_live_process(pid_t pgid);

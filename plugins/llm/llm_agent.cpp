@@ -56,10 +56,11 @@ std::string redact(std::string text, const std::string& key) {
   return text;
 }
 
-// The model's text, logged a line at a time as it streams.
+// The model's text, logged a line at a time as it streams (without the key,
+// should the model ever write it).
 class LineLog {
  public:
-  explicit LineLog(const RunContext& ctx) : ctx_(ctx) {}
+  LineLog(const RunContext& ctx, const std::string& key) : ctx_(ctx), key_(key) {}
   void feed(std::string_view text) {
     while (!text.empty()) {
       const std::size_t newline = text.find('\n');
@@ -67,7 +68,7 @@ class LineLog {
       while (pending_.size() > max_log_line_bytes) {
         std::size_t cut = max_log_line_bytes;
         while (cut > 0 && (static_cast<unsigned char>(pending_[cut]) & 0xC0) == 0x80) --cut;
-        ctx_.info(std::string_view(pending_).substr(0, cut));
+        ctx_.info(redact(pending_.substr(0, cut), key_));
         pending_.erase(0, cut);
       }
       if (newline == std::string_view::npos) return;
@@ -81,10 +82,11 @@ class LineLog {
  private:
   void emit() {
     if (!pending_.empty() && pending_.back() == '\r') pending_.pop_back();
-    if (pending_.find_first_not_of(" \t") != std::string::npos) ctx_.info(pending_);
+    if (pending_.find_first_not_of(" \t") != std::string::npos) ctx_.info(redact(pending_, key_));
     pending_.clear();
   }
   const RunContext& ctx_;
+  const std::string& key_;
   std::string pending_;
 };
 
@@ -180,7 +182,7 @@ class Conversation {
         settings_(std::move(settings)),
         client_(parse_endpoint(settings_.base_url), [this] { return ctx_.cancelled(); }),
         tools_(workspace(ctx), settings_.tools, std::string(ctx.instance_id()),
-               [this] { return ctx_.cancelled(); }) {}
+               [this] { return ctx_.cancelled(); }, {settings_.api_key_env}) {}
 
   void run() {
     std::string tool_list;
@@ -236,7 +238,7 @@ class Conversation {
         if (call.id.empty()) call.id = "call_" + std::to_string(turns_) + "_" + std::to_string(i);
       }
       messages_.push_back(assistant_message(*answer));
-      if (!answer->content.empty()) summary_ = answer->content;
+      if (!answer->content.empty()) summary_ = redact(answer->content, settings_.api_key);
       if (answer->tool_calls.empty()) {
         // A message that came while the model was answering is answered too.
         if (take_messages() > 0) continue;
@@ -278,7 +280,8 @@ class Conversation {
   }
 
   void run_tool(const ToolCall& call) {
-    ctx_.info("tool " + call.name + " " + describe_arguments(call.arguments));
+    ctx_.info(
+        redact("tool " + call.name + " " + describe_arguments(call.arguments), settings_.api_key));
     const ToolOutcome outcome = tools_.call(call.name, call.arguments);
     const std::string account = call.name + " -> " + outcome.account;
     if (outcome.error) {
@@ -318,7 +321,7 @@ class Conversation {
       if (ctx_.cancelled()) return std::nullopt;
       StreamAccumulator stream;
       SseParser sse;
-      LineLog text_log(ctx_);
+      LineLog text_log(ctx_, settings_.api_key);
       bool event_stream = false;
       std::string whole;
       const auto on_event = [&](std::string_view data) {

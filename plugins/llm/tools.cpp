@@ -252,10 +252,12 @@ class CappedOutput {
 }  // namespace
 
 Tools::Tools(const fs::path& workspace, std::vector<std::string> enabled, std::string instance_id,
-             std::function<bool()> cancelled, ToolLimits limits)
+             std::function<bool()> cancelled, std::vector<std::string> hidden_variables,
+             ToolLimits limits)
     : enabled_(std::move(enabled)),
       instance_id_(std::move(instance_id)),
       cancelled_(std::move(cancelled)),
+      hidden_variables_(std::move(hidden_variables)),
       limits_(limits) {
   std::error_code ec;
   root_ = fs::weakly_canonical(fs::absolute(workspace, ec), ec);
@@ -537,8 +539,8 @@ ToolOutcome Tools::run_command(const json::object& args) {
   if (cancelled_()) throw ToolError("the run is stopping; the command was not started");
 
   plugin_common::Pipe output = plugin_common::make_pipe();
-  const pid_t pid =
-      plugin_common::spawn_shell(command, root_.string(), instance_id_, output, output);
+  const pid_t pid = plugin_common::spawn_shell(command, root_.string(), instance_id_, output,
+                                               output, hidden_variables_);
   output.write_end.reset();
   plugin_common::FileDescriptor reader = std::move(output.read_end);
 

@@ -42,8 +42,10 @@ struct ToolLimits {
 class Tools {
  public:
   // `cancelled` is looked at while a command runs: a stop kills it.
+  // `hidden_variables` are left out of the commands' environment (the key's).
   Tools(const std::filesystem::path& workspace, std::vector<std::string> enabled,
-        std::string instance_id, std::function<bool()> cancelled, ToolLimits limits = {});
+        std::string instance_id, std::function<bool()> cancelled,
+        std::vector<std::string> hidden_variables = {}, ToolLimits limits = {});
 
   const std::vector<std::string>& enabled() const noexcept { return enabled_; }
   bool is_enabled(std::string_view name) const;
@@ -77,6 +79,7 @@ class Tools {
   std::vector<std::string> enabled_;
   std::string instance_id_;
   std::function<bool()> cancelled_;
+  std::vector<std::string> hidden_variables_;
   ToolLimits limits_;
   std::set<std::string> files_changed_;
 };

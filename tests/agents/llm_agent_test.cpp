@@ -547,9 +547,13 @@ TEST_F(LlmAgentTest, NonStreamingAnswers) {
 
 TEST_F(LlmAgentTest, TheKeyGoesOnlyIntoTheAuthorizationHeader) {
   ::setenv(key_variable, secret_key, 1);
-  server_.push(calling({{"k", "list_files", "{}"}}));
-  server_.push(final_answer());
-  const AgentOutcome outcome = run("Hello.", params());
+  server_.push(
+      calling({{"k", "list_files", "{}"},
+               {"e", "run_command", R"({"command": "echo \"key=[$NIGHTSHIFT_TEST_LLM_KEY]\""})"}}));
+  // A model that writes the key anyway (it cannot know it; this one is told).
+  server_.push(final_answer(std::string("Done. The key is ") + secret_key + "\nBye."));
+  const AgentOutcome outcome =
+      run("Hello.", params(json::object{{"tools", json::array{"list_files", "run_command"}}}));
   ASSERT_EQ(outcome.return_code, NIGHTSHIFT_RUN_OK) << outcome.error.value_or("");
   const auto requests = server_.requests();
   ASSERT_EQ(requests.size(), 2u);
@@ -557,8 +561,11 @@ TEST_F(LlmAgentTest, TheKeyGoesOnlyIntoTheAuthorizationHeader) {
     EXPECT_EQ(request.header("authorization"), std::string("Bearer ") + secret_key);
     EXPECT_EQ(request.body.find(secret_key), std::string::npos);
   }
-  EXPECT_EQ(all_logs(outcome).find(secret_key), std::string::npos);
+  // Commands do not get it in their environment.
+  EXPECT_EQ(tool_result(requests[1], "e"), "exit status 0\nkey=[]\n");
+  EXPECT_EQ(all_logs(outcome).find(secret_key), std::string::npos) << all_logs(outcome);
   EXPECT_EQ(outcome.result_json.value_or("").find(secret_key), std::string::npos);
+  EXPECT_EQ(result_of(outcome).at("summary"), "Done. The key is [redacted]\nBye.");
 
   // A server that quotes the key it refuses: the run's error does not.
   server_.push(ScriptedAnswer::json(
