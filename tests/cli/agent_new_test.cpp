@@ -137,7 +137,8 @@ TEST_P(AgentNewProject, BuildsAgainstTheInstalledSdkAndRunsAsALocalAgent) {
   const Outcome agents = nightshift({"agents", "--json"}, client);
   ASSERT_EQ(agents.exit_code, 0) << agents;
   bool listed = false;
-  for (const auto& agent : json::parse(agents.out).at("agents").as_array()) {
+  const json::value catalog = json::parse(agents.out);
+  for (const auto& agent : catalog.at("agents").as_array()) {
     if (agent.at("id") != ("local:" + name).c_str()) continue;
     listed = true;
     EXPECT_EQ(agent.at("available"), true) << json::serialize(agent);
