@@ -139,8 +139,8 @@ TEST_P(AgentNewProject, BuildsAgainstTheInstalledSdkAndRunsAsALocalAgent) {
   bool listed = false;
   // Kept in a variable: a range-for over a member of a temporary would
   // iterate a destroyed value.
-  const json::value listing = json::parse(agents.out);
-  for (const auto& agent : listing.at("agents").as_array()) {
+  const json::value catalog = json::parse(agents.out);
+  for (const auto& agent : catalog.at("agents").as_array()) {
     if (agent.at("id") != ("local:" + name).c_str()) continue;
     listed = true;
     EXPECT_EQ(agent.at("available"), true) << json::serialize(agent);
