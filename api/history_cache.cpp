@@ -1,7 +1,6 @@
 #include "api/history_cache.hpp"
 
-#include <boost/json/array.hpp>
-#include <boost/json/serialize.hpp>
+#include "api/wire.hpp"
 
 namespace nightshift::api {
 
@@ -34,12 +33,8 @@ std::shared_ptr<const CachedHistoryPage> HistoryCache::get(
   }
 
   const HistoryPage page = load();
-  boost::json::array runs;
-  runs.reserve(page.runs.size());
-  const Timestamp wall_now = now_ms();
-  for (const Run& run : page.runs) runs.emplace_back(to_json(run, wall_now));
   auto cached = std::make_shared<CachedHistoryPage>(
-      CachedHistoryPage{boost::json::serialize(runs), page.next_cursor});
+      CachedHistoryPage{wire::runs_array(page.runs, now_ms()), page.next_cursor});
 
   std::lock_guard lock(mutex_);
   if (entries_.size() >= max_entries_) entries_.clear();

@@ -22,7 +22,7 @@
 #include <string>
 #include <unordered_map>
 
-#include "store/run_store.hpp"
+#include "model/history.hpp"
 
 namespace nightshift::api {
 

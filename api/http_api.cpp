@@ -2,16 +2,17 @@
 
 #include <spdlog/spdlog.h>
 
+#include <boost/asio/post.hpp>
 #include <boost/beast/core/string.hpp>
-#include <boost/json/array.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
 #include <boost/url/parse.hpp>
 #include <charconv>
+#include <limits>
 #include <map>
 
 #include "api/api_error.hpp"
+#include "api/wire.hpp"
 #include "panel/panel_assets.hpp"
+#include "store/run_store.hpp"
 
 #ifndef NIGHTSHIFT_VERSION
 #error "NIGHTSHIFT_VERSION must be defined by the build"
@@ -20,7 +21,7 @@
 namespace nightshift::api {
 
 namespace http = boost::beast::http;
-namespace json = boost::json;
+namespace net = boost::asio;
 
 namespace {
 
@@ -77,31 +78,6 @@ std::uint64_t parse_integer(const std::string& name, const std::string& text, st
   return value;
 }
 
-bool valid_agent_name(std::string_view name) {
-  if (name.empty() || name.size() > 64) return false;
-  for (std::size_t i = 0; i < name.size(); ++i) {
-    const char c = name[i];
-    const bool alnum = (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9');
-    if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-'))) return false;
-  }
-  return true;
-}
-
-bool valid_agent_id(std::string_view id) {
-  const auto colon = id.find(':');
-  if (colon == std::string_view::npos) return false;
-  return parse_agent_source(id.substr(0, colon)).has_value() &&
-         valid_agent_name(id.substr(colon + 1));
-}
-
-std::string serialize_runs(const std::vector<Run>& runs) {
-  json::array array;
-  array.reserve(runs.size());
-  const Timestamp now = now_ms();
-  for (const Run& run : runs) array.emplace_back(to_json(run, now));
-  return json::serialize(array);
-}
-
 Response make_response(const Request& request, http::status status, std::string body,
                        std::string_view content_type = "application/json") {
   Response response{status, request.version()};
@@ -110,10 +86,6 @@ Response make_response(const Request& request, http::status status, std::string 
   response.set(http::field::cache_control, "no-store");
   response.body() = std::move(body);
   return response;
-}
-
-Response json_response(const Request& request, http::status status, const json::value& value) {
-  return make_response(request, status, json::serialize(value));
 }
 
 const std::string& run_id(const std::vector<std::string>& captures) {
@@ -176,69 +148,42 @@ Response error_for(const Request& request, const ApiError& error) {
   return response;
 }
 
-StartRequest parse_start_body(const std::string& body, std::size_t max_task_bytes) {
-  if (body.empty()) {
-    throw invalid_request(
-        "the body is empty; send a JSON object such as {\"agentId\": \"installed:echo\"}");
-  }
-  boost::system::error_code error;
-  json::value parsed = json::parse(body, error);
-  if (error) throw invalid_request("the body is not valid JSON: " + error.message());
-  if (!parsed.is_object()) throw invalid_request("the body must be a JSON object");
-  const json::object& object = parsed.get_object();
-
-  StartRequest start;
-  const json::value* agent_id = object.if_contains("agentId");
-  if (agent_id == nullptr || agent_id->is_null()) throw invalid_request("agentId is required");
-  if (!agent_id->is_string()) throw invalid_request("agentId must be a string");
-  start.agent_id = std::string(agent_id->get_string());
-  if (!valid_agent_id(start.agent_id)) {
-    throw invalid_request("agentId '" + start.agent_id +
-                          "' is not of the form <source>:<name>, e.g. installed:echo");
-  }
-  if (const json::value* task = object.if_contains("task"); task && !task->is_null()) {
-    if (!task->is_string()) throw invalid_request("task must be a string or null");
-    if (task->get_string().size() > max_task_bytes) {
-      throw invalid_request("task is " + std::to_string(task->get_string().size()) +
-                            " bytes; the limit is " + std::to_string(max_task_bytes));
-    }
-    start.task = std::string(task->get_string());
-  }
-  if (const json::value* params = object.if_contains("params"); params && !params->is_null()) {
-    if (!params->is_object()) throw invalid_request("params must be a JSON object");
-    start.params = params->get_object();
-  }
-  return start;
-}
-
 }  // namespace
 
 HttpApi::HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManager& runs,
-                 Catalog& catalog, HistoryCache& history, Metrics& metrics)
+                 Catalog& catalog, HistoryCache& history, Metrics& metrics, net::thread_pool& pool)
     : options_(options),
       bound_to_loopback_(bound_to_loopback),
       runs_(runs),
       catalog_(catalog),
       history_(history),
-      metrics_(metrics) {
+      metrics_(metrics),
+      pool_(pool) {
   using http::verb;
-  router_.add({verb::get, "/background-agents", Access::token}, &HttpApi::list_runs);
-  router_.add({verb::post, "/background-agents/start", Access::token}, &HttpApi::start_run);
-  router_.add({verb::get, "/background-agents/{instanceId}", Access::token}, &HttpApi::get_run);
+  constexpr auto io = AnsweredOn::io_thread;
+  constexpr auto pooled = AnsweredOn::pool;
+  router_.add({verb::get, "/background-agents", Access::token}, {pooled, &HttpApi::list_runs});
+  router_.add({verb::post, "/background-agents/start", Access::token},
+              {AnsweredOn::commit, nullptr});
+  router_.add({verb::get, "/background-agents/{instanceId}", Access::token},
+              {pooled, &HttpApi::get_run});
   router_.add({verb::delete_, "/background-agents/{instanceId}", Access::token},
-              &HttpApi::delete_run);
+              {pooled, &HttpApi::delete_run});
   router_.add({verb::get, "/background-agents/{instanceId}/logs", Access::token},
-              &HttpApi::get_logs);
+              {pooled, &HttpApi::get_logs});
   router_.add({verb::post, "/background-agents/{instanceId}/stop", Access::token},
-              &HttpApi::stop_run);
-  router_.add({verb::get, "/agents", Access::token}, &HttpApi::list_agents);
-  router_.add({verb::post, "/agents/rescan", Access::token}, &HttpApi::rescan_agents);
-  router_.add({verb::get, "/healthz", Access::open}, &HttpApi::health);
-  router_.add({verb::get, "/metrics", Access::token}, &HttpApi::metrics);
+              {pooled, &HttpApi::stop_run});
+  // The catalog's list is an in-memory snapshot; a rescan reads the disk
+  // and loads plugins.
+  router_.add({verb::get, "/agents", Access::token}, {io, &HttpApi::list_agents});
+  router_.add({verb::post, "/agents/rescan", Access::token}, {pooled, &HttpApi::rescan_agents});
+  router_.add({verb::get, "/healthz", Access::open}, {io, &HttpApi::health});
+  // The run manager's stats are counters in memory.
+  router_.add({verb::get, "/metrics", Access::token}, {io, &HttpApi::metrics});
   router_.add({verb::get, kWebSocketPath, Access::token_or_query},
-              &HttpApi::websocket_without_upgrade);
-  router_.add({verb::get, "/", Access::open}, &HttpApi::panel_file);
-  router_.add({verb::get, "/assets/{file}", Access::open}, &HttpApi::panel_file);
+              {io, &HttpApi::websocket_without_upgrade});
+  router_.add({verb::get, "/", Access::open}, {io, &HttpApi::panel_file});
+  router_.add({verb::get, "/assets/{file}", Access::open}, {io, &HttpApi::panel_file});
 }
 
 Response HttpApi::error_response(unsigned http_version, bool keep_alive, http::status status,
@@ -247,8 +192,7 @@ Response HttpApi::error_response(unsigned http_version, bool keep_alive, http::s
   response.keep_alive(keep_alive);
   response.set(http::field::content_type, "application/json");
   response.set(http::field::cache_control, "no-store");
-  response.body() =
-      json::serialize(json::object{{"error", json::object{{"code", code}, {"message", message}}}});
+  response.body() = wire::error_body(code, message);
   return response;
 }
 
@@ -323,24 +267,27 @@ std::optional<Response> HttpApi::admit(const Request& request, boost::urls::url_
   return std::nullopt;
 }
 
-Response HttpApi::dispatch(const Request& request) const {
-  auto url = boost::urls::parse_origin_form(request.target());
+std::optional<Response> HttpApi::route(const std::shared_ptr<const Request>& request,
+                                       std::optional<Call>& call, const Handler*& handler) const {
+  auto url = boost::urls::parse_origin_form(request->target());
   if (!url) throw invalid_request("the request target is not a valid path and query");
   Router<Handler>::Match match;
-  if (auto refusal = admit(request, *url, match)) return std::move(*refusal);
-  if (request.method() == http::verb::post && !request.body().empty() &&
-      !is_json_media_type(view(request[http::field::content_type]))) {
+  if (auto refusal = admit(*request, *url, match)) return refusal;
+  if (request->method() == http::verb::post && !request->body().empty() &&
+      !is_json_media_type(view((*request)[http::field::content_type]))) {
     throw ApiError(http::status::unsupported_media_type, "unsupported_media_type",
                    "send the body as 'Content-Type: application/json'");
   }
-  const Call call{request, *url, std::move(match.captures)};
-  return (this->*(match.route->handler))(call);
+  call.emplace(Call{request, *url, std::move(match.captures)});
+  handler = &match.route->handler;
+  return std::nullopt;
 }
 
-Response HttpApi::handle(const Request& request) const noexcept {
+Response HttpApi::guarded(const Request& request,
+                          const std::function<Response()>& respond) noexcept {
   try {
     try {
-      return dispatch(request);
+      return respond();
     } catch (const CatalogError& error) {
       throw from_catalog_error(error);
     } catch (const RunError& error) {
@@ -368,16 +315,83 @@ Response HttpApi::handle(const Request& request) const noexcept {
   }
 }
 
-std::optional<Response> HttpApi::check_websocket_upgrade(const Request& request) const noexcept {
+void HttpApi::handle(std::shared_ptr<const Request> request, const net::any_io_executor& strand,
+                     Send send) const noexcept {
+  std::optional<Call> call;
+  const Handler* handler = nullptr;
+  Response refusal = guarded(*request, [&]() -> Response {
+    if (auto response = route(request, call, handler)) return std::move(*response);
+    return Response{};
+  });
+  try {
+    if (!call) return send(std::move(refusal));
+    switch (handler->answered_on) {
+      case AnsweredOn::io_thread:
+        return send(guarded(*request, [&] { return (this->*(handler->respond))(*call); }));
+      case AnsweredOn::pool:
+        return answer_on_pool(std::move(*call), handler->respond, strand, std::move(send));
+      case AnsweredOn::commit:
+        return start_run(std::move(*call), strand, std::move(send));
+    }
+  } catch (const std::exception& error) {
+    // Only a failure to allocate or to post gets here; the session's
+    // request timeout then ends the connection.
+    spdlog::error("{} {} could not be answered: {}", view(request->method_string()),
+                  view(request->target()), error.what());
+  }
+}
+
+void HttpApi::answer_on_pool(Call call, Respond respond, const net::any_io_executor& strand,
+                             Send send) const {
+  const auto id = pending_->add(strand, std::move(send));
+  net::post(pool_, [this, call = std::move(call), respond, id] {
+    Response response = guarded(*call.request, [&] { return (this->*respond)(call); });
+    pending_->complete(id,
+                       [response = std::move(response)]() mutable { return std::move(response); });
+  });
+}
+
+// The body is checked here, on the I/O thread (it is only parsing); the run
+// manager validates and reserves on this thread too, and calls back once the
+// store has committed the run. The callback only posts: the response is built
+// on the session's strand.
+void HttpApi::start_run(Call call, const net::any_io_executor& strand, Send send) const {
+  StartRequest start;
+  bool parsed = false;
+  Response refusal = guarded(*call.request, [&]() -> Response {
+    start = wire::parse_start_body(call.request->body(), options_.max_task_bytes);
+    parsed = true;
+    return Response{};
+  });
+  if (!parsed) return send(std::move(refusal));
+
+  Respond respond = &HttpApi::start_now;
+  answer_on_pool(Call{call}, respond, strand, std::move(send));
+  (void)start;
+}
+
+Response HttpApi::start_now(const Call& call) const {
+  const Run run =
+      runs_.start(wire::parse_start_body(call.request->body(), options_.max_task_bytes));
+  Response response =
+      make_response(*call.request, http::status::created, wire::run_body(run, now_ms()));
+  response.set(http::field::location, "/background-agents/" + run.instance_id);
+  return response;
+}
+
+void HttpApi::close() noexcept {
+  pending_->close();
+}
+
+bool HttpApi::may_upgrade(const Request& request) const noexcept {
   try {
     auto url = boost::urls::parse_origin_form(request.target());
-    if (!url) return handle(request);
+    if (!url) return false;
     Router<Handler>::Match match;
-    if (auto refusal = admit(request, *url, match)) return refusal;
-    if (match.route->handler != &HttpApi::websocket_without_upgrade) return handle(request);
-    return std::nullopt;
+    return !admit(request, *url, match) &&
+           match.route->handler.respond == &HttpApi::websocket_without_upgrade;
   } catch (...) {
-    return handle(request);
+    return false;
   }
 }
 
@@ -398,21 +412,16 @@ Response HttpApi::list_runs(const Call& call) const {
       }
       query.status = status;
     } else if (key == "agentId") {
-      if (!valid_agent_id(value)) {
+      if (!wire::is_agent_id(value)) {
         throw invalid_query("agentId must be of the form <source>:<name>, got '" + value + "'");
       }
       query.agent_id = value;
     }
   }
   const auto page = history_.get(query, [&] { return runs_.history(query); });
-  std::string body = "{\"active\":";
-  body += serialize_runs(runs_.active(query.agent_id));
-  body += ",\"history\":";
-  body += page->history_json;
-  body += ",\"nextCursor\":";
-  body += page->next_cursor ? json::serialize(json::string(*page->next_cursor)) : "null";
-  body += '}';
-  return make_response(call.request, http::status::ok, std::move(body));
+  const std::string active = wire::runs_array(runs_.active(query.agent_id), now_ms());
+  return make_response(*call.request, http::status::ok,
+                       wire::list_page(active, page->history_json, page->next_cursor));
 }
 
 Response HttpApi::get_run(const Call& call) const {
@@ -420,7 +429,7 @@ Response HttpApi::get_run(const Call& call) const {
   const auto run = runs_.get(id);
   if (!run)
     throw from_run_error(RunError(RunError::Code::run_not_found, "no run has the id '" + id + "'"));
-  return json_response(call.request, http::status::ok, to_json(*run, now_ms()));
+  return make_response(*call.request, http::status::ok, wire::run_body(*run, now_ms()));
 }
 
 Response HttpApi::get_logs(const Call& call) const {
@@ -434,62 +443,36 @@ Response HttpApi::get_logs(const Call& call) const {
       limit = parse_integer("limit", value, 1, kMaxLogLimit);
     }
   }
-  const LogPage page = runs_.logs(id, after, limit);
-  json::array entries;
-  entries.reserve(page.entries.size());
-  for (const LogEntry& entry : page.entries) entries.emplace_back(to_json(entry));
-  return json_response(call.request, http::status::ok,
-                       json::object{{"instanceId", id},
-                                    {"entries", std::move(entries)},
-                                    {"nextAfter", page.next_after},
-                                    {"complete", page.complete}});
-}
-
-Response HttpApi::start_run(const Call& call) const {
-  const StartRequest start = parse_start_body(call.request.body(), options_.max_task_bytes);
-  const Run run = runs_.start(start);
-  Response response = json_response(call.request, http::status::created, to_json(run, now_ms()));
-  response.set(http::field::location, "/background-agents/" + run.instance_id);
-  return response;
+  return make_response(*call.request, http::status::ok,
+                       wire::logs_page(id, runs_.logs(id, after, limit)));
 }
 
 Response HttpApi::stop_run(const Call& call) const {
   const Run run = runs_.stop(run_id(call.captures));
-  return json_response(call.request, http::status::accepted, to_json(run, now_ms()));
+  return make_response(*call.request, http::status::accepted, wire::run_body(run, now_ms()));
 }
 
 Response HttpApi::delete_run(const Call& call) const {
   runs_.remove(run_id(call.captures));
-  Response response{http::status::no_content, call.request.version()};
-  response.keep_alive(call.request.keep_alive());
+  Response response{http::status::no_content, call.request->version()};
+  response.keep_alive(call.request->keep_alive());
   return response;
 }
 
-namespace {
-
-json::object agents_body(const std::vector<AgentInfo>& agents) {
-  json::array list;
-  for (const AgentInfo& agent : agents) list.emplace_back(to_json(agent));
-  return json::object{{"agents", std::move(list)}};
-}
-
-}  // namespace
-
 Response HttpApi::list_agents(const Call& call) const {
-  return json_response(call.request, http::status::ok, agents_body(catalog_.agents()));
+  return make_response(*call.request, http::status::ok, wire::agents_body(catalog_.agents()));
 }
 
 Response HttpApi::rescan_agents(const Call& call) const {
-  return json_response(call.request, http::status::ok, agents_body(catalog_.rescan()));
+  return make_response(*call.request, http::status::ok, wire::agents_body(catalog_.rescan()));
 }
 
 Response HttpApi::health(const Call& call) const {
-  return json_response(call.request, http::status::ok,
-                       json::object{{"status", "ok"}, {"version", NIGHTSHIFT_VERSION}});
+  return make_response(*call.request, http::status::ok, wire::health_body(NIGHTSHIFT_VERSION));
 }
 
 Response HttpApi::metrics(const Call& call) const {
-  return make_response(call.request, http::status::ok, metrics_.render(runs_.stats()),
+  return make_response(*call.request, http::status::ok, metrics_.render(runs_.stats()),
                        "text/plain; version=0.0.4; charset=utf-8");
 }
 
@@ -499,7 +482,7 @@ Response HttpApi::panel_file(const Call& call) const {
     throw ApiError(http::status::not_found, "not_found",
                    "the panel has no file " + std::string(view(call.url.path())));
   }
-  Response response = make_response(call.request, http::status::ok, std::string(asset->content),
+  Response response = make_response(*call.request, http::status::ok, std::string(asset->content),
                                     asset->content_type);
   response.set(http::field::cache_control, "no-cache");
   response.set("X-Content-Type-Options", "nosniff");

@@ -1,21 +1,38 @@
-// The endpoints of api.md as plain functions from a parsed HTTP request to a
+// The endpoints of api.md as functions from a parsed HTTP request to a
 // response: host check, authentication, routing, validation, and the mapping
 // of engine errors to API errors. Knows nothing of sockets; the sessions in
-// server.cpp feed it whole requests.
+// server.cpp feed it whole requests and send what it answers.
 //
-// Thread safety: handle() and check_websocket_upgrade() are [thread-safe]
-// (the router is read-only once built; the engine's members are thread-safe).
+// Where each answer is made (the route table says it per route):
+// - on the I/O thread that calls handle(), when it needs nothing slow
+//   (refusals, health, metrics, the agent list, the panel's files);
+// - on the worker pool, when it reads the store, loads plugins or touches the
+//   disk (runs, logs, stop, delete, rescan), then posted to the session's
+//   strand;
+// - for a start, when the store has committed the new run: the run manager's
+//   asynchronous start calls back on the store writer thread, which only
+//   posts to the session's strand, where the response is built. No thread
+//   waits for the commit, so one group commit carries many starts.
+//
+// Thread safety: handle() and may_upgrade() are [thread-safe]
+// (the router is read-only once built; the engine's members are
+// thread-safe). close() is called once, when the server stops.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/url/url_view.hpp>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
 
 #include "api/history_cache.hpp"
 #include "api/metrics.hpp"
+#include "api/pending_answers.hpp"
 #include "api/router.hpp"
 #include "api/server_options.hpp"
 #include "catalog/catalog.hpp"
@@ -30,16 +47,27 @@ inline constexpr const char* kWebSocketPath = "/background-agent-ws";
 
 class HttpApi {
  public:
+  // Sends a response on its session; called on the session's strand.
+  using Send = std::function<void(Response)>;
+
   HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManager& runs, Catalog& catalog,
-          HistoryCache& history, Metrics& metrics);
+          HistoryCache& history, Metrics& metrics, boost::asio::thread_pool& pool);
 
-  // Answers any request except a WebSocket upgrade that was let through.
-  // Never throws: failures become JSON errors (500 internal_error, logged).
-  Response handle(const Request& request) const noexcept;
+  // Answers any request except a WebSocket upgrade that was let through, by
+  // calling `send` exactly once, on `strand` (the caller's, which it runs
+  // on): at once, or later from the pool or a commit. Failures become JSON
+  // errors (500 internal_error, logged). Nothing is sent after close().
+  void handle(std::shared_ptr<const Request> request, const boost::asio::any_io_executor& strand,
+              Send send) const noexcept;
 
-  // For an upgrade request to the WebSocket path: nullopt when it may
-  // upgrade, else the response that refuses it (401, 403, 404, 405).
-  std::optional<Response> check_websocket_upgrade(const Request& request) const noexcept;
+  // True for an upgrade request that may become a WebSocket: it is for the
+  // WebSocket path and passes the host check and authentication. Any other
+  // request goes to handle(), which refuses it as it should (401, 403, ...).
+  bool may_upgrade(const Request& request) const noexcept;
+
+  // Drops every answer still waiting for the pool or a commit; called when
+  // the server stops, before its io_context goes.
+  void close() noexcept;
 
   std::vector<RouteSpec> routes() const { return router_.routes(); }
 
@@ -50,24 +78,40 @@ class HttpApi {
 
  private:
   struct Call {
-    const Request& request;
-    boost::urls::url_view url;
+    std::shared_ptr<const Request> request;
+    boost::urls::url_view url;  // views request->target()
     std::vector<std::string> captures;
   };
-  using Handler = Response (HttpApi::*)(const Call&) const;
+  using Respond = Response (HttpApi::*)(const Call&) const;
 
-  // Host check, routing and authentication; a response when the request
-  // stops there, else the route to call.
+  enum class AnsweredOn { io_thread, pool, commit };
+  struct Handler {
+    AnsweredOn answered_on = AnsweredOn::io_thread;
+    Respond respond = nullptr;  // for io_thread and pool; a commit's answer is start_run's
+  };
+
+  // Host check, routing, authentication and the media type: the response
+  // when the request stops there, else the call to answer. Throws ApiError.
+  std::optional<Response> route(const std::shared_ptr<const Request>& request,
+                                std::optional<Call>& call, const Handler*& handler) const;
   std::optional<Response> admit(const Request& request, boost::urls::url_view url,
                                 Router<Handler>::Match& match) const;
-  Response dispatch(const Request& request) const;
   bool host_allowed(const Request& request) const;
   bool authorized(const Request& request, boost::urls::url_view url, Access access) const;
+
+  // Calls `respond`, turning whatever it throws into the API's error
+  // response.
+  static Response guarded(const Request& request,
+                          const std::function<Response()>& respond) noexcept;
+
+  void answer_on_pool(Call call, Respond respond, const boost::asio::any_io_executor& strand,
+                      Send send) const;
+  void start_run(Call call, const boost::asio::any_io_executor& strand, Send send) const;
+  Response start_now(const Call& call) const;
 
   Response list_runs(const Call& call) const;
   Response get_run(const Call& call) const;
   Response get_logs(const Call& call) const;
-  Response start_run(const Call& call) const;
   Response stop_run(const Call& call) const;
   Response delete_run(const Call& call) const;
   Response list_agents(const Call& call) const;
@@ -83,7 +127,11 @@ class HttpApi {
   Catalog& catalog_;
   HistoryCache& history_;
   Metrics& metrics_;
+  boost::asio::thread_pool& pool_;
   Router<Handler> router_;
+  // Shared with the start callbacks the run manager holds, which may outlive
+  // this object.
+  std::shared_ptr<PendingAnswers<Response>> pending_ = std::make_shared<PendingAnswers<Response>>();
 };
 
 }  // namespace nightshift::api

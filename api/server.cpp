@@ -7,6 +7,7 @@
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -15,6 +16,7 @@
 #include <thread>
 #include <unordered_map>
 
+#include "api/connection_count.hpp"
 #include "api/history_cache.hpp"
 #include "api/http_api.hpp"
 #include "api/websocket_hub.hpp"
@@ -48,7 +50,8 @@ net::ip::address parse_listen_address(const std::string& host) {
 }  // namespace
 
 // Everything the sessions share. Member order matters for destruction: the
-// io_context goes before the tables its pending handlers' sessions touch.
+// worker pool, then the io_context, go before the tables their pending
+// handlers' sessions touch.
 struct ServerCore {
   ServerCore(ServerOptions server_options, RunManager& run_manager, Catalog& catalog,
              EventBus& event_bus)
@@ -56,7 +59,7 @@ struct ServerCore {
         runs(run_manager),
         bus(event_bus),
         address(parse_listen_address(options.listen_host)),
-        api(options, address.is_loopback(), run_manager, catalog, history, metrics) {}
+        api(options, address.is_loopback(), run_manager, catalog, history, metrics, pool) {}
 
   const ServerOptions options;
   RunManager& runs;
@@ -64,17 +67,20 @@ struct ServerCore {
   const net::ip::address address;
   HistoryCache history;
   Metrics metrics;
+  ConnectionCount connections;  // HTTP and WebSocket sessions
   HttpApi api;
   WebSocketHub hub;
 
   std::mutex sessions_mutex;  // guards http_sessions
   std::unordered_map<const HttpSession*, std::weak_ptr<HttpSession>> http_sessions;
-  std::atomic<std::size_t> http_connections{0};
 
   net::io_context ioc;
   std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
-  tcp::acceptor acceptor{ioc};
-  tcp::endpoint endpoint;            // set by start(), read-only after
+  // On its own strand, as in Beast's advanced_server: accepting and closing
+  // never run at once.
+  tcp::acceptor acceptor{net::make_strand(ioc)};
+  tcp::endpoint endpoint;  // set by start(), read-only after
+  net::thread_pool pool{std::max<std::size_t>(1, options.worker_threads)};
   std::vector<std::thread> threads;  // owned by the thread that owns the Server
   bool stopped = false;
   EventBus::Subscription subscription;  // last: released first
@@ -92,16 +98,11 @@ namespace {
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
   HttpSession(tcp::socket&& socket, ServerCore& server)
-      : stream_(std::move(socket)), server_(server) {
-    server_.http_connections.fetch_add(1);
-  }
+      : stream_(std::move(socket)), server_(server), connection_(server.connections) {}
 
   ~HttpSession() {
-    {
-      std::lock_guard lock(server_.sessions_mutex);
-      server_.http_sessions.erase(this);
-    }
-    server_.http_connections.fetch_sub(1);
+    std::lock_guard lock(server_.sessions_mutex);
+    server_.http_sessions.erase(this);
   }
 
   void run() {
@@ -193,14 +194,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
         "the body is over " + std::to_string(server_.options.max_body_bytes) + " bytes");
   }
 
+  // One request at a time: the next is read only once this one's response
+  // is written, so pipelined requests are answered in order even when an
+  // answer comes from the pool or a commit.
   void handle_request() {
-    Request request = parser_->release();
-    if (beast::websocket::is_upgrade(request)) {
-      auto refusal = server_.api.check_websocket_upgrade(request);
-      if (!refusal) return start_websocket(std::move(request));
-      return send(std::move(*refusal));
+    auto request = std::make_shared<Request>(parser_->release());
+    if (beast::websocket::is_upgrade(*request) && server_.api.may_upgrade(*request)) {
+      return start_websocket(std::move(*request));
     }
-    send(server_.api.handle(request));
+    // Whatever is slow happens off this thread; no deadline runs meanwhile.
+    stream_.expires_never();
+    server_.api.handle(
+        std::move(request), stream_.get_executor(),
+        [self = shared_from_this()](Response response) { self->send(std::move(response)); });
   }
 
   void start_websocket(Request request) {
@@ -208,15 +214,18 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     auto session = std::make_shared<WebSocketSession>(
         std::move(stream_),
         WebSocketSession::Context{server_.options, server_.runs, server_.history, server_.metrics,
-                                  server_.hub});
+                                  server_.hub, server_.connections, server_.pool});
     session->start(std::move(request));
   }
 
+  // On the strand. A client that does not read its response is dropped
+  // after the request timeout.
   void send(Response response) {
     server_.metrics.count_response(response.result_int());
     response_ = std::move(response);
     response_.set(http::field::server, "nightshift");
     response_.prepare_payload();
+    stream_.expires_after(server_.options.request_timeout);
     http::async_write(stream_, response_,
                       beast::bind_front_handler(&HttpSession::on_write, shared_from_this()));
   }
@@ -258,6 +267,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   beast::tcp_stream stream_;  // its executor is this session's strand
   ServerCore& server_;
+  ConnectionCount::Slot connection_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
@@ -297,7 +307,7 @@ void ServerCore::on_accept(boost::system::error_code error, tcp::socket socket) 
   } else {
     socket.set_option(tcp::no_delay(true), error);
     auto session = std::make_shared<HttpSession>(std::move(socket), *this);
-    if (http_connections.load() + hub.size() > options.max_connections) {
+    if (connections.size() > options.max_connections) {
       session->refuse_overloaded();
     } else {
       session->run();
@@ -339,7 +349,7 @@ void Server::start() {
   core.subscription =
       core.bus.subscribe([&core](const EventPtr& event) { core.on_bus_event(event); });
   core.work.emplace(core.ioc.get_executor());
-  core.accept_next();
+  net::post(core.acceptor.get_executor(), [&core] { core.accept_next(); });
   const std::size_t count = std::max<std::size_t>(1, core.options.io_threads);
   for (std::size_t i = 0; i < count; ++i) {
     core.threads.emplace_back([&core] {
@@ -375,12 +385,11 @@ void Server::stop() {
   core.subscription.reset();
   core.hub.close_all();
   core.close_http_sessions();
-  // Give the close handshakes a moment, then stop whatever is left.
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(2);
-  while ((core.hub.size() > 0 || core.http_connections.load() > 0) &&
-         std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  // The close handshakes get a moment; then whatever is left is stopped.
+  core.connections.wait_until_none(std::chrono::steady_clock::now() + std::chrono::seconds(2));
+  core.api.close();
+  core.pool.stop();
+  core.pool.join();
   core.work.reset();
   core.ioc.stop();
   for (std::thread& thread : core.threads) thread.join();

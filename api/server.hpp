@@ -1,6 +1,8 @@
-// The HTTP and WebSocket server of api.md over Boost.Beast: an acceptor and a
-// small pool of io_context threads; one session object per connection, kept
-// alive by the handlers it has in flight.
+// The HTTP and WebSocket server of api.md over Boost.Beast, over a Host: an
+// acceptor on its own strand, a small pool of io_context threads that never
+// wait, and a worker pool for the handlers that need the store, a plugin or
+// the disk; one session object per connection, kept alive by the handlers it
+// has in flight.
 //
 // Thread safety: start, stop_accepting and stop are called from one thread
 // (the one that owns the Server); the getters are [thread-safe].
@@ -21,7 +23,6 @@ namespace nightshift::api {
 
 class Server {
  public:
-  // Throws std::invalid_argument when options.listen_host is not an address.
   Server(ServerOptions options, RunManager& runs, Catalog& catalog, EventBus& bus);
   // Calls stop().
   ~Server();
@@ -38,8 +39,9 @@ class Server {
   // Closes the listening socket; connections already open keep working.
   void stop_accepting();
 
-  // Closes every connection (WebSocket clients get 1001 going away) and joins
-  // the I/O threads. Idempotent.
+  // Closes every connection (WebSocket clients get 1001 going away), waits
+  // up to 2 s for them to end, drops answers still waiting for a commit, and
+  // joins the worker pool and the I/O threads. Idempotent.
   void stop();
 
   std::vector<RouteSpec> routes() const;

@@ -14,6 +14,9 @@ struct ServerOptions {
   std::uint16_t port = 7733;              // 0 picks a free port
   std::string token;                      // the bearer token every client must show
   std::size_t io_threads = 2;
+  // Threads for what may not run on an I/O thread: store reads, stops and
+  // deletes, rescans, the WebSocket snapshot and log backlogs.
+  std::size_t worker_threads = 4;
   std::size_t max_connections = 4096;  // HTTP and WebSocket together
   std::size_t max_body_bytes = 1u << 20;
   std::size_t max_header_bytes = 16u << 10;

@@ -1,7 +1,6 @@
 #include "api/websocket_hub.hpp"
 
-#include <boost/json/serialize.hpp>
-
+#include "api/shared_event.hpp"
 #include "api/websocket_session.hpp"
 
 namespace nightshift::api {
@@ -59,19 +58,17 @@ std::vector<std::shared_ptr<WebSocketSession>> WebSocketHub::log_subscribers(
 
 void WebSocketHub::publish(const EventPtr& event) {
   if (const auto* run_event = std::get_if<RunEvent>(event.get())) {
-    // Serialized once for every client; each adds only its own seq.
-    auto tail = std::make_shared<const std::string>(
-        "\"event\":" + boost::json::serialize(boost::json::string(to_string(run_event->kind))) +
-        ",\"run\":" + boost::json::serialize(to_json(run_event->run, now_ms())));
-    for (const auto& session : all_sessions()) session->deliver_run_event(tail);
+    const auto shared = std::make_shared<const SharedRunEvent>(event);
+    for (const auto& session : all_sessions()) session->deliver_run_event(shared);
     if (run_event->kind == RunEventKind::deleted) {
       std::lock_guard lock(mutex_);
       log_subscribers_.erase(run_event->run.instance_id);
     }
   } else if (const auto* log_event = std::get_if<LogEvent>(event.get())) {
-    for (const auto& session : log_subscribers(log_event->instance_id)) {
-      session->deliver_logs(event);
-    }
+    const auto subscribers = log_subscribers(log_event->instance_id);
+    if (subscribers.empty()) return;
+    const auto shared = std::make_shared<const SharedLogEvent>(event);
+    for (const auto& session : subscribers) session->deliver_logs(shared);
   }
 }
 

@@ -2,7 +2,9 @@
 // websocket_chat_multi): the set of connected sessions and who subscribed to
 // which run's logs. It fans bus events out by posting them to each session's
 // strand; it never writes to a socket itself, so one slow client cannot hold
-// up the others or the store writer thread the bus runs on.
+// up the others or the store writer thread the bus runs on. It does not
+// serialize either: each event travels as one SharedRunEvent or
+// SharedLogEvent, serialized once by the first session that writes it.
 //
 // Thread safety: every member is [thread-safe]; `mutex_` guards the tables.
 #pragma once

@@ -2,33 +2,38 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
-#include <boost/json/array.hpp>
-#include <boost/json/parse.hpp>
-#include <boost/json/serialize.hpp>
+#include <variant>
+
+#include "api/wire.hpp"
 
 namespace nightshift::api {
 
 namespace beast = boost::beast;
 namespace websocket = beast::websocket;
 namespace net = boost::asio;
-namespace json = boost::json;
 
 namespace {
 
 constexpr std::size_t kBacklogPageEntries = 500;
-constexpr std::size_t kEntriesPerMessage = 500;
+// What a message's prefix adds to its body, for the queue's byte bound.
+constexpr std::size_t kPrefixBytes = 32;
 
-std::string json_quoted(std::string_view text) {
-  return json::serialize(json::string(text));
+SharedBody make_body(std::string text) {
+  return std::make_shared<const std::string>(std::move(text));
 }
 
 }  // namespace
 
 WebSocketSession::WebSocketSession(beast::tcp_stream&& stream, Context context)
-    : ws_(std::move(stream)), context_(context), close_deadline_(ws_.get_executor()) {}
+    : ws_(std::move(stream)),
+      context_(context),
+      connection_(context.connections),
+      close_deadline_(ws_.get_executor()) {}
 
 WebSocketSession::~WebSocketSession() {
   context_.hub.leave(this);
@@ -59,26 +64,47 @@ void WebSocketSession::on_accept(beast::error_code error) {
   context_.metrics.websocket_opened();
   context_.metrics.count_response(101);
   // Joined before the snapshot is read: an event that comes in meanwhile is
-  // posted behind this handler, so it arrives after the snapshot, never lost.
+  // queued behind where the snapshot will go, so it arrives after the
+  // snapshot, never lost.
   context_.hub.join(shared_from_this());
-  try {
-    send_snapshot();
-  } catch (const std::exception& failure) {
-    spdlog::error("WebSocket snapshot failed: {}", failure.what());
-    close_with(websocket::close_code::internal_error, "the snapshot could not be read");
-  }
+  read_snapshot();
   read_next();
 }
 
-void WebSocketSession::send_snapshot() {
-  HistoryQuery newest;
-  newest.limit = context_.options.ws_snapshot_history;
-  const auto history = context_.history.get(newest, [&] { return context_.runs.history(newest); });
-  json::array active;
-  const Timestamp now = now_ms();
-  for (const Run& run : context_.runs.active()) active.emplace_back(to_json(run, now));
-  enqueue("snapshot",
-          "\"active\":" + json::serialize(active) + ",\"history\":" + history->history_json);
+void WebSocketSession::read_snapshot() {
+  net::post(context_.pool, [self = shared_from_this()] {
+    const Context& context = self->context_;
+    SharedBody body;
+    try {
+      HistoryQuery newest;
+      newest.limit = context.options.ws_snapshot_history;
+      const auto history =
+          context.history.get(newest, [&] { return context.runs.history(newest); });
+      const std::string active = wire::runs_array(context.runs.active(), now_ms());
+      body = make_body(wire::snapshot_body(active, history->history_json));
+    } catch (const std::exception& failure) {
+      spdlog::error("WebSocket snapshot failed: {}", failure.what());
+    }
+    net::post(self->ws_.get_executor(),
+              [self, body = std::move(body)]() mutable { self->on_snapshot(std::move(body)); });
+  });
+}
+
+void WebSocketSession::on_snapshot(SharedBody body) {
+  if (closing_ || finished_) return;
+  if (!body) {
+    return close_with(websocket::close_code::internal_error, "the snapshot could not be read");
+  }
+  // First in the queue, so it is seq 1 whatever was queued while it was read.
+  queue_bytes_ += body->size() + kPrefixBytes;
+  queue_.push_front(Outgoing{"snapshot", std::move(body)});
+  context_.metrics.websocket_message_sent();
+  snapshot_queued_ = true;
+  if (queue_bytes_ > context_.options.ws_send_queue_bytes ||
+      queue_.size() > context_.options.ws_send_queue_messages) {
+    return close_slow_client();
+  }
+  write_next();
 }
 
 void WebSocketSession::read_next() {
@@ -88,111 +114,139 @@ void WebSocketSession::read_next() {
 
 void WebSocketSession::on_read(beast::error_code error, std::size_t) {
   if (error) return finish();  // closed, timed out, too big (1009 sent by Beast), or reset
-  std::string text = beast::buffers_to_string(read_buffer_.data());
+  const std::string text = beast::buffers_to_string(read_buffer_.data());
   read_buffer_.consume(read_buffer_.size());
   if (!ws_.got_text()) {
     send_error("bad_message", "send text frames, each one JSON object");
-  } else {
-    handle_message(text);
+  } else if (!handle_message(text)) {
+    return;  // read on once the pool has answered
   }
   read_next();
 }
 
-void WebSocketSession::handle_message(const std::string& text) {
-  boost::system::error_code error;
-  const json::value message = json::parse(text, error);
-  const json::object* object = error ? nullptr : message.if_object();
-  const json::value* type = object ? object->if_contains("type") : nullptr;
-  if (type == nullptr || !type->is_string()) {
-    return send_error("bad_message", "each message must be a JSON object with a string 'type'");
+bool WebSocketSession::handle_message(std::string_view text) {
+  auto message = wire::parse_client_message(text);
+  if (std::holds_alternative<wire::PingMessage>(message)) {
+    enqueue("pong", make_body(std::string(wire::empty_body())));
+  } else if (auto* bad = std::get_if<wire::BadMessage>(&message)) {
+    send_error("bad_message", bad->reason);
+  } else if (auto* unsubscribe_message = std::get_if<wire::UnsubscribeMessage>(&message)) {
+    unsubscribe(unsubscribe_message->instance_id);
+  } else if (auto* subscribe_message = std::get_if<wire::SubscribeMessage>(&message)) {
+    if (!is_uuid(subscribe_message->instance_id)) {
+      send_error("run_not_found", "no run has the id '" + subscribe_message->instance_id + "'");
+      return true;
+    }
+    subscribe(std::move(subscribe_message->instance_id), subscribe_message->after);
+    return false;
   }
-  const json::string& name = type->get_string();
-  if (name == "ping") return enqueue("pong", "");
-  if (name == "subscribe") return subscribe(*object);
-  if (name == "unsubscribe") return unsubscribe(*object);
-  send_error("bad_message", "unknown message type '" + std::string(name) +
-                                "'; expected subscribe, unsubscribe or ping");
+  return true;
 }
 
-void WebSocketSession::subscribe(const json::object& message) {
-  const json::value* id_value = message.if_contains("instanceId");
-  if (id_value == nullptr || !id_value->is_string()) {
-    return send_error("bad_message", "subscribe needs a string 'instanceId'");
-  }
-  std::uint64_t after = 0;
-  if (const json::value* after_value = message.if_contains("after")) {
-    if (after_value->is_uint64()) {
-      after = after_value->get_uint64();
-    } else if (after_value->is_int64() && after_value->get_int64() >= 0) {
-      after = static_cast<std::uint64_t>(after_value->get_int64());
-    } else if (!after_value->is_null()) {
-      return send_error("bad_message", "'after' must be a non-negative integer (a log seq)");
+// Whether the run exists is a store read: asked on the pool. Client messages
+// are handled one at a time, so a later unsubscribe cannot overtake it.
+void WebSocketSession::subscribe(std::string instance_id, std::uint64_t after) {
+  net::post(context_.pool, [self = shared_from_this(), id = std::move(instance_id), after] {
+    bool exists = false;
+    try {
+      exists = self->context_.runs.get(id).has_value();
+    } catch (const std::exception& failure) {
+      spdlog::error("WebSocket subscribe to {}: {}", id, failure.what());
     }
-  }
-  const std::string id(id_value->get_string());
-  if (!is_uuid(id) || !context_.runs.get(id)) {
-    return send_error("run_not_found", "no run has the id '" + id + "'");
-  }
+    net::post(self->ws_.get_executor(), [self, id, after, exists] {
+      self->on_run_checked(id, after, exists);
+      if (!self->finished_) self->read_next();
+    });
+  });
+}
+
+void WebSocketSession::on_run_checked(const std::string& instance_id, std::uint64_t after,
+                                      bool exists) {
+  if (finished_) return;
+  if (!exists) return send_error("run_not_found", "no run has the id '" + instance_id + "'");
   // Subscribed on the bus before the backlog is read, so nothing committed
   // in between can be missed; the seq check drops what comes twice.
-  context_.hub.subscribe_logs(id, shared_from_this());
-  log_subscriptions_[id] = LogSubscription{after, true};
+  context_.hub.subscribe_logs(instance_id, shared_from_this());
+  log_subscriptions_[instance_id] = LogSubscription{after, 0, true, next_generation_++};
   pump_backlogs();
 }
 
-void WebSocketSession::unsubscribe(const json::object& message) {
-  const json::value* id_value = message.if_contains("instanceId");
-  if (id_value == nullptr || !id_value->is_string()) {
-    return send_error("bad_message", "unsubscribe needs a string 'instanceId'");
-  }
-  const std::string id(id_value->get_string());
-  log_subscriptions_.erase(id);
-  context_.hub.unsubscribe_logs(id, this);
+void WebSocketSession::unsubscribe(const std::string& instance_id) {
+  log_subscriptions_.erase(instance_id);
+  context_.hub.unsubscribe_logs(instance_id, this);
 }
 
-// Reads the store for subscriptions still catching up, one page at a time,
-// only while the send queue is at most half full: a long backlog is paced by
-// the client's reading instead of filling the queue at once.
+bool WebSocketSession::has_room_for_backlog() const {
+  return !closing_ && queue_bytes_ < context_.options.ws_send_queue_bytes / 2 &&
+         queue_.size() < context_.options.ws_send_queue_messages / 2;
+}
+
+// Reads the store for subscriptions still catching up, one page at a time
+// and one read at a time, only while the send queue is at most half full: a
+// long backlog is paced by the client's reading instead of filling the queue
+// at once.
 void WebSocketSession::pump_backlogs() {
-  const auto room = [this] {
-    return !closing_ && queue_bytes_ < context_.options.ws_send_queue_bytes / 2 &&
-           queue_.size() < context_.options.ws_send_queue_messages / 2;
-  };
-  for (auto it = log_subscriptions_.begin(); it != log_subscriptions_.end();) {
-    auto& [id, subscription] = *it;
+  if (backlog_read_pending_ || finished_ || !has_room_for_backlog()) return;
+  for (const auto& [id, subscription] : log_subscriptions_) {
+    if (subscription.catching_up) return read_backlog(id, subscription);
+  }
+}
+
+void WebSocketSession::read_backlog(const std::string& instance_id,
+                                    const LogSubscription& subscription) {
+  backlog_read_pending_ = true;
+  net::post(context_.pool, [self = shared_from_this(), id = instance_id,
+                            after = subscription.last_seq, generation = subscription.generation] {
+    LogPage page;
     bool run_gone = false;
-    while (subscription.catching_up && room()) {
-      LogPage page;
-      try {
-        page = context_.runs.logs(id, subscription.last_seq, kBacklogPageEntries);
-      } catch (const RunError&) {
-        run_gone = true;  // deleted meanwhile: nothing more will come
-        break;
-      }
+    try {
+      page = self->context_.runs.logs(id, after, kBacklogPageEntries);
+    } catch (const RunError&) {
+      run_gone = true;  // deleted meanwhile: nothing more will come
+    } catch (const std::exception& failure) {
+      spdlog::error("WebSocket log backlog of {}: {}", id, failure.what());
+      run_gone = true;
+    }
+    net::post(self->ws_.get_executor(),
+              [self, id, generation, page = std::move(page), run_gone]() mutable {
+                self->on_backlog(id, generation, std::move(page), run_gone);
+              });
+  });
+}
+
+void WebSocketSession::on_backlog(const std::string& instance_id, std::uint64_t generation,
+                                  LogPage page, bool run_gone) {
+  backlog_read_pending_ = false;
+  if (finished_) return;
+  const auto it = log_subscriptions_.find(instance_id);
+  if (it != log_subscriptions_.end() && it->second.generation == generation) {
+    LogSubscription& subscription = it->second;
+    if (run_gone) {
+      context_.hub.unsubscribe_logs(instance_id, this);
+      log_subscriptions_.erase(it);
+    } else {
       if (!page.entries.empty()) {
-        send_logs(id, page.entries);
+        send_logs(instance_id, page.entries);
         subscription.last_seq = page.entries.back().seq;
       }
-      if (page.entries.size() < kBacklogPageEntries) subscription.catching_up = false;
-    }
-    if (run_gone) {
-      context_.hub.unsubscribe_logs(id, this);
-      it = log_subscriptions_.erase(it);
-    } else {
-      ++it;
+      if (page.entries.size() < kBacklogPageEntries &&
+          subscription.live_seen_seq <= subscription.last_seq) {
+        subscription.catching_up = false;
+      }
     }
   }
+  // Else unsubscribed (or subscribed afresh) meanwhile: the result is stale.
+  pump_backlogs();
 }
 
-void WebSocketSession::deliver_run_event(std::shared_ptr<const std::string> tail) {
+void WebSocketSession::deliver_run_event(std::shared_ptr<const SharedRunEvent> event) {
   net::post(ws_.get_executor(),
-            [self = shared_from_this(), tail = std::move(tail)] { self->on_run_event(tail); });
+            [self = shared_from_this(), event = std::move(event)] { self->on_run_event(*event); });
 }
 
-void WebSocketSession::deliver_logs(EventPtr event) {
-  net::post(ws_.get_executor(), [self = shared_from_this(), event = std::move(event)] {
-    self->on_logs(std::get<LogEvent>(*event));
-  });
+void WebSocketSession::deliver_logs(std::shared_ptr<const SharedLogEvent> event) {
+  net::post(ws_.get_executor(),
+            [self = shared_from_this(), event = std::move(event)] { self->on_logs(*event); });
 }
 
 void WebSocketSession::close_going_away() {
@@ -201,76 +255,85 @@ void WebSocketSession::close_going_away() {
   });
 }
 
-void WebSocketSession::on_run_event(const std::shared_ptr<const std::string>& tail) {
-  if (accepted_ && !finished_) enqueue("run", *tail);
+void WebSocketSession::on_run_event(const SharedRunEvent& event) {
+  if (accepted_ && !finished_ && !closing_) enqueue("run", event.body());
 }
 
-void WebSocketSession::on_logs(const LogEvent& event) {
+void WebSocketSession::on_logs(const SharedLogEvent& shared) {
+  const LogEvent& event = shared.event();
   auto it = log_subscriptions_.find(event.instance_id);
-  // While catching up, the store read will include these entries.
-  if (it == log_subscriptions_.end() || it->second.catching_up || finished_) return;
+  if (it == log_subscriptions_.end() || finished_ || closing_ || event.entries.empty()) return;
   LogSubscription& subscription = it->second;
-  std::vector<LogEntry> fresh;
-  for (const LogEntry& entry : event.entries) {
-    if (entry.seq > subscription.last_seq) fresh.push_back(entry);
+  const std::uint64_t first = event.entries.front().seq;
+  const std::uint64_t last = event.entries.back().seq;
+  if (subscription.catching_up) {
+    // The store read will include these entries; note how far they go.
+    subscription.live_seen_seq = std::max(subscription.live_seen_seq, last);
+    return;
   }
-  if (fresh.empty()) return;
-  if (fresh.front().seq != subscription.last_seq + 1) {
-    // A gap (should not happen): fill it from the store rather than skip.
-    subscription.catching_up = true;
-    return pump_backlogs();
+  if (last <= subscription.last_seq) return;  // all sent already
+  if (first == subscription.last_seq + 1) {
+    // In step: the shared bodies, serialized once for every subscriber.
+    for (const SharedLogEvent::Chunk& chunk : shared.chunks()) enqueue("logs", chunk.body);
+    subscription.last_seq = last;
+    return;
   }
-  send_logs(event.instance_id, fresh);
-  subscription.last_seq = fresh.back().seq;
+  if (first <= subscription.last_seq) {
+    // Partly sent by the backlog read that just caught up: the rest only.
+    const auto fresh =
+        std::find_if(event.entries.begin(), event.entries.end(),
+                     [&](const LogEntry& e) { return e.seq > subscription.last_seq; });
+    if (fresh->seq == subscription.last_seq + 1) {
+      send_logs(event.instance_id, std::span<const LogEntry>(fresh, event.entries.end()));
+      subscription.last_seq = last;
+      return;
+    }
+  }
+  // A gap (should not happen): fill it from the store rather than skip.
+  subscription.catching_up = true;
+  subscription.live_seen_seq = last;
+  pump_backlogs();
 }
 
 void WebSocketSession::send_logs(const std::string& instance_id,
-                                 const std::vector<LogEntry>& entries) {
-  for (std::size_t first = 0; first < entries.size(); first += kEntriesPerMessage) {
-    json::array chunk;
-    const std::size_t last = std::min(entries.size(), first + kEntriesPerMessage);
-    for (std::size_t i = first; i < last; ++i) chunk.emplace_back(to_json(entries[i]));
-    enqueue("logs", "\"instanceId\":" + json_quoted(instance_id) +
-                        ",\"entries\":" + json::serialize(chunk));
+                                 std::span<const LogEntry> entries) {
+  for (std::size_t first = 0; first < entries.size(); first += kLogEntriesPerMessage) {
+    const auto part =
+        entries.subspan(first, std::min(kLogEntriesPerMessage, entries.size() - first));
+    enqueue("logs", make_body(wire::logs_body(instance_id, part)));
   }
 }
 
 void WebSocketSession::send_error(std::string_view code, std::string_view message) {
-  enqueue("error", "\"code\":" + json_quoted(code) + ",\"message\":" + json_quoted(message));
+  enqueue("error", make_body(wire::error_message_body(code, message)));
 }
 
-void WebSocketSession::enqueue(std::string_view type, std::string_view members) {
+void WebSocketSession::enqueue(std::string_view type, SharedBody body) {
   if (closing_ || finished_) return;
-  std::string text;
-  text.reserve(members.size() + type.size() + 40);
-  text += "{\"type\":\"";
-  text += type;
-  text += "\",\"seq\":";
-  text += std::to_string(next_seq_++);
-  if (!members.empty()) {
-    text += ',';
-    text += members;
-  }
-  text += '}';
-  queue_bytes_ += text.size();
-  queue_.push_back(std::move(text));
+  queue_bytes_ += body->size() + kPrefixBytes;
+  queue_.push_back(Outgoing{type, std::move(body)});
   context_.metrics.websocket_message_sent();
   if (queue_bytes_ > context_.options.ws_send_queue_bytes ||
       queue_.size() > context_.options.ws_send_queue_messages) {
     return close_slow_client();
   }
-  if (!writing_) write_next();
+  write_next();
 }
 
 void WebSocketSession::write_next() {
+  // Nothing goes out before the snapshot, which is put at the front.
+  if (writing_ || queue_.empty() || !snapshot_queued_) return;
   writing_ = true;
-  ws_.async_write(net::buffer(queue_.front()),
+  const Outgoing& message = queue_.front();
+  prefix_ = wire::message_prefix(message.type, next_seq_++);
+  const std::array<net::const_buffer, 2> buffers{net::buffer(prefix_), net::buffer(*message.body)};
+  ws_.async_write(buffers,
                   beast::bind_front_handler(&WebSocketSession::on_write, shared_from_this()));
 }
 
 void WebSocketSession::on_write(beast::error_code error, std::size_t) {
   writing_ = false;
-  queue_bytes_ -= queue_.front().size();
+  queue_bytes_ -= queue_.front().body->size() + kPrefixBytes;
   queue_.pop_front();
   if (error) {
     // The read side sees the failure too and finishes the session.
@@ -281,7 +344,7 @@ void WebSocketSession::on_write(beast::error_code error, std::size_t) {
   }
   if (closing_) return;
   pump_backlogs();
-  if (!queue_.empty() && !writing_) write_next();
+  write_next();
 }
 
 void WebSocketSession::close_slow_client() {
@@ -289,7 +352,7 @@ void WebSocketSession::close_slow_client() {
   // Drop what was not handed to the socket yet; the message being written
   // must stay alive until its write completes.
   while (queue_.size() > (writing_ ? 1u : 0u)) {
-    queue_bytes_ -= queue_.back().size();
+    queue_bytes_ -= queue_.back().body->size() + kPrefixBytes;
     queue_.pop_back();
   }
   close_with(websocket::close_code::try_again_later,

@@ -3,27 +3,42 @@
 // per-connection seq. Writes go through a bounded queue: a client that cannot
 // keep up is closed with 1013 instead of growing the host's memory.
 //
+// Each queued message is a type and a body shared with every other session
+// that sends the same event (shared_event.hpp); the seq is given when the
+// message is handed to the socket, written as a small prefix in front of the
+// shared body (one buffer sequence, no copy). Because numbering happens at
+// write time, the snapshot, read on the worker pool, can still go out first:
+// nothing is written until it is at the front of the queue.
+//
+// Nothing slow runs on the I/O threads: the snapshot's reads, the check that
+// a subscribed run exists, and the reads of a subscription's backlog run on
+// the worker pool, and their results are posted back to this session's
+// strand.
+//
 // Thread safety: everything below runs on the session's strand (the executor
 // of its socket); the deliver_* and close_going_away members are
 // [thread-safe] because they only post to that strand.
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
 #include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
-#include <boost/json/object.hpp>
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <span>
 #include <string>
 #include <unordered_map>
 
+#include "api/connection_count.hpp"
 #include "api/history_cache.hpp"
 #include "api/metrics.hpp"
 #include "api/server_options.hpp"
+#include "api/shared_event.hpp"
 #include "api/websocket_hub.hpp"
 #include "runs/run_manager.hpp"
 
@@ -37,6 +52,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     HistoryCache& history;
     Metrics& metrics;
     WebSocketHub& hub;
+    ConnectionCount& connections;
+    boost::asio::thread_pool& pool;  // for the store reads
   };
 
   WebSocketSession(boost::beast::tcp_stream&& stream, Context context);
@@ -45,37 +62,54 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   // Completes the upgrade of `request` and starts the session.
   void start(boost::beast::http::request<boost::beast::http::string_body> request);
 
-  // A run event, already serialized as the members after type and seq:
-  // `"event":"started","run":{...}`. [thread-safe]
-  void deliver_run_event(std::shared_ptr<const std::string> tail);
-  void deliver_logs(EventPtr event);  // [thread-safe]
-  void close_going_away();            // [thread-safe]
+  void deliver_run_event(std::shared_ptr<const SharedRunEvent> event);  // [thread-safe]
+  void deliver_logs(std::shared_ptr<const SharedLogEvent> event);       // [thread-safe]
+  void close_going_away();                                              // [thread-safe]
 
  private:
-  // Where a log subscription stands: catching up reads the store (the live
-  // entries are there too, since the bus only publishes what is committed);
-  // live sends the bus's entries, skipping what was already sent.
+  // Where a log subscription stands. While catching up, the session reads
+  // the store (the bus only publishes what is committed, so the live entries
+  // are there too) and live events are not sent, only their highest seq is
+  // noted: a read that comes back short is trusted to have caught up only
+  // when it reached that seq, because a live event dropped while the read
+  // was on the pool may hold entries the read did not see. Once live, the
+  // bus's entries are sent, skipping what was already sent.
   struct LogSubscription {
-    std::uint64_t last_seq = 0;
+    std::uint64_t last_seq = 0;       // the last entry sent
+    std::uint64_t live_seen_seq = 0;  // the highest seq of a live event dropped while catching up
     bool catching_up = true;
+    std::uint64_t generation = 0;  // tells a read's result from a newer subscription's
+  };
+
+  // A message waiting for the socket; its prefix is made at write time.
+  struct Outgoing {
+    std::string_view type;  // a string literal
+    SharedBody body;
   };
 
   void on_accept(boost::beast::error_code error);
-  void send_snapshot();
+  void read_snapshot();
+  void on_snapshot(SharedBody body);
   void read_next();
   void on_read(boost::beast::error_code error, std::size_t bytes);
-  void handle_message(const std::string& text);
-  void subscribe(const boost::json::object& message);
-  void unsubscribe(const boost::json::object& message);
+  // Returns false when the message needs an answer from the pool first; the
+  // next message is read once it is handled.
+  bool handle_message(std::string_view text);
+  void subscribe(std::string instance_id, std::uint64_t after);
+  void on_run_checked(const std::string& instance_id, std::uint64_t after, bool exists);
+  void unsubscribe(const std::string& instance_id);
   void pump_backlogs();
-  void on_run_event(const std::shared_ptr<const std::string>& tail);
-  void on_logs(const LogEvent& event);
-  void send_logs(const std::string& instance_id, const std::vector<LogEntry>& entries);
+  void read_backlog(const std::string& instance_id, const LogSubscription& subscription);
+  void on_backlog(const std::string& instance_id, std::uint64_t generation, LogPage page,
+                  bool run_gone);
+  void on_run_event(const SharedRunEvent& event);
+  void on_logs(const SharedLogEvent& event);
+  void send_logs(const std::string& instance_id, std::span<const LogEntry> entries);
   void send_error(std::string_view code, std::string_view message);
 
-  // Numbers and queues one message: {"type":TYPE,"seq":N,MEMBERS}, where
-  // `members` is serialized JSON object members without braces (or empty).
-  void enqueue(std::string_view type, std::string_view members);
+  // Queues one message, numbered when it is written.
+  void enqueue(std::string_view type, SharedBody body);
+  bool has_room_for_backlog() const;
   void write_next();
   void on_write(boost::beast::error_code error, std::size_t bytes);
   void close_slow_client();
@@ -84,16 +118,21 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
   Context context_;
+  ConnectionCount::Slot connection_;
   boost::beast::http::request<boost::beast::http::string_body> upgrade_request_;
   boost::beast::flat_buffer read_buffer_;
   boost::asio::steady_timer close_deadline_;
-  std::deque<std::string> queue_;  // front is being written while writing_
+  std::deque<Outgoing> queue_;  // front is being written while writing_
   std::size_t queue_bytes_ = 0;
+  std::string prefix_;  // of the message being written
+  bool snapshot_queued_ = false;
   bool writing_ = false;
   bool closing_ = false;   // no more messages are queued
   bool finished_ = false;  // left the hub
   bool accepted_ = false;
+  bool backlog_read_pending_ = false;  // one backlog read on the pool at a time
   std::uint64_t next_seq_ = 1;
+  std::uint64_t next_generation_ = 1;
   std::unordered_map<std::string, LogSubscription> log_subscriptions_;
 };
 

@@ -295,22 +295,6 @@ std::vector<AgentInfo> sorted_infos(const std::map<std::string, Entry, std::less
 
 }  // namespace
 
-json::object to_json(const AgentInfo& agent) {
-  json::object object;
-  object["id"] = agent.id;
-  object["name"] = agent.name;
-  object["source"] = to_string(agent.source);
-  object["version"] = agent.version;
-  object["description"] = agent.description;
-  object["baseAgentId"] =
-      agent.base_agent_id ? json::value(*agent.base_agent_id) : json::value(nullptr);
-  object["location"] = agent.location.string();
-  object["available"] = agent.available;
-  object["error"] = agent.error ? json::value(*agent.error) : json::value(nullptr);
-  object["params"] = agent.params;
-  return object;
-}
-
 Catalog::Catalog(CatalogOptions options, PluginLoader& loader)
     : options_(std::move(options)), loader_(loader) {
   rescan();

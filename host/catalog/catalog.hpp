@@ -55,8 +55,6 @@ struct AgentInfo {
   bool accepts_messages = false;  // the manifest (or a remix's base) says "messages": true
 };
 
-boost::json::object to_json(const AgentInfo& agent);
-
 // Everything a run needs from the catalog, fixed at start time.
 struct ResolvedAgent {
   AgentInfo info;

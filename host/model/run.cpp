@@ -165,45 +165,6 @@ std::int64_t Run::duration_ms(Timestamp now) const {
   return ms < 0 ? 0 : ms;
 }
 
-namespace {
-
-boost::json::value optional_time(const std::optional<Timestamp>& t) {
-  if (!t) return nullptr;
-  return boost::json::string(format_rfc3339(*t));
-}
-
-}  // namespace
-
-boost::json::object to_json(const Run& run, Timestamp now) {
-  boost::json::object o;
-  o["instanceId"] = run.instance_id;
-  o["threadId"] = run.thread_id;
-  o["agentId"] = run.agent_id;
-  o["agentName"] = run.agent_name;
-  o["agentSource"] = to_string(run.agent_source);
-  o["task"] = run.task ? boost::json::value(*run.task) : boost::json::value(nullptr);
-  o["params"] = run.params;
-  o["status"] = to_string(run.status);
-  o["createdAt"] = format_rfc3339(run.created_at);
-  o["startedAt"] = optional_time(run.started_at);
-  o["endedAt"] = optional_time(run.ended_at);
-  o["durationMs"] = run.duration_ms(now);
-  o["progress"] = run.progress ? boost::json::value(*run.progress) : boost::json::value(nullptr);
-  o["error"] = run.error ? boost::json::value(*run.error) : boost::json::value(nullptr);
-  o["result"] = run.result;
-  o["logCount"] = run.log_count;
-  return o;
-}
-
-boost::json::object to_json(const LogEntry& entry) {
-  boost::json::object o;
-  o["seq"] = entry.seq;
-  o["ts"] = format_rfc3339(entry.ts);
-  o["level"] = to_string(entry.level);
-  o["message"] = entry.message;
-  return o;
-}
-
 std::string generate_uuid() {
   // One generator per thread: boost's random_generator is not thread-safe and
   // is costly to seed, so it is seeded once per thread.

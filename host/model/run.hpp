@@ -88,10 +88,6 @@ struct LogEntry {
   LogSource source = LogSource::agent;
 };
 
-// The JSON shapes of api.md. `now` fixes durationMs for active runs.
-boost::json::object to_json(const Run& run, Timestamp now);
-boost::json::object to_json(const LogEntry& entry);
-
 // A fresh random UUID (v4) in canonical lowercase text form.
 std::string generate_uuid();
 

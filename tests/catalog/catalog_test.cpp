@@ -120,32 +120,32 @@ TEST_F(CatalogTest, FindsInstalledLocalAndRemixAgentsSortedBySourceThenName) {
   EXPECT_EQ(info("remix:another").location, options_.user_remix_dir / "another.md");
 }
 
-TEST_F(CatalogTest, AgentJsonIsTheApiAgentObject) {
+TEST_F(CatalogTest, AgentInfoHoldsWhatTheApiAgentObjectShows) {
   add_agent(installed_dir(), "loader-good", good_manifest());
   write_file(remix_dir() / "quick.md",
              "---\nbase: installed:loader-good\nversion: 0.1.0\ndescription: Quick.\n"
              "params:\n  seconds: 2\n---\n");
 
-  const json::object installed = to_json(info("installed:loader-good"));
-  EXPECT_EQ(installed, json::object({{"id", "installed:loader-good"},
-                                     {"name", "loader-good"},
-                                     {"source", "installed"},
-                                     {"version", "1.0.0"},
-                                     {"description", "A test agent."},
-                                     {"baseAgentId", nullptr},
-                                     {"location", (installed_dir() / "loader-good").string()},
-                                     {"available", true},
-                                     {"error", nullptr},
-                                     {"params", object_of(good_params)}}));
+  const AgentInfo installed = info("installed:loader-good");
+  EXPECT_EQ(installed.id, "installed:loader-good");
+  EXPECT_EQ(installed.name, "loader-good");
+  EXPECT_EQ(installed.source, AgentSource::installed);
+  EXPECT_EQ(installed.version, "1.0.0");
+  EXPECT_EQ(installed.description, "A test agent.");
+  EXPECT_FALSE(installed.base_agent_id);
+  EXPECT_EQ(installed.location, installed_dir() / "loader-good");
+  EXPECT_TRUE(installed.available);
+  EXPECT_FALSE(installed.error);
+  EXPECT_EQ(installed.params, object_of(good_params));
 
-  const json::object remix = to_json(info("remix:quick"));
-  EXPECT_EQ(remix.at("baseAgentId"), "installed:loader-good");
-  EXPECT_EQ(remix.at("source"), "remix");
-  EXPECT_EQ(remix.at("version"), "0.1.0");
-  EXPECT_EQ(remix.at("location"), json::value((remix_dir() / "quick.md").string()));
+  const AgentInfo remix = info("remix:quick");
+  EXPECT_EQ(remix.base_agent_id, "installed:loader-good");
+  EXPECT_EQ(remix.source, AgentSource::remix);
+  EXPECT_EQ(remix.version, "0.1.0");
+  EXPECT_EQ(remix.location, remix_dir() / "quick.md");
   // The base's schema, with the remix's values as the defaults a form starts from.
-  EXPECT_EQ(remix.at("params").at("seconds").at("default"), 2);
-  EXPECT_EQ(remix.at("params").at("count"), object_of(good_params).at("count"));
+  EXPECT_EQ(remix.params.at("seconds").at("default"), 2);
+  EXPECT_EQ(remix.params.at("count"), object_of(good_params).at("count"));
 }
 
 TEST_F(CatalogTest, FirstInstalledDirectoryThatHasANameWins) {
