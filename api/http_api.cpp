@@ -12,7 +12,6 @@
 #include "api/api_error.hpp"
 #include "api/wire.hpp"
 #include "panel/panel_assets.hpp"
-#include "store/run_store.hpp"
 
 #ifndef NIGHTSHIFT_VERSION
 #error "NIGHTSHIFT_VERSION must be defined by the build"
@@ -365,18 +364,26 @@ void HttpApi::start_run(Call call, const net::any_io_executor& strand, Send send
   });
   if (!parsed) return send(std::move(refusal));
 
-  Respond respond = &HttpApi::start_now;
-  answer_on_pool(Call{call}, respond, strand, std::move(send));
-  (void)start;
-}
-
-Response HttpApi::start_now(const Call& call) const {
-  const Run run =
-      runs_.start(wire::parse_start_body(call.request->body(), options_.max_task_bytes));
-  Response response =
-      make_response(*call.request, http::status::created, wire::run_body(run, now_ms()));
-  response.set(http::field::location, "/background-agents/" + run.instance_id);
-  return response;
+  const auto id = pending_->add(strand, std::move(send));
+  auto answer = [pending = pending_, id, request = call.request](RunManager::StartOutcome outcome) {
+    pending->complete(id, [request, outcome = std::move(outcome)] {
+      return guarded(*request, [&] {
+        if (outcome.error) std::rethrow_exception(outcome.error);
+        const Run& run = outcome.run.value();
+        Response response =
+            make_response(*request, http::status::created, wire::run_body(run, now_ms()));
+        response.set(http::field::location, "/background-agents/" + run.instance_id);
+        return response;
+      });
+    });
+  };
+  try {
+    runs_.start(std::move(start), answer);
+  } catch (...) {
+    // The manager reports refusals through the callback; anything it throws
+    // instead (e.g. out of memory) is answered the same way.
+    answer(RunManager::StartOutcome{std::nullopt, std::current_exception()});
+  }
 }
 
 void HttpApi::close() noexcept {

@@ -107,7 +107,6 @@ class HttpApi {
   void answer_on_pool(Call call, Respond respond, const boost::asio::any_io_executor& strand,
                       Send send) const;
   void start_run(Call call, const boost::asio::any_io_executor& strand, Send send) const;
-  Response start_now(const Call& call) const;
 
   Response list_runs(const Call& call) const;
   Response get_run(const Call& call) const;

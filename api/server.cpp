@@ -331,6 +331,9 @@ struct Server::Impl : ServerCore {
   using ServerCore::ServerCore;
 };
 
+Server::Server(ServerOptions options, Host& host)
+    : Server(std::move(options), host.runs(), host.catalog(), host.bus()) {}
+
 Server::Server(ServerOptions options, RunManager& runs, Catalog& catalog, EventBus& bus)
     : impl_(std::make_unique<Impl>(std::move(options), runs, catalog, bus)) {}
 
@@ -348,6 +351,7 @@ void Server::start() {
   core.endpoint = core.acceptor.local_endpoint();
   core.subscription =
       core.bus.subscribe([&core](const EventPtr& event) { core.on_bus_event(event); });
+  core.hub.attach(net::make_strand(core.ioc));
   core.work.emplace(core.ioc.get_executor());
   net::post(core.acceptor.get_executor(), [&core] { core.accept_next(); });
   const std::size_t count = std::max<std::size_t>(1, core.options.io_threads);
@@ -394,6 +398,7 @@ void Server::stop() {
   core.ioc.stop();
   for (std::thread& thread : core.threads) thread.join();
   core.threads.clear();
+  core.hub.detach();
 }
 
 std::vector<RouteSpec> Server::routes() const {

@@ -15,14 +15,17 @@
 #include "api/metrics.hpp"
 #include "api/router.hpp"
 #include "api/server_options.hpp"
-#include "catalog/catalog.hpp"
-#include "events/event_bus.hpp"
-#include "runs/run_manager.hpp"
+#include "host.hpp"
 
 namespace nightshift::api {
 
 class Server {
  public:
+  // Serves `host`, which must outlive the Server. Throws
+  // std::invalid_argument when options.listen_host is not an address.
+  Server(ServerOptions options, Host& host);
+  // The same over parts wired by hand, for a program that does not build a
+  // Host yet; the parts must outlive the Server.
   Server(ServerOptions options, RunManager& runs, Catalog& catalog, EventBus& bus);
   // Calls stop().
   ~Server();

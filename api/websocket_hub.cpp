@@ -1,5 +1,7 @@
 #include "api/websocket_hub.hpp"
 
+#include <boost/asio/post.hpp>
+
 #include "api/shared_event.hpp"
 #include "api/websocket_session.hpp"
 
@@ -56,7 +58,23 @@ std::vector<std::shared_ptr<WebSocketSession>> WebSocketHub::log_subscribers(
   return result;
 }
 
+void WebSocketHub::attach(boost::asio::any_io_executor strand) {
+  std::lock_guard lock(mutex_);
+  fan_out_strand_ = std::move(strand);
+}
+
+void WebSocketHub::detach() {
+  std::lock_guard lock(mutex_);
+  fan_out_strand_.reset();
+}
+
 void WebSocketHub::publish(const EventPtr& event) {
+  std::lock_guard lock(mutex_);
+  if (sessions_.empty() || !fan_out_strand_) return;
+  boost::asio::post(*fan_out_strand_, [this, event] { fan_out(event); });
+}
+
+void WebSocketHub::fan_out(const EventPtr& event) {
   if (const auto* run_event = std::get_if<RunEvent>(event.get())) {
     const auto shared = std::make_shared<const SharedRunEvent>(event);
     for (const auto& session : all_sessions()) session->deliver_run_event(shared);

@@ -4,13 +4,18 @@
 // strand; it never writes to a socket itself, so one slow client cannot hold
 // up the others or the store writer thread the bus runs on. It does not
 // serialize either: each event travels as one SharedRunEvent or
-// SharedLogEvent, serialized once by the first session that writes it.
+// SharedLogEvent, serialized once by the first session that writes it. Even
+// the posting to each session is not done on the publishing thread (the store
+// writer, whose speed is every start's): publish() posts the event once to
+// the hub's own strand, which fans it out, in the order it was published.
 //
 // Thread safety: every member is [thread-safe]; `mutex_` guards the tables.
 #pragma once
 
+#include <boost/asio/any_io_executor.hpp>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -23,13 +28,20 @@ class WebSocketSession;
 
 class WebSocketHub {
  public:
+  // Events are fanned out on `strand` (of the server's io_context) from now
+  // on; until then, and after detach(), publish() drops them. The strand
+  // must be detached before its io_context goes.
+  void attach(boost::asio::any_io_executor strand);
+  void detach();
+
   void join(const std::shared_ptr<WebSocketSession>& session);
   void leave(const WebSocketSession* session);
   void subscribe_logs(const std::string& instance_id,
                       const std::shared_ptr<WebSocketSession>& session);
   void unsubscribe_logs(const std::string& instance_id, const WebSocketSession* session);
 
-  // Called on the bus thread; only posts, never blocks on a session.
+  // Called on the bus thread; posts once, never blocks on a session. Does
+  // nothing while no session is connected.
   void publish(const EventPtr& event);
 
   // Asks every session to close (1001 going away).
@@ -37,10 +49,12 @@ class WebSocketHub {
   std::size_t size() const;
 
  private:
+  void fan_out(const EventPtr& event);  // on fan_out_strand_
   std::vector<std::shared_ptr<WebSocketSession>> all_sessions() const;
   std::vector<std::shared_ptr<WebSocketSession>> log_subscribers(const std::string& id) const;
 
   mutable std::mutex mutex_;
+  std::optional<boost::asio::any_io_executor> fan_out_strand_;
   std::unordered_map<const WebSocketSession*, std::weak_ptr<WebSocketSession>> sessions_;
   std::unordered_map<std::string,
                      std::unordered_map<const WebSocketSession*, std::weak_ptr<WebSocketSession>>>

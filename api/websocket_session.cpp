@@ -31,6 +31,7 @@ SharedBody make_body(std::string text) {
 
 WebSocketSession::WebSocketSession(beast::tcp_stream&& stream, Context context)
     : ws_(std::move(stream)),
+      strand_(ws_.get_executor()),
       context_(context),
       connection_(context.connections),
       close_deadline_(ws_.get_executor()) {}
@@ -85,7 +86,7 @@ void WebSocketSession::read_snapshot() {
     } catch (const std::exception& failure) {
       spdlog::error("WebSocket snapshot failed: {}", failure.what());
     }
-    net::post(self->ws_.get_executor(),
+    net::post(self->strand_,
               [self, body = std::move(body)]() mutable { self->on_snapshot(std::move(body)); });
   });
 }
@@ -153,7 +154,7 @@ void WebSocketSession::subscribe(std::string instance_id, std::uint64_t after) {
     } catch (const std::exception& failure) {
       spdlog::error("WebSocket subscribe to {}: {}", id, failure.what());
     }
-    net::post(self->ws_.get_executor(), [self, id, after, exists] {
+    net::post(self->strand_, [self, id, after, exists] {
       self->on_run_checked(id, after, exists);
       if (!self->finished_) self->read_next();
     });
@@ -207,10 +208,9 @@ void WebSocketSession::read_backlog(const std::string& instance_id,
       spdlog::error("WebSocket log backlog of {}: {}", id, failure.what());
       run_gone = true;
     }
-    net::post(self->ws_.get_executor(),
-              [self, id, generation, page = std::move(page), run_gone]() mutable {
-                self->on_backlog(id, generation, std::move(page), run_gone);
-              });
+    net::post(self->strand_, [self, id, generation, page = std::move(page), run_gone]() mutable {
+      self->on_backlog(id, generation, std::move(page), run_gone);
+    });
   });
 }
 
@@ -240,17 +240,17 @@ void WebSocketSession::on_backlog(const std::string& instance_id, std::uint64_t 
 }
 
 void WebSocketSession::deliver_run_event(std::shared_ptr<const SharedRunEvent> event) {
-  net::post(ws_.get_executor(),
+  net::post(strand_,
             [self = shared_from_this(), event = std::move(event)] { self->on_run_event(*event); });
 }
 
 void WebSocketSession::deliver_logs(std::shared_ptr<const SharedLogEvent> event) {
-  net::post(ws_.get_executor(),
+  net::post(strand_,
             [self = shared_from_this(), event = std::move(event)] { self->on_logs(*event); });
 }
 
 void WebSocketSession::close_going_away() {
-  net::post(ws_.get_executor(), [self = shared_from_this()] {
+  net::post(strand_, [self = shared_from_this()] {
     self->close_with(websocket::close_code::going_away, "the server is shutting down");
   });
 }

@@ -117,6 +117,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   void finish();
 
   boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
+  const boost::asio::any_io_executor strand_;  // ws_'s; copied so the pool may post to it
   Context context_;
   ConnectionCount::Slot connection_;
   boost::beast::http::request<boost::beast::http::string_body> upgrade_request_;

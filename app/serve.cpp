@@ -21,11 +21,7 @@
 #include <vector>
 
 #include "api/server.hpp"
-#include "catalog/catalog.hpp"
-#include "events/event_bus.hpp"
-#include "loader/plugin_loader.hpp"
-#include "runs/run_manager.hpp"
-#include "store/run_store.hpp"
+#include "host.hpp"
 
 #ifndef NIGHTSHIFT_AGENTS_SUBDIR
 #error "NIGHTSHIFT_AGENTS_SUBDIR must be defined by the build"
@@ -37,20 +33,27 @@ namespace fs = std::filesystem;
 
 namespace {
 
+double seconds_of(std::chrono::milliseconds duration) {
+  return static_cast<double>(duration.count()) / 1000.0;
+}
+
+// The command line. Its defaults are those of the options structs the flags
+// map onto (HostOptions with its RunManagerOptions, api::ServerOptions), so
+// that each default lives in one place.
 struct ServeOptions {
-  std::string listen = "127.0.0.1:7733";
+  ServeOptions() {
+    const api::ServerOptions defaults;
+    listen = defaults.listen_host + ":" + std::to_string(defaults.port);
+  }
+  std::string listen;
   std::string data_dir;   // empty: $XDG_DATA_HOME/nightshift
   std::string workspace;  // empty: the current directory
   std::vector<std::string> agents_dirs;
   std::string token;  // empty: NIGHTSHIFT_TOKEN, else <data-dir>/token
-  std::size_t max_concurrent = 32;
-  std::size_t max_queued = 10000;
-  double stop_grace_seconds = 10;
+  RunManagerOptions runs;
+  double stop_grace_seconds = seconds_of(RunManagerOptions{}.stop_grace);
   double run_timeout_seconds = 0;  // 0: no host-wide limit
-  std::size_t log_max_entries = 100000;
-  std::size_t log_max_bytes = 64u << 20;
-  std::size_t io_threads = 2;
-  std::size_t max_connections = 4096;
+  api::ServerOptions server;
   std::string log_level = "info";
 };
 
@@ -176,40 +179,29 @@ int serve(const ServeOptions& options) {
   const fs::path workspace =
       fs::absolute(options.workspace.empty() ? fs::current_path() : fs::path(options.workspace));
 
-  CatalogOptions catalog_options;
-  catalog_options.installed_dirs.push_back(
+  HostOptions host_options;
+  host_options.data_dir = data_dir;
+  host_options.workspace = workspace;
+  host_options.installed_agent_dirs.push_back(
       (executable_dir() / ".." / NIGHTSHIFT_AGENTS_SUBDIR).lexically_normal());
-  catalog_options.installed_dirs.push_back(environment_dir("XDG_DATA_HOME", ".local/share") /
-                                           "nightshift" / "agents");
+  host_options.installed_agent_dirs.push_back(environment_dir("XDG_DATA_HOME", ".local/share") /
+                                              "nightshift" / "agents");
   for (const std::string& dir : options.agents_dirs)
-    catalog_options.installed_dirs.push_back(fs::absolute(dir));
-  catalog_options.workspace = workspace;
-  catalog_options.user_remix_dir =
+    host_options.installed_agent_dirs.push_back(fs::absolute(dir));
+  host_options.user_remix_dir =
       environment_dir("XDG_CONFIG_HOME", ".config") / "nightshift" / "remix";
-
-  RunManagerOptions run_options;
-  run_options.max_concurrent = options.max_concurrent;
-  run_options.max_queued = options.max_queued;
-  run_options.stop_grace = to_millis(options.stop_grace_seconds);
+  host_options.runs = options.runs;
+  host_options.runs.stop_grace = to_millis(options.stop_grace_seconds);
   if (options.run_timeout_seconds > 0)
-    run_options.default_timeout = to_millis(options.run_timeout_seconds);
-  run_options.log_max_entries = options.log_max_entries;
-  run_options.log_max_bytes = options.log_max_bytes;
-  run_options.workspace = workspace;
+    host_options.runs.default_timeout = to_millis(options.run_timeout_seconds);
 
-  api::ServerOptions server_options;
+  api::ServerOptions server_options = options.server;
   server_options.listen_host = host;
   server_options.port = port;
   server_options.token = choose_token(options, data_dir);
-  server_options.io_threads = options.io_threads;
-  server_options.max_connections = options.max_connections;
 
-  PluginLoader loader(data_dir / "plugin-copies");
-  Catalog catalog(catalog_options, loader);
-  RunStore store(StoreOptions{data_dir / "nightshift.db"});
-  EventBus bus;
-  RunManager runs(catalog, store, bus, run_options);
-  api::Server server(server_options, runs, catalog, bus);
+  Host engine(std::move(host_options));
+  api::Server server(server_options, engine);
   server.start();
 
   const auto endpoint = server.local_endpoint();
@@ -221,7 +213,7 @@ int serve(const ServeOptions& options) {
 
   wait_for_stop_signal();
   server.stop_accepting();
-  runs.shutdown(run_options.stop_grace);
+  engine.shutdown(engine.options().runs.stop_grace);
   server.stop();
   spdlog::info("stopped");
   return 0;
@@ -243,10 +235,10 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                       "a directory of installed agents (repeatable)");
   command->add_option("--token", options->token,
                       "the API token (default: $NIGHTSHIFT_TOKEN, else <data-dir>/token)");
-  command->add_option("--max-concurrent", options->max_concurrent, "runs executing at once")
+  command->add_option("--max-concurrent", options->runs.max_concurrent, "runs executing at once")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  command->add_option("--max-queued", options->max_queued, "runs waiting for a slot")
+  command->add_option("--max-queued", options->runs.max_queued, "runs waiting for a slot")
       ->capture_default_str();
   command
       ->add_option("--stop-grace", options->stop_grace_seconds,
@@ -258,16 +250,24 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                    "seconds after which every run fails (0: no limit)")
       ->capture_default_str()
       ->check(CLI::NonNegativeNumber);
-  command->add_option("--log-max-entries", options->log_max_entries, "log entries kept per run")
+  command
+      ->add_option("--log-max-entries", options->runs.log_max_entries, "log entries kept per run")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  command->add_option("--log-max-bytes", options->log_max_bytes, "log message bytes kept per run")
+  command
+      ->add_option("--log-max-bytes", options->runs.log_max_bytes, "log message bytes kept per run")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
-  command->add_option("--io-threads", options->io_threads, "HTTP/WebSocket threads")
+  command->add_option("--io-threads", options->server.io_threads, "HTTP/WebSocket threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));
-  command->add_option("--max-connections", options->max_connections, "open connections allowed")
+  command
+      ->add_option("--worker-threads", options->server.worker_threads,
+                   "threads for store reads, stops, deletes and rescans")
+      ->capture_default_str()
+      ->check(CLI::Range(1, 256));
+  command
+      ->add_option("--max-connections", options->server.max_connections, "open connections allowed")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
   command->add_option("--log-level", options->log_level, "trace, debug, info, warn, error")

@@ -1,5 +1,5 @@
-// A real host for the API tests: the engine (catalog over the built-in
-// agents, SQLite store, event bus, run manager) and the Beast server on
+// A real host for the API tests: a Host (catalog over the built-in agents,
+// SQLite store, event bus, run manager) and the Beast server over it on
 // 127.0.0.1 with an ephemeral port, plus small synchronous HTTP and
 // WebSocket clients built on Beast.
 #pragma once
@@ -20,11 +20,7 @@
 #include <vector>
 
 #include "api/server.hpp"
-#include "catalog/catalog.hpp"
-#include "events/event_bus.hpp"
-#include "loader/plugin_loader.hpp"
-#include "runs/run_manager.hpp"
-#include "store/run_store.hpp"
+#include "host.hpp"
 #include "test_support.hpp"
 
 namespace nightshift::api_test {
@@ -65,44 +61,35 @@ inline std::filesystem::path write_broken_agent(const std::filesystem::path& dir
 class TestHost {
  public:
   explicit TestHost(HostSettings settings = default_settings())
-      : loader_(dir_ / "plugin-copies"),
-        catalog_(catalog_options(), loader_),
-        store_(StoreOptions{dir_ / "nightshift.db"}),
-        runs_(catalog_, store_, bus_, with_workspace(settings.runs)),
-        server_(settings.server, runs_, catalog_, bus_) {
+      : host_(host_options(std::move(settings.runs))), server_(settings.server, host_) {
     server_.start();
   }
   ~TestHost() {
     server_.stop_accepting();
-    runs_.shutdown(std::chrono::milliseconds(2000));
+    host_.shutdown(std::chrono::milliseconds(2000));
     server_.stop();
   }
 
   std::uint16_t port() const { return server_.local_endpoint().port(); }
-  RunManager& runs() { return runs_; }
+  RunManager& runs() { return host_.runs(); }
   api::Server& server() { return server_; }
   const std::filesystem::path& dir() const { return dir_.path(); }
 
  private:
-  CatalogOptions catalog_options() {
-    CatalogOptions options;
-    options.installed_dirs = {NIGHTSHIFT_TEST_AGENTS_DIR, write_broken_agent(dir_ / "more-agents")};
+  HostOptions host_options(RunManagerOptions runs) {
+    HostOptions options;
+    options.data_dir = dir_ / "data";
     options.workspace = dir_ / "workspace";
-    options.user_remix_dir = dir_ / "user-remix";
     std::filesystem::create_directories(options.workspace);
-    return options;
-  }
-  RunManagerOptions with_workspace(RunManagerOptions options) {
-    options.workspace = dir_ / "workspace";
+    options.installed_agent_dirs = {NIGHTSHIFT_TEST_AGENTS_DIR,
+                                    write_broken_agent(dir_ / "more-agents")};
+    options.user_remix_dir = dir_ / "user-remix";
+    options.runs = std::move(runs);
     return options;
   }
 
   testing::TempDir dir_;
-  PluginLoader loader_;
-  Catalog catalog_;
-  RunStore store_;
-  EventBus bus_;
-  RunManager runs_;
+  Host host_;
   api::Server server_;
 };
 
