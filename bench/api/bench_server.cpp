@@ -52,6 +52,7 @@ api::ServerOptions server_options(const BenchServerOptions& options) {
   server.port = 0;
   server.token = options.token;
   if (options.io_threads > 0) server.io_threads = options.io_threads;
+  if (options.worker_threads > 0) server.worker_threads = options.worker_threads;
   server.max_connections = options.max_connections;
   return server;
 }
@@ -87,7 +88,7 @@ void serve_until_signal(const BenchServerOptions& options) {
   ScratchDir dir;
   Host host(host_options(options, dir));
   make_history(host, options.history);
-  api::Server server(server_options(options), host.runs(), host.catalog(), host.bus());
+  api::Server server(server_options(options), host);
   server.start();
   const auto endpoint = server.local_endpoint();
   std::cout << "http://" << endpoint.address().to_string() << ':' << endpoint.port() << ' '

@@ -17,6 +17,7 @@ struct BenchServerOptions {
   std::size_t history = 50;  // finished echo runs made before serving
   // 0: the defaults of `nightshift serve` (api::ServerOptions, RunManagerOptions).
   std::size_t io_threads = 0;
+  std::size_t worker_threads = 0;
   std::size_t max_concurrent = 0;
   std::size_t max_queued = 0;
   std::size_t max_connections = 8192;  // 1,000 WebSocket clients and wrk beside them

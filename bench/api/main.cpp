@@ -64,6 +64,8 @@ int main(int argc, char** argv) {
   serve_command->add_option("--history", serve.history, "finished runs made before serving");
   serve_command->add_option("--io-threads", serve.io_threads,
                             "HTTP/WebSocket threads (0: default)");
+  serve_command->add_option("--worker-threads", serve.worker_threads,
+                            "threads for handlers that wait (0: default)");
   serve_command->add_option("--max-concurrent", serve.max_concurrent,
                             "runs executing at once (0: default)");
   serve_command->add_option("--max-queued", serve.max_queued,
