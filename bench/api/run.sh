@@ -70,6 +70,8 @@ now() { date +%s.%N; }
 
 # Starts a fresh host in its own process and sets url and token.
 start_host() {
+  rm -f "$work/host.out" "$work/host.err"
+  : >"$work/host.out"
   "$bench_api" serve "$@" >"$work/host.out" 2>"$work/host.err" &
   host_pid=$!
   for _ in $(seq 300); do
