@@ -85,7 +85,8 @@ class CliTest : public ::testing::Test {
     for (const auto& argument :
          {std::string("--data-dir"), data_dir_.string(), std::string("--workspace"),
           workspace_.string(), std::string("--agents-dir"),
-          std::string(NIGHTSHIFT_TEST_AGENTS_DIR)}) {
+          std::string(NIGHTSHIFT_TEST_AGENTS_DIR), std::string("--agents-dir"),
+          std::string(NIGHTSHIFT_RUNS_TEST_AGENTS_DIR)}) {
       argv.push_back(argument);
     }
     for (const auto& argument : extra_serve_arguments()) argv.push_back(argument);
@@ -467,6 +468,31 @@ TEST_F(CliTest, StopAsksTheRunToStop) {
               result.out.find("cancelled") != std::string::npos)
       << result;
   EXPECT_EQ(cli({"wait", id}).exit_code, 21);
+}
+
+TEST_F(CliTest, SendGivesARunningAgentAMessageAndShowPrintsItsUsage) {
+  const auto id = start({"runs-listener"});
+  ASSERT_TRUE(wait_until([&] { return cli({"show", id}).out.find("running") != std::string::npos; },
+                         20s));
+  const auto sent = cli({"send", id.substr(0, 8), "look at the tests"});
+  ASSERT_EQ(sent.exit_code, 0) << sent;
+  EXPECT_NE(sent.out.find("message recorded as log entry"), std::string::npos) << sent;
+  ASSERT_EQ(cli({"send", id, "done"}).exit_code, 0);
+  EXPECT_EQ(cli({"wait", id}).exit_code, 0);
+  const auto logs = cli({"logs", id});
+  EXPECT_NE(logs.out.find("heard: look at the tests"), std::string::npos) << logs;
+  const auto shown = cli({"show", id});
+  EXPECT_NE(shown.out.find("22 (20 prompt, 2 completion)"), std::string::npos) << shown;
+}
+
+TEST_F(CliTest, SendToAnAgentWithoutMessagesExits7AndToAnEndedRunExits9) {
+  const auto sleeping = start({"sleep", "--param", "seconds=60"});
+  const auto refused = cli({"send", sleeping, "hello"});
+  EXPECT_EQ(refused.exit_code, 7) << refused;
+  EXPECT_NE(refused.err.find("does not take messages"), std::string::npos) << refused;
+  cli({"stop", sleeping});
+  cli({"wait", sleeping});
+  EXPECT_EQ(cli({"send", sleeping, "hello"}).exit_code, 9);
 }
 
 TEST_F(CliTest, RmRemovesAFinishedRun) {

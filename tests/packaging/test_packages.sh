@@ -42,7 +42,8 @@ for root in "$tgz_root" "$deb_root"; do
            lib/cmake/NightshiftSDK/NightshiftSDKConfigVersion.cmake \
            lib/nightshift/agents/echo/agent.json lib/nightshift/agents/echo/libecho.so \
            lib/nightshift/agents/sleep/libsleep.so lib/nightshift/agents/shell/libshell.so \
-           lib/nightshift/agents/repo-scan/librepo-scan.so \
+           lib/nightshift/agents/repo-scan/librepo-scan.so lib/nightshift/agents/llm/libllm.so \
+           lib/nightshift/agents/llm/agent.json \
            lib/systemd/user/nightshift.service share/man/man1/nightshift.1.gz; do
     [ -e "$root/$f" ] || fail "$root lacks $f"
   done
