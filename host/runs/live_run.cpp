@@ -5,6 +5,7 @@
 #include <cmath>
 #include <string_view>
 
+#include "model/utf8.hpp"
 #include "runs/run_manager.hpp"
 #include "runs/watchdog.hpp"
 #include "store/store_writer.hpp"
@@ -55,7 +56,7 @@ void on_log(const nightshift_run* c_run, std::int32_t level, const char* message
       return;
     }
     run.pending_logs.push_back(LogEntry{run.record.log_count + 1, now_ms(), level_from_abi(level),
-                                        std::string(text), LogSource::agent});
+                                        to_valid_utf8(text), LogSource::agent});
     run.record.log_count += 1;
     run.accepted_bytes += text.size();
     if (run.pending_logs.size() >= kLogBatchEntries) {
@@ -168,7 +169,7 @@ void on_set_error(const nightshift_run* c_run, const char* message, std::size_t 
   LiveRun& run = live(c_run);
   try {
     std::lock_guard run_lock(run.mutex);
-    run.agent_error = std::string(text_of(message, size));
+    run.agent_error = to_valid_utf8(text_of(message, size));
   } catch (...) {
     // Out of memory: the run fails with the generic message instead.
   }
