@@ -50,7 +50,7 @@ using tcp = net::ip::tcp;
 using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 
-constexpr int kDefaultCycles = 7;
+constexpr int kDefaultCycles = 8;
 // No new cycle starts after this; the test stops by itself even on a machine
 // far slower than expected.
 constexpr auto kCycleBudget = 150s;
@@ -652,6 +652,7 @@ class ChaosTest : public ::testing::Test {
                        << " run(s) still active after the restart with no client";
 
     std::size_t accounted = 0;
+    std::size_t interrupted = 0;
     std::set<std::string> seen;
     for (const auto& run : record_.runs()) {
       const auto prefix =
@@ -663,6 +664,7 @@ class ChaosTest : public ::testing::Test {
         continue;
       }
       bool ok = true;
+      if (string_field(listed->second, "status") == "failed") ++interrupted;
       const auto state = state_problem(listed->second, run.kind);
       if (!state.empty()) {
         ADD_FAILURE() << prefix << " " << state;
@@ -672,6 +674,7 @@ class ChaosTest : public ::testing::Test {
       if (ok) ++accounted;
     }
     accounted_ = accounted;
+    interrupted_ = interrupted;
     extra_runs_ = listing.runs.size() - std::min(listing.runs.size(), seen.size());
   }
 
@@ -741,6 +744,7 @@ class ChaosTest : public ::testing::Test {
   std::vector<std::chrono::milliseconds> kill_delays_;
   std::size_t survivors_ = 0;
   std::size_t accounted_ = 0;
+  std::size_t interrupted_ = 0;
   std::size_t extra_runs_ = 0;
   std::uint64_t log_entries_checked_ = 0;
 };
@@ -798,7 +802,8 @@ TEST_F(ChaosTest, KilledHostsUnderLoadLoseNothingAndStaySound) {
   for (const auto delay : kill_delays_) delays << ' ' << delay.count();
   std::cout << "chaos: " << cycles_run << " cycles (SIGKILL after" << delays.str()
             << " ms of load), " << runs.size() << " starts answered 201 (" << sleeps << " sleep, "
-            << shells << " shell), " << accounted_ << " runs accounted for, " << extra_runs_
+            << shells << " shell), " << accounted_ << " runs accounted for (" << interrupted_
+            << " of them failed as interrupted), " << extra_runs_
             << " more runs from starts cut off by a kill, " << log_entries_checked_
             << " log entries checked, " << survivors_ << " shell processes outlived the host, seed "
             << seed_ << std::endl;
