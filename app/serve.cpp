@@ -160,14 +160,23 @@ std::string url_host(const boost::asio::ip::address& address) {
   return address.is_v6() ? "[" + address.to_string() + "]" : address.to_string();
 }
 
-void wait_for_stop_signal() {
-  boost::asio::io_context signals_context;
-  boost::asio::signal_set signals(signals_context, SIGINT, SIGTERM);
-  signals.async_wait([](const boost::system::error_code&, int signal) {
-    spdlog::info("received signal {}, shutting down", signal);
-  });
-  signals_context.run();
-}
+// SIGINT and SIGTERM, caught from construction on: a client that reads the
+// `listening on` line and signals at once must get a graceful stop, not the
+// default action of a signal nobody handles yet.
+class StopSignals {
+ public:
+  StopSignals() : signals_(context_, SIGINT, SIGTERM) {}
+  void wait() {
+    signals_.async_wait([](const boost::system::error_code&, int signal) {
+      spdlog::info("received signal {}, shutting down", signal);
+    });
+    context_.run();
+  }
+
+ private:
+  boost::asio::io_context context_;
+  boost::asio::signal_set signals_;
+};
 
 int serve(const ServeOptions& options) {
   set_up_logging(options.log_level);
@@ -200,6 +209,7 @@ int serve(const ServeOptions& options) {
   server_options.port = port;
   server_options.token = choose_token(options, data_dir);
 
+  StopSignals stop_signals;
   Host engine(std::move(host_options));
   api::Server server(server_options, engine);
   server.start();
@@ -211,7 +221,7 @@ int serve(const ServeOptions& options) {
             << "panel: " << base << "/?token=" << server_options.token << std::endl;
   spdlog::info("data in {}, workspace {}", data_dir.string(), workspace.string());
 
-  wait_for_stop_signal();
+  stop_signals.wait();
   server.stop_accepting();
   engine.shutdown(engine.options().runs.stop_grace);
   server.stop();
