@@ -91,6 +91,26 @@ describe('Background Agents panel', () => {
     await screenshot(page, 'sleep-cancelled-in-history');
   });
 
+  test('a message typed under an active run reaches its agent and shows as yours in the log', async () => {
+    await startFromDialog(page, 'installed:runs-listener', 'listen for the browser test');
+    const active = rowByTask(page, 'active-list', 'listen for the browser test');
+    await active.waitFor(WAIT);
+    await active.getByTestId('toggle-logs').click();
+    await active.getByTestId('log-entry').filter({hasText: 'listening'}).waitFor(WAIT);
+    await active.getByTestId('message-input').fill('look at src/ first');
+    await active.getByTestId('send-message').click();
+    await active.getByTestId('log-entry').filter({hasText: 'heard: look at src/ first'}).waitFor(WAIT);
+    const mine = active.locator('[data-testid="log-entry"][data-source="user"]');
+    assert.equal(await mine.count(), 1);
+    assert.match(await mine.textContent(), /look at src\/ first/);
+    assert.equal(await active.getByTestId('message-input').inputValue(), '');
+    await active.getByTestId('run-usage').filter({hasText: '11 tokens'}).waitFor(WAIT);
+    await screenshot(page, 'message-sent-to-a-running-agent');
+    await active.getByTestId('stop-run').click();
+    const history = rowByTask(page, 'history-list', 'listen for the browser test');
+    await waitForStatus(history, 'cancelled');
+  });
+
   test('a failing run shows its error in History', async () => {
     await startFromDialog(page, 'installed:sleep', 'this one fails', {seconds: 1, failWith: 'the disk is on fire'});
     const history = rowByTask(page, 'history-list', 'this one fails');

@@ -12,6 +12,8 @@ import {chromium} from 'playwright-core';
 export const config = {
   hostBinary: requireEnv('NIGHTSHIFT_BIN'),
   agentsDir: requireEnv('NIGHTSHIFT_AGENTS_DIR'),
+  // More installed agents for the tests (e.g. runs-listener, which takes messages).
+  extraAgentsDir: process.env.NIGHTSHIFT_EXTRA_AGENTS_DIR || '',
   screenshotDir: process.env.NIGHTSHIFT_SCREENSHOT_DIR || join(tmpdir(), 'nightshift-browser-screenshots'),
   chromium: process.env.NIGHTSHIFT_CHROMIUM || '/usr/bin/chromium',
 };
@@ -38,7 +40,8 @@ export class Host {
 
   async start() {
     const child = spawn(config.hostBinary,
-      ['serve', '--listen', this.listen, '--data-dir', this.dataDir, '--workspace', this.workspace],
+      ['serve', '--listen', this.listen, '--data-dir', this.dataDir, '--workspace', this.workspace,
+       ...(config.extraAgentsDir ? ['--agents-dir', config.extraAgentsDir] : [])],
       {stdio: ['ignore', 'pipe', 'pipe']});
     this.process = child;
     child.stderr.on('data', (chunk) => { this.output += chunk; });

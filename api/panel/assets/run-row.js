@@ -40,7 +40,7 @@ export class RunRow {
         this.expandButton, this.statusBadge,
         el('span', {class: 'agent'}, this.agentName, this.agentKind),
         el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration),
-        this.task, this.usage, this.progress,
+        this.task, el('span', {class: 'meter'}, this.progress, this.usage),
         el('span', {class: 'actions'}, this.stopButton, this.deleteButton)),
       this.error, this.logSlot);
     this.update(run);
