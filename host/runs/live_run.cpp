@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <boost/json/parse.hpp>
 #include <cmath>
+#include <limits>
 #include <string_view>
 
 #include "model/utf8.hpp"
@@ -140,8 +141,14 @@ void on_report_usage(const nightshift_run* c_run, std::uint64_t prompt_tokens,
     std::lock_guard run_lock(run.mutex);
     if (run.abandoned || is_terminal(run.record.status)) return;
     TokenUsage usage = run.record.usage.value_or(TokenUsage{});
-    usage.prompt_tokens += prompt_tokens;
-    usage.completion_tokens += completion_tokens;
+    // Saturating at what the store's integer holds: an agent's absurd
+    // report must not wrap the totals around.
+    static constexpr std::uint64_t kMost = std::numeric_limits<std::int64_t>::max();
+    const auto add = [](std::uint64_t total, std::uint64_t more) {
+      return more >= kMost - std::min(total, kMost) ? kMost : total + more;
+    };
+    usage.prompt_tokens = add(usage.prompt_tokens, prompt_tokens);
+    usage.completion_tokens = add(usage.completion_tokens, completion_tokens);
     run.record.usage = usage;
     // Shown with the next record the run writes (progress, status).
     run.progress_held = true;

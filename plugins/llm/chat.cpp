@@ -54,8 +54,12 @@ std::optional<Usage> read_usage(const json::object& object) {
   const auto count = [&](std::string_view key) -> std::uint64_t {
     const json::value* value = usage->get_object().if_contains(key);
     if (value == nullptr || !value->is_number()) return 0;
+    // A count past any real answer's (or past what a double holds exactly)
+    // is capped: converting a larger double to an integer is undefined.
+    constexpr double kMostTokens = 1e15;
     const double number = value->to_number<double>();
-    return number > 0 ? static_cast<std::uint64_t>(number) : 0;
+    if (!(number > 0)) return 0;
+    return static_cast<std::uint64_t>(number < kMostTokens ? number : kMostTokens);
   };
   out.prompt = count("prompt_tokens");
   out.completion = count("completion_tokens");

@@ -97,4 +97,14 @@ TEST(ParseAnswer, ReadsAWholeAnswer) {
   EXPECT_THROW(nightshift::llm::parse_answer(R"({"choices":[]})"), BadAnswer);
 }
 
+// Found by the answer fuzzer: a token count past what an integer holds was
+// converted from a double (undefined behaviour); it is capped instead.
+TEST(ParseAnswer, AnAbsurdTokenCountIsCappedNotOverflowed) {
+  const Answer answer = nightshift::llm::parse_answer(
+      R"({"choices":[{"message":{"content":"ok"},"finish_reason":"stop"}],"usage":{"prompt_tokens":5.9e119,"completion_tokens":-3}})");
+  ASSERT_TRUE(answer.usage);
+  EXPECT_EQ(answer.usage->prompt, 1000000000000000u);
+  EXPECT_EQ(answer.usage->completion, 0u);
+}
+
 }  // namespace
