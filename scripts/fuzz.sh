@@ -9,6 +9,10 @@
 #
 # NIGHTSHIFT_FUZZ_BUILD_DIR: the build directory (default build/fuzz).
 # NIGHTSHIFT_FUZZ_ONLY: run only these fuzzers (e.g. "remix manifest").
+# NIGHTSHIFT_FUZZ_SEED: libFuzzer's random seed (default: a new one each run).
+#   The ctest test sets it, so that CI replays the same inputs as the run
+#   that landed a change instead of drawing new ones on every submission;
+#   run this script by hand (no seed) to search further.
 set -euo pipefail
 
 seconds=${1:-30}
@@ -75,7 +79,9 @@ for name in $fuzzers; do
   log="$build/fuzz-$name.log"
   mkdir -p "$work" "$artifacts"
   set +e
-  "$build/bin/fuzz_$name" -max_total_time="$seconds" -max_len="$(max_len "$name")" \
+  seed_flag=()
+  [ -n "${NIGHTSHIFT_FUZZ_SEED:-}" ] && seed_flag=(-seed="$NIGHTSHIFT_FUZZ_SEED")
+  "$build/bin/fuzz_$name" "${seed_flag[@]}" -max_total_time="$seconds" -max_len="$(max_len "$name")" \
     -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
     -artifact_prefix="$artifacts/" "$work" "$seeds" >"$log" 2>&1
   status=$?
