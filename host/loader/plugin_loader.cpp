@@ -143,7 +143,14 @@ class SharedLibraryPlugin final : public LoadedPlugin {
     error.struct_size = sizeof(nightshift_init_error);
     error.host_data = &refusal;
     error.set = &set_init_error;
-    if (init(&host, &error)) {
+    bool accepted = false;
+    try {
+      accepted = init(&host, &error);
+    } catch (...) {
+      // Against the ABI's rules, but a C++ plugin may still let one escape.
+      throw PluginLoadError(path_, "its init threw an exception, which must not cross the ABI");
+    }
+    if (accepted) {
       initialized_ = true;
       return;
     }
