@@ -332,10 +332,7 @@ struct Server::Impl : ServerCore {
 };
 
 Server::Server(ServerOptions options, Host& host)
-    : Server(std::move(options), host.runs(), host.catalog(), host.bus()) {}
-
-Server::Server(ServerOptions options, RunManager& runs, Catalog& catalog, EventBus& bus)
-    : impl_(std::make_unique<Impl>(std::move(options), runs, catalog, bus)) {}
+    : impl_(std::make_unique<Impl>(std::move(options), host.runs(), host.catalog(), host.bus())) {}
 
 Server::~Server() {
   stop();

@@ -24,9 +24,6 @@ class Server {
   // Serves `host`, which must outlive the Server. Throws
   // std::invalid_argument when options.listen_host is not an address.
   Server(ServerOptions options, Host& host);
-  // The same over parts wired by hand, for a program that does not build a
-  // Host yet; the parts must outlive the Server.
-  Server(ServerOptions options, RunManager& runs, Catalog& catalog, EventBus& bus);
   // Calls stop().
   ~Server();
   Server(const Server&) = delete;
