@@ -61,6 +61,9 @@ std::string Metrics::render(const RunManagerStats& runs) const {
          "Messages queued to WebSocket clients.");
   out << "nightshift_websocket_messages_total "
       << websocket_messages_.load(std::memory_order_relaxed) << '\n';
+  family(out, "nightshift_websocket_queued_bytes", "gauge",
+         "Bytes queued to WebSocket clients, not yet handed to their sockets.");
+  out << "nightshift_websocket_queued_bytes " << websocket_queued_bytes() << '\n';
   family(out, "nightshift_websocket_slow_client_closes_total", "counter",
          "WebSocket clients closed (1013) because they could not keep up.");
   out << "nightshift_websocket_slow_client_closes_total " << websocket_slow_client_closes() << '\n';

@@ -24,6 +24,14 @@ class Metrics {
   void websocket_message_sent() noexcept {
     websocket_messages_.fetch_add(1, std::memory_order_relaxed);
   }
+  // Bytes queued to WebSocket clients and not yet handed to their sockets,
+  // all clients together; returns the new total.
+  std::int64_t websocket_queued(std::int64_t delta) noexcept {
+    return websocket_queued_bytes_.fetch_add(delta, std::memory_order_relaxed) + delta;
+  }
+  std::int64_t websocket_queued_bytes() const noexcept {
+    return websocket_queued_bytes_.load(std::memory_order_relaxed);
+  }
 
   std::int64_t websocket_clients() const noexcept {
     return websocket_clients_.load(std::memory_order_relaxed);
@@ -41,6 +49,7 @@ class Metrics {
   std::atomic<std::int64_t> websocket_clients_{0};
   std::atomic<std::uint64_t> websocket_slow_closes_{0};
   std::atomic<std::uint64_t> websocket_messages_{0};
+  std::atomic<std::int64_t> websocket_queued_bytes_{0};
 };
 
 }  // namespace nightshift::api

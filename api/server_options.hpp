@@ -27,6 +27,10 @@ struct ServerOptions {
   std::size_t ws_max_message_bytes = 64u << 10;  // client messages; larger ones close with 1009
   std::size_t ws_send_queue_bytes = 8u << 20;    // per client; past it the client is closed (1013)
   std::size_t ws_send_queue_messages = 20000;    // per client, likewise
+  // All clients together. Past it, a client holding more than its share
+  // (this over the number of clients) is closed (1013) at its next message,
+  // so clients that read keep receiving while those that do not are shed.
+  std::size_t ws_total_send_queue_bytes = 256u << 20;
   std::chrono::milliseconds ws_idle_timeout{
       30000};  // a silent peer is pinged at half, dropped at it
   std::size_t ws_snapshot_history = 50;

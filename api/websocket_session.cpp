@@ -1,5 +1,6 @@
 #include "api/websocket_session.hpp"
 
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
@@ -22,6 +23,10 @@ namespace {
 constexpr std::size_t kBacklogPageEntries = 500;
 // What a message's prefix adds to its body, for the queue's byte bound.
 constexpr std::size_t kPrefixBytes = 32;
+// A session that queued this much at some point asks, when it ends with no
+// byte queued anywhere, for free memory to be returned to the system: after
+// many slow clients the allocator's arenas keep it otherwise.
+constexpr std::size_t kTrimAfterPeakBytes = 1u << 20;
 
 SharedBody make_body(std::string text) {
   return std::make_shared<const std::string>(std::move(text));
@@ -39,6 +44,7 @@ WebSocketSession::WebSocketSession(beast::tcp_stream&& stream, Context context)
 WebSocketSession::~WebSocketSession() {
   context_.hub.leave(this);
   if (accepted_ && !finished_) context_.metrics.websocket_closed();
+  context_.metrics.websocket_queued(-static_cast<std::int64_t>(queue_bytes_));
 }
 
 void WebSocketSession::start(beast::http::request<beast::http::string_body> request) {
@@ -97,14 +103,11 @@ void WebSocketSession::on_snapshot(SharedBody body) {
     return close_with(websocket::close_code::internal_error, "the snapshot could not be read");
   }
   // First in the queue, so it is seq 1 whatever was queued while it was read.
-  queue_bytes_ += body->size() + kPrefixBytes;
+  count_queued(body);
   queue_.push_front(Outgoing{"snapshot", std::move(body)});
   context_.metrics.websocket_message_sent();
   snapshot_queued_ = true;
-  if (queue_bytes_ > context_.options.ws_send_queue_bytes ||
-      queue_.size() > context_.options.ws_send_queue_messages) {
-    return close_slow_client();
-  }
+  if (over_bound()) return close_slow_client();
   write_next();
 }
 
@@ -177,8 +180,42 @@ void WebSocketSession::unsubscribe(const std::string& instance_id) {
   context_.hub.unsubscribe_logs(instance_id, this);
 }
 
+void WebSocketSession::count_queued(const SharedBody& body) {
+  const std::size_t bytes = body->size() + kPrefixBytes;
+  queue_bytes_ += bytes;
+  peak_queue_bytes_ = std::max(peak_queue_bytes_, queue_bytes_);
+  context_.metrics.websocket_queued(static_cast<std::int64_t>(bytes));
+}
+
+void WebSocketSession::count_sent(const SharedBody& body) {
+  const std::size_t bytes = body->size() + kPrefixBytes;
+  queue_bytes_ -= bytes;
+  context_.metrics.websocket_queued(-static_cast<std::int64_t>(bytes));
+}
+
+std::size_t WebSocketSession::fair_share() const {
+  const auto clients =
+      static_cast<std::size_t>(std::max<std::int64_t>(1, context_.metrics.websocket_clients()));
+  return context_.options.ws_total_send_queue_bytes / clients;
+}
+
+bool WebSocketSession::over_bound() const {
+  if (queue_bytes_ > context_.options.ws_send_queue_bytes ||
+      queue_.size() > context_.options.ws_send_queue_messages) {
+    return true;
+  }
+  const auto total = static_cast<std::size_t>(
+      std::max<std::int64_t>(0, context_.metrics.websocket_queued_bytes()));
+  return total > context_.options.ws_total_send_queue_bytes && queue_bytes_ > fair_share();
+}
+
+// Room for another page of backlog: the queue is under half of its own
+// bound and under half of its share of the bound of all sessions. An empty
+// queue always has room, so a backlog never stalls; it is only paced.
 bool WebSocketSession::has_room_for_backlog() const {
-  return !closing_ && queue_bytes_ < context_.options.ws_send_queue_bytes / 2 &&
+  if (closing_) return false;
+  if (queue_.empty()) return true;
+  return queue_bytes_ < std::min(context_.options.ws_send_queue_bytes, fair_share()) / 2 &&
          queue_.size() < context_.options.ws_send_queue_messages / 2;
 }
 
@@ -310,13 +347,10 @@ void WebSocketSession::send_error(std::string_view code, std::string_view messag
 
 void WebSocketSession::enqueue(std::string_view type, SharedBody body) {
   if (closing_ || finished_) return;
-  queue_bytes_ += body->size() + kPrefixBytes;
+  count_queued(body);
   queue_.push_back(Outgoing{type, std::move(body)});
   context_.metrics.websocket_message_sent();
-  if (queue_bytes_ > context_.options.ws_send_queue_bytes ||
-      queue_.size() > context_.options.ws_send_queue_messages) {
-    return close_slow_client();
-  }
+  if (over_bound()) return close_slow_client();
   write_next();
 }
 
@@ -333,12 +367,12 @@ void WebSocketSession::write_next() {
 
 void WebSocketSession::on_write(beast::error_code error, std::size_t) {
   writing_ = false;
-  queue_bytes_ -= queue_.front().body->size() + kPrefixBytes;
+  count_sent(queue_.front().body);
   queue_.pop_front();
   if (error) {
     // The read side sees the failure too and finishes the session.
+    for (const Outgoing& dropped : queue_) count_sent(dropped.body);
     queue_.clear();
-    queue_bytes_ = 0;
     closing_ = true;
     return;
   }
@@ -352,7 +386,7 @@ void WebSocketSession::close_slow_client() {
   // Drop what was not handed to the socket yet; the message being written
   // must stay alive until its write completes.
   while (queue_.size() > (writing_ ? 1u : 0u)) {
-    queue_bytes_ -= queue_.back().body->size() + kPrefixBytes;
+    count_sent(queue_.back().body);
     queue_.pop_back();
   }
   close_with(websocket::close_code::try_again_later,
@@ -382,6 +416,16 @@ void WebSocketSession::finish() {
   log_subscriptions_.clear();
   context_.hub.leave(this);
   if (accepted_) context_.metrics.websocket_closed();
+  // Nothing more is written: what waits in the queue is dropped now (the
+  // message being written stays alive until its write completes).
+  while (queue_.size() > (writing_ ? 1u : 0u)) {
+    count_sent(queue_.back().body);
+    queue_.pop_back();
+  }
+  if (peak_queue_bytes_ >= kTrimAfterPeakBytes &&
+      context_.metrics.websocket_queued_bytes() <= static_cast<std::int64_t>(queue_bytes_)) {
+    net::post(context_.pool, [] { malloc_trim(0); });
+  }
 }
 
 }  // namespace nightshift::api

@@ -1,7 +1,11 @@
 // One WebSocket client of GET /background-agent-ws (api.md): a snapshot first,
 // then run events, log subscriptions, ping/pong, each message numbered by a
 // per-connection seq. Writes go through a bounded queue: a client that cannot
-// keep up is closed with 1013 instead of growing the host's memory.
+// keep up is closed with 1013 instead of growing the host's memory. The
+// queues of all sessions together are bounded too (ServerOptions): past that
+// bound the sessions holding more than their share are closed, and when the
+// last queued byte is gone after a large backlog, the freed memory is given
+// back to the system.
 //
 // Each queued message is a type and a body shared with every other session
 // that sends the same event (shared_event.hpp); the seq is given when the
@@ -109,6 +113,15 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   // Queues one message, numbered when it is written.
   void enqueue(std::string_view type, SharedBody body);
+  // Counts a message's bytes in and out of the queue, for this session's
+  // bound and the bound of all sessions together (Metrics).
+  void count_queued(const SharedBody& body);
+  void count_sent(const SharedBody& body);
+  // Whether the queue is past this session's bounds, or the sessions together
+  // are past theirs while this one holds more than its share.
+  bool over_bound() const;
+  // This session's share of the bound of all sessions together.
+  std::size_t fair_share() const;
   bool has_room_for_backlog() const;
   void write_next();
   void on_write(boost::beast::error_code error, std::size_t bytes);
@@ -125,6 +138,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   boost::asio::steady_timer close_deadline_;
   std::deque<Outgoing> queue_;  // front is being written while writing_
   std::size_t queue_bytes_ = 0;
+  std::size_t peak_queue_bytes_ = 0;
   std::string prefix_;  // of the message being written
   bool snapshot_queued_ = false;
   bool writing_ = false;

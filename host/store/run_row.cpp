@@ -93,33 +93,73 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
   statement.bind(19, is_terminal(run.status) ? 1 : 0);
 }
 
+// A row that cannot be read in full (edited by hand, damaged, written by a
+// newer version) still becomes one entry: each field is read on its own, a
+// field that fails keeps its empty value, and the run says what was wrong in
+// its error. An unknown status reads as failed, so that the run is finished
+// and can be deleted; one list never fails for one bad row.
 Run read_run(const SQLite::Statement& statement) {
   Run run;
-  run.instance_id = statement.getColumn(0).getString();
-  run.thread_id = statement.getColumn(1).getString();
-  run.agent_id = statement.getColumn(2).getString();
-  run.agent_name = statement.getColumn(3).getString();
-  const std::string source = statement.getColumn(4).getString();
-  run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
-  run.task = optional_text(statement, 5);
-  const boost::json::value params = boost::json::parse(statement.getColumn(6).getString());
-  if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
-  run.params = params.get_object();
-  const std::string status = statement.getColumn(7).getString();
-  run.status = parse_or_throw(parse_run_status(status), "status", status);
-  run.created_at = from_ms(statement.getColumn(8).getInt64());
-  run.started_at = optional_time(statement, 9);
-  run.ended_at = optional_time(statement, 10);
-  if (!statement.isColumnNull(11)) run.progress = statement.getColumn(11).getDouble();
-  run.error = optional_text(statement, 12);
-  if (!statement.isColumnNull(13))
-    run.result = boost::json::parse(statement.getColumn(13).getString());
-  run.log_count = static_cast<std::uint64_t>(statement.getColumn(14).getInt64());
-  if (!statement.isColumnNull(15)) {
-    run.usage = TokenUsage{static_cast<std::uint64_t>(statement.getColumn(15).getInt64()),
-                           static_cast<std::uint64_t>(statement.getColumn(16).getInt64())};
+  std::string problems;
+  const auto field = [&](const char* name, const auto& read) {
+    try {
+      read();
+    } catch (const std::exception& failure) {
+      if (!problems.empty()) problems += "; ";
+      problems += name;
+      problems += ": ";
+      problems += failure.what();
+    }
+  };
+  bool status_read = false;
+  field("instanceId", [&] { run.instance_id = statement.getColumn(0).getString(); });
+  field("threadId", [&] { run.thread_id = statement.getColumn(1).getString(); });
+  field("agentId", [&] { run.agent_id = statement.getColumn(2).getString(); });
+  field("agentName", [&] { run.agent_name = statement.getColumn(3).getString(); });
+  field("agentSource", [&] {
+    const std::string source = statement.getColumn(4).getString();
+    run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
+  });
+  field("task", [&] { run.task = optional_text(statement, 5); });
+  field("params", [&] {
+    const boost::json::value params = boost::json::parse(statement.getColumn(6).getString());
+    if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
+    run.params = params.get_object();
+  });
+  field("status", [&] {
+    const std::string status = statement.getColumn(7).getString();
+    run.status = parse_or_throw(parse_run_status(status), "status", status);
+    status_read = true;
+  });
+  field("createdAt", [&] { run.created_at = from_ms(statement.getColumn(8).getInt64()); });
+  field("startedAt", [&] { run.started_at = optional_time(statement, 9); });
+  field("endedAt", [&] { run.ended_at = optional_time(statement, 10); });
+  field("progress", [&] {
+    if (!statement.isColumnNull(11)) run.progress = statement.getColumn(11).getDouble();
+  });
+  field("error", [&] { run.error = optional_text(statement, 12); });
+  field("result", [&] {
+    if (!statement.isColumnNull(13))
+      run.result = boost::json::parse(statement.getColumn(13).getString());
+  });
+  field("logCount",
+        [&] { run.log_count = static_cast<std::uint64_t>(statement.getColumn(14).getInt64()); });
+  field("usage", [&] {
+    if (!statement.isColumnNull(15)) {
+      run.usage = TokenUsage{static_cast<std::uint64_t>(statement.getColumn(15).getInt64()),
+                             static_cast<std::uint64_t>(statement.getColumn(16).getInt64())};
+    }
+  });
+  field("acceptsMessages", [&] { run.accepts_messages = statement.getColumn(17).getInt() != 0; });
+  if (problems.empty()) return run;
+  if (!status_read) run.status = RunStatus::failed;
+  if (is_terminal(run.status) && !run.ended_at) run.ended_at = run.created_at;
+  std::string error = "the stored record of this run could not be read in full (" + problems + ")";
+  if (run.error) {
+    error += "; its recorded error: ";
+    error += *run.error;
   }
-  run.accepts_messages = statement.getColumn(17).getInt() != 0;
+  run.error = std::move(error);
   return run;
 }
 

@@ -28,7 +28,8 @@ inline constexpr int kLogCountParameter = 15;
 void bind_run(SQLite::Statement& statement, const Run& run);
 
 // Reads the current row, selected with kRunColumns starting at column 0.
-// Throws when a stored value is malformed.
+// Never throws for a malformed stored value: the run reads as well as it can
+// and its error says which fields could not be read (see run_row.cpp).
 Run read_run(const SQLite::Statement& statement);
 
 std::int64_t to_ms(Timestamp t);

@@ -471,11 +471,14 @@ std::vector<LogEntry> RunStore::read_logs(const std::string& instance_id, std::u
     entry.seq = static_cast<std::uint64_t>(query.getColumn(0).getInt64());
     entry.ts = store::from_ms(query.getColumn(1).getInt64());
     const int level = query.getColumn(2).getInt();
-    if (level < 0 || level > static_cast<int>(LogLevel::error)) {
-      throw std::runtime_error("stored log entry has an unknown level " + std::to_string(level));
-    }
-    entry.level = static_cast<LogLevel>(level);
     entry.message = query.getColumn(3).getString();
+    if (level >= 0 && level <= static_cast<int>(LogLevel::error)) {
+      entry.level = static_cast<LogLevel>(level);
+    } else {
+      // One bad row stays one entry; a page of logs never fails for it.
+      entry.level = LogLevel::warn;
+      entry.message.insert(0, "(stored with an unknown level " + std::to_string(level) + ") ");
+    }
     const int source = query.getColumn(4).getInt();
     entry.source = source >= 0 && source <= static_cast<int>(LogSource::host)
                        ? static_cast<LogSource>(source)

@@ -1,5 +1,7 @@
 // The HTTP endpoints of api.md against a real host: shapes, status codes,
 // error codes, headers and limits.
+#include <SQLiteCpp/Database.h>
+
 #include <boost/url/url.hpp>
 #include <set>
 #include <sstream>
@@ -296,6 +298,37 @@ TEST_F(HttpApiTest, StopAndDeleteFollowTheRunsState) {
   const Response removed = client_.send(http::verb::delete_, "/background-agents/" + id);
   EXPECT_EQ(removed.result_int(), 204);
   EXPECT_TRUE(removed.body().empty());
+  EXPECT_EQ(client_.get("/background-agents/" + id).result_int(), 404);
+}
+
+// A row that cannot be read in full (edited by hand, damaged) is one bad
+// entry: the list, the run and its deletion still answer.
+TEST_F(HttpApiTest, AStoredRowThatCannotBeReadIsOneBadEntryNotA500) {
+  const std::string id = start_run(client_, "installed:echo");
+  ASSERT_TRUE(wait_for_status(client_, id, "completed"));
+  {
+    SQLite::Database db((host_.dir() / "data" / "nightshift.db").string(), SQLite::OPEN_READWRITE);
+    db.exec("PRAGMA ignore_check_constraints = ON");  // as a hand edit or damage could
+    SQLite::Statement damage(db,
+                             "UPDATE runs SET params = 'not json', status = 'exploded' "
+                             "WHERE instance_id = ?");
+    damage.bind(1, id);
+    ASSERT_EQ(damage.exec(), 1);
+  }
+  const Response list = client_.get("/background-agents");
+  ASSERT_EQ(list.result_int(), 200) << list.body();
+  const json::value listed = body_json(list);
+  const json::array& history = listed.at("history").as_array();
+  ASSERT_EQ(history.size(), 1u);
+  EXPECT_EQ(history[0].at("status").as_string(), "failed");
+  EXPECT_NE(std::string(history[0].at("error").as_string()).find("could not be read in full"),
+            std::string::npos);
+
+  const Response one = client_.get("/background-agents/" + id);
+  ASSERT_EQ(one.result_int(), 200) << one.body();
+  EXPECT_EQ(body_json(one).at("status").as_string(), "failed");
+
+  EXPECT_EQ(client_.send(http::verb::delete_, "/background-agents/" + id).result_int(), 204);
   EXPECT_EQ(client_.get("/background-agents/" + id).result_int(), 404);
 }
 

@@ -552,6 +552,75 @@ TEST_F(RunManagerMessagesTest, StopWakesAnAgentWaitingForAMessage) {
   EXPECT_EQ(finish(run).status, RunStatus::cancelled);
 }
 
+// A message sent while the agent sleeps is recorded at once, does not cut
+// the sleep short, and is the first thing the agent hears after it.
+TEST_F(RunManagerMessagesTest, AMessageSentDuringSleepForWaitsForTheAgent) {
+  open();
+  const nightshift::Run run = start("installed:runs-listener", {{"sleepFirstMs", 1500}});
+  ASSERT_TRUE(wait_until([&] {
+    const auto logs = all_logs(run.instance_id);
+    return !logs.empty() && logs.front().message == "sleeping";
+  }));
+  const std::uint64_t seq = manager().send_message(run.instance_id, "while you slept");
+  // Recorded at once, before the agent has heard it.
+  ASSERT_TRUE(wait_until([&] {
+    for (const LogEntry& entry : all_logs(run.instance_id)) {
+      if (entry.seq == seq) return entry.source == LogSource::user;
+    }
+    return false;
+  }));
+  manager().send_message(run.instance_id, "done");
+  const nightshift::Run done = finish(run);
+  EXPECT_EQ(done.status, RunStatus::completed);
+  std::vector<std::string> agent_lines;
+  for (const LogEntry& entry : all_logs(run.instance_id)) {
+    if (entry.source == LogSource::agent) agent_lines.push_back(entry.message);
+  }
+  EXPECT_EQ(agent_lines, (std::vector<std::string>{"sleeping", "slept", "listening",
+                                                   "heard: while you slept", "heard: done"}));
+}
+
+// A message sent just as the run ends is either refused (409, the run is no
+// longer active) or accepted; an accepted one is in the committed log with
+// the seq it was given, whether or not the agent read it. Repeated, so that
+// some of the sends land in the window where the agent has returned and the
+// run is not yet finished.
+TEST_F(RunManagerMessagesTest, AMessageSentAsTheRunEndsIsRefusedOrRecordedNeverLost) {
+  open();
+  int accepted = 0;
+  int refused = 0;
+  for (int i = 0; i < 30; ++i) {
+    const nightshift::Run run = start("installed:runs-listener");
+    ASSERT_TRUE(reaches(run, RunStatus::running));
+    manager().send_message(run.instance_id, "done");
+    std::vector<std::uint64_t> recorded;
+    for (;;) {
+      try {
+        recorded.push_back(manager().send_message(run.instance_id, "late " + std::to_string(i)));
+        ++accepted;
+      } catch (const RunError& error) {
+        ASSERT_EQ(error.code(), RunError::Code::run_not_active) << error.what();
+        ++refused;
+        break;
+      }
+    }
+    const nightshift::Run done = finish(run);
+    EXPECT_EQ(done.status, RunStatus::completed);
+    const auto logs = all_logs(run.instance_id);
+    for (const std::uint64_t seq : recorded) {
+      const auto entry =
+          std::find_if(logs.begin(), logs.end(), [&](const LogEntry& e) { return e.seq == seq; });
+      ASSERT_NE(entry, logs.end()) << "accepted message seq " << seq << " is not in the log";
+      EXPECT_EQ(entry->source, LogSource::user);
+      EXPECT_EQ(entry->message, "late " + std::to_string(i));
+    }
+    EXPECT_EQ(done.log_count, logs.back().seq);
+  }
+  EXPECT_EQ(refused, 30);  // every loop ended with the run no longer active
+  std::printf("messages sent as runs ended: %d accepted and recorded, %d refused\n", accepted,
+              refused);
+}
+
 TEST_F(RunManagerMessagesTest, MessagesToAgentsWithoutThemOrToEndedRunsAreRefused) {
   open();
   const nightshift::Run sleeping = start("installed:sleep", sleep_for_a_long_time());
