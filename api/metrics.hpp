@@ -27,7 +27,17 @@ class Metrics {
   // Bytes queued to WebSocket clients and not yet handed to their sockets,
   // all clients together; returns the new total.
   std::int64_t websocket_queued(std::int64_t delta) noexcept {
-    return websocket_queued_bytes_.fetch_add(delta, std::memory_order_relaxed) + delta;
+    const std::int64_t total =
+        websocket_queued_bytes_.fetch_add(delta, std::memory_order_relaxed) + delta;
+    if (total >= kTrimAfterQueuedBytes)
+      websocket_trim_wanted_.store(true, std::memory_order_relaxed);
+    return total;
+  }
+  // True once after the clients' queues held kTrimAfterQueuedBytes at some
+  // point: the caller, seeing them drained, gives free memory back to the
+  // system (the allocator's arenas keep it otherwise).
+  bool take_websocket_trim() noexcept {
+    return websocket_trim_wanted_.exchange(false, std::memory_order_relaxed);
   }
   std::int64_t websocket_queued_bytes() const noexcept {
     return websocket_queued_bytes_.load(std::memory_order_relaxed);
@@ -50,6 +60,8 @@ class Metrics {
   std::atomic<std::uint64_t> websocket_slow_closes_{0};
   std::atomic<std::uint64_t> websocket_messages_{0};
   std::atomic<std::int64_t> websocket_queued_bytes_{0};
+  static constexpr std::int64_t kTrimAfterQueuedBytes = 16 << 20;
+  std::atomic<bool> websocket_trim_wanted_{false};
 };
 
 }  // namespace nightshift::api

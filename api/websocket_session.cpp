@@ -23,10 +23,6 @@ namespace {
 constexpr std::size_t kBacklogPageEntries = 500;
 // What a message's prefix adds to its body, for the queue's byte bound.
 constexpr std::size_t kPrefixBytes = 32;
-// A session that queued this much at some point asks, when it ends with no
-// byte queued anywhere, for free memory to be returned to the system: after
-// many slow clients the allocator's arenas keep it otherwise.
-constexpr std::size_t kTrimAfterPeakBytes = 1u << 20;
 
 SharedBody make_body(std::string text) {
   return std::make_shared<const std::string>(std::move(text));
@@ -183,7 +179,6 @@ void WebSocketSession::unsubscribe(const std::string& instance_id) {
 void WebSocketSession::count_queued(const SharedBody& body) {
   const std::size_t bytes = body->size() + kPrefixBytes;
   queue_bytes_ += bytes;
-  peak_queue_bytes_ = std::max(peak_queue_bytes_, queue_bytes_);
   context_.metrics.websocket_queued(static_cast<std::int64_t>(bytes));
 }
 
@@ -422,8 +417,10 @@ void WebSocketSession::finish() {
     count_sent(queue_.back().body);
     queue_.pop_back();
   }
-  if (peak_queue_bytes_ >= kTrimAfterPeakBytes &&
-      context_.metrics.websocket_queued_bytes() <= static_cast<std::int64_t>(queue_bytes_)) {
+  // After many slow clients, the last to go with nothing else queued gives
+  // the freed memory back to the system.
+  if (context_.metrics.websocket_queued_bytes() <= static_cast<std::int64_t>(queue_bytes_) &&
+      context_.metrics.take_websocket_trim()) {
     net::post(context_.pool, [] { malloc_trim(0); });
   }
 }

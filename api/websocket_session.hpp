@@ -138,7 +138,6 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   boost::asio::steady_timer close_deadline_;
   std::deque<Outgoing> queue_;  // front is being written while writing_
   std::size_t queue_bytes_ = 0;
-  std::size_t peak_queue_bytes_ = 0;
   std::string prefix_;  // of the message being written
   bool snapshot_queued_ = false;
   bool writing_ = false;

@@ -4,6 +4,7 @@
 // depends on how fast the machine is (deadlines are generous, and only the
 // outcome is checked).
 #include <array>
+#include <fstream>
 #include <set>
 #include <thread>
 
@@ -184,6 +185,53 @@ TEST(ApiAbuse, ASubscriptionToAHugeLogIsPacedNotBufferedWhole) {
   }
   EXPECT_TRUE(reader.seq_without_gaps());
   EXPECT_FALSE(reader.closed());
+}
+
+}  // namespace
+}  // namespace nightshift::api_test
+
+namespace nightshift::api_test {
+namespace {
+
+std::size_t resident_kib() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoul(line.substr(6));
+  }
+  return 0;
+}
+
+// A measurement, run by hand (--gtest_also_run_disabled_tests): the host's
+// resident memory (this process holds it) before, while 500 clients that
+// never read are subscribed to a run with a 100,000-entry log, and after they
+// have gone.
+TEST(ApiAbuseMeasurement, DISABLED_MemoryUnderClientsThatNeverReadAHugeLog) {
+  constexpr int kClients = 500;
+  TestHost host;
+  HttpClient client(host.port());
+  const std::string id =
+      start_run(client, "installed:runs-flood", {{"count", 100'000}, {"size", 100}});
+  ASSERT_TRUE(wait_for_status(client, id, "completed", std::chrono::seconds(120)));
+  const std::size_t before = resident_kib();
+  std::vector<std::unique_ptr<WsClient>> clients;
+  for (int i = 0; i < kClients; ++i) {
+    clients.push_back(std::make_unique<WsClient>(
+        host.port(), std::string("/background-agent-ws?token=") + kToken, 4096));
+    clients.back()->send(R"({"type":"subscribe","instanceId":")" + id + R"("})");
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(5));
+  const std::size_t during = resident_kib();
+  const auto queued = host.server().metrics().websocket_queued_bytes();
+  clients.clear();
+  ASSERT_TRUE(testing::wait_until([&] { return host.server().metrics().websocket_clients() == 0; },
+                                  std::chrono::seconds(60)));
+  std::this_thread::sleep_for(std::chrono::seconds(2));
+  const std::size_t after = resident_kib();
+  std::printf(
+      "%d clients that never read, subscribed to a 100,000-entry log: resident %zu MiB "
+      "before, %zu MiB while subscribed (%lld KiB queued), %zu MiB after they left\n",
+      kClients, before / 1024, during / 1024, static_cast<long long>(queued / 1024), after / 1024);
 }
 
 }  // namespace
