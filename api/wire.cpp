@@ -7,6 +7,7 @@
 
 #include "api/api_error.hpp"
 #include "catalog/json_numbers.hpp"
+#include "model/utf8.hpp"
 
 namespace nightshift::api::wire {
 
@@ -101,9 +102,11 @@ json::object agent(const AgentInfo& agent) {
   return o;
 }
 
+// A message may quote what the client sent (a path, an agent id, a query
+// value), percent-decoded bytes included: cleaned, so the answer stays JSON.
 std::string error_body(std::string_view code, std::string_view message) {
   return json::serialize(
-      json::object{{"error", json::object{{"code", code}, {"message", message}}}});
+      json::object{{"error", json::object{{"code", code}, {"message", to_valid_utf8(message)}}}});
 }
 
 std::string run_body(const Run& run_record, Timestamp now) {
@@ -219,7 +222,7 @@ std::string error_message_body(std::string_view code, std::string_view message) 
   std::string body = ",\"code\":";
   body += json_quoted(code);
   body += ",\"message\":";
-  body += json_quoted(message);
+  body += json_quoted(to_valid_utf8(message));
   body += '}';
   return body;
 }

@@ -22,7 +22,7 @@ esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${NIGHTSHIFT_FUZZ_BUILD_DIR:-$here/build/fuzz}
-fuzzers=${NIGHTSHIFT_FUZZ_ONLY:-remix manifest params http sse answer wire}
+fuzzers=${NIGHTSHIFT_FUZZ_ONLY:-remix manifest params http sse answer wire api}
 
 for tool in clang clang++ cmake; do
   if ! command -v "$tool" >/dev/null 2>&1; then
@@ -66,7 +66,7 @@ max_len() {
     remix) echo 70000 ;;
     manifest) echo 8192 ;;
     params) echo 8192 ;;
-    http) echo 20000 ;;
+    http | api) echo 20000 ;;
     *) echo 4096 ;;
   esac
 }

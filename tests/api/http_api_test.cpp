@@ -133,6 +133,16 @@ TEST_F(HttpApiTest, UnknownPathIsJson404AndWrongMethodIs405WithAllow) {
   EXPECT_EQ(put_run[http::field::allow], "GET, DELETE");
 }
 
+// Found by the api fuzzer: a percent-encoded byte that is not UTF-8, quoted
+// back in the error message, made the answer invalid JSON.
+TEST_F(HttpApiTest, AnErrorQuotingBytesThatAreNotUtf8IsStillJson) {
+  for (const char* path : {"/%ba%ff", "/background-agents/%c3%28", "/agents/%e2%82"}) {
+    const Response response = client_.get(path);
+    EXPECT_EQ(response.result_int(), 404) << path;
+    EXPECT_NO_THROW((void)body_json(response)) << path << ": " << response.body();
+  }
+}
+
 TEST_F(HttpApiTest, StartAnswers201WithLocationAndTheRunObject) {
   const Response response = client_.post(
       "/background-agents/start", start_body("installed:echo", {}, std::string("hello\nworld")));
