@@ -2,6 +2,7 @@
 // and a graceful exit on SIGTERM.
 #include <fcntl.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -64,6 +65,7 @@ ServeProcess spawn(const std::vector<std::string>& args, const std::filesystem::
   ServeProcess process;
   process.pid = ::fork();
   if (process.pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the test instead of outliving it
     ::dup2(pipe_fds[1], STDOUT_FILENO);
     ::close(pipe_fds[0]);
     ::close(pipe_fds[1]);

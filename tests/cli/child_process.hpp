@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <pty.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -59,6 +60,9 @@ class ChildProcess {
     if (out < 0 || err < 0 || in < 0) throw std::runtime_error("cannot open the child's files");
     pid_ = ::fork();
     if (pid_ == 0) {
+      // A test process that dies (a crash, a timeout's kill) takes the child
+      // with it instead of leaving a host running.
+      ::prctl(PR_SET_PDEATHSIG, SIGKILL);
       ::dup2(in, STDIN_FILENO);
       ::dup2(out, STDOUT_FILENO);
       ::dup2(err, STDERR_FILENO);
@@ -130,6 +134,7 @@ inline TerminalResult run_in_terminal(const std::vector<std::string>& argv,
   const pid_t pid = ::forkpty(&terminal, nullptr, nullptr, nullptr);
   if (pid < 0) throw std::runtime_error("forkpty failed");
   if (pid == 0) {
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);  // dies with the test, as above
     if (::chdir(working_dir.c_str()) != 0) ::_exit(126);
     ::execve(args[0], args.data(), env.data());
     ::_exit(127);
