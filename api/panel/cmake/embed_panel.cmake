@@ -30,21 +30,7 @@ function(content_type_for file out_var)
   endif()
 endfunction()
 
-# Appends the file's bytes as a comma-separated list of hex literals.
-function(bytes_of file out_var)
-  file(READ "${file}" hex HEX)
-  string(LENGTH "${hex}" hex_length)
-  if(hex_length EQUAL 0)
-    set(${out_var} "0" PARENT_SCOPE)  # an empty array is not valid C++
-    return()
-  endif()
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${hex}")
-  # Break the initializer into lines of 16 bytes so compilers and diffs stay happy.
-  # (CMake's regular expressions have no {n} quantifier, so the pattern is spelt out.)
-  string(REPEAT "'\\\\x[0-9a-f][0-9a-f]'," 16 sixteen_bytes)
-  string(REGEX REPLACE "(${sixteen_bytes})" "\\1\n    " bytes "${bytes}")
-  set(${out_var} "${bytes}" PARENT_SCOPE)
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/../../../cmake/embed_bytes.cmake")  # bytes_of()
 
 file(GLOB asset_files LIST_DIRECTORIES false RELATIVE "${PANEL_DIR}/assets" "${PANEL_DIR}/assets/*")
 list(SORT asset_files)

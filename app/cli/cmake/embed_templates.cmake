@@ -8,19 +8,7 @@ if(NOT TEMPLATES_DIR OR NOT OUTPUT)
   message(FATAL_ERROR "embed_templates.cmake needs -DTEMPLATES_DIR and -DOUTPUT")
 endif()
 
-# The file's bytes as a comma-separated list of char literals, 16 to a line.
-function(bytes_of file out_var)
-  file(READ "${file}" hex HEX)
-  string(LENGTH "${hex}" hex_length)
-  if(hex_length EQUAL 0)
-    set(${out_var} "0" PARENT_SCOPE)  # an empty array is not valid C++
-    return()
-  endif()
-  string(REGEX REPLACE "([0-9a-f][0-9a-f])" "'\\\\x\\1'," bytes "${hex}")
-  string(REPEAT "'\\\\x[0-9a-f][0-9a-f]'," 16 sixteen_bytes)
-  string(REGEX REPLACE "(${sixteen_bytes})" "\\1\n    " bytes "${bytes}")
-  set(${out_var} "${bytes}" PARENT_SCOPE)
-endfunction()
+include("${CMAKE_CURRENT_LIST_DIR}/../../../cmake/embed_bytes.cmake")  # bytes_of()
 
 file(GLOB_RECURSE files LIST_DIRECTORIES false RELATIVE "${TEMPLATES_DIR}" "${TEMPLATES_DIR}/*")
 list(SORT files)
