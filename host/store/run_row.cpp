@@ -90,7 +90,8 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
     statement.bind(17);
   }
   statement.bind(18, run.accepts_messages ? 1 : 0);
-  statement.bind(19, is_terminal(run.status) ? 1 : 0);
+  statement.bind(19, std::string(to_string(run.isolation)));
+  statement.bind(20, is_terminal(run.status) ? 1 : 0);
 }
 
 Run read_run(const SQLite::Statement& statement) {
@@ -120,6 +121,8 @@ Run read_run(const SQLite::Statement& statement) {
                            static_cast<std::uint64_t>(statement.getColumn(16).getInt64())};
   }
   run.accepts_messages = statement.getColumn(17).getInt() != 0;
+  const std::string isolation = statement.getColumn(18).getString();
+  run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
   return run;
 }
 
