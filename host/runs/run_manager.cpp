@@ -173,12 +173,19 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   run->params_json = boost::json::serialize(r.params);
   run->workspace = options.workspace.string();
   run->plugin = std::move(resolved.plugin);
-  run->isolation = r.isolation;
   try {
     run->limits = lower_limits(resolved.limits, request.limits);
   } catch (const std::invalid_argument& e) {
     throw CatalogError(CatalogError::Code::invalid_params, e.what());
   }
+  // Only a process can be held to these: a run that asks for them gets one,
+  // whatever its manifest says, rather than running without them.
+  const AgentLimits& limits = run->limits;
+  if (limits.memory_mib || limits.cpu_seconds || limits.sandbox.value_or(false) ||
+      !limits.network.value_or(true)) {
+    r.isolation = Isolation::process;
+  }
+  run->isolation = r.isolation;
   if (run->limits.timeout_seconds && *run->limits.timeout_seconds > 0) {
     run->timeout = std::chrono::milliseconds(
         static_cast<std::int64_t>(std::ceil(*run->limits.timeout_seconds * 1000.0)));

@@ -311,6 +311,16 @@ TEST_F(ProcessIsolationTest, ServeIsolationProcessForcesEvenThreadAgentsIntoAPro
   EXPECT_EQ(run.isolation, Isolation::process);
 }
 
+TEST_F(ProcessIsolationTest, LimitsOnlyAProcessCanKeepPutAThreadAgentInAProcess) {
+  open();
+  EXPECT_EQ(finish(start("installed:echo")).isolation, Isolation::thread);
+  AgentLimits limits;
+  limits.memory_mib = 512;
+  const nightshift::Run run = finish(start("installed:echo", {}, limits));
+  EXPECT_EQ(run.status, RunStatus::completed);
+  EXPECT_EQ(run.isolation, Isolation::process);
+}
+
 TEST_F(ProcessIsolationTest, TheSandboxIsReadOnlyOutsideTheWorkspaceWithAPrivateTmpAndNoNetwork) {
   if (isolation::find_sandbox_tool({}).empty()) GTEST_SKIP() << "bubblewrap is not installed";
   // A listener on the host's loopback: the sandbox's loopback is its own.
