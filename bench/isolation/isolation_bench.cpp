@@ -8,7 +8,8 @@
 //   - no-op (echo) runs per second (ceiling: fork+exec+wait of /bin/true per
 //     second from as many threads as there are cores);
 //   - start -> running p99, and start -> the agent's first log entry p99
-//     (ceiling: p99 of one fork+exec+wait of /bin/true);
+//     (echo, whose first act is to log; ceiling: p99 of one fork+exec+wait
+//     of /bin/true);
 //   - proportional set size (PSS) per sleeping run, summed over the run's
 //     processes (ceiling: PSS of one bare sleeping process, /bin/sleep);
 //   - stop of a spinning agent -> cancelled, p99 (target: the stop grace plus
@@ -240,7 +241,8 @@ void start_latencies(const std::vector<std::filesystem::path>& dirs, int samples
   RunManager& runs = engine.host.runs();
   for (int i = 0; i < samples; ++i) {
     const auto start = Clock::now();
-    const Run run = engine.start("installed:sleep", {{"seconds", 60}});
+    // echo logs its task at once: its first entry is the agent's first act.
+    const Run run = engine.host.runs().start(StartRequest{"installed:echo", "x", {}});
     bool running = false;
     for (;;) {
       const auto now = runs.get(run.instance_id);
@@ -255,7 +257,6 @@ void start_latencies(const std::vector<std::filesystem::path>& dirs, int samples
       if (seconds_since(start) > 30) break;
       std::this_thread::sleep_for(100us);
     }
-    runs.stop(run.instance_id);
     runs.wait(run.instance_id, 30s);
   }
 }
