@@ -673,13 +673,22 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
   spdlog::info("shutting down the run manager: stopping every active run");
   // Starts whose commit is still in flight are settled first.
   writer->flush();
+  bool processes = false;
   for (const LivePtr& run : live_snapshot()) {
     std::lock_guard run_lock(run->mutex);
-    if (run->committed && is_active(run->record.status)) stop_locked_run(*run, false);
+    if (run->committed && is_active(run->record.status)) {
+      stop_locked_run(*run, false);
+      processes = processes || run->isolation == Isolation::process;
+    }
   }
   {
+    // A process run that ignores the stop is killed at the stop grace; it
+    // gets the time that takes, so that it ends as killed, not interrupted.
+    const auto wait = processes && grace >= options.stop_grace
+                          ? grace + options.kill_grace + std::chrono::seconds(1)
+                          : grace;
     std::unique_lock lock(mutex);
-    changed.wait_for(lock, grace, [&] { return workers == 0; });
+    changed.wait_for(lock, wait, [&] { return workers == 0; });
   }
 
   // What has not ended is recorded as interrupted; its thread is let go and

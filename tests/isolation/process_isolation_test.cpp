@@ -173,6 +173,19 @@ TEST_F(ProcessIsolationTest, ASpinnerThatIgnoresStopIsKilledAfterTheGrace) {
   EXPECT_FALSE(process_alive(pid));
 }
 
+TEST_F(ProcessIsolationTest, AtShutdownASpinnerIsKilledAndRecordedSo) {
+  open();
+  const nightshift::Run run = misbehave("spin");
+  const pid_t pid = agent_pid(run);
+  await_line(run, "spinning");
+  engine->host->shutdown(options().stop_grace);
+  const auto stored = engine->store().get_run(run.instance_id);
+  ASSERT_TRUE(stored.has_value());
+  EXPECT_EQ(stored->status, RunStatus::cancelled);
+  EXPECT_EQ(stored->error, "killed after 0.5 s: the agent did not stop");
+  EXPECT_FALSE(process_alive(pid));
+}
+
 TEST_F(ProcessIsolationTest, AKilledSpinnerTakesEveryChildWithItWhateverItsGroup) {
   open();
   const nightshift::Run run = misbehave("spin-children", {{"children", 3}});
