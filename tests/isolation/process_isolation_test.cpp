@@ -160,6 +160,19 @@ TEST_F(ProcessIsolationTest, AnExitWithoutReportingSaysItsStatus) {
   EXPECT_EQ(run.error, "agent process exited with status 3");
 }
 
+TEST_F(ProcessIsolationTest, AMalformedFrameFromTheWorkerFailsTheRunAndEndsItsProcess) {
+  open();
+  const nightshift::Run run = misbehave("garbage");
+  const pid_t pid = agent_pid(run);
+  const nightshift::Run done = finish(run);
+  EXPECT_EQ(done.status, RunStatus::failed);
+  ASSERT_TRUE(done.error.has_value());
+  EXPECT_TRUE(done.error->starts_with("the agent process broke the worker protocol (a frame of "))
+      << *done.error;
+  EXPECT_NE(done.error->find("is over the limit"), std::string::npos) << *done.error;
+  EXPECT_FALSE(process_alive(pid));
+}
+
 TEST_F(ProcessIsolationTest, ASpinnerThatIgnoresStopIsKilledAfterTheGrace) {
   open();
   const nightshift::Run run = misbehave("spin");

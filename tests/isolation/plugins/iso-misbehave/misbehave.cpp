@@ -91,6 +91,11 @@ class Misbehave : public nightshift::Agent {
         ctx.report_usage(1, 2);
         if (*message == "done") break;
       }
+    } else if (mode == "garbage") {
+      // Straight onto the worker's socket to the host: a frame far over the cap.
+      const char frame[] = "\xff\xff\xff\x7f\x11";
+      [[maybe_unused]] const ssize_t n = ::write(3, frame, sizeof frame - 1);
+      ctx.sleep_for(std::chrono::hours(1));
     } else if (mode == "sleep") {
       ctx.sleep_for(std::chrono::hours(1));
     }
