@@ -494,18 +494,17 @@ class Supervisor {
     }
     if (killed_) {
       out.killed = true;
+      const bool hard = exit_ && exit_->how == ExitFrame::How::signaled && exit_->code == SIGKILL;
+      out.log_note = std::string(
+                         "the agent did not stop within the stop grace: its processes were sent "
+                         "SIGTERM") +
+                     (hard ? ", then SIGKILL" : "");
       return out;
     }
     if (exit_) {
-      const bool signaled = exit_->how == ExitFrame::How::signaled;
-      if (exit_->memory_exhausted && limits.memory_mib > 0) return fail(memory_text);
-      if (signaled && limits.cpu_seconds > 0 &&
-          (exit_->code == SIGXCPU ||
-           (exit_->code == SIGKILL && exit_->cpu_ms + 50 >= limits.cpu_seconds * 1000))) {
-        return fail("exceeded its CPU time limit of " + seconds_text(limits.cpu_seconds) + " s");
-      }
-      if (signaled) return fail("agent crashed: " + describe_signal(exit_->code));
-      return fail("agent process exited with status " + std::to_string(exit_->code));
+      out = process_failure(memory_text);
+      out.log_note = out.failure;
+      return out;
     }
     // No report from the keeper: it (or the sandbox around it) ended first.
     if (!hello_ && (limits.sandbox || !limits.network)) {
@@ -514,6 +513,20 @@ class Supervisor {
     }
     if (WIFSIGNALED(status_)) return fail("agent crashed: " + describe_signal(WTERMSIG(status_)));
     return fail("agent process exited with status " + std::to_string(WEXITSTATUS(status_)));
+  }
+
+  // The agent process ended without returning: why, from the keeper's report.
+  ProcessOutcome process_failure(const std::string& memory_text) const {
+    const ProcessLimits& limits = spec_.limits;
+    const bool signaled = exit_->how == ExitFrame::How::signaled;
+    if (exit_->memory_exhausted && limits.memory_mib > 0) return fail(memory_text);
+    if (signaled && limits.cpu_seconds > 0 &&
+        (exit_->code == SIGXCPU ||
+         (exit_->code == SIGKILL && exit_->cpu_ms + 50 >= limits.cpu_seconds * 1000))) {
+      return fail("exceeded its CPU time limit of " + seconds_text(limits.cpu_seconds) + " s");
+    }
+    if (signaled) return fail("agent crashed: " + describe_signal(exit_->code));
+    return fail("agent process exited with status " + std::to_string(exit_->code));
   }
 
   std::string status_text() const {

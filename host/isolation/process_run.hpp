@@ -65,6 +65,9 @@ struct ProcessOutcome {
   std::int32_t rc = 1;                 // the agent's return code (NIGHTSHIFT_RUN_*)
   std::optional<std::string> failure;  // set: the run fails with this, whatever rc says
   bool killed = false;                 // killed because it did not stop within the stop grace
+  // What the host says in the run's log (source host) about how the
+  // process ended when it did not end by returning: a kill, a crash, a limit.
+  std::optional<std::string> log_note;
 };
 
 // Runs the agent in a worker process until every process of it is gone.

@@ -63,6 +63,9 @@ AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options) {
   LiveRunSink sink(run);
   const isolation::ProcessOutcome outcome =
       isolation::run_in_process(spec, sink, run.stop.get_token());
+  if (outcome.log_note) {
+    run.log_from_host(outcome.killed ? LogLevel::warn : LogLevel::error, *outcome.log_note);
+  }
   return AgentExit{outcome.rc, outcome.failure, outcome.killed};
 }
 

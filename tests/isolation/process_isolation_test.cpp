@@ -139,6 +139,12 @@ TEST_F(ProcessIsolationTest, ASegfaultFailsOnlyItsRunAndTheOthersCarryOn) {
   EXPECT_EQ(crashed.error, "agent crashed: SIGSEGV (signal 11)");
   EXPECT_EQ(crashed.isolation, Isolation::process);
   EXPECT_FALSE(process_alive(pid));
+  // The host says so in the log too.
+  const std::vector<LogEntry> entries = logs(crasher);
+  ASSERT_FALSE(entries.empty());
+  EXPECT_EQ(entries.back().source, LogSource::host);
+  EXPECT_EQ(entries.back().level, LogLevel::error);
+  EXPECT_EQ(entries.back().message, "agent crashed: SIGSEGV (signal 11)");
   const nightshift::Run slept = finish(sleeper);
   EXPECT_EQ(slept.status, RunStatus::completed);
   EXPECT_EQ(slept.isolation, Isolation::thread);
@@ -184,6 +190,12 @@ TEST_F(ProcessIsolationTest, ASpinnerThatIgnoresStopIsKilledAfterTheGrace) {
   EXPECT_EQ(done.error, "killed after 0.5 s: the agent did not stop");
   // Gone before the run was finished.
   EXPECT_FALSE(process_alive(pid));
+  const std::vector<LogEntry> entries = logs(run);
+  ASSERT_FALSE(entries.empty());
+  EXPECT_EQ(entries.back().source, LogSource::host);
+  EXPECT_EQ(entries.back().message,
+            "the agent did not stop within the stop grace: its processes were sent SIGTERM, then "
+            "SIGKILL");
 }
 
 TEST_F(ProcessIsolationTest, AtShutdownASpinnerIsKilledAndRecordedSo) {
