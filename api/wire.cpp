@@ -48,7 +48,7 @@ ApiError invalid_request(const std::string& message) {
 
 json::object run(const Run& run, Timestamp now) {
   json::object o;
-  o.reserve(18);
+  o.reserve(19);
   o["instanceId"] = run.instance_id;
   o["threadId"] = run.thread_id;
   o["agentId"] = run.agent_id;
@@ -72,6 +72,7 @@ json::object run(const Run& run, Timestamp now) {
     o["usage"] = nullptr;
   }
   o["acceptsMessages"] = run.accepts_messages;
+  o["isolation"] = to_string(run.isolation);
   return o;
 }
 
@@ -88,7 +89,7 @@ json::object log_entry(const LogEntry& entry) {
 
 json::object agent(const AgentInfo& agent) {
   json::object o;
-  o.reserve(10);
+  o.reserve(11);
   o["id"] = agent.id;
   o["name"] = agent.name;
   o["source"] = to_string(agent.source);
@@ -99,6 +100,7 @@ json::object agent(const AgentInfo& agent) {
   o["available"] = agent.available;
   o["error"] = optional_string(agent.error);
   o["params"] = agent.params;
+  o["isolation"] = to_string(agent.isolation);
   return o;
 }
 
@@ -274,6 +276,14 @@ StartRequest parse_start_body(std::string_view body, std::size_t max_task_bytes)
   if (json::value* params = object.if_contains("params"); params && !params->is_null()) {
     if (!params->is_object()) throw invalid_request("params must be a JSON object");
     start.params = std::move(params->get_object());
+  }
+  if (const json::value* limits = object.if_contains("limits"); limits && !limits->is_null()) {
+    if (!limits->is_object()) throw invalid_request("limits must be a JSON object");
+    try {
+      start.limits = parse_limits(limits->get_object(), "the start request");
+    } catch (const std::invalid_argument& e) {
+      throw ApiError(http::status::bad_request, "invalid_params", e.what());
+    }
   }
   return start;
 }

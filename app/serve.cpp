@@ -55,6 +55,7 @@ struct ServeOptions {
   double run_timeout_seconds = 0;  // 0: no host-wide limit
   api::ServerOptions server;
   std::string log_level = "info";
+  std::string isolation = "manifest";  // or "process": every agent in its own process
 };
 
 fs::path environment_dir(const char* variable, const char* home_fallback) {
@@ -140,9 +141,19 @@ std::string token_from_file(const fs::path& file) {
   throw std::runtime_error("cannot read or create " + file.string());
 }
 
-std::string choose_token(const ServeOptions& options, const fs::path& data_dir) {
+// The token from the environment, taken out of it: no agent, whatever its
+// isolation, inherits it (a thread's child processes would).
+std::string take_environment_token() {
+  const char* env = std::getenv("NIGHTSHIFT_TOKEN");
+  std::string token = env != nullptr ? env : "";
+  ::unsetenv("NIGHTSHIFT_TOKEN");
+  return token;
+}
+
+std::string choose_token(const ServeOptions& options, const std::string& environment_token,
+                         const fs::path& data_dir) {
   if (!options.token.empty()) return options.token;
-  if (const char* env = std::getenv("NIGHTSHIFT_TOKEN"); env != nullptr && *env != '\0') return env;
+  if (!environment_token.empty()) return environment_token;
   return token_from_file(data_dir / "token");
 }
 
@@ -179,6 +190,7 @@ class StopSignals {
 };
 
 int serve(const ServeOptions& options) {
+  const std::string environment_token = take_environment_token();
   set_up_logging(options.log_level);
   const auto [host, port] = parse_listen(options.listen);
   const fs::path data_dir = options.data_dir.empty()
@@ -201,13 +213,14 @@ int serve(const ServeOptions& options) {
       environment_dir("XDG_CONFIG_HOME", ".config") / "nightshift" / "remix";
   host_options.runs = options.runs;
   host_options.runs.stop_grace = to_millis(options.stop_grace_seconds);
+  host_options.runs.force_process_isolation = options.isolation == "process";
   if (options.run_timeout_seconds > 0)
     host_options.runs.default_timeout = to_millis(options.run_timeout_seconds);
 
   api::ServerOptions server_options = options.server;
   server_options.listen_host = host;
   server_options.port = port;
-  server_options.token = choose_token(options, data_dir);
+  server_options.token = choose_token(options, environment_token, data_dir);
 
   StopSignals stop_signals;
   Host engine(std::move(host_options));
@@ -280,6 +293,12 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->add_option("--max-connections", options->server.max_connections, "open connections allowed")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  command
+      ->add_option("--isolation", options->isolation,
+                   "manifest: each agent where its manifest says (default: its own process); "
+                   "process: every agent in its own process")
+      ->capture_default_str()
+      ->check(CLI::IsMember({"manifest", "process"}));
   command->add_option("--log-level", options->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));

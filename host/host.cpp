@@ -1,6 +1,7 @@
 #include "host.hpp"
 
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <cstring>
@@ -23,6 +24,23 @@ void make_private_dir(const std::filesystem::path& dir) {
   }
 }
 
+// nightshift-worker: beside the running executable as installed
+// (<prefix>/bin/../lib/nightshift/), else as built in this tree.
+std::filesystem::path find_worker() {
+  std::error_code error;
+  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
+  if (!error) {
+    const auto beside =
+        self.parent_path().parent_path() / "lib" / "nightshift" / "nightshift-worker";
+    if (::access(beside.c_str(), X_OK) == 0) return beside;
+  }
+#ifdef NIGHTSHIFT_BUILD_WORKER_PATH
+  return NIGHTSHIFT_BUILD_WORKER_PATH;
+#else
+  return {};
+#endif
+}
+
 }  // namespace
 
 Host::Host(HostOptions options) : options_(std::move(options)) {
@@ -30,6 +48,9 @@ Host::Host(HostOptions options) : options_(std::move(options)) {
   if (options_.workspace.empty()) options_.workspace = std::filesystem::current_path();
   options_.workspace = std::filesystem::absolute(options_.workspace);
   options_.runs.workspace = options_.workspace;
+  // Agents run in it (a process run's working directory): it must exist.
+  std::filesystem::create_directories(options_.workspace);
+  if (options_.runs.worker_path.empty()) options_.runs.worker_path = find_worker();
   make_private_dir(options_.data_dir);
 
   loader_ = std::make_unique<PluginLoader>(options_.data_dir / "plugin-copies");

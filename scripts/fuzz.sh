@@ -22,7 +22,7 @@ esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 build=${NIGHTSHIFT_FUZZ_BUILD_DIR:-$here/build/fuzz}
-fuzzers=${NIGHTSHIFT_FUZZ_ONLY:-remix manifest params http sse answer wire api}
+fuzzers=${NIGHTSHIFT_FUZZ_ONLY:-remix manifest params http sse answer wire api protocol}
 
 for tool in clang clang++ cmake; do
   if ! command -v "$tool" >/dev/null 2>&1; then

@@ -134,7 +134,8 @@ int agents_command(AgentsOptions& options) {
     const auto& agent = value.as_object();
     const auto source = string_member(agent, "source");
     if (std::find(order.begin(), order.end(), source) == order.end()) order.push_back(source);
-    auto [group, inserted] = groups.try_emplace(source, Table({"ID", "VERSION", "DESCRIPTION"}));
+    auto [group, inserted] =
+        groups.try_emplace(source, Table({"ID", "VERSION", "ISOLATION", "DESCRIPTION"}));
     const bool available = !agent.contains("available") || agent.at("available") == true;
     std::string description = string_member(agent, "description");
     if (const auto base = string_member(agent, "baseAgentId"); !base.empty()) {
@@ -143,6 +144,7 @@ int agents_command(AgentsOptions& options) {
     if (!available) description = "unavailable: " + string_member(agent, "error");
     group->second.add_row({{string_member(agent, "id"), available ? Style::none : Style::dim},
                            {string_member(agent, "version")},
+                           {string_member(agent, "isolation")},
                            {description, available ? Style::none : Style::red}});
   }
   bool first = true;
@@ -223,6 +225,7 @@ void add_run_row(Table& table, const json::object& run, TimePoint now, std::size
   table.add_row({{string_member(run, "instanceId").substr(0, id_length)},
                  {string_member(run, "agentId")},
                  {status, status_style(status)},
+                 {string_member(run, "isolation")},
                  {started ? format_relative(*started, now) : "-"},
                  {queued ? "-" : format_duration(int_member(run, "durationMs"))},
                  {truncate_text(string_member(run, "task"), kTaskColumnWidth)}});
@@ -254,7 +257,7 @@ int ps_command(PsOptions& options) {
     std::cout << (query.include_history ? "no runs\n" : "no active runs\n");
     return 0;
   }
-  Table table({"ID", "AGENT", "STATUS", "STARTED", "DURATION", "TASK"});
+  Table table({"ID", "AGENT", "STATUS", "ISOLATION", "STARTED", "DURATION", "TASK"});
   const auto now = std::chrono::system_clock::now();
   std::vector<std::string> ids;
   for (const auto* list : {&active, &lists.history}) {
@@ -269,6 +272,17 @@ int ps_command(PsOptions& options) {
 }
 
 // ---- show -----------------------------------------------------------------
+
+// A crash, a kill or a broken limit said plainly (the error holds the detail).
+std::string ending_in_words(std::string_view error) {
+  if (error.starts_with("agent crashed")) return "the agent's process crashed";
+  if (error.starts_with("killed after")) return "the host killed the agent: it did not stop";
+  if (error.starts_with("agent process exited")) return "the agent's process exited early";
+  if (error.starts_with("exceeded its") || error.starts_with("timed out")) {
+    return "the host ended it at a limit";
+  }
+  return {};
+}
 
 struct RunIdOptions {
   HostOptions host;
@@ -310,8 +324,16 @@ int show_command(RunIdOptions& options) {
         {"Progress",
          {std::to_string(static_cast<int>(progress->to_number<double>() * 100 + 0.5)) + "%"}});
   }
+  if (const auto isolation = string_member(run, "isolation"); !isolation.empty()) {
+    fields.push_back({"Isolation",
+                      {isolation == "process" ? "process (its own nightshift-worker)"
+                                              : "thread (inside the host)"}});
+  }
   if (const auto error = string_member(run, "error"); !error.empty()) {
     fields.push_back({"Error", {error, Style::red}});
+    if (const auto words = ending_in_words(error); !words.empty()) {
+      fields.push_back({"Ended by", {words, Style::red}});
+    }
   }
   if (const auto result = string_member(run, "result"); !result.empty()) {
     fields.push_back({"Result", {truncate_text(result, 200)}});

@@ -144,6 +144,8 @@ class SnapshotBuilder {
     entry.info.description = manifest.description;
     entry.info.params = manifest.params;
     entry.info.accepts_messages = manifest.messages;
+    entry.info.isolation = manifest.isolation;
+    entry.limits = manifest.limits;
     if (manifest.name != entry.info.name) {
       throw std::runtime_error("agent.json names the agent '" + manifest.name +
                                "', but its folder is '" + entry.info.name + "'");
@@ -262,6 +264,7 @@ class SnapshotBuilder {
     entry.limits = base.limits;
     entry.info.params = base.schema;
     entry.info.accepts_messages = base.info.accepts_messages;
+    entry.info.isolation = base.info.isolation;
     if (auto unknown = find_unknown_param(base.schema, remix.params)) {
       throw std::runtime_error("it sets param '" + *unknown + "', which " + base.plugin_agent_id +
                                " does not have (it accepts " + accepted_params(base.schema) + ")");
@@ -271,7 +274,7 @@ class SnapshotBuilder {
     if (auto why = check_param_values(base.schema, entry.params)) {
       throw std::runtime_error("its params do not fit " + base.plugin_agent_id + ": " + *why);
     }
-    if (remix.timeout_seconds) entry.limits.timeout_seconds = remix.timeout_seconds;
+    entry.limits = merge_limits(entry.limits, remix.limits);
     entry.info.params = remix_display_schema(base.schema, entry.params);
     entry.plugin = base.plugin;
   }

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/limits.hpp"
 #include "loader/plugin_loader.hpp"
 #include "model/run.hpp"
 
@@ -30,11 +31,6 @@ struct CatalogOptions {
   // User remixes: $XDG_CONFIG_HOME/nightshift/remix/<name>.md. A workspace
   // remix hides a user remix of the same name.
   std::filesystem::path user_remix_dir;
-};
-
-// Limits a remix may set; merged along the chain like params.
-struct AgentLimits {
-  std::optional<double> timeout_seconds;
 };
 
 // One agent as the API's Agent object shows it.
@@ -53,6 +49,7 @@ struct AgentInfo {
   // keeps the remix's values.
   boost::json::object params;
   bool accepts_messages = false;  // the manifest (or a remix's base) says "messages": true
+  Isolation isolation = Isolation::process;  // the manifest's (a remix: its base's)
 };
 
 // Everything a run needs from the catalog, fixed at start time.

@@ -92,6 +92,22 @@ Manifest parse_manifest(std::string_view text) {
       throw std::runtime_error("agent.json: \"messages\" must be true or false");
     manifest.messages = messages->get_bool();
   }
+  if (const json::value* isolation = object.if_contains("isolation")) {
+    const auto parsed =
+        isolation->is_string() ? parse_isolation(isolation->get_string()) : std::nullopt;
+    if (!parsed) {
+      throw std::runtime_error("agent.json: \"isolation\" must be \"process\" or \"thread\"");
+    }
+    manifest.isolation = *parsed;
+  }
+  if (const json::value* limits = object.if_contains("limits"); limits && !limits->is_null()) {
+    if (!limits->is_object()) throw std::runtime_error("agent.json: \"limits\" must be an object");
+    try {
+      manifest.limits = parse_limits(limits->get_object(), "agent.json");
+    } catch (const std::invalid_argument& e) {
+      throw std::runtime_error(e.what());
+    }
+  }
   if (const json::value* params = object.if_contains("params")) {
     if (!params->is_object()) throw std::runtime_error("agent.json: \"params\" must be an object");
     manifest.params = params->get_object();

@@ -8,6 +8,9 @@
 #include <string>
 #include <string_view>
 
+#include "catalog/limits.hpp"
+#include "model/run.hpp"
+
 namespace nightshift {
 
 struct Manifest {
@@ -17,6 +20,8 @@ struct Manifest {
   std::string library;         // a file name inside the agent's folder
   bool messages = false;       // "messages": true: the agent reads messages sent to its runs
   boost::json::object params;  // the params schema, checked by check_schema
+  Isolation isolation = Isolation::process;  // "isolation": "thread" runs it in the host
+  AgentLimits limits;                        // the agent's default limits
 };
 
 // Bounds on an agent.json: a manifest is small, and anything bigger or

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "catalog/limits.hpp"
+
 namespace nightshift {
 
 struct RemixFile {
@@ -17,6 +19,7 @@ struct RemixFile {
   std::string base;            // the remixed agent's id, e.g. "installed:sleep"
   boost::json::object params;  // as written, YAML turned into JSON
   std::optional<double> timeout_seconds;
+  AgentLimits limits;        // every limit it sets, timeoutSeconds included
   std::string instructions;  // the body, trimmed; empty when there is none
   // Why the file cannot be used (no front matter, bad YAML, a mistyped
   // field). The fields above hold what could be read before it.

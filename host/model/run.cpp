@@ -139,6 +139,16 @@ std::string_view to_string(AgentSource source) {
   return "installed";
 }
 
+std::string_view to_string(Isolation isolation) {
+  return isolation == Isolation::process ? "process" : "thread";
+}
+
+std::optional<Isolation> parse_isolation(std::string_view text) {
+  if (text == "process") return Isolation::process;
+  if (text == "thread") return Isolation::thread;
+  return std::nullopt;
+}
+
 std::string_view to_string(LogSource source) {
   switch (source) {
     case LogSource::agent:

@@ -54,6 +54,12 @@ struct TokenUsage {
 std::string_view to_string(AgentSource source);
 std::optional<AgentSource> parse_agent_source(std::string_view text);
 
+// Where a run's agent code executes (agents.md, "Isolation"). Values are stored.
+enum class Isolation { thread, process };
+
+std::string_view to_string(Isolation isolation);
+std::optional<Isolation> parse_isolation(std::string_view text);
+
 // One run, as the API's Run object describes it (api.md).
 struct Run {
   std::string instance_id;  // UUID v4
@@ -71,8 +77,9 @@ struct Run {
   std::optional<std::string> error;
   boost::json::value result;  // null when the agent set none
   std::uint64_t log_count = 0;
-  std::optional<TokenUsage> usage;  // none until the agent reports any
-  bool accepts_messages = false;    // the agent's manifest says "messages": true
+  std::optional<TokenUsage> usage;          // none until the agent reports any
+  bool accepts_messages = false;            // the agent's manifest says "messages": true
+  Isolation isolation = Isolation::thread;  // runs recorded before v1.1 ran in the host
 
   // endedAt - startedAt once ended; the time so far while active; 0 while
   // queued. Never negative.

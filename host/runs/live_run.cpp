@@ -34,10 +34,7 @@ std::string_view text_of(const char* data, std::size_t size) {
 
 // ---- the agent's callbacks (the C ABI): they never throw ----
 
-void on_log(const nightshift_run* c_run, std::int32_t level, const char* message,
-            std::size_t size) {
-  LiveRun& run = live(c_run);
-  const std::string_view text = text_of(message, size);
+void append_entry(LiveRun& run, LogLevel level, std::string_view text, LogSource source) {
   try {
     std::lock_guard run_lock(run.mutex);
     if (run.abandoned || is_terminal(run.record.status)) return;
@@ -56,8 +53,8 @@ void on_log(const nightshift_run* c_run, std::int32_t level, const char* message
       services.budget.count_dropped();
       return;
     }
-    run.pending_logs.push_back(LogEntry{run.record.log_count + 1, now_ms(), level_from_abi(level),
-                                        to_valid_utf8(text), LogSource::agent});
+    run.pending_logs.push_back(
+        LogEntry{run.record.log_count + 1, now_ms(), level, to_valid_utf8(text), source});
     run.record.log_count += 1;
     run.accepted_bytes += text.size();
     if (run.pending_logs.size() >= kLogBatchEntries) {
@@ -68,6 +65,11 @@ void on_log(const nightshift_run* c_run, std::int32_t level, const char* message
   } catch (...) {
     // Out of memory: the entry is lost, the agent carries on.
   }
+}
+
+void on_log(const nightshift_run* c_run, std::int32_t level, const char* message,
+            std::size_t size) {
+  append_entry(live(c_run), level_from_abi(level), text_of(message, size), LogSource::agent);
 }
 
 void on_progress(const nightshift_run* c_run, double fraction) {
@@ -281,8 +283,13 @@ void LiveRun::deliver_message(std::string text) {
   {
     std::lock_guard lock(wait_mutex);
     messages.push_back(std::move(text));
+    if (message_waker) message_waker();
   }
   wait_cv.notify_all();
+}
+
+void LiveRun::log_from_host(LogLevel level, std::string_view text) {
+  append_entry(*this, level, text, LogSource::host);
 }
 
 }  // namespace nightshift

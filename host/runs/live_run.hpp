@@ -15,6 +15,7 @@
 #include <condition_variable>
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/limits.hpp"
 #include "events/event_bus.hpp"
 #include "loader/plugin_loader.hpp"
 #include "model/run.hpp"
@@ -75,6 +77,8 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::string workspace;
   std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
   std::optional<std::chrono::milliseconds> timeout;
+  Isolation isolation = Isolation::thread;
+  AgentLimits limits;  // merged: manifest, remixes, then the start request
   nightshift_run c_run{};
   std::stop_source stop;  // thread-safe by itself
   // The first record is durable: the run may be shown. Set under both the
@@ -85,6 +89,8 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::mutex wait_mutex;
   std::condition_variable_any wait_cv;
   std::deque<std::string> messages;  // guarded by wait_mutex
+  // Process isolation: wakes the run's supervisor when a message arrives.
+  std::function<void()> message_waker;  // guarded by wait_mutex
 
   // ---- guarded by `mutex` ----
   std::mutex mutex;
@@ -100,6 +106,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::optional<std::string> agent_error;
   bool timed_out = false;
   bool agent_returned = false;
+  bool killed = false;     // process isolation: killed after the stop grace
   bool abandoned = false;  // shutdown gave up on the thread; it must not touch the manager
   WorkerThread thread;
 
@@ -121,6 +128,9 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   void sweep();
   // Queues a message for next_message; wakes a waiting agent. [thread-safe]
   void deliver_message(std::string text);
+  // Appends an entry of the host's own (source host), under the same caps as
+  // the agent's. [thread-safe]
+  void log_from_host(LogLevel level, std::string_view text);
 };
 
 using LivePtr = std::shared_ptr<LiveRun>;

@@ -15,6 +15,7 @@
 #include "runs/admission.hpp"
 #include "runs/commit_events.hpp"
 #include "runs/live_run.hpp"
+#include "runs/process_agent.hpp"
 #include "runs/watchdog.hpp"
 #include "runs/worker_thread.hpp"
 #include "store/run_store.hpp"
@@ -113,7 +114,7 @@ struct RunManager::Impl {
   void run_worker(const LivePtr& run) noexcept;
   bool begin_run(LiveRun& run);
   static std::int32_t call_agent(LiveRun& run, std::optional<std::string>& crash);
-  static bool end_run(LiveRun& run, std::int32_t rc, std::optional<std::string> crash);
+  bool end_run(LiveRun& run, const AgentExit& exit);
   void worker_done(const LivePtr& run);
 };
 
@@ -165,15 +166,29 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   r.status = RunStatus::queued;
   r.created_at = now_ms();
   r.accepts_messages = resolved.info.accepts_messages;
+  r.isolation = options.force_process_isolation ? Isolation::process : resolved.info.isolation;
 
   run->instance_id = r.instance_id;
   run->task = request.task;
   run->params_json = boost::json::serialize(r.params);
   run->workspace = options.workspace.string();
   run->plugin = std::move(resolved.plugin);
-  if (resolved.limits.timeout_seconds && *resolved.limits.timeout_seconds > 0) {
+  try {
+    run->limits = lower_limits(resolved.limits, request.limits);
+  } catch (const std::invalid_argument& e) {
+    throw CatalogError(CatalogError::Code::invalid_params, e.what());
+  }
+  // Only a process can be held to these: a run that asks for them gets one,
+  // whatever its manifest says, rather than running without them.
+  const AgentLimits& limits = run->limits;
+  if (limits.memory_mib || limits.cpu_seconds || limits.sandbox.value_or(false) ||
+      !limits.network.value_or(true)) {
+    r.isolation = Isolation::process;
+  }
+  run->isolation = r.isolation;
+  if (run->limits.timeout_seconds && *run->limits.timeout_seconds > 0) {
     run->timeout = std::chrono::milliseconds(
-        static_cast<std::int64_t>(std::ceil(*resolved.limits.timeout_seconds * 1000.0)));
+        static_cast<std::int64_t>(std::ceil(*run->limits.timeout_seconds * 1000.0)));
   } else if (options.default_timeout && options.default_timeout->count() > 0) {
     run->timeout = options.default_timeout;
   }
@@ -308,23 +323,26 @@ void RunManager::Impl::launch_all(std::vector<LivePtr> runs_to_launch) {
 // The worker thread
 
 void RunManager::Impl::run_worker(const LivePtr& run) noexcept {
-  std::int32_t rc = NIGHTSHIFT_RUN_OK;
-  std::optional<std::string> crash;
+  AgentExit exit;
   bool agent_called = false;
   try {
     if (begin_run(*run)) {
       agent_called = true;
-      rc = call_agent(*run, crash);
+      if (run->isolation == Isolation::process) {
+        exit = run_agent_in_process(*run, options);
+      } else {
+        exit.rc = call_agent(*run, exit.failure);
+      }
     }
   } catch (const std::exception& e) {
-    crash = std::string("the host failed to start the run: ") + e.what();
-    rc = NIGHTSHIFT_RUN_FAILED;
+    exit.failure = std::string("the host failed to start the run: ") + e.what();
+    exit.rc = NIGHTSHIFT_RUN_FAILED;
   }
-  if (!agent_called && !crash) {
+  if (!agent_called && !exit.failure) {
     // Stopped before it began: the record is already final.
     std::lock_guard run_lock(run->mutex);
     run->agent_returned = true;
-  } else if (!end_run(*run, rc, std::move(crash))) {
+  } else if (!end_run(*run, exit)) {
     return;  // abandoned by shutdown: the manager may be gone
   }
   worker_done(run);
@@ -354,16 +372,21 @@ std::int32_t RunManager::Impl::call_agent(LiveRun& run, std::optional<std::strin
 
 // The agent returned: the final record, committed after the run's last log
 // entries. False when shutdown abandoned the run (touch nothing of the manager).
-bool RunManager::Impl::end_run(LiveRun& run, std::int32_t rc, std::optional<std::string> crash) {
+bool RunManager::Impl::end_run(LiveRun& run, const AgentExit& exit) {
   std::lock_guard run_lock(run.mutex);
   run.agent_returned = true;
   if (run.abandoned) return false;
   if (is_terminal(run.record.status)) return true;
   run.append_dropped_entry_locked();
+  const std::int32_t rc = exit.rc;
   if (run.timed_out) {
     run.finish_locked(RunStatus::failed, "timed out after " + format_seconds(*run.timeout) + " s");
-  } else if (crash) {
-    run.finish_locked(RunStatus::failed, crash->empty() ? kGenericFailure : *crash);
+  } else if (exit.killed) {
+    run.killed = true;
+    run.finish_locked(RunStatus::cancelled, "killed after " + format_seconds(options.stop_grace) +
+                                                " s: the agent did not stop");
+  } else if (exit.failure) {
+    run.finish_locked(RunStatus::failed, exit.failure->empty() ? kGenericFailure : *exit.failure);
   } else if (rc != NIGHTSHIFT_RUN_OK) {
     std::string error = run.agent_error.value_or("");
     run.finish_locked(RunStatus::failed, error.empty() ? kGenericFailure : error);
@@ -416,7 +439,8 @@ void RunManager::Impl::fire(bool is_timeout, const LivePtr& run) {
     if (run->record.status != RunStatus::running) return;  // already stopping
     run->timed_out = true;
     stop_locked_run(*run, false);
-  } else if (run->record.status == RunStatus::stopping) {
+  } else if (run->record.status == RunStatus::stopping && run->isolation == Isolation::thread) {
+    // (A process run is killed by its supervisor instead.)
     run->record.error = "did not stop within " + format_seconds(options.stop_grace) +
                         " s of the stop request; its thread is still running";
     run->submit_record_locked();
@@ -649,13 +673,22 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
   spdlog::info("shutting down the run manager: stopping every active run");
   // Starts whose commit is still in flight are settled first.
   writer->flush();
+  bool processes = false;
   for (const LivePtr& run : live_snapshot()) {
     std::lock_guard run_lock(run->mutex);
-    if (run->committed && is_active(run->record.status)) stop_locked_run(*run, false);
+    if (run->committed && is_active(run->record.status)) {
+      stop_locked_run(*run, false);
+      processes = processes || run->isolation == Isolation::process;
+    }
   }
   {
+    // A process run that ignores the stop is killed at the stop grace; it
+    // gets the time that takes, so that it ends as killed, not interrupted.
+    const auto wait = processes && grace >= options.stop_grace
+                          ? grace + options.kill_grace + std::chrono::seconds(1)
+                          : grace;
     std::unique_lock lock(mutex);
-    changed.wait_for(lock, grace, [&] { return workers == 0; });
+    changed.wait_for(lock, wait, [&] { return workers == 0; });
   }
 
   // What has not ended is recorded as interrupted; its thread is let go and

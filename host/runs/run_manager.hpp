@@ -49,6 +49,11 @@ struct RunManagerOptions {
   RetentionPolicy retention;
   std::chrono::milliseconds prune_interval{std::chrono::minutes(10)};
   std::size_t max_message_bytes = 64u << 10;  // a message sent to a run
+  // Process isolation (agents.md, "Isolation").
+  std::filesystem::path worker_path;           // nightshift-worker; the Host finds it when empty
+  std::filesystem::path sandbox_tool;          // bwrap; empty: looked up in PATH
+  bool force_process_isolation = false;        // `serve --isolation process`
+  std::chrono::milliseconds kill_grace{1000};  // SIGTERM -> SIGKILL of a killed run's agent
 };
 
 class RunStore;
@@ -57,6 +62,7 @@ struct StartRequest {
   std::string agent_id;
   std::optional<std::string> task;
   boost::json::object params;
+  AgentLimits limits{};  // the request's `limits`: may only lower the agent's
 };
 
 // Why a run operation was refused. `code` is the API error code.

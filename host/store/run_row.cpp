@@ -90,7 +90,8 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
     statement.bind(17);
   }
   statement.bind(18, run.accepts_messages ? 1 : 0);
-  statement.bind(19, is_terminal(run.status) ? 1 : 0);
+  statement.bind(19, std::string(to_string(run.isolation)));
+  statement.bind(20, is_terminal(run.status) ? 1 : 0);
 }
 
 // A row that cannot be read in full (edited by hand, damaged, written by a
@@ -151,6 +152,10 @@ Run read_run(const SQLite::Statement& statement) {
     }
   });
   field("acceptsMessages", [&] { run.accepts_messages = statement.getColumn(17).getInt() != 0; });
+  field("isolation", [&] {
+    const std::string isolation = statement.getColumn(18).getString();
+    run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
+  });
   if (problems.empty()) return run;
   if (!status_read) run.status = RunStatus::failed;
   if (is_terminal(run.status) && !run.ended_at) run.ended_at = run.created_at;

@@ -129,6 +129,12 @@ constexpr std::array kMigrations{
       ALTER TABLE runs ADD COLUMN completion_tokens INTEGER;
       ALTER TABLE runs ADD COLUMN accepts_messages INTEGER NOT NULL DEFAULT 0;
     )sql"},
+    Migration{6, R"sql(
+      -- v1.1: where the run's agent code executed; runs recorded before
+      -- process isolation ran in the host's threads.
+      ALTER TABLE runs ADD COLUMN isolation TEXT NOT NULL DEFAULT 'thread'
+        CHECK (isolation IN ('thread', 'process'));
+    )sql"},
 };
 
 }  // namespace

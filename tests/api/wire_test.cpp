@@ -58,9 +58,9 @@ Run finished_run() {
 }
 
 const std::set<std::string> kRunFields = {
-    "instanceId", "threadId", "agentId",   "agentName", "agentSource", "task",
-    "params",     "status",   "createdAt", "startedAt", "endedAt",     "durationMs",
-    "progress",   "error",    "result",    "logCount",  "usage",       "acceptsMessages"};
+    "instanceId", "threadId",  "agentId",   "agentName",       "agentSource", "task",     "params",
+    "status",     "createdAt", "startedAt", "endedAt",         "durationMs",  "progress", "error",
+    "result",     "logCount",  "usage",     "acceptsMessages", "isolation"};
 
 TEST(WireRun, QueuedRunHasEveryFieldWithNullsWhereNothingIsKnownYet) {
   const json::object run = wire::run(queued_run(), at("2026-11-24T05:47:00.000Z"));
@@ -81,6 +81,7 @@ TEST(WireRun, QueuedRunHasEveryFieldWithNullsWhereNothingIsKnownYet) {
   EXPECT_TRUE(run.at("error").is_null());
   EXPECT_TRUE(run.at("result").is_null());
   EXPECT_EQ(run.at("logCount"), 0);
+  EXPECT_EQ(run.at("isolation"), "thread");
 }
 
 TEST(WireRun, FinishedRunShowsItsTimesDurationErrorAndResult) {
@@ -96,6 +97,9 @@ TEST(WireRun, FinishedRunShowsItsTimesDurationErrorAndResult) {
   EXPECT_EQ(run.at("error"), "it broke");
   EXPECT_EQ(run.at("result"), (json::object{{"lines", 3}}));
   EXPECT_EQ(run.at("logCount"), 3);
+  nightshift::Run in_process = finished_run();
+  in_process.isolation = nightshift::Isolation::process;
+  EXPECT_EQ(wire::run(in_process, at("2026-11-24T06:00:00.000Z")).at("isolation"), "process");
 }
 
 TEST(WireRun, ActiveRunDurationIsTheTimeSoFar) {
@@ -146,7 +150,8 @@ TEST(WireAgent, IsTheApiAgentObject) {
                                                   {"location", "/opt/agents/echo"},
                                                   {"available", true},
                                                   {"error", nullptr},
-                                                  {"params", installed.params}}));
+                                                  {"params", installed.params},
+                                                  {"isolation", "process"}}));
 
   AgentInfo remix = installed;
   remix.id = "remix:strict-echo";
@@ -318,6 +323,26 @@ TEST(WireStartBody, AcceptsAgentTaskAndParams) {
       wire::parse_start_body(R"({"agentId": "installed:echo", "task": null, "params": null})", 64);
   EXPECT_FALSE(minimal.task);
   EXPECT_TRUE(minimal.params.empty());
+  EXPECT_FALSE(minimal.limits.memory_mib);
+}
+
+TEST(WireStartBody, ReadsLimitsAndRefusesMalformedOnes) {
+  const StartRequest start = wire::parse_start_body(
+      R"({"agentId": "installed:echo", "limits": {"timeoutSeconds": 1.5, "memoryMiB": 256,
+          "cpuSeconds": 3, "sandbox": true, "network": false}})",
+      64);
+  EXPECT_EQ(start.limits.timeout_seconds, 1.5);
+  EXPECT_EQ(start.limits.memory_mib, 256u);
+  EXPECT_EQ(start.limits.cpu_seconds, 3u);
+  EXPECT_EQ(start.limits.sandbox, true);
+  EXPECT_EQ(start.limits.network, false);
+  for (const char* body : {R"({"agentId": "installed:echo", "limits": 3})",
+                           R"({"agentId": "installed:echo", "limits": {"memoryMiB": 0}})",
+                           R"({"agentId": "installed:echo", "limits": {"memoryMiB": 1.5}})",
+                           R"({"agentId": "installed:echo", "limits": {"cpuSeconds": "2"}})",
+                           R"({"agentId": "installed:echo", "limits": {"sandbox": 1}})"}) {
+    EXPECT_THROW(wire::parse_start_body(body, 64), nightshift::api::ApiError) << body;
+  }
 }
 
 TEST(WireStartBody, RefusesWhatApiMdDoesNotAllowSayingWhy) {

@@ -105,6 +105,8 @@ describe('Background Agents panel', () => {
     assert.match(await mine.textContent(), /look at src\/ first/);
     assert.equal(await active.getByTestId('message-input').inputValue(), '');
     await active.getByTestId('run-usage').filter({hasText: '11 tokens'}).waitFor(WAIT);
+    // Its own process (its manifest does not ask for a thread).
+    assert.equal(await active.getByTestId('run-isolation').textContent(), 'process');
     await screenshot(page, 'message-sent-to-a-running-agent');
     await active.getByTestId('stop-run').click();
     const history = rowByTask(page, 'history-list', 'listen for the browser test');
@@ -116,6 +118,8 @@ describe('Background Agents panel', () => {
     const history = rowByTask(page, 'history-list', 'this one fails');
     await waitForStatus(history, 'failed');
     await history.getByTestId('run-error').filter({hasText: 'the disk is on fire'}).waitFor(WAIT);
+    assert.equal(await history.getByTestId('run-isolation').textContent(), 'thread');
+    assert.equal(await history.getByTestId('run-error-kind').isVisible(), false);
     await screenshot(page, 'failed-run-error');
   });
 

@@ -84,9 +84,8 @@ class CliTest : public ::testing::Test {
     std::vector<std::string> argv{NIGHTSHIFT_TEST_BINARY, "serve", "--listen", "127.0.0.1:0"};
     for (const auto& argument :
          {std::string("--data-dir"), data_dir_.string(), std::string("--workspace"),
-          workspace_.string(), std::string("--agents-dir"),
-          std::string(NIGHTSHIFT_TEST_AGENTS_DIR), std::string("--agents-dir"),
-          std::string(NIGHTSHIFT_RUNS_TEST_AGENTS_DIR)}) {
+          workspace_.string(), std::string("--agents-dir"), std::string(NIGHTSHIFT_TEST_AGENTS_DIR),
+          std::string("--agents-dir"), std::string(NIGHTSHIFT_RUNS_TEST_AGENTS_DIR)}) {
       argv.push_back(argument);
     }
     for (const auto& argument : extra_serve_arguments()) argv.push_back(argument);
@@ -196,6 +195,16 @@ TEST_F(CliTest, AgentsListsBuiltInAgentsGroupedAndUnavailableOnesWithTheirReason
       result.out.substr(orphan_line, result.out.find('\n', orphan_line) - orphan_line);
   EXPECT_NE(line.find("unavailable: "), std::string::npos) << line;
   EXPECT_EQ(result.out.find('\033'), std::string::npos) << "no colour when not on a terminal";
+  // Each agent's isolation: echo runs in a thread, shell in a process of its own.
+  EXPECT_NE(result.out.find("ISOLATION"), std::string::npos) << result;
+  const auto row = [&](const std::string& id) {
+    const auto at = result.out.find(id);
+    return at == std::string::npos ? std::string()
+                                   : result.out.substr(at, result.out.find('\n', at) - at);
+  };
+  EXPECT_NE(row("installed:echo ").find(" thread "), std::string::npos) << row("installed:echo ");
+  EXPECT_NE(row("installed:shell ").find(" process "), std::string::npos)
+      << row("installed:shell ");
 }
 
 TEST_F(CliTest, AgentsJsonIsTheApiCatalog) {
@@ -353,6 +362,7 @@ TEST_F(CliTest, PsListsActiveRunsAndAllAddsTheHistory) {
   ASSERT_EQ(ps.exit_code, 0) << ps;
   EXPECT_NE(ps.out.find("ID"), std::string::npos);
   EXPECT_NE(ps.out.find("DURATION"), std::string::npos);
+  EXPECT_NE(ps.out.find("ISOLATION"), std::string::npos);
   EXPECT_NE(ps.out.find(active.substr(0, 8)), std::string::npos) << ps;
   EXPECT_NE(ps.out.find("a long nap"), std::string::npos) << ps;
   EXPECT_EQ(ps.out.find("done already"), std::string::npos) << ps;
@@ -472,8 +482,11 @@ TEST_F(CliTest, StopAsksTheRunToStop) {
 
 TEST_F(CliTest, SendGivesARunningAgentAMessageAndShowPrintsItsUsage) {
   const auto id = start({"runs-listener"});
-  ASSERT_TRUE(wait_until([&] { return cli({"show", id}).out.find("running") != std::string::npos; },
-                         20s));
+  ASSERT_TRUE(wait_until(
+      [&] {
+        return cli({"show", id}).out.find("running") != std::string::npos;
+      },
+      20s));
   const auto sent = cli({"send", id.substr(0, 8), "look at the tests"});
   ASSERT_EQ(sent.exit_code, 0) << sent;
   EXPECT_NE(sent.out.find("message recorded as log entry"), std::string::npos) << sent;

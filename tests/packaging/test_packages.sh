@@ -43,7 +43,7 @@ for root in "$tgz_root" "$deb_root"; do
            lib/nightshift/agents/echo/agent.json lib/nightshift/agents/echo/libecho.so \
            lib/nightshift/agents/sleep/libsleep.so lib/nightshift/agents/shell/libshell.so \
            lib/nightshift/agents/repo-scan/librepo-scan.so lib/nightshift/agents/llm/libllm.so \
-           lib/nightshift/agents/llm/agent.json \
+           lib/nightshift/agents/llm/agent.json lib/nightshift/nightshift-worker \
            lib/systemd/user/nightshift.service share/man/man1/nightshift.1.gz; do
     [ -e "$root/$f" ] || fail "$root lacks $f"
   done
@@ -124,7 +124,8 @@ stop_host
 step "the .deb's Depends match what its binaries link"
 declared=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u)
 linked=$(
-  for f in "$deb_root/bin/nightshift" "$deb_root"/lib/nightshift/agents/*/*.so; do
+  for f in "$deb_root/bin/nightshift" "$deb_root/lib/nightshift/nightshift-worker" \
+           "$deb_root"/lib/nightshift/agents/*/*.so; do
     ldd "$f" | awk '/=> \// {print $3}'
   done | sort -u | while read -r lib; do
     real=$(readlink -f "$lib")
@@ -148,6 +149,9 @@ done
 for pkg in $declared; do
   grep -qx "$pkg" <<<"$linked_names" || fail "Depends names $pkg, which no binary links"
 done
+
+step "the .deb recommends bubblewrap (the sandbox of process isolation)"
+dpkg-deb -f "$deb" Recommends | grep -qw bubblewrap || fail "the .deb does not recommend bubblewrap"
 
 step "lintian"
 if lintian --fail-on error --tag-display-limit 0 "$deb" >"$work/lintian.log" 2>&1; then

@@ -9,7 +9,7 @@
 namespace nightshift::testing {
 namespace {
 
-constexpr int kLatestSchemaVersion = 5;
+constexpr int kLatestSchemaVersion = 6;
 
 std::int64_t count_rows(SQLite::Database&& db, const std::string& table) {
   return db.execAndGet("SELECT count(*) FROM " + table).getInt64();
@@ -88,7 +88,7 @@ TEST(RunStoreSchema, RefusesADatabaseNewerThanThisBuildWithAClearMessage) {
   } catch (const std::exception& e) {
     const std::string message = e.what();
     EXPECT_NE(message.find("schema version 99"), std::string::npos) << message;
-    EXPECT_NE(message.find("newer than this build knows (5)"), std::string::npos) << message;
+    EXPECT_NE(message.find("newer than this build knows (6)"), std::string::npos) << message;
   }
 }
 

@@ -3,6 +3,16 @@
 import {el, setText} from './dom.js';
 import {formatDuration, formatFullTime, formatLocalTime, isActive, KIND_LABELS} from './format.js';
 
+// How a run ended, in a word, when its error says it was killed or crashed.
+function errorKind(error) {
+  if (typeof error !== 'string') return '';
+  if (error.startsWith('agent crashed')) return 'Crashed';
+  if (error.startsWith('killed after')) return 'Killed';
+  if (error.startsWith('agent process exited')) return 'Exited';
+  if (error.startsWith('exceeded its') || error.startsWith('timed out')) return 'Limit';
+  return '';
+}
+
 export class RunRow {
   // actions: {onStop(run), onDelete(run), onToggle(row)}
   constructor(run, actions) {
@@ -18,6 +28,7 @@ export class RunRow {
     this.statusBadge = el('span', {class: 'badge', 'data-testid': 'run-status'});
     this.agentName = el('span', {class: 'agent-name', 'data-testid': 'run-agent'});
     this.agentKind = el('span', {class: 'kind'});
+    this.isolation = el('span', {class: 'kind isolation', 'data-testid': 'run-isolation'});
     this.started = el('time', {class: 'started', 'data-testid': 'run-started'});
     this.duration = el('span', {class: 'duration', 'data-testid': 'run-duration'});
     this.task = el('span', {class: 'task', 'data-testid': 'run-task'});
@@ -33,12 +44,14 @@ export class RunRow {
     this.deleteButton = el('button', {
       type: 'button', class: 'ghost small', 'data-testid': 'delete-run', onclick: () => actions.onDelete(this.run),
     }, 'Delete');
-    this.error = el('p', {class: 'run-error', 'data-testid': 'run-error', hidden: true});
+    this.errorKind = el('strong', {class: 'error-kind', 'data-testid': 'run-error-kind'});
+    this.errorText = el('span', {});
+    this.error = el('p', {class: 'run-error', 'data-testid': 'run-error', hidden: true}, this.errorKind, this.errorText);
     this.logSlot = el('div', {class: 'log-slot', id: `logs-${id}`, hidden: true});
     this.element = el('li', {class: 'run', 'data-testid': 'run-row', 'data-run-id': id},
       el('div', {class: 'run-summary', onclick: (event) => this.onSummaryClick(event)},
         this.expandButton, this.statusBadge,
-        el('span', {class: 'agent'}, this.agentName, this.agentKind),
+        el('span', {class: 'agent'}, this.agentName, this.agentKind, this.isolation),
         el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration),
         this.task, el('span', {class: 'meter'}, this.progress, this.usage),
         el('span', {class: 'actions'}, this.stopButton, this.deleteButton)),
@@ -68,7 +81,10 @@ export class RunRow {
     this.renderUsage(run.usage);
     if (!previous || previous.error !== run.error) {
       this.error.hidden = !run.error;
-      setText(this.error, run.error || '');
+      const kind = errorKind(run.error);
+      setText(this.errorKind, kind ? `${kind}: ` : '');
+      this.errorKind.hidden = !kind;
+      setText(this.errorText, run.error || '');
     }
     this.renderDuration();
     if (this.logView) this.logView.runChanged(run);
@@ -78,6 +94,11 @@ export class RunRow {
     setText(this.agentName, run.agentName || run.agentId);
     setText(this.agentKind, KIND_LABELS[run.agentSource] || run.agentSource || '');
     this.agentKind.title = run.agentId;
+    const isolation = run.isolation || 'thread';
+    setText(this.isolation, isolation);
+    this.isolation.title = isolation === 'process'
+      ? 'Runs in its own process: a crash or a runaway loop ends this run only'
+      : 'Runs in a thread of the host';
     const hasTask = typeof run.task === 'string' && run.task !== '';
     setText(this.task, hasTask ? run.task : 'no task');
     this.task.classList.toggle('muted', !hasTask);

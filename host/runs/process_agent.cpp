@@ -1,0 +1,72 @@
+#include "runs/process_agent.hpp"
+
+#include "isolation/process_run.hpp"
+#include "runs/run_manager.hpp"
+
+namespace nightshift {
+
+namespace {
+
+class LiveRunSink final : public isolation::ProcessRunSink {
+ public:
+  explicit LiveRunSink(LiveRun& run) : run_(run), c_(run.c_run) {}
+
+  void log(std::int32_t level, std::string_view text) override {
+    c_.log(&c_, level, text.data(), text.size());
+  }
+  void output_line(std::string_view text) override { run_.log_from_host(LogLevel::warn, text); }
+  void progress(double fraction) override { c_.progress(&c_, fraction); }
+  bool set_result_json(std::string_view json) override {
+    return c_.set_result_json(&c_, json.data(), json.size());
+  }
+  void set_error(std::string_view text) override { c_.set_error(&c_, text.data(), text.size()); }
+  void report_usage(std::uint64_t prompt_tokens, std::uint64_t completion_tokens) override {
+    c_.report_usage(&c_, prompt_tokens, completion_tokens);
+  }
+  std::optional<std::string> take_message() override {
+    std::lock_guard lock(run_.wait_mutex);
+    if (run_.messages.empty()) return std::nullopt;
+    std::string text = std::move(run_.messages.front());
+    run_.messages.pop_front();
+    return text;
+  }
+  void set_waker(std::function<void()> waker) override {
+    std::lock_guard lock(run_.wait_mutex);
+    run_.message_waker = std::move(waker);
+    // Messages sent before the process was up are forwarded now.
+    if (run_.message_waker && !run_.messages.empty()) run_.message_waker();
+  }
+
+ private:
+  LiveRun& run_;
+  const nightshift_run& c_;
+};
+
+}  // namespace
+
+AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options) {
+  isolation::ProcessRunSpec spec;
+  spec.worker = options.worker_path;
+  spec.sandbox_tool = options.sandbox_tool;
+  spec.plugin_path = run.plugin->path().string();
+  spec.plugin_name = run.plugin->name();
+  spec.instance_id = run.instance_id;
+  spec.workspace = run.workspace;
+  spec.params_json = run.params_json;
+  spec.task = run.task;
+  spec.limits.memory_mib = run.limits.memory_mib.value_or(0);
+  spec.limits.cpu_seconds = run.limits.cpu_seconds.value_or(0);
+  spec.limits.sandbox = run.limits.sandbox.value_or(false);
+  spec.limits.network = run.limits.network.value_or(true);
+  spec.stop_grace = options.stop_grace;
+  spec.kill_grace = options.kill_grace;
+  LiveRunSink sink(run);
+  const isolation::ProcessOutcome outcome =
+      isolation::run_in_process(spec, sink, run.stop.get_token());
+  if (outcome.log_note) {
+    run.log_from_host(outcome.killed ? LogLevel::warn : LogLevel::error, *outcome.log_note);
+  }
+  return AgentExit{outcome.rc, outcome.failure, outcome.killed};
+}
+
+}  // namespace nightshift
