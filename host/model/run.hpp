@@ -73,6 +73,7 @@ struct Run {
   std::uint64_t log_count = 0;
   std::optional<TokenUsage> usage;  // none until the agent reports any
   bool accepts_messages = false;    // the agent's manifest says "messages": true
+  std::optional<std::string> host;  // the host executing it; none while queued
 
   // endedAt - startedAt once ended; the time so far while active; 0 while
   // queued. Never negative.

@@ -17,7 +17,7 @@
 #include "runs/live_run.hpp"
 #include "runs/watchdog.hpp"
 #include "runs/worker_thread.hpp"
-#include "store/run_store.hpp"
+#include "store/store.hpp"
 #include "store/store_writer.hpp"
 
 namespace nightshift {
@@ -54,12 +54,13 @@ RunError already_ended(const std::string& id) {
 }  // namespace
 
 struct RunManager::Impl {
-  Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in, RunManagerOptions options_in);
+  Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in, RunManagerOptions options_in);
 
   // ---- shared references and options (immutable) ----
   Catalog& catalog;
-  RunStore& store;
+  Store& store;
   const RunManagerOptions options;
+  const Timestamp started_at = now_ms();
 
   // ---- counters, any thread ----
   std::atomic<std::uint64_t> starts{0}, stops{0}, completed{0}, failed{0}, cancelled{0};
@@ -120,7 +121,7 @@ struct RunManager::Impl {
 // ---------------------------------------------------------------------------
 // Construction and start-up recovery
 
-RunManager::Impl::Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in,
+RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
                        RunManagerOptions options_in)
     : catalog(catalog_in),
       store(store_in),
@@ -336,6 +337,7 @@ bool RunManager::Impl::begin_run(LiveRun& run) {
   if (run.record.status != RunStatus::queued) return false;
   run.record.status = RunStatus::running;
   run.record.started_at = now_ms();
+  if (!options.host_name.empty()) run.record.host = options.host_name;
   run.submit_record_locked();
   if (run.timeout) schedule_deadline(*run.timeout, true, run.shared_from_this());
   return true;
@@ -690,7 +692,7 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
 // ---------------------------------------------------------------------------
 // RunManager: the public face
 
-RunManager::RunManager(Catalog& catalog, RunStore& store, EventBus& bus, RunManagerOptions options)
+RunManager::RunManager(Catalog& catalog, Store& store, EventBus& bus, RunManagerOptions options)
     : impl_(std::make_unique<Impl>(catalog, store, bus, std::move(options))) {}
 
 RunManager::~RunManager() {
@@ -744,6 +746,21 @@ RunManagerStats RunManager::stats() const {
 }
 bool RunManager::store_ok() const noexcept {
   return impl_->writer->healthy();
+}
+std::string_view RunManager::store_kind() const noexcept {
+  return impl_->store.kind();
+}
+std::vector<HostRecord> RunManager::hosts() const {
+  if (impl_->store.shared()) return impl_->store.list_hosts();
+  const RunManagerStats now = stats();
+  HostRecord self;
+  self.name = impl_->options.host_name;
+  self.started_at = impl_->started_at;
+  self.last_seen_at = now_ms();
+  self.alive = true;
+  self.active_runs = now.queued + now.running + now.stopping;
+  self.version = impl_->options.host_version;
+  return {self};
 }
 void RunManager::shutdown(std::chrono::milliseconds grace) {
   impl_->shutdown(grace);

@@ -90,7 +90,8 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
     statement.bind(17);
   }
   statement.bind(18, run.accepts_messages ? 1 : 0);
-  statement.bind(19, is_terminal(run.status) ? 1 : 0);
+  bind_optional_text(statement, 19, run.host);
+  statement.bind(20, is_terminal(run.status) ? 1 : 0);
 }
 
 Run read_run(const SQLite::Statement& statement) {
@@ -120,6 +121,7 @@ Run read_run(const SQLite::Statement& statement) {
                            static_cast<std::uint64_t>(statement.getColumn(16).getInt64())};
   }
   run.accepts_messages = statement.getColumn(17).getInt() != 0;
+  run.host = optional_text(statement, 18);
   return run;
 }
 

@@ -129,6 +129,10 @@ constexpr std::array kMigrations{
       ALTER TABLE runs ADD COLUMN completion_tokens INTEGER;
       ALTER TABLE runs ADD COLUMN accepts_messages INTEGER NOT NULL DEFAULT 0;
     )sql"},
+    Migration{8, R"sql(
+      -- v1.1: the name of the host that executed the run (NULL while queued).
+      ALTER TABLE runs ADD COLUMN host TEXT;
+    )sql"},
 };
 
 }  // namespace
