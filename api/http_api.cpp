@@ -14,6 +14,7 @@
 #include "api/api_error.hpp"
 #include "api/wire.hpp"
 #include "panel/panel_assets.hpp"
+#include "store/store.hpp"
 
 #ifndef NIGHTSHIFT_VERSION
 #error "NIGHTSHIFT_VERSION must be defined by the build"
@@ -297,6 +298,11 @@ Response HttpApi::guarded(const Request& request,
       throw from_catalog_error(error);
     } catch (const RunError& error) {
       throw from_run_error(error);
+    } catch (const StoreUnavailable& error) {
+      // A shared store that cannot be reached (restarting, network): reads
+      // come back once it does.
+      throw ApiError(http::status::service_unavailable, "store_unavailable", error.what(),
+                     {{"Retry-After", "5"}});
     }
   } catch (const ApiError& error) {
     if (error.status() == http::status::internal_server_error) {

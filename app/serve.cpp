@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
@@ -56,8 +57,9 @@ struct ServeOptions {
   double run_timeout_seconds = 0;  // 0: no host-wide limit
   api::ServerOptions server;
   std::string log_level = "info";
-  std::string store;      // empty: NIGHTSHIFT_STORE, else the SQLite file in the data dir
-  std::string host_name;  // empty: the machine's host name and the port
+  std::string store;               // empty: NIGHTSHIFT_STORE, else the SQLite file in the data dir
+  std::string host_name;           // empty: the machine's host name and the port
+  double host_lease_seconds = 30;  // a shared store's host lease
 };
 
 fs::path environment_dir(const char* variable, const char* home_fallback) {
@@ -221,6 +223,10 @@ int serve(const ServeOptions& options) {
   host_options.store = choose_store(options);
   host_options.host_name = options.host_name.empty() ? default_host_name(port) : options.host_name;
   host_options.host_version = NIGHTSHIFT_VERSION;
+  host_options.host_lease = to_millis(options.host_lease_seconds);
+  // Several heartbeats per lease, so that one late heartbeat is no death.
+  host_options.heartbeat_interval =
+      std::max(std::chrono::milliseconds(100), host_options.host_lease / 6);
   host_options.runs.stop_grace = to_millis(options.stop_grace_seconds);
   if (options.run_timeout_seconds > 0)
     host_options.runs.default_timeout = to_millis(options.run_timeout_seconds);
@@ -308,6 +314,12 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   command->add_option("--host-name", options->host_name,
                       "this host's name among the hosts of a shared store "
                       "(default: the machine's host name and the port)");
+  command
+      ->add_option("--host-lease", options->host_lease_seconds,
+                   "seconds without a heartbeat after which the other hosts of a shared store "
+                   "fail this host's active runs as interrupted")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
   command->add_option("--log-level", options->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));

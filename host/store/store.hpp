@@ -70,6 +70,10 @@ class Store {
   // "ok" when the store finds itself sound, else what is wrong.
   virtual std::string integrity_check() const = 0;
 
+  // False while the store is known to be unreachable (a shared store whose
+  // server is down); starts are then refused. [thread-safe]
+  virtual bool available() const noexcept { return true; }
+
   // ---- several hosts [thread-safe] ----
 
   // True when other hosts may write to the same store (PostgreSQL): runs

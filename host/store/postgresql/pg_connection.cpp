@@ -110,11 +110,22 @@ Result Connection::exec(const std::string& sql, const std::vector<Param>& params
   std::vector<const char*> values;
   values.reserve(params.size());
   for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
-  PGresult* result = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                  values.data(), nullptr, nullptr, 0);
-  const ExecStatusType status = result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result);
-  if (status != PGRES_COMMAND_OK && status != PGRES_TUPLES_OK) fail(result, sql);
-  return Result(result);
+  // Outside a transaction, a statement on a connection the server dropped
+  // (it restarted) is sent once more on a new connection; inside one, the
+  // whole transaction is the caller's to retry.
+  const bool idle = PQtransactionStatus(conn_) == PQTRANS_IDLE;
+  for (int attempt = 0;; ++attempt) {
+    PGresult* result = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                    values.data(), nullptr, nullptr, 0);
+    const ExecStatusType status = result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Result(result);
+    if (idle && attempt == 0 && PQstatus(conn_) != CONNECTION_OK) {
+      if (result != nullptr) PQclear(result);
+      open();
+      continue;
+    }
+    fail(result, sql);
+  }
 }
 
 void Connection::exec_script(const std::string& sql) {

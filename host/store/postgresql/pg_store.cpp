@@ -354,7 +354,9 @@ void PostgresStore::heartbeat_main() {
     if (stopping_) break;
     try {
       heartbeat_and_rescue();
+      reachable_.store(true);
     } catch (const std::exception& e) {
+      if (dynamic_cast<const StoreUnavailable*>(&e) != nullptr) reachable_.store(false);
       beating_since_.reset();
       spdlog::warn("host heartbeat failed (retried in {} ms): {}",
                    location_.heartbeat_interval.count(), e.what());
@@ -428,7 +430,14 @@ void PostgresStore::apply(const std::vector<WriteOp>& ops) {
 bool PostgresStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) {
   // A lost connection throws StoreUnavailable (the writer holds the batch
   // and retries); the next attempt opens a new connection.
-  return apply_in_transaction(ops);
+  try {
+    const bool unfinished = apply_in_transaction(ops);
+    reachable_.store(true);
+    return unfinished;
+  } catch (const StoreUnavailable&) {
+    reachable_.store(false);
+    throw;
+  }
 }
 
 bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {

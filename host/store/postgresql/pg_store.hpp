@@ -16,6 +16,7 @@
 // the heartbeat thread's; reads borrow pooled connections.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <memory>
@@ -60,6 +61,7 @@ class PostgresStore final : public Store, public SharedQueue {
   int schema_version() const override;
   std::string integrity_check() const override;
 
+  bool available() const noexcept override { return reachable_.load(); }
   bool shared() const noexcept override { return true; }
   std::vector<HostRecord> list_hosts() const override;
   SharedQueue* shared_queue() noexcept override { return this; }
@@ -113,6 +115,9 @@ class PostgresStore final : public Store, public SharedQueue {
   std::unique_ptr<store::HistoryCursorCodec> cursors_;
   std::vector<std::string> fenced_runs_done_;  // the writer thread's
   std::vector<std::string> fenced_off_;        // the writer thread's: writes another host won
+
+  // Whether the last heartbeat or write reached the server.
+  std::atomic<bool> reachable_{true};
 
   std::mutex fences_mutex_;  // guards fences_
   std::unordered_map<std::string, std::int64_t> fences_;
