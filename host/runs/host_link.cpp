@@ -102,8 +102,7 @@ void HostLink::thread_main() {
           std::max(next_poll - now, std::chrono::steady_clock::duration::zero()));
       const std::vector<StoreChange> changes = queue_.wait_for_changes(wait, wake_fd_);
       if (stopping_.load()) break;
-      // Woken (no change) or timed out: both are worth a claim pass.
-      pass(changes, poll_tick || changes.empty());
+      pass(changes, poll_tick);
       if (failing) spdlog::info("the link to the shared store works again");
       failing = false;
     } catch (const std::exception& e) {
@@ -124,7 +123,10 @@ void HostLink::pass(const std::vector<StoreChange>& changes, bool poll_tick) {
   }
   fan_in(changes, resync);
   if (requests || resync || poll_tick) answer_requests();
-  if (queued || resync || poll_tick) claim_while_free();
+  // Woken here (a slot freed, a run queued here: no change) or told of a
+  // queued run: a claim pass. Other hosts' run changes alone need none.
+  const bool woken = changes.empty();
+  if (queued || resync || poll_tick || woken) claim_while_free();
   refresh_queue_count();
 }
 

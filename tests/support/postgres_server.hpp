@@ -40,6 +40,8 @@ class PostgresServer {
     // fsync on a busy test machine only makes them slow.
     bool durable = false;
     int max_connections = 200;
+    // More `-c name=value` settings for the server, e.g. for a benchmark.
+    std::string extra_settings;
   };
 
   // The directory holding initdb, pg_ctl and postgres, or nullopt.
@@ -119,6 +121,7 @@ class PostgresServer {
     if (!options_.durable) {
       settings += " -c fsync=off -c synchronous_commit=off -c full_page_writes=off";
     }
+    if (!options_.extra_settings.empty()) settings += " " + options_.extra_settings;
     run_or_throw({(bin_ / "pg_ctl").string(), "-D", data_.string(), "-l",
                   (dir_ / "server.log").string(), "-w", "-t", "120", "-o", settings, "start"},
                  "pg_ctl start");

@@ -66,6 +66,7 @@ void Connection::open() {
     PQfinish(conn_);
     conn_ = nullptr;
   }
+  prepared_.clear();
   conn_ = PQconnectdb(conninfo_.c_str());
   if (conn_ == nullptr) throw StoreUnavailable("cannot allocate a PostgreSQL connection");
   if (PQstatus(conn_) != CONNECTION_OK) {
@@ -105,18 +106,15 @@ void Connection::fail(PGresult* result, const std::string& sql) {
   throw PgError("PostgreSQL refused a statement (" + head + "...): " + message, sqlstate);
 }
 
-Result Connection::exec(const std::string& sql, const std::vector<Param>& params) {
+template <class Send>
+Result Connection::run(const std::string& sql, Send&& send) {
   if (!ok()) open();
-  std::vector<const char*> values;
-  values.reserve(params.size());
-  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
   // Outside a transaction, a statement on a connection the server dropped
   // (it restarted) is sent once more on a new connection; inside one, the
   // whole transaction is the caller's to retry.
   const bool idle = PQtransactionStatus(conn_) == PQTRANS_IDLE;
   for (int attempt = 0;; ++attempt) {
-    PGresult* result = PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr,
-                                    values.data(), nullptr, nullptr, 0);
+    PGresult* result = send();
     const ExecStatusType status = result == nullptr ? PGRES_FATAL_ERROR : PQresultStatus(result);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) return Result(result);
     if (idle && attempt == 0 && PQstatus(conn_) != CONNECTION_OK) {
@@ -126,6 +124,95 @@ Result Connection::exec(const std::string& sql, const std::vector<Param>& params
     }
     fail(result, sql);
   }
+}
+
+namespace {
+
+std::vector<const char*> values_of(const std::vector<Param>& params) {
+  std::vector<const char*> values;
+  values.reserve(params.size());
+  for (const Param& p : params) values.push_back(p ? p->c_str() : nullptr);
+  return values;
+}
+
+}  // namespace
+
+Result Connection::exec(const std::string& sql, const std::vector<Param>& params) {
+  const std::vector<const char*> values = values_of(params);
+  return run(sql, [&] {
+    return PQexecParams(conn_, sql.c_str(), static_cast<int>(values.size()), nullptr, values.data(),
+                        nullptr, nullptr, 0);
+  });
+}
+
+Result Connection::exec_prepared(const std::string& name, const std::string& sql,
+                                 const std::vector<Param>& params) {
+  const std::vector<const char*> values = values_of(params);
+  return run(sql, [&]() -> PGresult* {
+    if (!prepared_.contains(name)) {
+      PGresult* prepared = PQprepare(conn_, name.c_str(), sql.c_str(), 0, nullptr);
+      if (prepared == nullptr || PQresultStatus(prepared) != PGRES_COMMAND_OK) return prepared;
+      PQclear(prepared);
+      prepared_.insert(name);
+    }
+    return PQexecPrepared(conn_, name.c_str(), static_cast<int>(values.size()), values.data(),
+                          nullptr, nullptr, 0);
+  });
+}
+
+std::vector<Result> Connection::exec_pipeline(const std::vector<Step>& steps) {
+  if (!ok()) open();
+  if (PQenterPipelineMode(conn_) != 1) {
+    throw StoreUnavailable("cannot enter pipeline mode: " + trimmed(PQerrorMessage(conn_)));
+  }
+  for (const Step& step : steps) {
+    const std::vector<const char*> values = values_of(step.params);
+    if (PQsendQueryParams(conn_, step.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                          values.data(), nullptr, nullptr, 0) != 1) {
+      throw StoreUnavailable("cannot send to PostgreSQL: " + trimmed(PQerrorMessage(conn_)));
+    }
+  }
+  if (PQpipelineSync(conn_) != 1) {
+    throw StoreUnavailable("cannot send to PostgreSQL: " + trimmed(PQerrorMessage(conn_)));
+  }
+  std::vector<Result> results;
+  results.reserve(steps.size());
+  PGresult* failure = nullptr;
+  std::size_t failed_step = 0;
+  for (std::size_t i = 0; i < steps.size(); ++i) {
+    PGresult* result = PQgetResult(conn_);
+    if (result == nullptr) {
+      if (failure != nullptr) PQclear(failure);
+      throw StoreUnavailable("lost the PostgreSQL connection: " + trimmed(PQerrorMessage(conn_)));
+    }
+    const ExecStatusType status = PQresultStatus(result);
+    if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
+      results.emplace_back(result);
+    } else if (status == PGRES_FATAL_ERROR && failure == nullptr) {
+      failure = result;
+      failed_step = i;
+    } else {
+      PQclear(result);  // skipped after the failure
+    }
+    PGresult* end = PQgetResult(conn_);  // each result is followed by a null
+    if (end != nullptr) PQclear(end);
+  }
+  PGresult* sync = PQgetResult(conn_);
+  const bool synced = sync != nullptr && PQresultStatus(sync) == PGRES_PIPELINE_SYNC;
+  if (sync != nullptr) PQclear(sync);
+  PQexitPipelineMode(conn_);
+  if (!synced) {
+    if (failure != nullptr) PQclear(failure);
+    throw StoreUnavailable("lost the PostgreSQL connection: " + trimmed(PQerrorMessage(conn_)));
+  }
+  if (failure != nullptr) {
+    if (PQtransactionStatus(conn_) != PQTRANS_IDLE) {
+      PGresult* rollback = PQexec(conn_, "ROLLBACK");
+      if (rollback != nullptr) PQclear(rollback);
+    }
+    fail(failure, steps[failed_step].sql);
+  }
+  return results;
 }
 
 void Connection::exec_script(const std::string& sql) {

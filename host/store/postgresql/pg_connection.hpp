@@ -13,6 +13,7 @@
 #include <stdexcept>
 #include <string>
 #include <string_view>
+#include <unordered_set>
 #include <vector>
 
 #include "store/store.hpp"
@@ -68,6 +69,20 @@ class Connection {
 
   // Runs one statement (parameters $1..$n, text format).
   Result exec(const std::string& sql, const std::vector<Param>& params = {});
+  // The same through a statement prepared once per connection under `name`
+  // (parsed and planned once): for the statements run on every batch.
+  Result exec_prepared(const std::string& name, const std::string& sql,
+                       const std::vector<Param>& params);
+  // One statement of a pipeline.
+  struct Step {
+    std::string sql;
+    std::vector<Param> params;
+  };
+  // Sends every step at once and reads every result after (one round trip
+  // for the lot: libpq's pipeline mode). Throws as exec() does for the first
+  // step that failed; the steps after it were not run. A transaction the
+  // steps opened and did not end is rolled back.
+  std::vector<Result> exec_pipeline(const std::vector<Step>& steps);
   // Runs statements without parameters (e.g. a migration step).
   void exec_script(const std::string& sql);
 
@@ -87,8 +102,14 @@ class Connection {
   void open();
   [[noreturn]] void fail(PGresult* result, const std::string& sql);
 
+  // Sends one statement (`send` returns its result), retried once on a new
+  // connection when the server dropped this one outside a transaction.
+  template <class Send>
+  Result run(const std::string& sql, Send&& send);
+
   std::string conninfo_;
   PGconn* conn_ = nullptr;
+  std::unordered_set<std::string> prepared_;  // statement names prepared on conn_
 };
 
 // A transaction on `conn`: BEGIN now, ROLLBACK unless commit() was called.

@@ -82,15 +82,16 @@ const std::string kUpsertRuns = R"sql(
 )sql";
 
 // Log entries of many runs in one statement; raises each run's log count.
-// Answers how many entries went in.
+// An entry of an unknown run fails the statement (its run is NULL).
 const std::string kInsertLogs = R"sql(
   WITH v AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
       AS v(instance_id, seq, ts, level, message, source)),
   ins AS (
     INSERT INTO logs (run, seq, ts, level, message, source)
-    SELECT r.id, v.seq::bigint, v.ts::bigint, v.level::smallint, v.message, v.source::smallint
-    FROM v JOIN runs r ON r.instance_id = v.instance_id
+    SELECT (SELECT r.id FROM runs r WHERE r.instance_id = v.instance_id), v.seq::bigint,
+           v.ts::bigint, v.level::smallint, v.message, v.source::smallint
+    FROM v
     RETURNING run, seq),
   raised AS (
     UPDATE runs SET log_count = greatest(runs.log_count, m.last)
@@ -193,14 +194,21 @@ UpsertPlan plan_upserts(const std::vector<WriteOp>& ops) {
   return plan;
 }
 
+constexpr const char* kNotify =
+    "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)";
+
+std::vector<Param> notify_params(const std::string& channel,
+                                 const std::vector<std::string>& payloads) {
+  std::vector<Param> channels(payloads.size(), Param(channel));
+  std::vector<Param> texts(payloads.begin(), payloads.end());
+  return {pg::text_array(channels), pg::text_array(texts)};
+}
+
 // Sends `payloads` on `channel` (one NOTIFY each), delivered at commit.
 void send_notifications(pg::Connection& conn, const std::string& channel,
                         const std::vector<std::string>& payloads) {
   if (payloads.empty()) return;
-  std::vector<Param> channels(payloads.size(), Param(channel));
-  std::vector<Param> texts(payloads.begin(), payloads.end());
-  conn.exec("SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)",
-            {pg::text_array(channels), pg::text_array(texts)});
+  conn.exec_prepared("notify", kNotify, notify_params(channel, payloads));
 }
 
 // Change lines under a header naming the writing host, cut into payloads
@@ -446,7 +454,20 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   bool prune_unfinished = false;
   fenced_runs_done_.clear();
   fenced_off_.clear();
-  pg::Transaction transaction(*writer_);
+  // Only upserts and log entries: the whole batch is one pipeline. A batch
+  // of one op goes statement by statement, so a refusal names its cause.
+  pipelining_ =
+      ops.size() > 1 && std::all_of(ops.begin(), ops.end(), [](const WriteOp& op) {
+        return std::holds_alternative<UpsertRun>(op) || std::holds_alternative<AppendLogs>(op);
+      });
+  steps_.clear();
+  checks_.clear();
+  std::optional<pg::Transaction> transaction;
+  if (pipelining_) {
+    write_step("BEGIN", {}, nullptr);
+  } else {
+    transaction.emplace(*writer_);
+  }
   // Consecutive upserts go as one statement, consecutive log appends as one.
   std::vector<std::size_t> upsert_sources;
   std::vector<std::uint64_t> upsert_counts;
@@ -484,7 +505,16 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   }
   flush();
   notify_changes(ops, plan.source);
-  transaction.commit();
+  if (pipelining_) {
+    write_step("COMMIT", {}, nullptr);
+    pipelining_ = false;
+    const std::vector<pg::Result> results = writer_->exec_pipeline(steps_);
+    for (std::size_t i = 0; i < checks_.size() && i < results.size(); ++i) {
+      if (checks_[i]) checks_[i](results[i]);
+    }
+  } else {
+    transaction->commit();
+  }
   {
     std::lock_guard lock(fences_mutex_);
     for (const std::string& id : fenced_runs_done_) fences_.erase(id);
@@ -537,20 +567,34 @@ void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
   params.reserve(21);
   for (const auto& column : columns) params.emplace_back(pg::text_array(column));
   params.emplace_back(location_.host_name);
-  const pg::Result written = writer_->exec(kUpsertRuns, params);
-  if (written.rows() != static_cast<int>(sources.size())) {
-    std::unordered_set<std::string_view> landed;
-    for (int i = 0; i < written.rows(); ++i) landed.insert(written.text(i, 0));
-    for (const std::size_t source : sources) {
-      const std::string& id = std::get<UpsertRun>(ops[source]).run.instance_id;
-      if (!landed.contains(id)) fenced_off_.push_back(id);
-    }
+  std::vector<std::string> ids;
+  ids.reserve(sources.size());
+  for (const std::size_t source : sources)
+    ids.push_back(std::get<UpsertRun>(ops[source]).run.instance_id);
+  write_step(kUpsertRuns, std::move(params),
+             [this, ids = std::move(ids)](const pg::Result& written) {
+               if (written.rows() == static_cast<int>(ids.size())) return;
+               std::unordered_set<std::string_view> landed;
+               for (int i = 0; i < written.rows(); ++i) landed.insert(written.text(i, 0));
+               for (const std::string& id : ids) {
+                 if (!landed.contains(id)) fenced_off_.push_back(id);
+               }
+             });
+}
+
+void PostgresStore::write_step(const std::string& sql, std::vector<pg::Param> params,
+                               std::function<void(const pg::Result&)> check) {
+  if (pipelining_) {
+    steps_.push_back(pg::Connection::Step{sql, std::move(params)});
+    checks_.push_back(std::move(check));
+    return;
   }
+  const pg::Result result = writer_->exec(sql, params);
+  if (check) check(result);
 }
 
 void PostgresStore::write_logs(const std::vector<const AppendLogs*>& appends) {
   std::array<std::vector<Param>, 6> columns;
-  std::size_t total = 0;
   for (const AppendLogs* append : appends) {
     for (const LogEntry& entry : append->entries) {
       columns[0].emplace_back(append->instance_id);
@@ -559,22 +603,26 @@ void PostgresStore::write_logs(const std::vector<const AppendLogs*>& appends) {
       columns[3].emplace_back(std::to_string(static_cast<int>(entry.level)));
       columns[4].emplace_back(entry.message);
       columns[5].emplace_back(std::to_string(static_cast<int>(entry.source)));
-      ++total;
     }
   }
   std::vector<Param> params;
   for (const auto& column : columns) params.emplace_back(pg::text_array(column));
-  const pg::Result inserted = writer_->exec(kInsertLogs, params);
-  if (inserted.int64(0, 0) == static_cast<std::int64_t>(total)) return;
-  // Some entries found no run: name the first.
-  for (const AppendLogs* append : appends) {
-    const pg::Result found =
-        writer_->exec("SELECT 1 FROM runs WHERE instance_id = $1", {append->instance_id});
-    if (found.rows() == 0) {
-      throw std::runtime_error("log entries for unknown run " + append->instance_id);
-    }
+  if (pipelining_) {
+    write_step(kInsertLogs, std::move(params), nullptr);
+    return;
   }
-  throw std::runtime_error("some log entries could not be written");
+  try {
+    writer_->exec(kInsertLogs, params);
+  } catch (const pg::PgError& error) {
+    if (error.sqlstate() != "23502") throw;
+    // An entry found no run: name it (read beside the failed transaction).
+    for (const AppendLogs* append : appends) {
+      if (!get_run(append->instance_id)) {
+        throw std::runtime_error("log entries for unknown run " + append->instance_id);
+      }
+    }
+    throw;
+  }
 }
 
 void PostgresStore::notify_changes(const std::vector<WriteOp>& ops,
@@ -602,8 +650,9 @@ void PostgresStore::notify_changes(const std::vector<WriteOp>& ops,
     line.append(id).append(1, ' ').append(std::to_string(seq));
     lines.push_back(std::move(line));
   }
-  send_notifications(*writer_, kEventsChannel, change_payloads(location_.host_name, lines));
-  if (queued) send_notifications(*writer_, kQueueChannel, {std::string()});
+  const auto payloads = change_payloads(location_.host_name, lines);
+  if (!payloads.empty()) write_step(kNotify, notify_params(kEventsChannel, payloads), nullptr);
+  if (queued) write_step(kNotify, notify_params(kQueueChannel, {std::string()}), nullptr);
 }
 
 void PostgresStore::delete_run(const DeleteRun& op) {
@@ -834,7 +883,8 @@ std::vector<Run> PostgresStore::claim_queued(std::size_t max) {
   if (max == 0) return {};
   auto conn = borrow();
   // SKIP LOCKED: hosts claiming at once take different rows, each row once.
-  const pg::Result r = conn->exec(
+  const pg::Result r = conn->exec_prepared(
+      "claim",
       std::string("UPDATE runs SET host = $1, fence = fence + 1 WHERE id IN ("
                   "SELECT id FROM runs WHERE status = 'queued' AND host IS NULL "
                   "ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING ") +

@@ -19,6 +19,7 @@
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -99,6 +100,9 @@ class PostgresStore final : public Store, public SharedQueue {
   std::size_t prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more);
   // The NOTIFY of what the batch changed; sent when the batch commits.
   void notify_changes(const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources);
+  // Runs a statement of the batch now, or adds it to the pipeline.
+  void write_step(const std::string& sql, std::vector<pg::Param> params,
+                  std::function<void(const pg::Result&)> check);
 
   // The fence this host holds for a run it writes: 1 (never claimed) or
   // what its claim returned. [thread-safe]
@@ -115,6 +119,11 @@ class PostgresStore final : public Store, public SharedQueue {
   std::unique_ptr<store::HistoryCursorCodec> cursors_;
   std::vector<std::string> fenced_runs_done_;  // the writer thread's
   std::vector<std::string> fenced_off_;        // the writer thread's: writes another host won
+  // A batch of upserts and log entries goes as one pipeline (one round trip):
+  // its statements and what to check of each result. The writer thread's.
+  bool pipelining_ = false;
+  std::vector<pg::Connection::Step> steps_;
+  std::vector<std::function<void(const pg::Result&)>> checks_;
 
   // Whether the last heartbeat or write reached the server.
   std::atomic<bool> reachable_{true};
