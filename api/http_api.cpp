@@ -14,6 +14,7 @@
 #include "api/api_error.hpp"
 #include "api/wire.hpp"
 #include "panel/panel_assets.hpp"
+#include "store/store.hpp"
 
 #ifndef NIGHTSHIFT_VERSION
 #error "NIGHTSHIFT_VERSION must be defined by the build"
@@ -181,6 +182,8 @@ HttpApi::HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManage
   router_.add({verb::get, "/agents", Access::token}, {io, &HttpApi::list_agents});
   router_.add({verb::post, "/agents/rescan", Access::token}, {pooled, &HttpApi::rescan_agents});
   router_.add({verb::get, "/healthz", Access::open}, {io, &HttpApi::health});
+  // A shared store's host table is read from the database.
+  router_.add({verb::get, "/hosts", Access::token}, {pooled, &HttpApi::list_hosts});
   // The run manager's stats are counters in memory.
   router_.add({verb::get, "/metrics", Access::token}, {io, &HttpApi::metrics});
   router_.add({verb::get, kWebSocketPath, Access::token_or_query},
@@ -295,6 +298,11 @@ Response HttpApi::guarded(const Request& request,
       throw from_catalog_error(error);
     } catch (const RunError& error) {
       throw from_run_error(error);
+    } catch (const StoreUnavailable& error) {
+      // A shared store that cannot be reached (restarting, network): reads
+      // come back once it does.
+      throw ApiError(http::status::service_unavailable, "store_unavailable", error.what(),
+                     {{"Retry-After", "5"}});
     }
   } catch (const ApiError& error) {
     if (error.status() == http::status::internal_server_error) {
@@ -488,7 +496,11 @@ Response HttpApi::rescan_agents(const Call& call) const {
 
 Response HttpApi::health(const Call& call) const {
   return make_response(*call.request, http::status::ok,
-                       wire::health_body(NIGHTSHIFT_VERSION, runs_.store_ok()));
+                       wire::health_body(NIGHTSHIFT_VERSION, runs_.store_ok(), runs_.store_kind()));
+}
+
+Response HttpApi::list_hosts(const Call& call) const {
+  return make_response(*call.request, http::status::ok, wire::hosts_body(runs_.hosts()));
 }
 
 Response HttpApi::metrics(const Call& call) const {

@@ -117,6 +117,7 @@ class HttpApi {
   Response list_agents(const Call& call) const;
   Response rescan_agents(const Call& call) const;
   Response health(const Call& call) const;
+  Response list_hosts(const Call& call) const;
   Response metrics(const Call& call) const;
   Response panel_file(const Call& call) const;
   Response websocket_without_upgrade(const Call& call) const;

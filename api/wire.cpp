@@ -73,6 +73,7 @@ json::object run(const Run& run, Timestamp now) {
   }
   o["acceptsMessages"] = run.accepts_messages;
   o["isolation"] = to_string(run.isolation);
+  o["host"] = optional_string(run.host);
   return o;
 }
 
@@ -153,9 +154,23 @@ std::string agents_body(const std::vector<AgentInfo>& agents) {
   return json::serialize(json::object{{"agents", std::move(list)}});
 }
 
-std::string health_body(std::string_view version, bool store_ok) {
+std::string health_body(std::string_view version, bool store_ok, std::string_view store) {
   return json::serialize(json::object{
-      {"status", "ok"}, {"version", version}, {"store", "sqlite"}, {"storeOk", store_ok}});
+      {"status", "ok"}, {"version", version}, {"store", store}, {"storeOk", store_ok}});
+}
+
+std::string hosts_body(const std::vector<HostRecord>& hosts) {
+  json::array list;
+  list.reserve(hosts.size());
+  for (const HostRecord& host : hosts) {
+    list.emplace_back(json::object{{"name", host.name},
+                                   {"startedAt", format_rfc3339(host.started_at)},
+                                   {"lastSeenAt", format_rfc3339(host.last_seen_at)},
+                                   {"alive", host.alive},
+                                   {"activeRuns", host.active_runs},
+                                   {"version", host.version}});
+  }
+  return json::serialize(json::object{{"hosts", std::move(list)}});
 }
 
 std::string parse_message_body(std::string_view body, std::size_t max_text_bytes) {

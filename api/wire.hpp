@@ -24,6 +24,7 @@
 
 #include "catalog/catalog.hpp"
 #include "events/event_bus.hpp"
+#include "model/host_record.hpp"
 #include "model/run.hpp"
 #include "runs/run_manager.hpp"
 
@@ -52,7 +53,10 @@ std::string logs_page(std::string_view instance_id, const LogPage& page);
 // GET /agents and POST /agents/rescan: {"agents": [...]}
 std::string agents_body(const std::vector<AgentInfo>& agents);
 // GET /healthz
-std::string health_body(std::string_view version, bool store_ok);
+std::string health_body(std::string_view version, bool store_ok, std::string_view store = "sqlite");
+
+// GET /hosts
+std::string hosts_body(const std::vector<HostRecord>& hosts);
 
 // The text of a POST /background-agents/{id}/messages body {"text": "..."}.
 // Throws ApiError (400 invalid_request) when it is not such an object, or the

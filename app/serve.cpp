@@ -6,6 +6,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/signal_set.hpp>
 #include <cerrno>
@@ -22,6 +23,7 @@
 
 #include "api/server.hpp"
 #include "host.hpp"
+#include "store/store.hpp"
 
 #ifndef NIGHTSHIFT_AGENTS_SUBDIR
 #error "NIGHTSHIFT_AGENTS_SUBDIR must be defined by the build"
@@ -56,6 +58,9 @@ struct ServeOptions {
   api::ServerOptions server;
   std::string log_level = "info";
   std::string isolation = "manifest";  // or "process": every agent in its own process
+  std::string store;               // empty: NIGHTSHIFT_STORE, else the SQLite file in the data dir
+  std::string host_name;           // empty: the machine's host name and the port
+  double host_lease_seconds = 30;  // a shared store's host lease
 };
 
 fs::path environment_dir(const char* variable, const char* home_fallback) {
@@ -157,6 +162,21 @@ std::string choose_token(const ServeOptions& options, const std::string& environ
   return token_from_file(data_dir / "token");
 }
 
+std::string choose_store(const ServeOptions& options) {
+  if (!options.store.empty()) return options.store;
+  if (const char* env = std::getenv("NIGHTSHIFT_STORE"); env != nullptr && *env != '\0') return env;
+  return {};
+}
+
+// The machine's host name and the port; with port 0 (chosen at start) the
+// process id stands in for it, so two such hosts on one machine differ.
+std::string default_host_name(std::uint16_t port) {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') std::strcpy(name, "localhost");
+  return std::string(name) + ":" +
+         (port != 0 ? std::to_string(port) : "pid" + std::to_string(::getpid()));
+}
+
 std::chrono::milliseconds to_millis(double seconds) {
   return std::chrono::milliseconds(static_cast<std::int64_t>(seconds * 1000.0));
 }
@@ -212,6 +232,13 @@ int serve(const ServeOptions& options) {
   host_options.user_remix_dir =
       environment_dir("XDG_CONFIG_HOME", ".config") / "nightshift" / "remix";
   host_options.runs = options.runs;
+  host_options.store = choose_store(options);
+  host_options.host_name = options.host_name.empty() ? default_host_name(port) : options.host_name;
+  host_options.host_version = NIGHTSHIFT_VERSION;
+  host_options.host_lease = to_millis(options.host_lease_seconds);
+  // Several heartbeats per lease, so that one late heartbeat is no death.
+  host_options.heartbeat_interval =
+      std::max(std::chrono::milliseconds(100), host_options.host_lease / 6);
   host_options.runs.stop_grace = to_millis(options.stop_grace_seconds);
   host_options.runs.force_process_isolation = options.isolation == "process";
   if (options.run_timeout_seconds > 0)
@@ -232,7 +259,8 @@ int serve(const ServeOptions& options) {
       "http://" + url_host(endpoint.address()) + ":" + std::to_string(endpoint.port());
   std::cout << "listening on " << base << '\n'
             << "panel: " << base << "/?token=" << server_options.token << std::endl;
-  spdlog::info("data in {}, workspace {}", data_dir.string(), workspace.string());
+  spdlog::info("data in {}, workspace {}, store {} as host {}", data_dir.string(),
+               workspace.string(), engine.store().kind(), engine.options().host_name);
 
   stop_signals.wait();
   server.stop_accepting();
@@ -299,6 +327,18 @@ void add_serve_command(CLI::App& app, int& exit_code) {
                    "process: every agent in its own process")
       ->capture_default_str()
       ->check(CLI::IsMember({"manifest", "process"}));
+  command->add_option("--store", options->store,
+                      "where runs are kept: sqlite (default, in the data dir) or a "
+                      "postgresql:// URI shared by several hosts (default $NIGHTSHIFT_STORE)");
+  command->add_option("--host-name", options->host_name,
+                      "this host's name among the hosts of a shared store "
+                      "(default: the machine's host name and the port)");
+  command
+      ->add_option("--host-lease", options->host_lease_seconds,
+                   "seconds without a heartbeat after which the other hosts of a shared store "
+                   "fail this host's active runs as interrupted")
+      ->capture_default_str()
+      ->check(CLI::Range(1.0, 3600.0));
   command->add_option("--log-level", options->log_level, "trace, debug, info, warn, error")
       ->capture_default_str()
       ->check(CLI::IsMember({"trace", "debug", "info", "warn", "error"}));

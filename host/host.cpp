@@ -8,7 +8,7 @@
 #include <stdexcept>
 #include <system_error>
 
-#include "store/run_store.hpp"
+#include "store/store.hpp"
 
 namespace nightshift {
 
@@ -41,6 +41,12 @@ std::filesystem::path find_worker() {
 #endif
 }
 
+std::string machine_host_name() {
+  char name[256] = {};
+  if (::gethostname(name, sizeof name - 1) != 0 || name[0] == '\0') return "localhost";
+  return name;
+}
+
 }  // namespace
 
 Host::Host(HostOptions options) : options_(std::move(options)) {
@@ -51,14 +57,24 @@ Host::Host(HostOptions options) : options_(std::move(options)) {
   // Agents run in it (a process run's working directory): it must exist.
   std::filesystem::create_directories(options_.workspace);
   if (options_.runs.worker_path.empty()) options_.runs.worker_path = find_worker();
+  if (options_.host_name.empty()) options_.host_name = machine_host_name();
+  options_.runs.host_name = options_.host_name;
+  options_.runs.host_version = options_.host_version;
   make_private_dir(options_.data_dir);
 
   loader_ = std::make_unique<PluginLoader>(options_.data_dir / "plugin-copies");
   catalog_ = std::make_unique<Catalog>(
       CatalogOptions{options_.installed_agent_dirs, options_.workspace, options_.user_remix_dir},
       *loader_);
-  store_ = std::make_unique<RunStore>(
-      StoreOptions{options_.data_dir / options_.database_name, options_.store_read_connections});
+  StoreLocation location;
+  location.uri = options_.store;
+  location.sqlite_database = options_.data_dir / options_.database_name;
+  location.read_connections = options_.store_read_connections;
+  location.host_name = options_.host_name;
+  location.host_version = options_.host_version;
+  location.host_lease = options_.host_lease;
+  location.heartbeat_interval = options_.heartbeat_interval;
+  store_ = open_store(location);
   bus_ = std::make_unique<EventBus>();
   runs_ = std::make_unique<RunManager>(*catalog_, *store_, *bus_, options_.runs);
 }

@@ -22,7 +22,7 @@
 
 namespace nightshift {
 
-class RunStore;
+class Store;
 
 struct HostOptions {
   // Holds the database (`database_name`) and the loader's plugin copies.
@@ -30,6 +30,16 @@ struct HostOptions {
   std::filesystem::path data_dir;
   std::string database_name = "nightshift.db";
   std::size_t store_read_connections = 4;
+  // Which store: empty (or "sqlite") for the SQLite file above, else a
+  // postgresql:// URI shared by several hosts.
+  std::string store;
+  // This host's name among the hosts of a shared store, and in each run it
+  // executes (Run.host). Empty: the machine's host name.
+  std::string host_name;
+  std::string host_version;  // shown by GET /hosts
+  // A shared store's host lease and heartbeat (see StoreLocation).
+  std::chrono::milliseconds host_lease{30000};
+  std::chrono::milliseconds heartbeat_interval{5000};
   // Where runs work and local and remix agents are found.
   std::filesystem::path workspace;
   // Directories of installed agents, searched in order.
@@ -56,7 +66,7 @@ class Host {
   const HostOptions& options() const noexcept { return options_; }
   PluginLoader& loader() noexcept { return *loader_; }
   Catalog& catalog() noexcept { return *catalog_; }
-  RunStore& store() noexcept { return *store_; }
+  Store& store() noexcept { return *store_; }
   EventBus& bus() noexcept { return *bus_; }
   RunManager& runs() noexcept { return *runs_; }
 
@@ -70,7 +80,7 @@ class Host {
   // Construction order; destroyed in reverse.
   std::unique_ptr<PluginLoader> loader_;
   std::unique_ptr<Catalog> catalog_;
-  std::unique_ptr<RunStore> store_;
+  std::unique_ptr<Store> store_;
   std::unique_ptr<EventBus> bus_;
   std::unique_ptr<RunManager> runs_;
 };

@@ -22,9 +22,12 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev
   libssl-dev ca-certificates
+  libpq-dev
 )
 if [ "$want_test" = 1 ]; then
   packages+=(chromium lintian dpkg-dev file sqlite3 procps curl jq)
+  # The PostgreSQL store's tests start their own server (initdb, pg_ctl).
+  packages+=(postgresql)
   # The fuzzers (scripts/fuzz.sh): clang with libFuzzer and the sanitizers.
   packages+=(clang libclang-rt-14-dev)
   # Node.js may come from Debian or elsewhere; only its absence matters.

@@ -217,6 +217,12 @@ struct PsOptions {
   bool json = false;
 };
 
+// The host executing the run (null while queued, or from an older host).
+std::string host_or_dash(const json::object& run) {
+  const auto host = string_member(run, "host");
+  return host.empty() ? "-" : host;
+}
+
 void add_run_row(Table& table, const json::object& run, TimePoint now, std::size_t id_length) {
   const auto status = string_member(run, "status");
   auto started = parse_timestamp(string_member(run, "startedAt"));
@@ -228,6 +234,7 @@ void add_run_row(Table& table, const json::object& run, TimePoint now, std::size
                  {string_member(run, "isolation")},
                  {started ? format_relative(*started, now) : "-"},
                  {queued ? "-" : format_duration(int_member(run, "durationMs"))},
+                 {host_or_dash(run)},
                  {truncate_text(string_member(run, "task"), kTaskColumnWidth)}});
 }
 
@@ -257,7 +264,7 @@ int ps_command(PsOptions& options) {
     std::cout << (query.include_history ? "no runs\n" : "no active runs\n");
     return 0;
   }
-  Table table({"ID", "AGENT", "STATUS", "ISOLATION", "STARTED", "DURATION", "TASK"});
+  Table table({"ID", "AGENT", "STATUS", "ISOLATION", "STARTED", "DURATION", "HOST", "TASK"});
   const auto now = std::chrono::system_clock::now();
   std::vector<std::string> ids;
   for (const auto* list : {&active, &lists.history}) {
@@ -318,6 +325,7 @@ int show_command(RunIdOptions& options) {
       {"Started", {time_line(run, "startedAt", now)}},
       {"Ended", {time_line(run, "endedAt", now)}},
       {"Duration", {format_duration(int_member(run, "durationMs"))}},
+      {"Host", {host_or_dash(run)}},
   };
   if (const auto* progress = run.if_contains("progress"); progress && progress->is_number()) {
     fields.push_back(

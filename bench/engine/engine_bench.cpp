@@ -35,7 +35,7 @@
 #include <vector>
 
 #include "host.hpp"
-#include "store/run_store.hpp"
+#include "store/store.hpp"
 
 namespace nightshift::bench {
 namespace {
@@ -251,7 +251,7 @@ struct Engine {
   }
 
   Host host;
-  RunStore& store;
+  Store& store;
   EventBus& bus;
   RunManager* manager;
 };

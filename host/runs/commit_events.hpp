@@ -34,6 +34,10 @@ class CommitEvents {
 
   void on_committed(const std::vector<WriteOp>& ops);
 
+  // On the writer thread: a run this host announced but will not finish
+  // (another host of a shared store may execute it).
+  void forget(const std::string& instance_id) { announced_.erase(instance_id); }
+
  private:
   EventBus& bus_;
   LogBudget& budget_;

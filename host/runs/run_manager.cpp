@@ -9,16 +9,19 @@
 #include <cstdio>
 #include <future>
 #include <mutex>
+#include <thread>
 #include <unordered_map>
+#include <unordered_set>
 #include <utility>
 
 #include "runs/admission.hpp"
 #include "runs/commit_events.hpp"
+#include "runs/host_link.hpp"
 #include "runs/live_run.hpp"
 #include "runs/process_agent.hpp"
 #include "runs/watchdog.hpp"
 #include "runs/worker_thread.hpp"
-#include "store/run_store.hpp"
+#include "store/store.hpp"
 #include "store/store_writer.hpp"
 
 namespace nightshift {
@@ -52,15 +55,47 @@ RunError already_ended(const std::string& id) {
   return RunError(RunError::Code::run_not_active, "run " + id + " has already ended");
 }
 
+// A RunError's code as text, for answers that cross to another host.
+constexpr std::pair<RunError::Code, const char*> kCodeNames[] = {
+    {RunError::Code::run_not_found, "run_not_found"},
+    {RunError::Code::run_not_active, "run_not_active"},
+    {RunError::Code::run_active, "run_active"},
+    {RunError::Code::at_capacity, "at_capacity"},
+    {RunError::Code::shutting_down, "shutting_down"},
+    {RunError::Code::invalid_cursor, "invalid_cursor"},
+    {RunError::Code::messages_not_supported, "messages_not_supported"},
+    {RunError::Code::store_failed, "store_failed"},
+};
+
+std::string code_name(RunError::Code code) {
+  for (const auto& [each, name] : kCodeNames) {
+    if (each == code) return name;
+  }
+  return "store_failed";
+}
+
+// The RunError another host answered with.
+RunError run_error_from(const std::string& answer) {
+  const auto [code, message] = split_request_error(answer);
+  for (const auto& [each, name] : kCodeNames) {
+    if (code == name) return RunError(each, message);
+  }
+  return RunError(RunError::Code::store_failed, "the host executing the run failed: " + answer);
+}
+
+// How long a stop or a message sent to another host may wait for its answer.
+constexpr std::chrono::seconds kRequestTimeout{10};
+
 }  // namespace
 
 struct RunManager::Impl {
-  Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in, RunManagerOptions options_in);
+  Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in, RunManagerOptions options_in);
 
   // ---- shared references and options (immutable) ----
   Catalog& catalog;
-  RunStore& store;
+  Store& store;
   const RunManagerOptions options;
+  const Timestamp started_at = now_ms();
 
   // ---- counters, any thread ----
   std::atomic<std::uint64_t> starts{0}, stops{0}, completed{0}, failed{0}, cancelled{0};
@@ -82,6 +117,9 @@ struct RunManager::Impl {
   std::unique_ptr<StoreWriter> writer;
   std::unique_ptr<Watchdog> watchdog;
   std::unique_ptr<RunServices> services;
+  // With a store shared by several hosts: claims, requests and other hosts'
+  // events. Stopped first at shutdown.
+  std::unique_ptr<HostLink> link;
 
   // ---- operations ----
   void start(StartRequest request, StartCallback done);
@@ -116,12 +154,23 @@ struct RunManager::Impl {
   static std::int32_t call_agent(LiveRun& run, std::optional<std::string>& crash);
   bool end_run(LiveRun& run, const AgentExit& exit);
   void worker_done(const LivePtr& run);
+
+  // Several hosts on one store (link is set).
+  void start_shared(StartRequest request, StartCallback done);
+  std::size_t free_slots() const;
+  void execute_claimed(std::vector<Run> claimed);
+  RequestAnswer answer_request(const RunRequest& request);
+  bool is_local(const std::string& instance_id) const;
+  void taken_over(const Run& stored);
+  // A stop or message for a run not executing here.
+  Run stop_elsewhere(const std::string& instance_id);
+  std::uint64_t message_elsewhere(const std::string& instance_id, std::string text);
 };
 
 // ---------------------------------------------------------------------------
 // Construction and start-up recovery
 
-RunManager::Impl::Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in,
+RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
                        RunManagerOptions options_in)
     : catalog(catalog_in),
       store(store_in),
@@ -145,6 +194,16 @@ RunManager::Impl::Impl(Catalog& catalog_in, RunStore& store_in, EventBus& bus_in
     writer->submit(PruneRuns{options.retention, now_ms()});
   });
   services = std::make_unique<RunServices>(RunServices{options, *writer, *watchdog, budget});
+  if (SharedQueue* queue = store.shared_queue()) {
+    HostLink::Callbacks callbacks{
+        [this] { return free_slots(); },
+        [this](std::vector<Run> claimed) { execute_claimed(std::move(claimed)); },
+        [this](const RunRequest& request) { return answer_request(request); },
+        [this](const std::string& id) { return is_local(id); },
+        [this](const Run& stored) { taken_over(stored); }};
+    link = std::make_unique<HostLink>(store, *queue, bus_in, std::move(callbacks),
+                                      HostLink::Options{});
+  }
 }
 
 // ---------------------------------------------------------------------------
@@ -197,6 +256,10 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
 }
 
 void RunManager::Impl::start(StartRequest request, StartCallback done) {
+  if (link) {
+    start_shared(std::move(request), std::move(done));
+    return;
+  }
   LivePtr run;
   Admission::Place place{};
   try {
@@ -354,6 +417,7 @@ bool RunManager::Impl::begin_run(LiveRun& run) {
   if (run.record.status != RunStatus::queued) return false;
   run.record.status = RunStatus::running;
   run.record.started_at = now_ms();
+  if (!options.host_name.empty()) run.record.host = options.host_name;
   run.submit_record_locked();
   if (run.timeout) schedule_deadline(*run.timeout, true, run.shared_from_this());
   return true;
@@ -417,6 +481,7 @@ void RunManager::Impl::worker_done(const LivePtr& run) {
     to_launch = take_launchable_locked();
   }
   launch_all(std::move(to_launch));
+  if (link) link->wake();  // a slot is free for the shared queue
   std::lock_guard lock(mutex);
   --workers;
   changed.notify_all();
@@ -473,6 +538,7 @@ std::vector<LivePtr> RunManager::Impl::live_snapshot() const {
 Run RunManager::Impl::stop(const std::string& instance_id) {
   LivePtr run = find_committed(instance_id);
   if (!run) {
+    if (link) return stop_elsewhere(instance_id);
     if (store.get_run(instance_id)) throw already_ended(instance_id);
     throw not_found(instance_id);
   }
@@ -527,6 +593,7 @@ void RunManager::Impl::remove(const std::string& instance_id) {
 std::uint64_t RunManager::Impl::send_message(const std::string& instance_id, std::string text) {
   LivePtr run = find_committed(instance_id);
   if (!run) {
+    if (link) return message_elsewhere(instance_id, std::move(text));
     if (store.get_run(instance_id)) throw already_ended(instance_id);
     throw not_found(instance_id);
   }
@@ -567,6 +634,14 @@ std::vector<Run> RunManager::Impl::active(const std::optional<std::string>& agen
     std::lock_guard run_lock(run->mutex);
     if (agent_id && run->record.agent_id != *agent_id) continue;
     if (run->committed && is_active(run->shown.status)) out.push_back(run->shown);
+  }
+  if (link) {
+    // Every host's active runs; this host's own as it shows them.
+    std::unordered_set<std::string> here;
+    for (const Run& run : out) here.insert(run.instance_id);
+    for (Run& run : store.list_active(agent_id)) {
+      if (!here.contains(run.instance_id)) out.push_back(std::move(run));
+    }
   }
   std::sort(out.begin(), out.end(), [](const Run& a, const Run& b) {
     if (a.created_at != b.created_at) return a.created_at > b.created_at;
@@ -614,7 +689,7 @@ RunManagerStats RunManager::Impl::stats() const {
   s.cancelled = cancelled.load();
   s.log_entries_written = budget.written();
   s.log_entries_dropped = budget.dropped();
-  s.store_ok = writer->healthy();
+  s.store_ok = writer->healthy() && store.available();
   s.store_failures = writer->failures();
   return s;
 }
@@ -670,6 +745,7 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
     if (admission.closed()) return;
     admission.close();
   }
+  if (link) link->stop();  // no more claims or requests
   spdlog::info("shutting down the run manager: stopping every active run");
   // Starts whose commit is still in flight are settled first.
   writer->flush();
@@ -721,9 +797,216 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
 }
 
 // ---------------------------------------------------------------------------
+// Several hosts on one store
+
+// The run joins the shared queue; whichever host has a free slot first
+// (this one included) claims and executes it.
+void RunManager::Impl::start_shared(StartRequest request, StartCallback done) {
+  try {
+    if (!writer->healthy() || !store.available()) {
+      throw RunError(RunError::Code::store_failed,
+                     "the shared store cannot be reached right now (" + writer->last_error() +
+                         "); try again once it is back");
+    }
+    {
+      std::lock_guard lock(mutex);
+      if (admission.closed()) {
+        throw RunError(RunError::Code::shutting_down, "the host is shutting down; start refused");
+      }
+    }
+    const LivePtr run = make_live_run(request, catalog.resolve(request.agent_id, request.params));
+    if (!link->reserve_queue_place(options.max_queued)) {
+      throw RunError(RunError::Code::at_capacity,
+                     "the shared queue already holds " + std::to_string(options.max_queued) +
+                         " runs started on this host; try again later");
+    }
+    writer->submit(UpsertRun{run->record}, [this, record = run->record,
+                                            done = std::move(done)](const std::string& error) {
+      if (!error.empty()) {
+        link->release_queue_place();
+        done(StartOutcome{std::nullopt, std::make_exception_ptr(
+                                            RunError(RunError::Code::store_failed,
+                                                     "the run could not be recorded, so it was not "
+                                                     "started: " +
+                                                         error))});
+        return;
+      }
+      starts.fetch_add(1, std::memory_order_relaxed);
+      // Another host may execute it: its `finished` is that host's news.
+      events.forget(record.instance_id);
+      done(StartOutcome{record, nullptr});
+      link->wake();
+    });
+  } catch (...) {
+    done(StartOutcome{std::nullopt, std::current_exception()});
+  }
+}
+
+std::size_t RunManager::Impl::free_slots() const {
+  std::lock_guard lock(mutex);
+  if (admission.closed()) return 0;
+  const std::size_t taken = admission.running() + admission.queued();
+  return taken >= admission.max_running() ? 0 : admission.max_running() - taken;
+}
+
+bool RunManager::Impl::is_local(const std::string& instance_id) const {
+  std::lock_guard lock(mutex);
+  return runs.contains(instance_id);
+}
+
+// On the link thread: runs this host claimed. Each becomes a live run here,
+// as if started here, and starts on a worker (or waits for a local slot).
+void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
+  std::vector<LivePtr> to_launch;
+  for (Run& record : claimed) {
+    LivePtr run;
+    try {
+      StartRequest request{record.agent_id, record.task, record.params};
+      run = make_live_run(request, catalog.resolve(record.agent_id, record.params));
+      run->instance_id = record.instance_id;
+      run->record.instance_id = record.instance_id;
+      run->record.thread_id = record.thread_id;
+      run->record.created_at = record.created_at;
+      run->bind_abi();
+    } catch (const std::exception& e) {
+      // This host cannot run it: it fails, under this host's claim.
+      record.status = RunStatus::failed;
+      record.host = options.host_name;
+      record.ended_at = now_ms();
+      record.error =
+          "host " + options.host_name + " cannot run " + record.agent_id + ": " + e.what();
+      writer->submit(UpsertRun{record});
+      continue;
+    }
+    std::lock_guard run_lock(run->mutex);
+    std::lock_guard lock(mutex);
+    const auto place = admission.reserve();
+    if (!place) {
+      // Closed (shutting down) since the claim: the run ends here.
+      run->record.host = options.host_name;
+      run->finish_locked(RunStatus::failed,
+                         "interrupted: host " + options.host_name + " shut down as it claimed it");
+      continue;
+    }
+    run->committed = true;
+    run->shown = record;
+    runs.emplace(run->instance_id, run);
+    if (*place == Admission::Place::slot) {
+      ++workers;
+      to_launch.push_back(run);
+    } else {
+      admission.enqueue(run->instance_id);
+    }
+    changed.notify_all();
+  }
+  if (!to_launch.empty()) {
+    watchdog->post(
+        [this, to_launch = std::move(to_launch)]() mutable { launch_all(std::move(to_launch)); });
+  }
+}
+
+// On the link thread: another host failed a run executing here (this host
+// missed its lease, e.g. paused). The store keeps the rescuer's record (this
+// host's writes carry the old fence and change nothing); readers here are
+// shown it, and the agent is asked to stop.
+void RunManager::Impl::taken_over(const Run& stored) {
+  LivePtr run;
+  {
+    std::lock_guard lock(mutex);
+    const auto it = runs.find(stored.instance_id);
+    if (it == runs.end()) return;
+    run = it->second;
+  }
+  std::lock_guard run_lock(run->mutex);
+  run->shown = stored;
+  if (run->record.status == RunStatus::running) {
+    spdlog::warn("run {} was taken over by another host ({}); stopping it here", stored.instance_id,
+                 stored.error ? *stored.error : std::string(to_string(stored.status)));
+    stop_locked_run(*run, false);
+  }
+}
+
+// On the link thread: another host asks for a run executing here.
+RequestAnswer RunManager::Impl::answer_request(const RunRequest& request) {
+  RequestAnswer answer;
+  try {
+    if (!is_local(request.instance_id)) {
+      throw RunError(
+          RunError::Code::run_not_active,
+          "run " + request.instance_id + " is not executing on host " + options.host_name);
+    }
+    if (request.kind == RunRequest::Kind::stop) {
+      stop(request.instance_id);
+    } else {
+      answer.seq = send_message(request.instance_id, request.text);
+    }
+  } catch (const RunError& e) {
+    answer.error = request_error(code_name(e.code()), e.what());
+  }
+  return answer;
+}
+
+Run RunManager::Impl::stop_elsewhere(const std::string& instance_id) {
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    std::optional<Run> record = store.get_run(instance_id);
+    if (!record) throw not_found(instance_id);
+    if (is_terminal(record->status)) throw already_ended(instance_id);
+    if (!record->host) {
+      if (auto cancelled = store.shared_queue()->cancel_unclaimed(instance_id, now_ms())) {
+        stops.fetch_add(1, std::memory_order_relaxed);
+        return *cancelled;
+      }
+      continue;  // claimed meanwhile: ask its host
+    }
+    if (*record->host == options.host_name) {
+      // Claimed here a moment ago: it is live here now, or about to be.
+      if (LivePtr run = find_committed(instance_id)) {
+        std::lock_guard run_lock(run->mutex);
+        if (is_terminal(run->record.status)) throw already_ended(instance_id);
+        return stop_locked_run(*run, true);
+      }
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    const auto answer =
+        link->request(*record->host, {0, RunRequest::Kind::stop, instance_id, {}}, kRequestTimeout);
+    if (answer && !answer->error.empty()) throw run_error_from(answer->error);
+    stops.fetch_add(1, std::memory_order_relaxed);
+    return store.get_run(instance_id).value_or(*record);
+  }
+  return store.get_run(instance_id).value_or(Run{});
+}
+
+std::uint64_t RunManager::Impl::message_elsewhere(const std::string& instance_id,
+                                                  std::string text) {
+  const std::optional<Run> record = store.get_run(instance_id);
+  if (!record) throw not_found(instance_id);
+  if (is_terminal(record->status)) throw already_ended(instance_id);
+  if (!record->accepts_messages) {
+    throw RunError(RunError::Code::messages_not_supported,
+                   "agent " + record->agent_id +
+                       " does not take messages (its manifest does not say \"messages\": true)");
+  }
+  if (!record->host || *record->host == options.host_name) {
+    throw RunError(
+        RunError::Code::run_not_active,
+        "run " + instance_id + " is still queued; send messages once a host is executing it");
+  }
+  const auto answer = link->request(
+      *record->host, {0, RunRequest::Kind::message, instance_id, std::move(text)}, kRequestTimeout);
+  if (!answer) {
+    throw RunError(RunError::Code::store_failed, "host " + *record->host + " executing run " +
+                                                     instance_id +
+                                                     " did not answer; it may have stopped");
+  }
+  if (!answer->error.empty()) throw run_error_from(answer->error);
+  return answer->seq;
+}
+
+// ---------------------------------------------------------------------------
 // RunManager: the public face
 
-RunManager::RunManager(Catalog& catalog, RunStore& store, EventBus& bus, RunManagerOptions options)
+RunManager::RunManager(Catalog& catalog, Store& store, EventBus& bus, RunManagerOptions options)
     : impl_(std::make_unique<Impl>(catalog, store, bus, std::move(options))) {}
 
 RunManager::~RunManager() {
@@ -776,7 +1059,22 @@ RunManagerStats RunManager::stats() const {
   return impl_->stats();
 }
 bool RunManager::store_ok() const noexcept {
-  return impl_->writer->healthy();
+  return impl_->writer->healthy() && impl_->store.available();
+}
+std::string_view RunManager::store_kind() const noexcept {
+  return impl_->store.kind();
+}
+std::vector<HostRecord> RunManager::hosts() const {
+  if (impl_->store.shared()) return impl_->store.list_hosts();
+  const RunManagerStats now = stats();
+  HostRecord self;
+  self.name = impl_->options.host_name;
+  self.started_at = impl_->started_at;
+  self.last_seen_at = now_ms();
+  self.alive = true;
+  self.active_runs = now.queued + now.running + now.stopping;
+  self.version = impl_->options.host_version;
+  return {self};
 }
 void RunManager::shutdown(std::chrono::milliseconds grace) {
   impl_->shutdown(grace);

@@ -23,11 +23,13 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "catalog/catalog.hpp"
 #include "events/event_bus.hpp"
 #include "model/history.hpp"
+#include "model/host_record.hpp"
 #include "model/run.hpp"
 
 namespace nightshift {
@@ -54,9 +56,11 @@ struct RunManagerOptions {
   std::filesystem::path sandbox_tool;          // bwrap; empty: looked up in PATH
   bool force_process_isolation = false;        // `serve --isolation process`
   std::chrono::milliseconds kill_grace{1000};  // SIGTERM -> SIGKILL of a killed run's agent
+  std::string host_name;                      // written into each run this host executes (Run.host)
+  std::string host_version;                   // shown by GET /hosts
 };
 
-class RunStore;
+class Store;
 
 struct StartRequest {
   std::string agent_id;
@@ -112,7 +116,7 @@ class RunManager {
   // At construction: runs the store's start-up recovery (every run left
   // active is marked failed, interrupted), then starts the writer thread and
   // the retention pruning.
-  RunManager(Catalog& catalog, RunStore& store, EventBus& bus, RunManagerOptions options);
+  RunManager(Catalog& catalog, Store& store, EventBus& bus, RunManagerOptions options);
   // Calls shutdown(options.stop_grace) if it has not been called.
   ~RunManager();
   RunManager(const RunManager&) = delete;
@@ -162,6 +166,11 @@ class RunManager {
   RunManagerStats stats() const;
   // False while the store cannot commit (writes are held, starts refused).
   bool store_ok() const noexcept;
+  // "sqlite" or "postgresql".
+  std::string_view store_kind() const noexcept;
+  // The hosts sharing the store (GET /hosts); with a single-host store,
+  // this one. Reads the store: not for an I/O thread.
+  std::vector<HostRecord> hosts() const;
 
   // Graceful stop: refuses new starts, asks every run to stop, waits up to
   // `grace` for them, records what is left as failed (interrupted), and

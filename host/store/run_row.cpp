@@ -91,7 +91,8 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
   }
   statement.bind(18, run.accepts_messages ? 1 : 0);
   statement.bind(19, std::string(to_string(run.isolation)));
-  statement.bind(20, is_terminal(run.status) ? 1 : 0);
+  bind_optional_text(statement, 20, run.host);
+  statement.bind(21, is_terminal(run.status) ? 1 : 0);
 }
 
 // A row that cannot be read in full (edited by hand, damaged, written by a
@@ -156,6 +157,7 @@ Run read_run(const SQLite::Statement& statement) {
     const std::string isolation = statement.getColumn(18).getString();
     run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
   });
+  field("host", [&] { run.host = optional_text(statement, 19); });
   if (problems.empty()) return run;
   if (!status_read) run.status = RunStatus::failed;
   if (is_terminal(run.status) && !run.ended_at) run.ended_at = run.created_at;

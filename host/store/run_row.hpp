@@ -12,9 +12,9 @@ namespace nightshift::store {
 inline constexpr const char* kRunColumns =
     "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
     "created_at, started_at, ended_at, progress, error, result, log_count, prompt_tokens, "
-    "completion_tokens, accepts_messages, isolation";
+    "completion_tokens, accepts_messages, isolation, host";
 // How many columns kRunColumns names (a query's next column is at this index).
-inline constexpr int kRunColumnCount = 19;
+inline constexpr int kRunColumnCount = 20;
 
 // Throws std::invalid_argument when the run cannot be stored as it is (a
 // terminal run without endedAt). bind_run checks it too.

@@ -98,6 +98,7 @@ class RunStore {
 
  private:
   friend class StoreWriter;
+  friend class SqliteStore;
   // apply(), answering whether a PruneRuns op stopped at its chunk bound with
   // more left to prune; StoreWriter then queues the rest behind newer work,
   // so a big prune never holds the writer for long.

@@ -135,6 +135,10 @@ constexpr std::array kMigrations{
       ALTER TABLE runs ADD COLUMN isolation TEXT NOT NULL DEFAULT 'thread'
         CHECK (isolation IN ('thread', 'process'));
     )sql"},
+    Migration{8, R"sql(
+      -- v1.1: the name of the host that executed the run (NULL while queued).
+      ALTER TABLE runs ADD COLUMN host TEXT;
+    )sql"},
 };
 
 }  // namespace

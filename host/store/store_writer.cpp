@@ -15,6 +15,7 @@ namespace {
 // worth holding the op and trying again.
 bool is_passing_failure(const std::exception& error) {
   if (dynamic_cast<const std::bad_alloc*>(&error) != nullptr) return true;
+  if (dynamic_cast<const StoreUnavailable*>(&error) != nullptr) return true;
   const auto* sqlite = dynamic_cast<const SQLite::Exception*>(&error);
   if (sqlite == nullptr) return false;
   switch (sqlite->getErrorCode()) {
@@ -34,10 +35,10 @@ bool is_passing_failure(const std::exception& error) {
 
 }  // namespace
 
-StoreWriter::StoreWriter(RunStore& store, CommittedHandler on_committed)
+StoreWriter::StoreWriter(Store& store, CommittedHandler on_committed)
     : StoreWriter(store, std::move(on_committed), Options{}) {}
 
-StoreWriter::StoreWriter(RunStore& store, CommittedHandler on_committed, Options options)
+StoreWriter::StoreWriter(Store& store, CommittedHandler on_committed, Options options)
     : store_(store),
       on_committed_(std::move(on_committed)),
       options_(options),

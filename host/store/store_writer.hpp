@@ -31,7 +31,7 @@
 #include <thread>
 #include <vector>
 
-#include "store/run_store.hpp"
+#include "store/store.hpp"
 
 namespace nightshift {
 
@@ -48,8 +48,8 @@ class StoreWriter {
     std::chrono::milliseconds max_retry{2000};   // the backoff's ceiling
   };
 
-  StoreWriter(RunStore& store, CommittedHandler on_committed);
-  StoreWriter(RunStore& store, CommittedHandler on_committed, Options options);
+  StoreWriter(Store& store, CommittedHandler on_committed);
+  StoreWriter(Store& store, CommittedHandler on_committed, Options options);
   // Commits everything still pending (one last try for held ops), then
   // joins the thread.
   ~StoreWriter();
@@ -101,7 +101,7 @@ class StoreWriter {
   void become_healthy();
   void note_unfinished_prune(const std::vector<WriteOp>& ops);
 
-  RunStore& store_;                // written only by the writer thread
+  Store& store_;                   // written only by the writer thread
   CommittedHandler on_committed_;  // called only on the writer thread
   const Options options_;
   std::atomic<bool> healthy_{true};

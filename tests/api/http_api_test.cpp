@@ -29,6 +29,24 @@ TEST_F(HttpApiTest, HealthzAnswersWithoutTokenWithVersion) {
   EXPECT_EQ(body.at("storeOk").as_bool(), true);
 }
 
+TEST_F(HttpApiTest, HostsListsTheOneHostOfASqliteStoreAndRunsNameIt) {
+  EXPECT_EQ(client_.get("/hosts", {}).result_int(), 401);
+  const std::string id = start_run(client_, "installed:sleep", {{"seconds", 30}});
+  ASSERT_TRUE(wait_for_status(client_, id, "running"));
+  const Response response = client_.get("/hosts");
+  ASSERT_EQ(response.result_int(), 200) << response.body();
+  const json::array hosts = body_json(response).at("hosts").as_array();
+  ASSERT_EQ(hosts.size(), 1u);
+  const json::object& host = hosts.front().as_object();
+  EXPECT_FALSE(host.at("name").as_string().empty());
+  EXPECT_EQ(host.at("alive"), true);
+  EXPECT_EQ(host.at("activeRuns"), 1);
+  EXPECT_TRUE(host.at("version").is_string());
+  // The running run names the host executing it.
+  EXPECT_EQ(get_run(client_, id).at("host"), host.at("name"));
+  EXPECT_EQ(client_.post("/background-agents/" + id + "/stop").result_int(), 202);
+}
+
 TEST_F(HttpApiTest, MessageToARunningAgentIsLoggedAsUserEntryAndReachesIt) {
   const std::string id = start_run(client_, "installed:runs-listener");
   ASSERT_TRUE(wait_for_status(client_, id, "running"));

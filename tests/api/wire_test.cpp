@@ -54,13 +54,14 @@ Run finished_run() {
   run.error = "it broke";
   run.result = json::object{{"lines", 3}};
   run.log_count = 3;
+  run.host = "build-box:7733";
   return run;
 }
 
 const std::set<std::string> kRunFields = {
     "instanceId", "threadId",  "agentId",   "agentName",       "agentSource", "task",     "params",
     "status",     "createdAt", "startedAt", "endedAt",         "durationMs",  "progress", "error",
-    "result",     "logCount",  "usage",     "acceptsMessages", "isolation"};
+    "result",     "logCount",  "usage",     "acceptsMessages", "isolation", "host"};
 
 TEST(WireRun, QueuedRunHasEveryFieldWithNullsWhereNothingIsKnownYet) {
   const json::object run = wire::run(queued_run(), at("2026-11-24T05:47:00.000Z"));
@@ -82,6 +83,7 @@ TEST(WireRun, QueuedRunHasEveryFieldWithNullsWhereNothingIsKnownYet) {
   EXPECT_TRUE(run.at("result").is_null());
   EXPECT_EQ(run.at("logCount"), 0);
   EXPECT_EQ(run.at("isolation"), "thread");
+  EXPECT_TRUE(run.at("host").is_null());  // no host executes a queued run yet
 }
 
 TEST(WireRun, FinishedRunShowsItsTimesDurationErrorAndResult) {
@@ -100,6 +102,7 @@ TEST(WireRun, FinishedRunShowsItsTimesDurationErrorAndResult) {
   nightshift::Run in_process = finished_run();
   in_process.isolation = nightshift::Isolation::process;
   EXPECT_EQ(wire::run(in_process, at("2026-11-24T06:00:00.000Z")).at("isolation"), "process");
+  EXPECT_EQ(run.at("host"), "build-box:7733");
 }
 
 TEST(WireRun, ActiveRunDurationIsTheTimeSoFar) {
@@ -216,6 +219,26 @@ TEST(WireHttpBodies, HealthSaysOkTheVersionAndWhetherTheStoreCommits) {
             (json::object{
                 {"status", "ok"}, {"version", "1.2.3"}, {"store", "sqlite"}, {"storeOk", true}}));
   EXPECT_EQ(json::parse(wire::health_body("1.2.3", false)).at("storeOk"), false);
+  EXPECT_EQ(json::parse(wire::health_body("1.2.3", true, "postgresql")).at("store"), "postgresql");
+}
+
+TEST(WireHttpBodies, HostsListEachHostWithItsHeartbeatAndActiveRuns) {
+  HostRecord host;
+  host.name = "build-box:7733";
+  host.started_at = at("2026-11-24T05:00:00.000Z");
+  host.last_seen_at = at("2026-11-24T05:46:31.482Z");
+  host.alive = true;
+  host.active_runs = 3;
+  host.version = "1.1.0";
+  EXPECT_EQ(
+      json::parse(wire::hosts_body({host})),
+      (json::object{{"hosts", json::array{json::object{{"name", "build-box:7733"},
+                                                       {"startedAt", "2026-11-24T05:00:00.000Z"},
+                                                       {"lastSeenAt", "2026-11-24T05:46:31.482Z"},
+                                                       {"alive", true},
+                                                       {"activeRuns", 3},
+                                                       {"version", "1.1.0"}}}}}));
+  EXPECT_EQ(json::parse(wire::hosts_body({})), (json::object{{"hosts", json::array{}}}));
 }
 
 TEST(WireHttpBodies, MessageBodyNeedsNonEmptyTextWithinItsLimit) {

@@ -17,8 +17,7 @@
 
 namespace {
 
-bool every_run_has_committed_logs(nightshift::RunStore& store,
-                                  const std::vector<std::string>& ids) {
+bool every_run_has_committed_logs(nightshift::Store& store, const std::vector<std::string>& ids) {
   for (const std::string& id : ids) {
     if (store.read_logs(id, 1999, 1).empty()) return false;  // 2,000 entries committed
   }
@@ -35,7 +34,7 @@ int drive(const std::filesystem::path& data_dir, int runs,
   host_options.store_read_connections = 2;
   Host host(std::move(host_options));
   RunManager& manager = host.runs();
-  RunStore& store = host.store();
+  Store& store = host.store();
 
   std::vector<std::string> ids;
   for (int i = 0; i < runs; ++i) {

@@ -10,7 +10,7 @@
 #include <vector>
 
 #include "host.hpp"
-#include "store/run_store.hpp"
+#include "store/store.hpp"
 
 namespace nightshift::testing {
 
@@ -45,7 +45,7 @@ struct Engine {
     host = std::make_unique<Host>(engine_options(data_dir, agent_dirs, std::move(options)));
   }
   RunManager& manager() { return host->runs(); }
-  RunStore& store() { return host->store(); }
+  Store& store() { return host->store(); }
   EventBus& bus() { return host->bus(); }
 
   std::filesystem::path data_dir;

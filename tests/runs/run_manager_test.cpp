@@ -41,7 +41,7 @@ class RunManagerTest : public ::testing::Test {
     recorder = std::make_unique<EventRecorder>(engine->bus());
   }
   RunManager& manager() { return engine->manager(); }
-  RunStore& store() { return engine->store(); }
+  Store& store() { return engine->store(); }
 
   nightshift::Run start(const std::string& agent_id, boost::json::object params = {},
                         std::optional<std::string> task = std::nullopt) {

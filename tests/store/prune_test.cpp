@@ -33,7 +33,7 @@ RetentionPolicy policy(int days, std::size_t keep_at_least) {
 }
 
 std::int64_t log_rows(const StoreFixture& fixture) {
-  return fixture.inspect().execAndGet("SELECT count(*) FROM logs").getInt64();
+  return fixture.count_rows("logs");
 }
 
 TEST(RunStorePrune, MaxAgeWinsWhenKeepAtLeastIsSmall) {

@@ -8,7 +8,12 @@
 
 #include "model/run.hpp"
 #include "store/run_store.hpp"
+#include "store/sqlite/sqlite_store.hpp"
+#include "store/store.hpp"
 #include "test_support.hpp"
+#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
+#include "postgres_environment.hpp"
+#endif
 
 namespace nightshift::testing {
 
@@ -46,23 +51,59 @@ inline std::vector<LogEntry> log_entries(std::uint64_t first_seq, std::size_t co
   return entries;
 }
 
-// A store in its own temporary directory.
+// True when these tests run against PostgreSQL (store_tests_postgresql):
+// the same tests, built a second time, each on a fresh database of a
+// private server that the test program starts and stops.
+constexpr bool kOnPostgresql =
+#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
+    true;
+#else
+    false;
+#endif
+
+// For a test that looks into the SQLite file itself.
+#define SKIP_UNLESS_SQLITE() \
+  if (kOnPostgresql) GTEST_SKIP() << "looks into the SQLite file; the PostgreSQL run skips it"
+
+// A store in its own temporary directory (SQLite) or its own database
+// (PostgreSQL).
 class StoreFixture {
  public:
-  StoreFixture() : store_(std::make_unique<RunStore>(StoreOptions{path(), 4})) {}
+  StoreFixture() { open(); }
   std::filesystem::path path() const { return dir_ / "nightshift.db"; }
-  RunStore& store() { return *store_; }
+  Store& store() { return *store_; }
   void reopen() {
     store_.reset();
-    store_ = std::make_unique<RunStore>(StoreOptions{path(), 4});
+    open();
   }
   void put(const Run& run) { store_->apply({UpsertRun{run}}); }
-  // A separate connection, for looking at what the store wrote.
+  // A separate connection, for looking at what the store wrote (SQLite).
   SQLite::Database inspect() const { return SQLite::Database(path().string()); }
+  // Rows in one of the store's tables, on either store.
+  std::int64_t count_rows(const std::string& table) const {
+#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
+    return test_postgres().count_rows(database_, table);
+#else
+    return inspect().execAndGet("SELECT count(*) FROM " + table).getInt64();
+#endif
+  }
 
  private:
+  void open() {
+#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
+    if (database_.empty()) database_ = test_postgres().create_database();
+    StoreLocation location;
+    location.uri = test_postgres().conninfo(database_);
+    location.host_name = "store-test";
+    store_ = open_store(location);
+#else
+    store_ = std::make_unique<SqliteStore>(StoreOptions{path(), 4});
+#endif
+  }
+
   TempDir dir_;
-  std::unique_ptr<RunStore> store_;
+  std::string database_;
+  std::unique_ptr<Store> store_;
 };
 
 }  // namespace nightshift::testing

@@ -57,6 +57,7 @@ nightshift::Run completed(nightshift::Run run) {
 }
 
 TEST(RunStoreCoalescing, RepeatedUpsertsOfARunWriteItsLastStateOnce) {
+  SKIP_UNLESS_SQLITE();
   StoreFixture fixture;
   RowWriteCounter counter(fixture);
   const nightshift::Run queued = queued_run();
@@ -75,6 +76,7 @@ TEST(RunStoreCoalescing, RepeatedUpsertsOfARunWriteItsLastStateOnce) {
 }
 
 TEST(RunStoreCoalescing, AnExistingRunIsUpdatedOnceWithTheLastState) {
+  SKIP_UNLESS_SQLITE();
   StoreFixture fixture;
   const nightshift::Run queued = queued_run();
   fixture.put(queued);
@@ -85,6 +87,7 @@ TEST(RunStoreCoalescing, AnExistingRunIsUpdatedOnceWithTheLastState) {
 }
 
 TEST(RunStoreCoalescing, ARunKeepsTheIdOfItsFirstUpsertsPosition) {
+  SKIP_UNLESS_SQLITE();
   StoreFixture fixture;
   const nightshift::Run first = queued_run();
   const nightshift::Run second = queued_run();
@@ -126,6 +129,7 @@ TEST(RunStoreCoalescing, TheLogCountIsTheHighestOfTheGroupAndNeverLowered) {
 }
 
 TEST(RunStoreCoalescing, ADeleteBetweenUpsertsEndsTheFirstRowAndTheNextUpsertIsANewOne) {
+  SKIP_UNLESS_SQLITE();
   StoreFixture fixture;
   const nightshift::Run other = queued_run();
   const nightshift::Run queued = queued_run();

@@ -31,6 +31,9 @@ export class RunRow {
     this.isolation = el('span', {class: 'kind isolation', 'data-testid': 'run-isolation'});
     this.started = el('time', {class: 'started', 'data-testid': 'run-started'});
     this.duration = el('span', {class: 'duration', 'data-testid': 'run-duration'});
+    // The host executing the run (several hosts may share one store).
+    this.hostSep = el('span', {class: 'sep', 'aria-hidden': 'true', hidden: true}, '·');
+    this.host = el('span', {class: 'host muted', 'data-testid': 'run-host', hidden: true});
     this.task = el('span', {class: 'task', 'data-testid': 'run-task'});
     this.usage = el('span', {class: 'usage muted', 'data-testid': 'run-usage', hidden: true});
     this.progressBar = el('span', {class: 'progress-fill'});
@@ -52,7 +55,8 @@ export class RunRow {
       el('div', {class: 'run-summary', onclick: (event) => this.onSummaryClick(event)},
         this.expandButton, this.statusBadge,
         el('span', {class: 'agent'}, this.agentName, this.agentKind, this.isolation),
-        el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration),
+        el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration,
+          this.hostSep, this.host),
         this.task, el('span', {class: 'meter'}, this.progress, this.usage),
         el('span', {class: 'actions'}, this.stopButton, this.deleteButton)),
       this.error, this.logSlot);
@@ -78,6 +82,7 @@ export class RunRow {
       this.started.title = `${run.startedAt ? 'Started' : 'Created'} ${formatFullTime(when)}`;
     }
     if (!previous || previous.progress !== run.progress) this.renderProgress(run.progress);
+    if (!previous || previous.host !== run.host) this.renderHost(run.host);
     this.renderUsage(run.usage);
     if (!previous || previous.error !== run.error) {
       this.error.hidden = !run.error;
@@ -117,6 +122,14 @@ export class RunRow {
     this.deleteButton.hidden = active;
     this.stopButton.setAttribute('aria-label', `Stop ${run.agentName} run`);
     this.deleteButton.setAttribute('aria-label', `Delete ${run.agentName} run`);
+  }
+
+  renderHost(host) {
+    const known = typeof host === 'string' && host !== '';
+    this.host.hidden = !known;
+    this.hostSep.hidden = !known;
+    setText(this.host, known ? host : '');
+    this.host.title = known ? `Executed by host ${host}` : '';
   }
 
   // Token usage of a model-backed run: the total, with the split on hover.

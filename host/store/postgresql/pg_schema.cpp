@@ -1,0 +1,139 @@
+#include "store/postgresql/pg_schema.hpp"
+
+#include <array>
+
+namespace nightshift::pg {
+
+namespace {
+
+struct Migration {
+  int version;
+  const char* sql;
+};
+
+// Any constant shared by every host of one database: the advisory lock that
+// serialises migrations.
+constexpr const char* kMigrationLock = "SELECT pg_advisory_xact_lock(7733001)";
+
+// Append only: a released step is never edited, a change is a new step.
+constexpr std::array kMigrations{
+    Migration{1, R"sql(
+      -- One row per run, as in the SQLite store, plus what several hosts
+      -- need: the host executing it, the host that admitted it, and the
+      -- fence (bumped when another host takes the run over, e.g. a rescue;
+      -- a write carrying an older fence changes nothing).
+      CREATE TABLE runs (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        instance_id TEXT NOT NULL UNIQUE,
+        thread_id TEXT NOT NULL,
+        agent_id TEXT NOT NULL,
+        agent_name TEXT NOT NULL,
+        agent_source TEXT NOT NULL CHECK (agent_source IN ('installed', 'local', 'remix')),
+        task TEXT,
+        params TEXT NOT NULL,
+        status TEXT NOT NULL CHECK (status IN ('queued', 'running', 'stopping',
+                                               'completed', 'failed', 'cancelled')),
+        finished BOOLEAN NOT NULL
+          CHECK (finished = (status IN ('completed', 'failed', 'cancelled'))),
+        created_at BIGINT NOT NULL,
+        started_at BIGINT,
+        ended_at BIGINT CHECK (NOT finished OR ended_at IS NOT NULL),
+        progress DOUBLE PRECISION,
+        error TEXT,
+        result TEXT,
+        log_count BIGINT NOT NULL DEFAULT 0,
+        prompt_tokens BIGINT,
+        completion_tokens BIGINT,
+        accepts_messages BOOLEAN NOT NULL DEFAULT false,
+        isolation TEXT NOT NULL DEFAULT 'thread' CHECK (isolation IN ('thread', 'process')),
+        host TEXT,
+        admitted_by TEXT,
+        fence BIGINT NOT NULL DEFAULT 1
+      );
+      CREATE TABLE logs (
+        run BIGINT NOT NULL REFERENCES runs (id) ON DELETE CASCADE,
+        seq BIGINT NOT NULL,
+        ts BIGINT NOT NULL,
+        level SMALLINT NOT NULL CHECK (level BETWEEN 0 AND 4),
+        message TEXT NOT NULL,
+        source SMALLINT NOT NULL DEFAULT 0 CHECK (source BETWEEN 0 AND 2),
+        PRIMARY KEY (run, seq)
+      );
+      CREATE INDEX runs_active ON runs (created_at, id) WHERE NOT finished;
+      CREATE INDEX runs_active_by_agent ON runs (agent_id, created_at, id) WHERE NOT finished;
+      CREATE INDEX runs_history ON runs (ended_at, id) WHERE finished;
+      CREATE INDEX runs_history_by_status ON runs (status, ended_at, id) WHERE finished;
+      CREATE INDEX runs_history_by_agent ON runs (agent_id, ended_at, id) WHERE finished;
+      CREATE INDEX runs_history_by_agent_status
+        ON runs (agent_id, status, ended_at, id) WHERE finished;
+      -- The shared queue: unclaimed queued runs, oldest first.
+      CREATE INDEX runs_queue ON runs (created_at, id) WHERE status = 'queued' AND host IS NULL;
+      CREATE INDEX runs_by_host ON runs (host) WHERE NOT finished;
+      CREATE TABLE store_meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+      INSERT INTO store_meta (key, value)
+        VALUES ('cursor_key', replace(gen_random_uuid()::text, '-', ''));
+      -- Every host that uses the database: its heartbeat and its lifetime.
+      CREATE TABLE hosts (
+        name TEXT PRIMARY KEY,
+        incarnation TEXT NOT NULL,        -- a fresh id per process
+        started_at BIGINT NOT NULL,
+        last_seen_at BIGINT NOT NULL,
+        stopped BOOLEAN NOT NULL DEFAULT false,
+        version TEXT NOT NULL
+      );
+      -- Stops and messages for a run executing on another host: the host
+      -- that received the API call writes one, the executing host answers.
+      CREATE TABLE run_requests (
+        id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+        target_host TEXT NOT NULL,
+        kind TEXT NOT NULL CHECK (kind IN ('stop', 'message')),
+        instance_id TEXT NOT NULL,
+        text TEXT NOT NULL DEFAULT '',
+        created_at BIGINT NOT NULL,
+        taken BOOLEAN NOT NULL DEFAULT false,
+        answered BOOLEAN NOT NULL DEFAULT false,
+        answer_seq BIGINT,
+        answer_error TEXT
+      );
+      CREATE INDEX run_requests_waiting ON run_requests (target_host) WHERE NOT taken;
+    )sql"},
+};
+
+}  // namespace
+
+int latest_schema_version() {
+  return kMigrations.back().version;
+}
+
+int read_schema_version(Connection& conn) {
+  conn.exec_script("CREATE TABLE IF NOT EXISTS nightshift_schema (version INTEGER NOT NULL)");
+  const Result result = conn.exec("SELECT max(version) FROM nightshift_schema");
+  return result.rows() == 0 || result.is_null(0, 0) ? 0 : static_cast<int>(result.int64(0, 0));
+}
+
+void migrate(Connection& conn) {
+  {
+    Transaction transaction(conn);
+    conn.exec_script(kMigrationLock);
+    read_schema_version(conn);  // creates the version table
+    transaction.commit();
+  }
+  for (const Migration& step : kMigrations) {
+    Transaction transaction(conn);
+    conn.exec_script(kMigrationLock);
+    const int current = read_schema_version(conn);
+    if (current > latest_schema_version()) {
+      throw std::runtime_error("the PostgreSQL database has schema version " +
+                               std::to_string(current) + ", newer than this build knows (" +
+                               std::to_string(latest_schema_version()) +
+                               "); run a newer nightshift or use another database");
+    }
+    if (step.version <= current) continue;
+    conn.exec_script(step.sql);
+    conn.exec("INSERT INTO nightshift_schema (version) VALUES ($1)",
+              {std::to_string(step.version)});
+    transaction.commit();
+  }
+}
+
+}  // namespace nightshift::pg

@@ -1,0 +1,1062 @@
+#include "store/postgresql/pg_store.hpp"
+
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <boost/json.hpp>
+#include <charconv>
+#include <limits>
+#include <unordered_set>
+
+#include "store/postgresql/pg_schema.hpp"
+#include "store/run_row.hpp"
+
+namespace nightshift {
+
+namespace {
+
+using pg::Param;
+
+constexpr std::size_t kMaxHistoryLimit = 500;
+// As the SQLite store: one prune chunk is a short transaction.
+constexpr std::int64_t kPruneChunkRuns = 256;
+constexpr std::uint64_t kPruneChunkLogEntries = 200000;
+
+// The columns every run query selects, in the order read_run expects.
+// The database's clock in Unix milliseconds: heartbeats and leases are
+// measured on it, so hosts with skewed clocks still agree.
+constexpr const char* kDbNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
+// The channels: what changed (payload: the writing host's name, then one
+// line per change), a run joined the queue, a request for a host (payload:
+// its name).
+constexpr const char* kEventsChannel = "nightshift_events";
+constexpr const char* kQueueChannel = "nightshift_queue";
+constexpr const char* kRequestsChannel = "nightshift_requests";
+// A NOTIFY payload must stay under 8000 bytes.
+constexpr std::size_t kMaxPayload = 7000;
+// The host name of changes every host re-reads, the writer's included.
+constexpr const char* kEveryHost = "*";
+
+constexpr const char* kRunColumns =
+    "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
+    "created_at, started_at, ended_at, progress, error, result, log_count, prompt_tokens, "
+    "completion_tokens, accepts_messages, isolation, host";
+constexpr int kRunColumnCount = 20;
+
+// The upsert of many runs: one text array per column, unnested in order.
+// Every row carries the fence the writer holds for the run; a stored row
+// whose fence differs is left alone: another host has taken the run over.
+const std::string kUpsertRuns = R"sql(
+  INSERT INTO runs (instance_id, thread_id, agent_id, agent_name, agent_source, task, params,
+                    status, finished, created_at, started_at, ended_at, progress, error, result,
+                    log_count, prompt_tokens, completion_tokens, accepts_messages, isolation,
+                    host, fence, admitted_by)
+  SELECT u.instance_id, u.thread_id, u.agent_id, u.agent_name, u.agent_source, u.task, u.params,
+         u.status, u.status IN ('completed', 'failed', 'cancelled'), u.created_at::bigint,
+         u.started_at::bigint, u.ended_at::bigint, u.progress::double precision, u.error,
+         u.result, u.log_count::bigint, u.prompt_tokens::bigint, u.completion_tokens::bigint,
+         u.accepts_messages::boolean, u.isolation, u.host, u.fence::bigint, $22
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
+              $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
+              $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
+              $19::text[], $20::text[], $21::text[])
+       WITH ORDINALITY AS u(instance_id, thread_id, agent_id, agent_name, agent_source, task,
+                            params, status, created_at, started_at, ended_at, progress, error,
+                            result, log_count, prompt_tokens, completion_tokens,
+                            accepts_messages, isolation, host, fence, position)
+  ORDER BY u.position
+  ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id,
+    agent_id = excluded.agent_id, agent_name = excluded.agent_name,
+    agent_source = excluded.agent_source, task = excluded.task, params = excluded.params,
+    status = excluded.status, finished = excluded.finished, created_at = excluded.created_at,
+    started_at = excluded.started_at, ended_at = excluded.ended_at,
+    progress = excluded.progress, error = excluded.error, result = excluded.result,
+    prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
+    accepts_messages = excluded.accepts_messages, isolation = excluded.isolation,
+    host = excluded.host, log_count = greatest(runs.log_count, excluded.log_count)
+  WHERE runs.fence = excluded.fence
+  RETURNING instance_id
+)sql";
+
+// Log entries of many runs in one statement; raises each run's log count.
+// An entry of an unknown run fails the statement (its run is NULL).
+const std::string kInsertLogs = R"sql(
+  WITH v AS (
+    SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+      AS v(instance_id, seq, ts, level, message, source)),
+  ins AS (
+    INSERT INTO logs (run, seq, ts, level, message, source)
+    SELECT (SELECT r.id FROM runs r WHERE r.instance_id = v.instance_id), v.seq::bigint,
+           v.ts::bigint, v.level::smallint, v.message, v.source::smallint
+    FROM v
+    RETURNING run, seq),
+  raised AS (
+    UPDATE runs SET log_count = greatest(runs.log_count, m.last)
+    FROM (SELECT run, max(seq) AS last FROM ins GROUP BY run) m
+    WHERE runs.id = m.run
+    RETURNING 1)
+  SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM raised)
+)sql";
+
+std::string ms_text(Timestamp t) {
+  return std::to_string(store::to_ms(t));
+}
+
+Param optional_ms(const std::optional<Timestamp>& t) {
+  if (!t) return std::nullopt;
+  return ms_text(*t);
+}
+
+std::string double_text(double value) {
+  char buf[64];
+  const auto [end, ec] = std::to_chars(buf, buf + sizeof buf, value);
+  return ec == std::errc{} ? std::string(buf, end) : std::to_string(value);
+}
+
+std::string u64_text(std::uint64_t value) {
+  return std::to_string(std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
+}
+
+template <class T>
+T parse_or_throw(std::optional<T> parsed, const std::string& what, const std::string& text) {
+  if (!parsed) throw std::runtime_error("stored run has an unknown " + what + " '" + text + "'");
+  return *parsed;
+}
+
+Run read_run(const pg::Result& r, int row) {
+  Run run;
+  run.instance_id = r.string(row, 0);
+  run.thread_id = r.string(row, 1);
+  run.agent_id = r.string(row, 2);
+  run.agent_name = r.string(row, 3);
+  const std::string source = r.string(row, 4);
+  run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
+  run.task = r.optional_string(row, 5);
+  const boost::json::value params = boost::json::parse(r.text(row, 6));
+  if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
+  run.params = params.get_object();
+  const std::string status = r.string(row, 7);
+  run.status = parse_or_throw(parse_run_status(status), "status", status);
+  run.created_at = store::from_ms(r.int64(row, 8));
+  if (const auto t = r.optional_int64(row, 9)) run.started_at = store::from_ms(*t);
+  if (const auto t = r.optional_int64(row, 10)) run.ended_at = store::from_ms(*t);
+  if (!r.is_null(row, 11)) run.progress = r.real(row, 11);
+  run.error = r.optional_string(row, 12);
+  if (!r.is_null(row, 13)) run.result = boost::json::parse(r.text(row, 13));
+  run.log_count = static_cast<std::uint64_t>(r.int64(row, 14));
+  if (!r.is_null(row, 15)) {
+    run.usage = TokenUsage{static_cast<std::uint64_t>(r.int64(row, 15)),
+                           static_cast<std::uint64_t>(r.optional_int64(row, 16).value_or(0))};
+  }
+  run.accepts_messages = r.boolean(row, 17);
+  const std::string isolation = r.string(row, 18);
+  run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
+  run.host = r.optional_string(row, 19);
+  return run;
+}
+
+void check_history_query(const HistoryQuery& query) {
+  if (query.limit < 1 || query.limit > kMaxHistoryLimit) {
+    throw std::invalid_argument("history limit must be between 1 and 500");
+  }
+  if (query.status && !is_terminal(*query.status)) {
+    throw std::invalid_argument("history status must be a terminal status");
+  }
+}
+
+// Which upserts of a batch to write, and where: as the SQLite store does it
+// (run_store.cpp, plan_upserts), the upserts of a run up to its next delete
+// or prune are written once, with the last state, at the first position.
+struct UpsertPlan {
+  std::vector<std::size_t> source;       // per op: the op to write here, or npos
+  std::vector<std::uint64_t> log_count;  // per op: the group's highest count
+};
+
+UpsertPlan plan_upserts(const std::vector<WriteOp>& ops) {
+  constexpr auto npos = std::numeric_limits<std::size_t>::max();
+  UpsertPlan plan{std::vector<std::size_t>(ops.size(), npos),
+                  std::vector<std::uint64_t>(ops.size(), 0)};
+  std::unordered_map<std::string_view, std::size_t> open;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
+      const auto [group, is_new] = open.try_emplace(upsert->run.instance_id, i);
+      plan.source[group->second] = i;
+      plan.log_count[group->second] =
+          is_new ? upsert->run.log_count
+                 : std::max(plan.log_count[group->second], upsert->run.log_count);
+    } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
+      open.erase(deletion->instance_id);
+    } else if (std::holds_alternative<PruneRuns>(ops[i])) {
+      open.clear();
+    }
+  }
+  return plan;
+}
+
+constexpr const char* kNotify =
+    "SELECT pg_notify(c, p) FROM unnest($1::text[], $2::text[]) AS t(c, p)";
+
+std::vector<Param> notify_params(const std::string& channel,
+                                 const std::vector<std::string>& payloads) {
+  std::vector<Param> channels(payloads.size(), Param(channel));
+  std::vector<Param> texts(payloads.begin(), payloads.end());
+  return {pg::text_array(channels), pg::text_array(texts)};
+}
+
+// Sends `payloads` on `channel` (one NOTIFY each), delivered at commit.
+void send_notifications(pg::Connection& conn, const std::string& channel,
+                        const std::vector<std::string>& payloads) {
+  if (payloads.empty()) return;
+  conn.exec_prepared("notify", kNotify, notify_params(channel, payloads));
+}
+
+// Change lines under a header naming the writing host, cut into payloads
+// that fit a NOTIFY.
+std::vector<std::string> change_payloads(const std::string& host,
+                                         const std::vector<std::string>& lines) {
+  std::vector<std::string> payloads;
+  std::string current;
+  for (const std::string& line : lines) {
+    if (!current.empty() && current.size() + line.size() + 1 > kMaxPayload) {
+      payloads.push_back(std::move(current));
+      current.clear();
+    }
+    if (current.empty()) current = host;
+    current += '\n';
+    current += line;
+  }
+  if (!current.empty()) payloads.push_back(std::move(current));
+  return payloads;
+}
+
+// Tells every host, the writer's included, to re-read these runs.
+void notify_runs_changed(pg::Connection& conn, const std::vector<std::string>& ids) {
+  std::vector<std::string> lines;
+  lines.reserve(ids.size());
+  for (const std::string& id : ids) lines.push_back("r" + id);
+  send_notifications(conn, kEventsChannel, change_payloads(kEveryHost, lines));
+}
+
+std::optional<StoreChange> parse_change(std::string_view line) {
+  if (line.size() < 2) return std::nullopt;
+  StoreChange change;
+  switch (line.front()) {
+    case 'r':
+      change.kind = StoreChange::Kind::run;
+      break;
+    case 'd':
+      change.kind = StoreChange::Kind::deleted;
+      break;
+    case 'l': {
+      change.kind = StoreChange::Kind::logs;
+      const auto space = line.find(' ');
+      if (space == std::string_view::npos) return std::nullopt;
+      const std::string_view seq = line.substr(space + 1);
+      std::from_chars(seq.data(), seq.data() + seq.size(), change.seq);
+      line = line.substr(0, space);
+      break;
+    }
+    default:
+      return std::nullopt;
+  }
+  change.instance_id = std::string(line.substr(1));
+  return change;
+}
+
+}  // namespace
+
+// ---------------------------------------------------------------------------
+// The read pool
+
+class PostgresStore::Lease {
+ public:
+  Lease(const PostgresStore& owner, std::unique_ptr<pg::Connection> conn)
+      : owner_(&owner), conn_(std::move(conn)) {}
+  Lease(Lease&& other) noexcept = default;
+  ~Lease() {
+    if (!conn_ || !conn_->ok()) return;  // a broken connection is dropped
+    std::lock_guard lock(owner_->pool_mutex_);
+    owner_->idle_.push_back(std::move(conn_));
+  }
+  pg::Connection* operator->() { return conn_.get(); }
+
+ private:
+  const PostgresStore* owner_;
+  std::unique_ptr<pg::Connection> conn_;
+};
+
+PostgresStore::Lease PostgresStore::borrow() const {
+  {
+    std::lock_guard lock(pool_mutex_);
+    if (!idle_.empty()) {
+      auto conn = std::move(idle_.back());
+      idle_.pop_back();
+      return Lease(*this, std::move(conn));
+    }
+  }
+  // No idle connection: a new one (idle ones beyond the pool size are kept
+  // too; a host has a few reader threads, not hundreds).
+  return Lease(*this, std::make_unique<pg::Connection>(location_.uri));
+}
+
+// ---------------------------------------------------------------------------
+// Construction
+
+PostgresStore::PostgresStore(StoreLocation location)
+    : SharedQueue(location.host_name),
+      location_(std::move(location)),
+      incarnation_(generate_uuid()) {
+  if (location_.host_name.empty()) throw std::invalid_argument("the host needs a name");
+  writer_ = std::make_unique<pg::Connection>(location_.uri);
+  pg::migrate(*writer_);
+  const pg::Result key = writer_->exec("SELECT value FROM store_meta WHERE key = 'cursor_key'");
+  if (key.rows() == 0) throw std::runtime_error("the PostgreSQL store is missing its cursor key");
+  cursors_ = std::make_unique<store::HistoryCursorCodec>(key.string(0, 0));
+  register_host();
+  heartbeat_conn_ = std::make_unique<pg::Connection>(location_.uri);
+  heartbeat_ = std::thread([this] { heartbeat_main(); });
+}
+
+PostgresStore::~PostgresStore() {
+  {
+    std::lock_guard lock(heartbeat_mutex_);
+    stopping_ = true;
+  }
+  heartbeat_wake_.notify_all();
+  heartbeat_.join();
+  try {
+    writer_->exec(
+        "UPDATE hosts SET stopped = true, last_seen_at = $3 WHERE name = $1 AND incarnation = $2",
+        {location_.host_name, incarnation_, ms_text(now_ms())});
+  } catch (const std::exception& e) {
+    spdlog::warn("could not mark host {} stopped in the store: {}", location_.host_name, e.what());
+  }
+}
+
+void PostgresStore::register_host() {
+  // Taken over only from a host that stopped or stopped heartbeating. Times
+  // are the database's clock, the one clock every host shares.
+  const pg::Result taken = writer_->exec(
+      std::string("INSERT INTO hosts (name, incarnation, started_at, last_seen_at, stopped, "
+                  "version) VALUES ($1, $2, ") +
+          kDbNowMs + ", " + kDbNowMs +
+          ", false, $3) "
+          "ON CONFLICT (name) DO UPDATE SET incarnation = excluded.incarnation, "
+          "started_at = excluded.started_at, last_seen_at = excluded.last_seen_at, "
+          "stopped = false, version = excluded.version "
+          "WHERE hosts.stopped OR hosts.last_seen_at < " +
+          kDbNowMs + " - $4",
+      {location_.host_name, incarnation_, location_.host_version,
+       std::to_string(location_.host_lease.count())});
+  if (taken.affected() == 0) {
+    throw std::runtime_error("another live host is already named '" + location_.host_name +
+                             "' in this database; give this one another name with --host-name");
+  }
+}
+
+void PostgresStore::heartbeat_main() {
+  std::unique_lock lock(heartbeat_mutex_);
+  while (!stopping_) {
+    heartbeat_wake_.wait_for(lock, location_.heartbeat_interval, [this] { return stopping_; });
+    if (stopping_) break;
+    try {
+      heartbeat_and_rescue();
+      reachable_.store(true);
+    } catch (const std::exception& e) {
+      if (dynamic_cast<const StoreUnavailable*>(&e) != nullptr) reachable_.store(false);
+      beating_since_.reset();
+      spdlog::warn("host heartbeat failed (retried in {} ms): {}",
+                   location_.heartbeat_interval.count(), e.what());
+    }
+  }
+}
+
+std::size_t PostgresStore::heartbeat_and_rescue() {
+  pg::Connection& conn = *heartbeat_conn_;
+  const pg::Result beat = conn.exec(std::string("UPDATE hosts SET last_seen_at = ") + kDbNowMs +
+                                        ", stopped = false WHERE name = $1 AND incarnation = $2",
+                                    {location_.host_name, incarnation_});
+  if (beat.affected() == 0) {
+    spdlog::error("host {} was taken over in the store by another process with the same name",
+                  location_.host_name);
+  }
+  const auto steady_now = std::chrono::steady_clock::now();
+  if (!beating_since_) beating_since_ = steady_now;
+  // Answered requests nobody collected (their sender gave up) go.
+  conn.exec(std::string("DELETE FROM run_requests WHERE created_at < ") + kDbNowMs + " - 60000");
+  if (steady_now - *beating_since_ < location_.host_lease) return 0;
+
+  // The active runs of every host whose heartbeat is older than the lease
+  // fail, interrupted; bumping the fence keeps that host's late writes out.
+  // Its queued runs are the queue's: another host claims them.
+  pg::Transaction transaction(conn);
+  const pg::Result dead = conn.exec(
+      std::string("UPDATE hosts SET stopped = true WHERE NOT stopped AND last_seen_at < ") +
+          kDbNowMs + " - $1 RETURNING name",
+      {std::to_string(location_.host_lease.count())});
+  std::size_t rescued = 0;
+  for (int i = 0; i < dead.rows(); ++i) {
+    const std::string name = dead.string(i, 0);
+    const pg::Result failed = conn.exec(
+        std::string("UPDATE runs SET status = 'failed', finished = true, ended_at = ") + kDbNowMs +
+            ", error = $2, fence = fence + 1 WHERE NOT finished AND host = $1 "
+            "RETURNING instance_id",
+        {name, "interrupted: its host " + name + " stopped while this run was active"});
+    rescued += static_cast<std::size_t>(failed.rows());
+    std::vector<std::string> ids;
+    for (int k = 0; k < failed.rows(); ++k) ids.push_back(failed.string(k, 0));
+    notify_runs_changed(conn, ids);
+    spdlog::warn("host {} stopped heartbeating; failed its {} active run(s) as interrupted", name,
+                 failed.rows());
+  }
+  transaction.commit();
+  return rescued;
+}
+
+// ---------------------------------------------------------------------------
+// The write side
+
+std::int64_t PostgresStore::fence_of(const Run& run) {
+  std::lock_guard lock(fences_mutex_);
+  const auto it = fences_.find(run.instance_id);
+  if (it == fences_.end()) return 1;
+  // Its last state write: forgotten once committed.
+  if (is_terminal(run.status)) fenced_runs_done_.push_back(run.instance_id);
+  return it->second;
+}
+
+void PostgresStore::hold_fence(const std::string& instance_id, std::int64_t fence) {
+  std::lock_guard lock(fences_mutex_);
+  fences_[instance_id] = fence;
+}
+
+void PostgresStore::apply(const std::vector<WriteOp>& ops) {
+  apply_reporting_unfinished_prune(ops);
+}
+
+bool PostgresStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) {
+  // A lost connection throws StoreUnavailable (the writer holds the batch
+  // and retries); the next attempt opens a new connection.
+  try {
+    const bool unfinished = apply_in_transaction(ops);
+    reachable_.store(true);
+    return unfinished;
+  } catch (const StoreUnavailable&) {
+    reachable_.store(false);
+    throw;
+  }
+}
+
+bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
+  const UpsertPlan plan = plan_upserts(ops);
+  constexpr auto npos = std::numeric_limits<std::size_t>::max();
+  bool prune_unfinished = false;
+  fenced_runs_done_.clear();
+  fenced_off_.clear();
+  // Only upserts and log entries: the whole batch is one pipeline. A batch
+  // of one op goes statement by statement, so a refusal names its cause.
+  pipelining_ =
+      ops.size() > 1 && std::all_of(ops.begin(), ops.end(), [](const WriteOp& op) {
+        return std::holds_alternative<UpsertRun>(op) || std::holds_alternative<AppendLogs>(op);
+      });
+  steps_.clear();
+  checks_.clear();
+  std::optional<pg::Transaction> transaction;
+  if (pipelining_) {
+    write_step("BEGIN", {}, nullptr);
+  } else {
+    transaction.emplace(*writer_);
+  }
+  // Consecutive upserts go as one statement, consecutive log appends as one.
+  std::vector<std::size_t> upsert_sources;
+  std::vector<std::uint64_t> upsert_counts;
+  std::vector<const AppendLogs*> appends;
+  const auto flush = [&] {
+    if (!upsert_sources.empty()) write_upserts(ops, upsert_sources, upsert_counts);
+    upsert_sources.clear();
+    upsert_counts.clear();
+    if (!appends.empty()) write_logs(appends);
+    appends.clear();
+  };
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
+      if (!appends.empty()) flush();
+      if (plan.source[i] == npos) {
+        store::check_writable(upsert->run);  // refused as it would be alone
+      } else {
+        store::check_writable(std::get<UpsertRun>(ops[plan.source[i]]).run);
+        upsert_sources.push_back(plan.source[i]);
+        upsert_counts.push_back(plan.log_count[i]);
+      }
+    } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
+      if (!upsert_sources.empty()) flush();
+      if (!append->entries.empty()) appends.push_back(append);
+    } else {
+      flush();
+      if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
+        delete_run(*deletion);
+      } else if (const auto* prune = std::get_if<PruneRuns>(&ops[i])) {
+        bool more = false;
+        prune_chunk(prune->policy, prune->now, more);
+        prune_unfinished = prune_unfinished || more;
+      }
+    }
+  }
+  flush();
+  notify_changes(ops, plan.source);
+  if (pipelining_) {
+    write_step("COMMIT", {}, nullptr);
+    pipelining_ = false;
+    const std::vector<pg::Result> results = writer_->exec_pipeline(steps_);
+    for (std::size_t i = 0; i < checks_.size() && i < results.size(); ++i) {
+      if (checks_[i]) checks_[i](results[i]);
+    }
+  } else {
+    transaction->commit();
+  }
+  {
+    std::lock_guard lock(fences_mutex_);
+    for (const std::string& id : fenced_runs_done_) fences_.erase(id);
+  }
+  fenced_runs_done_.clear();
+  if (!fenced_off_.empty()) {
+    // Another host took these runs over (a rescue): whoever shows them
+    // re-reads what the store holds, this host included.
+    spdlog::warn("{} run record(s) were not written: another host took the run(s) over",
+                 fenced_off_.size());
+    try {
+      notify_runs_changed(*writer_, fenced_off_);
+    } catch (const std::exception& e) {
+      spdlog::warn("could not announce runs taken over by another host: {}", e.what());
+    }
+    fenced_off_.clear();
+  }
+  return prune_unfinished;
+}
+
+void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
+                                  const std::vector<std::size_t>& sources,
+                                  const std::vector<std::uint64_t>& log_counts) {
+  std::array<std::vector<Param>, 21> columns;
+  for (std::size_t k = 0; k < sources.size(); ++k) {
+    const Run& run = std::get<UpsertRun>(ops[sources[k]]).run;
+    columns[0].emplace_back(run.instance_id);
+    columns[1].emplace_back(run.thread_id);
+    columns[2].emplace_back(run.agent_id);
+    columns[3].emplace_back(run.agent_name);
+    columns[4].emplace_back(std::string(to_string(run.agent_source)));
+    columns[5].push_back(run.task);
+    columns[6].emplace_back(boost::json::serialize(run.params));
+    columns[7].emplace_back(std::string(to_string(run.status)));
+    columns[8].emplace_back(ms_text(run.created_at));
+    columns[9].push_back(optional_ms(run.started_at));
+    columns[10].push_back(optional_ms(run.ended_at));
+    columns[11].push_back(run.progress ? Param(double_text(*run.progress)) : std::nullopt);
+    columns[12].push_back(run.error);
+    columns[13].push_back(run.result.is_null() ? std::nullopt
+                                               : Param(boost::json::serialize(run.result)));
+    columns[14].emplace_back(u64_text(log_counts[k]));
+    columns[15].push_back(run.usage ? Param(u64_text(run.usage->prompt_tokens)) : std::nullopt);
+    columns[16].push_back(run.usage ? Param(u64_text(run.usage->completion_tokens)) : std::nullopt);
+    columns[17].emplace_back(run.accepts_messages ? "true" : "false");
+    columns[18].emplace_back(std::string(to_string(run.isolation)));
+    columns[19].push_back(run.host);
+    columns[20].emplace_back(std::to_string(fence_of(run)));
+  }
+  std::vector<Param> params;
+  params.reserve(22);
+  for (const auto& column : columns) params.emplace_back(pg::text_array(column));
+  params.emplace_back(location_.host_name);
+  std::vector<std::string> ids;
+  ids.reserve(sources.size());
+  for (const std::size_t source : sources)
+    ids.push_back(std::get<UpsertRun>(ops[source]).run.instance_id);
+  write_step(kUpsertRuns, std::move(params),
+             [this, ids = std::move(ids)](const pg::Result& written) {
+               if (written.rows() == static_cast<int>(ids.size())) return;
+               std::unordered_set<std::string_view> landed;
+               for (int i = 0; i < written.rows(); ++i) landed.insert(written.text(i, 0));
+               for (const std::string& id : ids) {
+                 if (!landed.contains(id)) fenced_off_.push_back(id);
+               }
+             });
+}
+
+void PostgresStore::write_step(const std::string& sql, std::vector<pg::Param> params,
+                               std::function<void(const pg::Result&)> check) {
+  if (pipelining_) {
+    steps_.push_back(pg::Connection::Step{sql, std::move(params)});
+    checks_.push_back(std::move(check));
+    return;
+  }
+  const pg::Result result = writer_->exec(sql, params);
+  if (check) check(result);
+}
+
+void PostgresStore::write_logs(const std::vector<const AppendLogs*>& appends) {
+  std::array<std::vector<Param>, 6> columns;
+  for (const AppendLogs* append : appends) {
+    for (const LogEntry& entry : append->entries) {
+      columns[0].emplace_back(append->instance_id);
+      columns[1].emplace_back(u64_text(entry.seq));
+      columns[2].emplace_back(ms_text(entry.ts));
+      columns[3].emplace_back(std::to_string(static_cast<int>(entry.level)));
+      columns[4].emplace_back(entry.message);
+      columns[5].emplace_back(std::to_string(static_cast<int>(entry.source)));
+    }
+  }
+  std::vector<Param> params;
+  for (const auto& column : columns) params.emplace_back(pg::text_array(column));
+  if (pipelining_) {
+    write_step(kInsertLogs, std::move(params), nullptr);
+    return;
+  }
+  try {
+    writer_->exec(kInsertLogs, params);
+  } catch (const pg::PgError& error) {
+    if (error.sqlstate() != "23502") throw;
+    // An entry found no run: name it (read beside the failed transaction).
+    for (const AppendLogs* append : appends) {
+      if (!get_run(append->instance_id)) {
+        throw std::runtime_error("log entries for unknown run " + append->instance_id);
+      }
+    }
+    throw;
+  }
+}
+
+void PostgresStore::notify_changes(const std::vector<WriteOp>& ops,
+                                   const std::vector<std::size_t>& sources) {
+  constexpr auto npos = std::numeric_limits<std::size_t>::max();
+  std::vector<std::string> lines;
+  std::unordered_map<std::string_view, std::uint64_t> last_seq;
+  bool queued = false;
+  for (std::size_t i = 0; i < ops.size(); ++i) {
+    if (std::holds_alternative<UpsertRun>(ops[i])) {
+      if (sources[i] == npos) continue;
+      const Run& run = std::get<UpsertRun>(ops[sources[i]]).run;
+      lines.push_back("r" + run.instance_id);
+      queued = queued || (run.status == RunStatus::queued && !run.host);
+    } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
+      if (append->entries.empty()) continue;
+      auto& seq = last_seq[append->instance_id];
+      seq = std::max(seq, append->entries.back().seq);
+    } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
+      lines.push_back("d" + deletion->instance_id);
+    }
+  }
+  for (const auto& [id, seq] : last_seq) {
+    std::string line(1, 'l');
+    line.append(id).append(1, ' ').append(std::to_string(seq));
+    lines.push_back(std::move(line));
+  }
+  const auto payloads = change_payloads(location_.host_name, lines);
+  if (!payloads.empty()) write_step(kNotify, notify_params(kEventsChannel, payloads), nullptr);
+  if (queued) write_step(kNotify, notify_params(kQueueChannel, {std::string()}), nullptr);
+}
+
+void PostgresStore::delete_run(const DeleteRun& op) {
+  const pg::Result found =
+      writer_->exec("SELECT finished FROM runs WHERE instance_id = $1", {op.instance_id});
+  if (found.rows() == 0) return;  // already gone: deleting is idempotent
+  if (!found.boolean(0, 0)) {
+    throw std::logic_error("run " + op.instance_id + " is active; only finished runs are deleted");
+  }
+  writer_->exec("DELETE FROM runs WHERE instance_id = $1", {op.instance_id});
+}
+
+std::size_t PostgresStore::prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more) {
+  more = false;
+  constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
+  std::int64_t boundary_ended_at = kMax;
+  std::int64_t boundary_id = kMax;
+  if (policy.keep_at_least > 0) {
+    const pg::Result boundary = writer_->exec(
+        "SELECT ended_at, id FROM runs WHERE finished ORDER BY ended_at DESC, id DESC "
+        "LIMIT 1 OFFSET $1",
+        {u64_text(policy.keep_at_least - 1)});
+    if (boundary.rows() == 0) return 0;
+    boundary_ended_at = boundary.int64(0, 0);
+    boundary_id = boundary.int64(0, 1);
+  }
+  const pg::Result candidates = writer_->exec(
+      "SELECT id, log_count FROM runs WHERE finished AND ended_at < $1 "
+      "AND (ended_at, id) < ($2, $3) ORDER BY ended_at, id LIMIT $4",
+      {ms_text(now - policy.max_age), std::to_string(boundary_ended_at),
+       std::to_string(boundary_id), std::to_string(kPruneChunkRuns)});
+  std::vector<Param> doomed;
+  std::uint64_t log_entries = 0;
+  for (int i = 0; i < candidates.rows(); ++i) {
+    if (!doomed.empty() && log_entries >= kPruneChunkLogEntries) {
+      more = true;
+      break;
+    }
+    doomed.emplace_back(candidates.string(i, 0));
+    log_entries += static_cast<std::uint64_t>(candidates.int64(i, 1));
+  }
+  if (candidates.rows() == kPruneChunkRuns) more = true;
+  if (!doomed.empty()) {
+    writer_->exec("DELETE FROM runs WHERE id = ANY($1::bigint[])", {pg::text_array(doomed)});
+  }
+  return doomed.size();
+}
+
+std::size_t PostgresStore::mark_interrupted(Timestamp now, const std::string& error) {
+  pg::Transaction transaction(*writer_);
+  const pg::Result marked = writer_->exec(
+      "UPDATE runs SET status = 'failed', finished = true, error = $1, ended_at = $2, "
+      "fence = fence + 1 WHERE NOT finished AND (host = $3 OR "
+      "(host IS NULL AND status <> 'queued' AND admitted_by = $3)) RETURNING instance_id",
+      {error, ms_text(now), location_.host_name});
+  std::vector<std::string> ids;
+  for (int i = 0; i < marked.rows(); ++i) ids.push_back(marked.string(i, 0));
+  notify_runs_changed(*writer_, ids);
+  transaction.commit();
+  return ids.size();
+}
+
+std::size_t PostgresStore::prune(const RetentionPolicy& policy, Timestamp now) {
+  std::size_t deleted = 0;
+  bool more = true;
+  while (more) {
+    pg::Transaction transaction(*writer_);
+    deleted += prune_chunk(policy, now, more);
+    transaction.commit();
+  }
+  return deleted;
+}
+
+// ---------------------------------------------------------------------------
+// The read side
+
+std::optional<Run> PostgresStore::get_run(const std::string& instance_id) const {
+  auto conn = borrow();
+  const pg::Result r = conn->exec(
+      std::string("SELECT ") + kRunColumns + " FROM runs WHERE instance_id = $1", {instance_id});
+  if (r.rows() == 0) return std::nullopt;
+  return read_run(r, 0);
+}
+
+std::vector<Run> PostgresStore::list_active(const std::optional<std::string>& agent_id) const {
+  std::string sql = std::string("SELECT ") + kRunColumns + " FROM runs WHERE NOT finished";
+  std::vector<Param> params;
+  if (agent_id) {
+    sql += " AND agent_id = $1";
+    params.emplace_back(*agent_id);
+  }
+  sql += " ORDER BY created_at DESC, id DESC";
+  auto conn = borrow();
+  const pg::Result r = conn->exec(sql, params);
+  std::vector<Run> runs;
+  runs.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) runs.push_back(read_run(r, i));
+  return runs;
+}
+
+HistoryPage PostgresStore::list_history(const HistoryQuery& query) const {
+  check_history_query(query);
+  store::HistoryFilters filters;
+  if (query.status) filters.status = std::string(to_string(*query.status));
+  filters.agent_id = query.agent_id;
+  std::optional<store::HistoryPosition> after;
+  if (query.cursor) after = cursors_->decode(*query.cursor, filters);
+
+  std::string sql = std::string("SELECT ") + kRunColumns + ", id FROM runs WHERE finished";
+  std::vector<Param> params;
+  const auto next = [&params] {
+    std::string placeholder(1, '$');
+    placeholder += std::to_string(params.size());
+    return placeholder;
+  };
+  if (filters.agent_id) {
+    params.emplace_back(*filters.agent_id);
+    sql += " AND agent_id = " + next();
+  }
+  if (filters.status) {
+    params.emplace_back(*filters.status);
+    sql += " AND status = " + next();
+  }
+  if (after) {
+    params.emplace_back(std::to_string(after->ended_at_ms));
+    sql += " AND (ended_at, id) < (" + next() + "::bigint, ";
+    params.emplace_back(std::to_string(after->run_id));
+    sql += next() + "::bigint)";
+  }
+  params.emplace_back(std::to_string(query.limit + 1));
+  sql += " ORDER BY ended_at DESC, id DESC LIMIT " + next() + "::bigint";
+
+  auto conn = borrow();
+  const pg::Result r = conn->exec(sql, params);
+  HistoryPage page;
+  store::HistoryPosition last{};
+  for (int i = 0; i < r.rows(); ++i) {
+    if (page.runs.size() == query.limit) {
+      page.next_cursor = cursors_->encode(last, filters);
+      break;
+    }
+    page.runs.push_back(read_run(r, i));
+    last = {store::to_ms(page.runs.back().ended_at.value_or(Timestamp{})),
+            r.int64(i, kRunColumnCount)};
+  }
+  return page;
+}
+
+std::vector<LogEntry> PostgresStore::read_logs(const std::string& instance_id,
+                                               std::uint64_t after_seq, std::size_t limit) const {
+  auto conn = borrow();
+  const pg::Result r = conn->exec(
+      "SELECT seq, ts, level, message, source FROM logs "
+      "WHERE run = (SELECT id FROM runs WHERE instance_id = $1) AND seq > $2 "
+      "ORDER BY seq LIMIT $3",
+      {instance_id, u64_text(after_seq), u64_text(limit)});
+  std::vector<LogEntry> entries;
+  entries.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) {
+    LogEntry entry;
+    entry.seq = static_cast<std::uint64_t>(r.int64(i, 0));
+    entry.ts = store::from_ms(r.int64(i, 1));
+    const auto level = r.int64(i, 2);
+    if (level < 0 || level > static_cast<int>(LogLevel::error)) {
+      throw std::runtime_error("stored log entry has an unknown level " + std::to_string(level));
+    }
+    entry.level = static_cast<LogLevel>(level);
+    entry.message = r.string(i, 3);
+    const auto source = r.int64(i, 4);
+    entry.source = source >= 0 && source <= static_cast<int>(LogSource::host)
+                       ? static_cast<LogSource>(source)
+                       : LogSource::agent;
+    entries.push_back(std::move(entry));
+  }
+  return entries;
+}
+
+std::size_t PostgresStore::count_runs() const {
+  auto conn = borrow();
+  return static_cast<std::size_t>(conn->exec("SELECT count(*) FROM runs").int64(0, 0));
+}
+
+int PostgresStore::schema_version() const {
+  auto conn = borrow();
+  return pg::read_schema_version(*conn.operator->());
+}
+
+std::string PostgresStore::integrity_check() const {
+  // The server keeps its own files sound; what can go wrong here is a log
+  // count behind its entries.
+  auto conn = borrow();
+  const pg::Result behind = conn->exec(
+      "SELECT count(*) FROM runs r WHERE r.log_count < "
+      "(SELECT coalesce(max(seq), 0) FROM logs WHERE run = r.id)");
+  const std::int64_t count = behind.int64(0, 0);
+  return count == 0 ? "ok" : std::to_string(count) + " run(s) have a log count behind their log";
+}
+
+std::vector<HostRecord> PostgresStore::list_hosts() const {
+  auto conn = borrow();
+  const Timestamp now = now_ms();
+  const pg::Result r = conn->exec(
+      "SELECT h.name, h.started_at, h.last_seen_at, h.stopped, h.version, "
+      "(SELECT count(*) FROM runs WHERE NOT finished AND host = h.name) "
+      "FROM hosts h ORDER BY h.name");
+  std::vector<HostRecord> hosts;
+  for (int i = 0; i < r.rows(); ++i) {
+    HostRecord host;
+    host.name = r.string(i, 0);
+    host.started_at = store::from_ms(r.int64(i, 1));
+    host.last_seen_at = store::from_ms(r.int64(i, 2));
+    host.alive = !r.boolean(i, 3) && host.last_seen_at >= now - location_.host_lease;
+    host.version = r.string(i, 4);
+    host.active_runs = static_cast<std::size_t>(r.int64(i, 5));
+    hosts.push_back(std::move(host));
+  }
+  return hosts;
+}
+
+}  // namespace nightshift
+
+namespace nightshift {
+
+// ---------------------------------------------------------------------------
+// SharedQueue
+
+std::vector<Run> PostgresStore::claim_queued(std::size_t max) {
+  if (max == 0) return {};
+  auto conn = borrow();
+  // SKIP LOCKED: hosts claiming at once take different rows, each row once.
+  const pg::Result r = conn->exec_prepared(
+      "claim",
+      std::string("UPDATE runs SET host = $1, fence = fence + 1 WHERE id IN ("
+                  "SELECT id FROM runs WHERE status = 'queued' AND host IS NULL "
+                  "ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING ") +
+          kRunColumns + ", fence, id",
+      {location_.host_name, std::to_string(max)});
+  std::vector<std::pair<std::int64_t, Run>> claimed;
+  for (int i = 0; i < r.rows(); ++i) {
+    Run run = read_run(r, i);
+    hold_fence(run.instance_id, r.int64(i, kRunColumnCount));
+    claimed.emplace_back(r.int64(i, kRunColumnCount + 1), std::move(run));
+  }
+  // Oldest first, as they were queued.
+  std::sort(claimed.begin(), claimed.end(), [](const auto& a, const auto& b) {
+    if (a.second.created_at != b.second.created_at)
+      return a.second.created_at < b.second.created_at;
+    return a.first < b.first;
+  });
+  std::vector<Run> runs;
+  runs.reserve(claimed.size());
+  for (auto& [id, run] : claimed) runs.push_back(std::move(run));
+  return runs;
+}
+
+std::size_t PostgresStore::count_queued_admitted_here() const {
+  auto conn = borrow();
+  const pg::Result r = conn->exec(
+      "SELECT count(*) FROM runs WHERE status = 'queued' AND host IS NULL AND admitted_by = $1",
+      {location_.host_name});
+  return static_cast<std::size_t>(r.int64(0, 0));
+}
+
+std::optional<Run> PostgresStore::cancel_unclaimed(const std::string& instance_id, Timestamp now) {
+  auto conn = borrow();
+  pg::Transaction transaction(*conn.operator->());
+  // A claim holds the row's lock until it commits; then this UPDATE sees
+  // the claim's host and leaves the row alone.
+  const pg::Result r = conn->exec(
+      std::string("UPDATE runs SET status = 'cancelled', finished = true, ended_at = $2 "
+                  "WHERE instance_id = $1 AND status = 'queued' AND host IS NULL RETURNING ") +
+          kRunColumns,
+      {instance_id, ms_text(now)});
+  if (r.rows() == 0) return std::nullopt;
+  Run run = read_run(r, 0);
+  notify_runs_changed(*conn.operator->(), {instance_id});
+  transaction.commit();
+  return run;
+}
+
+std::vector<Run> PostgresStore::get_runs(const std::vector<std::string>& instance_ids) const {
+  if (instance_ids.empty()) return {};
+  std::vector<Param> ids(instance_ids.begin(), instance_ids.end());
+  auto conn = borrow();
+  const pg::Result r = conn->exec(
+      std::string("SELECT ") + kRunColumns + " FROM runs WHERE instance_id = ANY($1::text[])",
+      {pg::text_array(ids)});
+  std::vector<Run> runs;
+  runs.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) runs.push_back(read_run(r, i));
+  return runs;
+}
+
+pg::Connection& PostgresStore::listener() {
+  if (!listener_ || !listener_->ok()) {
+    listener_.reset();
+    auto conn = std::make_unique<pg::Connection>(location_.uri);
+    conn->exec_script(std::string("LISTEN ") + kEventsChannel + "; LISTEN " + kQueueChannel +
+                      "; LISTEN " + kRequestsChannel);
+    listener_ = std::move(conn);
+  }
+  return *listener_;
+}
+
+std::vector<StoreChange> PostgresStore::wait_for_changes(std::chrono::milliseconds timeout,
+                                                         int wake_fd) {
+  std::vector<StoreChange> changes;
+  if (!listener_ || !listener_->ok()) {
+    // A new connection: whatever was announced meanwhile was missed.
+    listener();
+    changes.push_back(StoreChange{StoreChange::Kind::resync, {}, 0});
+  }
+  pg::Connection& conn = *listener_;
+  auto notifications = conn.take_notifications();
+  if (notifications.empty() && changes.empty()) {
+    pollfd fds[2] = {{conn.socket(), POLLIN, 0}, {wake_fd, POLLIN, 0}};
+    const int count = wake_fd >= 0 ? 2 : 1;
+    const int ready = ::poll(fds, static_cast<nfds_t>(count), static_cast<int>(timeout.count()));
+    if (ready > 0 && count == 2 && (fds[1].revents & POLLIN) != 0) {
+      std::uint64_t drained = 0;
+      [[maybe_unused]] const auto n = ::read(wake_fd, &drained, sizeof drained);
+    }
+    if (ready > 0 && (fds[0].revents & (POLLIN | POLLERR | POLLHUP)) != 0) {
+      notifications = conn.take_notifications();
+    }
+  }
+  for (const auto& [channel, payload] : notifications) {
+    if (channel == kQueueChannel) {
+      changes.push_back(StoreChange{StoreChange::Kind::queued, {}, 0});
+    } else if (channel == kRequestsChannel) {
+      if (payload == location_.host_name) {
+        changes.push_back(StoreChange{StoreChange::Kind::request, {}, 0});
+      }
+    } else if (channel == kEventsChannel) {
+      const auto header_end = payload.find('\n');
+      const std::string_view header = std::string_view(payload).substr(0, header_end);
+      if (header == location_.host_name || header_end == std::string::npos) continue;
+      std::string_view rest = std::string_view(payload).substr(header_end + 1);
+      while (!rest.empty()) {
+        const auto end = rest.find('\n');
+        if (auto change = parse_change(rest.substr(0, end))) changes.push_back(std::move(*change));
+        if (end == std::string_view::npos) break;
+        rest = rest.substr(end + 1);
+      }
+    }
+  }
+  return changes;
+}
+
+std::int64_t PostgresStore::send_request(const std::string& host, const RunRequest& request) {
+  auto conn = borrow();
+  pg::Transaction transaction(*conn.operator->());
+  const pg::Result r = conn->exec(
+      std::string("INSERT INTO run_requests (target_host, kind, instance_id, text, created_at) "
+                  "VALUES ($1, $2, $3, $4, ") +
+          kDbNowMs + ") RETURNING id",
+      {host, request.kind == RunRequest::Kind::stop ? "stop" : "message", request.instance_id,
+       request.text});
+  send_notifications(*conn.operator->(), kRequestsChannel, {host});
+  transaction.commit();
+  return r.int64(0, 0);
+}
+
+std::optional<RequestAnswer> PostgresStore::take_answer(std::int64_t request_id) {
+  auto conn = borrow();
+  const pg::Result r = conn->exec(
+      "DELETE FROM run_requests WHERE id = $1 AND answered RETURNING answer_seq, answer_error",
+      {std::to_string(request_id)});
+  if (r.rows() == 0) return std::nullopt;
+  RequestAnswer answer;
+  answer.seq = static_cast<std::uint64_t>(r.optional_int64(0, 0).value_or(0));
+  answer.error = r.optional_string(0, 1).value_or("");
+  return answer;
+}
+
+std::vector<RunRequest> PostgresStore::take_requests() {
+  auto conn = borrow();
+  const pg::Result r = conn->exec(
+      "UPDATE run_requests SET taken = true WHERE target_host = $1 AND NOT taken "
+      "RETURNING id, kind, instance_id, text",
+      {location_.host_name});
+  std::vector<RunRequest> requests;
+  for (int i = 0; i < r.rows(); ++i) {
+    RunRequest request;
+    request.id = r.int64(i, 0);
+    request.kind = r.text(i, 1) == "stop" ? RunRequest::Kind::stop : RunRequest::Kind::message;
+    request.instance_id = r.string(i, 2);
+    request.text = r.string(i, 3);
+    requests.push_back(std::move(request));
+  }
+  std::sort(requests.begin(), requests.end(),
+            [](const RunRequest& a, const RunRequest& b) { return a.id < b.id; });
+  return requests;
+}
+
+void PostgresStore::answer_request(std::int64_t request_id, const RequestAnswer& answer) {
+  auto conn = borrow();
+  conn->exec(
+      "UPDATE run_requests SET answered = true, answer_seq = $2, answer_error = $3 WHERE id = $1",
+      {std::to_string(request_id), std::to_string(answer.seq),
+       answer.error.empty() ? Param() : Param(answer.error)});
+}
+
+}  // namespace nightshift
