@@ -80,9 +80,7 @@ struct Run {
   std::optional<TokenUsage> usage;          // none until the agent reports any
   bool accepts_messages = false;            // the agent's manifest says "messages": true
   Isolation isolation = Isolation::thread;  // runs recorded before v1.1 ran in the host
-  std::optional<TokenUsage> usage;  // none until the agent reports any
-  bool accepts_messages = false;    // the agent's manifest says "messages": true
-  std::optional<std::string> host;  // the host executing it; none while queued
+  std::optional<std::string> host;          // the host executing it; none while queued
 
   // endedAt - startedAt once ended; the time so far while active; 0 while
   // queued. Never negative.
