@@ -47,7 +47,7 @@ ApiError invalid_request(const std::string& message) {
 
 json::object run(const Run& run, Timestamp now) {
   json::object o;
-  o.reserve(18);
+  o.reserve(24);
   o["instanceId"] = run.instance_id;
   o["threadId"] = run.thread_id;
   o["agentId"] = run.agent_id;
@@ -71,6 +71,10 @@ json::object run(const Run& run, Timestamp now) {
     o["usage"] = nullptr;
   }
   o["acceptsMessages"] = run.accepts_messages;
+  o["attempt"] = run.attempt;
+  o["retryOf"] = optional_string(run.retry_of);
+  o["rerunOf"] = optional_string(run.rerun_of);
+  o["scheduleId"] = optional_string(run.schedule_id);
   return o;
 }
 

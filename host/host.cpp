@@ -40,10 +40,15 @@ Host::Host(HostOptions options) : options_(std::move(options)) {
       StoreOptions{options_.data_dir / options_.database_name, options_.store_read_connections});
   bus_ = std::make_unique<EventBus>();
   runs_ = std::make_unique<RunManager>(*catalog_, *store_, *bus_, options_.runs);
+  automation_ = std::make_unique<Automation>(
+      *catalog_, *runs_, *bus_, options_.data_dir / options_.database_name, options_.automation);
 }
 
 Host::~Host() {
+  if (automation_) automation_->stop_starting();
   if (runs_) runs_->shutdown(options_.runs.stop_grace);
+  if (automation_) automation_->stop();
+  automation_.reset();
   runs_.reset();
   bus_.reset();
   store_.reset();
@@ -52,7 +57,11 @@ Host::~Host() {
 }
 
 void Host::shutdown(std::chrono::milliseconds grace) {
+  // No retry or scheduled start begins while the runs stop; the webhooks
+  // still record the deliveries of their last events (sent after a restart).
+  automation_->stop_starting();
   runs_->shutdown(grace);
+  automation_->stop();
 }
 
 }  // namespace nightshift

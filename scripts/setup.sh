@@ -22,6 +22,7 @@ packages=(
   libsqlitecpp-dev libsqlite3-dev libspdlog-dev libfmt-dev libyaml-cpp-dev libcli11-dev
   libgtest-dev libgmock-dev
   libssl-dev ca-certificates
+  libhowardhinnant-date-dev tzdata
 )
 if [ "$want_test" = 1 ]; then
   packages+=(chromium lintian dpkg-dev file sqlite3 procps curl jq)

@@ -15,6 +15,7 @@
 #include <string>
 #include <vector>
 
+#include "catalog/automation_limits.hpp"
 #include "loader/plugin_loader.hpp"
 #include "model/run.hpp"
 
@@ -35,6 +36,7 @@ struct CatalogOptions {
 // Limits a remix may set; merged along the chain like params.
 struct AgentLimits {
   std::optional<double> timeout_seconds;
+  AutomationLimits automation;  // retries, retryBackoffSeconds, maxConcurrent
 };
 
 // One agent as the API's Agent object shows it.

@@ -8,6 +8,8 @@
 #include <string>
 #include <string_view>
 
+#include "catalog/automation_limits.hpp"
+
 namespace nightshift {
 
 struct Manifest {
@@ -17,6 +19,7 @@ struct Manifest {
   std::string library;         // a file name inside the agent's folder
   bool messages = false;       // "messages": true: the agent reads messages sent to its runs
   boost::json::object params;  // the params schema, checked by check_schema
+  AutomationLimits automation_limits;  // from "limits" (retries, maxConcurrent, ...)
 };
 
 // Bounds on an agent.json: a manifest is small, and anything bigger or

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "catalog/automation_limits.hpp"
+
 namespace nightshift {
 
 struct RemixFile {
@@ -17,7 +19,8 @@ struct RemixFile {
   std::string base;            // the remixed agent's id, e.g. "installed:sleep"
   boost::json::object params;  // as written, YAML turned into JSON
   std::optional<double> timeout_seconds;
-  std::string instructions;  // the body, trimmed; empty when there is none
+  AutomationLimits automation_limits;  // limits.retries, retryBackoffSeconds, maxConcurrent
+  std::string instructions;            // the body, trimmed; empty when there is none
   // Why the file cannot be used (no front matter, bad YAML, a mistyped
   // field). The fields above hold what could be read before it.
   std::optional<std::string> error;

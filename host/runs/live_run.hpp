@@ -75,6 +75,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::string workspace;
   std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
   std::optional<std::chrono::milliseconds> timeout;
+  std::optional<std::uint32_t> max_concurrent;  // its agent's cap (limits.maxConcurrent)
   nightshift_run c_run{};
   std::stop_source stop;  // thread-safe by itself
   // The first record is durable: the run may be shown. Set under both the

@@ -90,7 +90,11 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
     statement.bind(17);
   }
   statement.bind(18, run.accepts_messages ? 1 : 0);
-  statement.bind(19, is_terminal(run.status) ? 1 : 0);
+  statement.bind(19, static_cast<std::int64_t>(run.attempt));
+  bind_optional_text(statement, 20, run.retry_of);
+  bind_optional_text(statement, 21, run.rerun_of);
+  bind_optional_text(statement, 22, run.schedule_id);
+  statement.bind(kFinishedParameter, is_terminal(run.status) ? 1 : 0);
 }
 
 Run read_run(const SQLite::Statement& statement) {
@@ -120,6 +124,10 @@ Run read_run(const SQLite::Statement& statement) {
                            static_cast<std::uint64_t>(statement.getColumn(16).getInt64())};
   }
   run.accepts_messages = statement.getColumn(17).getInt() != 0;
+  run.attempt = static_cast<std::uint32_t>(statement.getColumn(18).getInt64());
+  run.retry_of = optional_text(statement, 19);
+  run.rerun_of = optional_text(statement, 20);
+  run.schedule_id = optional_text(statement, 21);
   return run;
 }
 

@@ -4,7 +4,7 @@ import {el, setText} from './dom.js';
 import {formatDuration, formatFullTime, formatLocalTime, isActive, KIND_LABELS} from './format.js';
 
 export class RunRow {
-  // actions: {onStop(run), onDelete(run), onToggle(row)}
+  // actions: {onStop(run), onDelete(run), onRerun(run), onToggle(row)}
   constructor(run, actions) {
     this.actions = actions;
     this.run = null;
@@ -33,6 +33,10 @@ export class RunRow {
     this.deleteButton = el('button', {
       type: 'button', class: 'ghost small', 'data-testid': 'delete-run', onclick: () => actions.onDelete(this.run),
     }, 'Delete');
+    this.rerunButton = el('button', {
+      type: 'button', class: 'ghost small', 'data-testid': 'rerun-run', onclick: () => actions.onRerun(this.run),
+    }, 'Run again');
+    this.origin = el('span', {class: 'origin muted', 'data-testid': 'run-origin', hidden: true});
     this.error = el('p', {class: 'run-error', 'data-testid': 'run-error', hidden: true});
     this.logSlot = el('div', {class: 'log-slot', id: `logs-${id}`, hidden: true});
     this.element = el('li', {class: 'run', 'data-testid': 'run-row', 'data-run-id': id},
@@ -41,7 +45,7 @@ export class RunRow {
         el('span', {class: 'agent'}, this.agentName, this.agentKind),
         el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration),
         this.task, el('span', {class: 'meter'}, this.progress, this.usage),
-        el('span', {class: 'actions'}, this.stopButton, this.deleteButton)),
+        el('span', {class: 'actions'}, this.origin, this.stopButton, this.rerunButton, this.deleteButton)),
       this.error, this.logSlot);
     this.update(run);
   }
@@ -83,6 +87,15 @@ export class RunRow {
     this.task.classList.toggle('muted', !hasTask);
     this.task.title = hasTask ? run.task : '';
     this.expandButton.setAttribute('aria-label', `Show the log of ${run.agentName || run.agentId} run ${run.instanceId}`);
+    // Where the run came from: a retry, a re-run or a schedule.
+    let origin = '';
+    if (run.retryOf) origin = `attempt ${run.attempt}`;
+    else if (run.scheduleId) origin = 'scheduled';
+    else if (run.rerunOf) origin = 're-run';
+    this.origin.hidden = !origin;
+    setText(this.origin, origin);
+    this.origin.title = run.retryOf ? `Retry of ${run.retryOf}` : run.scheduleId ? `Started by schedule ${run.scheduleId}` :
+      run.rerunOf ? `Re-run of ${run.rerunOf}` : '';
   }
 
   renderStatus(run) {
@@ -94,6 +107,8 @@ export class RunRow {
     this.stopButton.disabled = run.status === 'stopping';
     setText(this.stopButton, run.status === 'stopping' ? 'Stopping…' : 'Stop');
     this.deleteButton.hidden = active;
+    this.rerunButton.hidden = active;
+    this.rerunButton.setAttribute('aria-label', `Run ${run.agentName} again`);
     this.stopButton.setAttribute('aria-label', `Stop ${run.agentName} run`);
     this.deleteButton.setAttribute('aria-label', `Delete ${run.agentName} run`);
   }
