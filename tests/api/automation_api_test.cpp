@@ -37,7 +37,7 @@ TEST(AutomationApi, RerunStartsTheSameWorkAgain) {
   const Response response = client.post("/background-agents/" + id + "/rerun");
   ASSERT_EQ(response.result_int(), 201) << response.body();
   const json::object rerun = body_json(response).as_object();
-  EXPECT_EQ(rerun.at("rerunOf"), id);
+  EXPECT_EQ(rerun.at("rerunOf"), id.c_str());
   EXPECT_EQ(rerun.at("task"), "again");
   EXPECT_EQ(rerun.at("params"), get_run(client, id).at("params"));
   EXPECT_EQ(response[http::field::location],
@@ -67,7 +67,7 @@ TEST(AutomationApi, ScheduleLifecycleWithWebSocketEvents) {
       ws.read_until([](const json::object& m) { return m.at("type") == "schedule"; });
   ASSERT_TRUE(created);
   EXPECT_EQ(created->at("event"), "created");
-  EXPECT_EQ(created->at("schedule").at("id"), id);
+  EXPECT_EQ(created->at("schedule").at("id"), id.c_str());
 
   json::object schedule = body_json(client.get("/schedules/" + id)).as_object();
   EXPECT_EQ(schedule.at("agentId"), "installed:echo");
@@ -94,7 +94,7 @@ TEST(AutomationApi, ScheduleLifecycleWithWebSocketEvents) {
 
   const Response triggered = client.post("/schedules/" + id + "/trigger");
   ASSERT_EQ(triggered.result_int(), 201) << triggered.body();
-  EXPECT_EQ(body_json(triggered).at("scheduleId"), id);
+  EXPECT_EQ(body_json(triggered).at("scheduleId"), id.c_str());
   EXPECT_EQ(body_json(triggered).at("task"), "nightly");
 
   const json::object list = body_json(client.get("/schedules")).as_object();
