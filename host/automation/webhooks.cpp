@@ -82,6 +82,7 @@ void Webhooks::stop() {
   work_.reset();
   ioc_.stop();
   if (thread_.joinable()) thread_.join();
+  store_thread_.join();  // every record posted so far is written
 }
 
 void Webhooks::set_run_json(RunJson run_json) {
@@ -212,13 +213,15 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
       made.push_back(std::move(delivery));
     }
   }
-  try {
-    store_.add_deliveries(made);
-  } catch (const std::exception& error) {
-    // Not durable, but still worth sending: the receiver hears of the run.
-    spdlog::error("webhook deliveries for run {} could not be stored: {}",
-                  occurrence.run.instance_id, error.what());
-  }
+  net::post(store_thread_, [this, made, instance_id = occurrence.run.instance_id] {
+    try {
+      store_.add_deliveries(made);
+    } catch (const std::exception& error) {
+      // Not durable, but still sent: the receiver hears of the run.
+      spdlog::error("webhook deliveries for run {} could not be stored: {}", instance_id,
+                    error.what());
+    }
+  });
   for (Delivery& delivery : made) attempt(std::move(delivery));
 }
 
@@ -269,11 +272,13 @@ void Webhooks::on_answer(Delivery delivery, const WebhookAnswer& answer) {
       failed_attempts_.fetch_add(1, std::memory_order_relaxed);
     }
   }
-  try {
-    store_.update_delivery(delivery, options_.deliveries_kept);
-  } catch (const std::exception& error) {
-    spdlog::error("webhook delivery {} could not be recorded: {}", delivery.id, error.what());
-  }
+  net::post(store_thread_, [this, delivery] {
+    try {
+      store_.update_delivery(delivery, options_.deliveries_kept);
+    } catch (const std::exception& error) {
+      spdlog::error("webhook delivery {} could not be recorded: {}", delivery.id, error.what());
+    }
+  });
   if (retry_in) retry_later(std::move(delivery), *retry_in);
 }
 

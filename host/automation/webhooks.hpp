@@ -7,7 +7,10 @@
 //
 // Every delivery runs asynchronously on the dispatcher's own io_context
 // thread, each with its own deadline, so a slow or dead receiver delays
-// neither runs (the bus handler only posts) nor other deliveries.
+// neither runs (the bus handler only posts) nor other deliveries. Their
+// records are written by a second thread, in order, so a database busy with
+// runs never delays a POST either (a delivery is recorded as it is first
+// sent, not before).
 //
 // Thread safety: every public member is [thread-safe].
 #pragma once
@@ -16,6 +19,7 @@
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
 #include <cstdint>
@@ -101,6 +105,9 @@ class Webhooks {
   RunJson run_json_;
   std::vector<Occurrence> waiting_;  // seen before run_json_ was set
 
+  // Store writes of deliveries, in order, off the sending thread: a commit
+  // that waits for the database lock never delays a POST.
+  boost::asio::thread_pool store_thread_{1};
   boost::asio::io_context ioc_;
   boost::asio::ssl::context tls_;
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
