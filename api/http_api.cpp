@@ -13,6 +13,7 @@
 
 #include "api/api_error.hpp"
 #include "api/wire.hpp"
+#include "api/wire_automation.hpp"
 #include "panel/panel_assets.hpp"
 #include "store/store.hpp"
 
@@ -143,6 +144,20 @@ ApiError from_run_error(const RunError& error) {
   return ApiError(http::status::internal_server_error, "internal_error", error.what());
 }
 
+ApiError from_automation_error(const AutomationError& error) {
+  switch (error.code()) {
+    case AutomationError::Code::schedule_not_found:
+      return ApiError(http::status::not_found, "schedule_not_found", error.what());
+    case AutomationError::Code::webhook_not_found:
+      return ApiError(http::status::not_found, "webhook_not_found", error.what());
+    case AutomationError::Code::invalid_schedule:
+      return ApiError(http::status::bad_request, "invalid_schedule", error.what());
+    case AutomationError::Code::invalid_webhook:
+      return ApiError(http::status::bad_request, "invalid_webhook", error.what());
+  }
+  return ApiError(http::status::internal_server_error, "internal_error", error.what());
+}
+
 Response error_for(const Request& request, const ApiError& error) {
   Response response = HttpApi::error_response(request.version(), request.keep_alive(),
                                               error.status(), error.code(), error.what());
@@ -153,11 +168,13 @@ Response error_for(const Request& request, const ApiError& error) {
 }  // namespace
 
 HttpApi::HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManager& runs,
-                 Catalog& catalog, HistoryCache& history, Metrics& metrics, net::thread_pool& pool)
+                 Catalog& catalog, Automation& automation, HistoryCache& history, Metrics& metrics,
+                 net::thread_pool& pool)
     : options_(options),
       bound_to_loopback_(bound_to_loopback),
       runs_(runs),
       catalog_(catalog),
+      automation_(automation),
       history_(history),
       metrics_(metrics),
       pool_(pool) {
@@ -177,6 +194,23 @@ HttpApi::HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManage
               {pooled, &HttpApi::stop_run});
   router_.add({verb::post, "/background-agents/{instanceId}/messages", Access::token},
               {pooled, &HttpApi::send_message});
+  // Automation: each touches the store (and a re-run or trigger waits for
+  // the new run's commit), so all are answered on the pool.
+  router_.add({verb::post, "/background-agents/{instanceId}/rerun", Access::token},
+              {pooled, &HttpApi::rerun_run});
+  router_.add({verb::get, "/schedules", Access::token}, {pooled, &HttpApi::list_schedules});
+  router_.add({verb::post, "/schedules", Access::token}, {pooled, &HttpApi::create_schedule});
+  router_.add({verb::get, "/schedules/{id}", Access::token}, {pooled, &HttpApi::get_schedule});
+  router_.add({verb::patch, "/schedules/{id}", Access::token}, {pooled, &HttpApi::update_schedule});
+  router_.add({verb::delete_, "/schedules/{id}", Access::token},
+              {pooled, &HttpApi::delete_schedule});
+  router_.add({verb::post, "/schedules/{id}/trigger", Access::token},
+              {pooled, &HttpApi::trigger_schedule});
+  router_.add({verb::get, "/webhooks", Access::token}, {pooled, &HttpApi::list_webhooks});
+  router_.add({verb::post, "/webhooks", Access::token}, {pooled, &HttpApi::create_webhook});
+  router_.add({verb::delete_, "/webhooks/{id}", Access::token}, {pooled, &HttpApi::delete_webhook});
+  router_.add({verb::get, "/webhooks/{id}/deliveries", Access::token},
+              {pooled, &HttpApi::list_deliveries});
   // The catalog's list is an in-memory snapshot; a rescan reads the disk
   // and loads plugins.
   router_.add({verb::get, "/agents", Access::token}, {io, &HttpApi::list_agents});
@@ -279,7 +313,8 @@ std::optional<Response> HttpApi::route(const std::shared_ptr<const Request>& req
   if (!url) throw invalid_request("the request target is not a valid path and query");
   Router<Handler>::Match match;
   if (auto refusal = admit(*request, *url, match)) return refusal;
-  if (request->method() == http::verb::post && !request->body().empty() &&
+  if ((request->method() == http::verb::post || request->method() == http::verb::patch) &&
+      !request->body().empty() &&
       !is_json_media_type(view((*request)[http::field::content_type]))) {
     throw ApiError(http::status::unsupported_media_type, "unsupported_media_type",
                    "send the body as 'Content-Type: application/json'");
@@ -303,6 +338,8 @@ Response HttpApi::guarded(const Request& request,
       // come back once it does.
       throw ApiError(http::status::service_unavailable, "store_unavailable", error.what(),
                      {{"Retry-After", "5"}});
+    } catch (const AutomationError& error) {
+      throw from_automation_error(error);
     }
   } catch (const ApiError& error) {
     if (error.status() == http::status::internal_server_error) {
@@ -504,8 +541,10 @@ Response HttpApi::list_hosts(const Call& call) const {
 }
 
 Response HttpApi::metrics(const Call& call) const {
-  return make_response(*call.request, http::status::ok, metrics_.render(runs_.stats()),
-                       "text/plain; version=0.0.4; charset=utf-8");
+  return make_response(
+      *call.request, http::status::ok,
+      metrics_.render(runs_.stats()) + Metrics::render_automation(automation_.stats()),
+      "text/plain; version=0.0.4; charset=utf-8");
 }
 
 Response HttpApi::panel_file(const Call& call) const {
@@ -525,6 +564,93 @@ Response HttpApi::websocket_without_upgrade(const Call&) const {
   throw ApiError(http::status::upgrade_required, "upgrade_required",
                  "this path is a WebSocket; connect with a WebSocket client",
                  {{"Upgrade", "websocket"}});
+}
+
+// ---- Automation -------------------------------------------------------------
+
+Response HttpApi::rerun_run(const Call& call) const {
+  const Run run = automation_.rerun(run_id(call.captures));
+  Response response =
+      make_response(*call.request, http::status::created, wire::run_body(run, now_ms()));
+  response.set(http::field::location, "/background-agents/" + run.instance_id);
+  return response;
+}
+
+Response HttpApi::list_schedules(const Call& call) const {
+  return make_response(*call.request, http::status::ok,
+                       wire::schedules_body(automation_.schedules().list()));
+}
+
+Response HttpApi::create_schedule(const Call& call) const {
+  const Schedule schedule = automation_.schedules().create(
+      wire::parse_schedule_body(call.request->body(), options_.max_task_bytes, true));
+  Response response =
+      make_response(*call.request, http::status::created, wire::schedule_body(schedule));
+  response.set(http::field::location, "/schedules/" + schedule.id);
+  return response;
+}
+
+Response HttpApi::get_schedule(const Call& call) const {
+  const auto schedule = automation_.schedules().get(call.captures.at(0));
+  if (!schedule) {
+    throw ApiError(http::status::not_found, "schedule_not_found",
+                   "no schedule has the id '" + call.captures.at(0) + "'");
+  }
+  return make_response(*call.request, http::status::ok, wire::schedule_body(*schedule));
+}
+
+Response HttpApi::update_schedule(const Call& call) const {
+  if (!automation_.schedules().get(call.captures.at(0))) {
+    throw ApiError(http::status::not_found, "schedule_not_found",
+                   "no schedule has the id '" + call.captures.at(0) + "'");
+  }
+  const Schedule schedule = automation_.schedules().update(
+      call.captures.at(0),
+      wire::parse_schedule_body(call.request->body(), options_.max_task_bytes, false));
+  return make_response(*call.request, http::status::ok, wire::schedule_body(schedule));
+}
+
+Response HttpApi::delete_schedule(const Call& call) const {
+  automation_.schedules().remove(call.captures.at(0));
+  Response response{http::status::no_content, call.request->version()};
+  response.keep_alive(call.request->keep_alive());
+  return response;
+}
+
+Response HttpApi::trigger_schedule(const Call& call) const {
+  const Run run = automation_.schedules().trigger(call.captures.at(0));
+  Response response =
+      make_response(*call.request, http::status::created, wire::run_body(run, now_ms()));
+  response.set(http::field::location, "/background-agents/" + run.instance_id);
+  return response;
+}
+
+Response HttpApi::list_webhooks(const Call& call) const {
+  return make_response(*call.request, http::status::ok,
+                       wire::webhooks_body(automation_.webhooks().list()));
+}
+
+Response HttpApi::create_webhook(const Call& call) const {
+  const Webhook webhook =
+      automation_.webhooks().create(wire::parse_webhook_body(call.request->body()));
+  Response response =
+      make_response(*call.request, http::status::created, wire::webhook_body(webhook));
+  response.set(http::field::location, "/webhooks/" + webhook.id);
+  return response;
+}
+
+Response HttpApi::delete_webhook(const Call& call) const {
+  automation_.webhooks().remove(call.captures.at(0));
+  Response response{http::status::no_content, call.request->version()};
+  response.keep_alive(call.request->keep_alive());
+  return response;
+}
+
+Response HttpApi::list_deliveries(const Call& call) const {
+  constexpr std::size_t kDeliveriesShown = 100;
+  return make_response(*call.request, http::status::ok,
+                       wire::deliveries_body(automation_.webhooks().deliveries(call.captures.at(0),
+                                                                               kDeliveriesShown)));
 }
 
 }  // namespace nightshift::api

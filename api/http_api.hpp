@@ -35,6 +35,7 @@
 #include "api/pending_answers.hpp"
 #include "api/router.hpp"
 #include "api/server_options.hpp"
+#include "automation/automation.hpp"
 #include "catalog/catalog.hpp"
 #include "runs/run_manager.hpp"
 
@@ -51,7 +52,8 @@ class HttpApi {
   using Send = std::function<void(Response)>;
 
   HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManager& runs, Catalog& catalog,
-          HistoryCache& history, Metrics& metrics, boost::asio::thread_pool& pool);
+          Automation& automation, HistoryCache& history, Metrics& metrics,
+          boost::asio::thread_pool& pool);
 
   // Answers any request except a WebSocket upgrade that was let through, by
   // calling `send` exactly once, on `strand` (the caller's, which it runs
@@ -121,11 +123,24 @@ class HttpApi {
   Response metrics(const Call& call) const;
   Response panel_file(const Call& call) const;
   Response websocket_without_upgrade(const Call& call) const;
+  // Automation (v1.1): re-runs, schedules, webhooks.
+  Response rerun_run(const Call& call) const;
+  Response list_schedules(const Call& call) const;
+  Response create_schedule(const Call& call) const;
+  Response get_schedule(const Call& call) const;
+  Response update_schedule(const Call& call) const;
+  Response delete_schedule(const Call& call) const;
+  Response trigger_schedule(const Call& call) const;
+  Response list_webhooks(const Call& call) const;
+  Response create_webhook(const Call& call) const;
+  Response delete_webhook(const Call& call) const;
+  Response list_deliveries(const Call& call) const;
 
   const ServerOptions& options_;
   const bool bound_to_loopback_;
   RunManager& runs_;
   Catalog& catalog_;
+  Automation& automation_;
   HistoryCache& history_;
   Metrics& metrics_;
   boost::asio::thread_pool& pool_;

@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <string>
 
+#include "automation/automation.hpp"
 #include "runs/run_manager.hpp"
 
 namespace nightshift::api {
@@ -52,6 +53,9 @@ class Metrics {
   std::uint64_t responses_with_status(unsigned status) const noexcept;
 
   std::string render(const RunManagerStats& runs) const;
+  // Automation's families (retries, scheduled starts, webhook deliveries by
+  // outcome), appended to render()'s text (metrics_automation.cpp).
+  static std::string render_automation(const AutomationStats& automation);
 
  private:
   static constexpr unsigned kStatusCodes = 600;

@@ -21,6 +21,7 @@
 #include "api/http_api.hpp"
 #include "api/websocket_hub.hpp"
 #include "api/websocket_session.hpp"
+#include "api/wire.hpp"
 
 namespace nightshift::api {
 
@@ -54,12 +55,16 @@ net::ip::address parse_listen_address(const std::string& host) {
 // handlers' sessions touch.
 struct ServerCore {
   ServerCore(ServerOptions server_options, RunManager& run_manager, Catalog& catalog,
-             EventBus& event_bus)
+             Automation& automation, EventBus& event_bus)
       : options(std::move(server_options)),
         runs(run_manager),
         bus(event_bus),
         address(parse_listen_address(options.listen_host)),
-        api(options, address.is_loopback(), run_manager, catalog, history, metrics, pool) {}
+        api(options, address.is_loopback(), run_manager, catalog, automation, history, metrics,
+            pool) {
+    // Webhook payloads carry the Run object as this API shapes it.
+    automation.webhooks().set_run_json([](const Run& run) { return wire::run(run, now_ms()); });
+  }
 
   const ServerOptions options;
   RunManager& runs;
@@ -332,7 +337,8 @@ struct Server::Impl : ServerCore {
 };
 
 Server::Server(ServerOptions options, Host& host)
-    : impl_(std::make_unique<Impl>(std::move(options), host.runs(), host.catalog(), host.bus())) {}
+    : impl_(std::make_unique<Impl>(std::move(options), host.runs(), host.catalog(),
+                                   host.automation(), host.bus())) {}
 
 Server::~Server() {
   stop();

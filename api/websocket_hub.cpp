@@ -4,6 +4,7 @@
 
 #include "api/shared_event.hpp"
 #include "api/websocket_session.hpp"
+#include "api/wire_automation.hpp"
 
 namespace nightshift::api {
 
@@ -87,6 +88,11 @@ void WebSocketHub::fan_out(const EventPtr& event) {
     if (subscribers.empty()) return;
     const auto shared = std::make_shared<const SharedLogEvent>(event);
     for (const auto& session : subscribers) session->deliver_logs(shared);
+  } else if (const auto* schedule_event = std::get_if<ScheduleEvent>(event.get())) {
+    // Rare and small: serialized once here, the same bytes for every session.
+    const auto body =
+        std::make_shared<const std::string>(wire::schedule_event_body(*schedule_event));
+    for (const auto& session : all_sessions()) session->deliver_message("schedule", body);
   }
 }
 

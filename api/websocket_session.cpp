@@ -281,6 +281,12 @@ void WebSocketSession::deliver_logs(std::shared_ptr<const SharedLogEvent> event)
             [self = shared_from_this(), event = std::move(event)] { self->on_logs(*event); });
 }
 
+void WebSocketSession::deliver_message(std::string_view type, SharedBody body) {
+  net::post(strand_, [self = shared_from_this(), type, body = std::move(body)] {
+    if (self->accepted_ && !self->finished_ && !self->closing_) self->enqueue(type, body);
+  });
+}
+
 void WebSocketSession::close_going_away() {
   net::post(strand_, [self = shared_from_this()] {
     self->close_with(websocket::close_code::going_away, "the server is shutting down");

@@ -68,7 +68,10 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   void deliver_run_event(std::shared_ptr<const SharedRunEvent> event);  // [thread-safe]
   void deliver_logs(std::shared_ptr<const SharedLogEvent> event);       // [thread-safe]
-  void close_going_away();                                              // [thread-safe]
+  // Any other server message to every client, e.g. a `schedule` event;
+  // `type` is a string literal. [thread-safe]
+  void deliver_message(std::string_view type, SharedBody body);
+  void close_going_away();  // [thread-safe]
 
  private:
   // Where a log subscription stands. While catching up, the session reads

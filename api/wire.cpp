@@ -48,7 +48,7 @@ ApiError invalid_request(const std::string& message) {
 
 json::object run(const Run& run, Timestamp now) {
   json::object o;
-  o.reserve(19);
+  o.reserve(26);
   o["instanceId"] = run.instance_id;
   o["threadId"] = run.thread_id;
   o["agentId"] = run.agent_id;
@@ -74,6 +74,10 @@ json::object run(const Run& run, Timestamp now) {
   o["acceptsMessages"] = run.accepts_messages;
   o["isolation"] = to_string(run.isolation);
   o["host"] = optional_string(run.host);
+  o["attempt"] = run.attempt;
+  o["retryOf"] = optional_string(run.retry_of);
+  o["rerunOf"] = optional_string(run.rerun_of);
+  o["scheduleId"] = optional_string(run.schedule_id);
   return o;
 }
 

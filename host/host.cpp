@@ -8,6 +8,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "store/run_store.hpp"
 #include "store/store.hpp"
 
 namespace nightshift {
@@ -77,10 +78,20 @@ Host::Host(HostOptions options) : options_(std::move(options)) {
   store_ = open_store(location);
   bus_ = std::make_unique<EventBus>();
   runs_ = std::make_unique<RunManager>(*catalog_, *store_, *bus_, options_.runs);
+  if (is_postgresql_uri(options_.store)) {
+    // Schedules, webhooks and waiting retries are kept in this host's own
+    // SQLite file (made and migrated here), not yet in the shared store.
+    RunStore local(StoreOptions{location.sqlite_database, 1});
+  }
+  automation_ = std::make_unique<Automation>(
+      *catalog_, *runs_, *bus_, options_.data_dir / options_.database_name, options_.automation);
 }
 
 Host::~Host() {
+  if (automation_) automation_->stop_starting();
   if (runs_) runs_->shutdown(options_.runs.stop_grace);
+  if (automation_) automation_->stop();
+  automation_.reset();
   runs_.reset();
   bus_.reset();
   store_.reset();
@@ -89,7 +100,11 @@ Host::~Host() {
 }
 
 void Host::shutdown(std::chrono::milliseconds grace) {
+  // No retry or scheduled start begins while the runs stop; the webhooks
+  // still record the deliveries of their last events (sent after a restart).
+  automation_->stop_starting();
   runs_->shutdown(grace);
+  automation_->stop();
 }
 
 }  // namespace nightshift

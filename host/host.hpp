@@ -1,6 +1,7 @@
 // The composition root of the engine: owns the plugin loader, the catalog,
-// the run store, the event bus and the run manager, builds them in that order
-// and stops them in the reverse. `nightshift serve`, the test hosts, the
+// the run store, the event bus, the run manager and automation (retries,
+// schedules, webhooks), builds them in that order and stops them in the
+// reverse. `nightshift serve`, the test hosts, the
 // crash driver and the benchmarks all build a Host; nothing else wires the
 // parts together, and every default lives in HostOptions (or the options
 // struct of the part it belongs to).
@@ -15,6 +16,7 @@
 #include <string>
 #include <vector>
 
+#include "automation/automation.hpp"
 #include "catalog/catalog.hpp"
 #include "events/event_bus.hpp"
 #include "loader/plugin_loader.hpp"
@@ -48,6 +50,8 @@ struct HostOptions {
   std::filesystem::path user_remix_dir;
   // The run manager's limits; its `workspace` is set from the one above.
   RunManagerOptions runs;
+  // Retries, schedules and webhooks.
+  AutomationOptions automation;
 };
 
 class Host {
@@ -69,6 +73,7 @@ class Host {
   Store& store() noexcept { return *store_; }
   EventBus& bus() noexcept { return *bus_; }
   RunManager& runs() noexcept { return *runs_; }
+  Automation& automation() noexcept { return *automation_; }
 
   // Graceful stop of the engine: no new starts, every active run asked to
   // stop, up to `grace` for them, what is left recorded as interrupted, the
@@ -83,6 +88,7 @@ class Host {
   std::unique_ptr<Store> store_;
   std::unique_ptr<EventBus> bus_;
   std::unique_ptr<RunManager> runs_;
+  std::unique_ptr<Automation> automation_;
 };
 
 }  // namespace nightshift

@@ -23,6 +23,7 @@ packages=(
   libgtest-dev libgmock-dev
   libssl-dev ca-certificates
   libpq-dev
+  libhowardhinnant-date-dev tzdata
 )
 if [ "$want_test" = 1 ]; then
   packages+=(chromium lintian dpkg-dev file sqlite3 procps curl jq)

@@ -65,6 +65,10 @@ std::string run_path(std::string_view instance_id) {
 
 }  // namespace
 
+json::value ApiClient::request(verb method, std::string_view target, std::string_view body) {
+  return call(method, target, body);
+}
+
 std::string string_member(const json::object& object, std::string_view key) {
   const auto* value = object.if_contains(key);
   if (!value || value->is_null()) return {};

@@ -42,6 +42,10 @@ class ApiClient {
   // A message to an active run whose agent accepts them; {"seq": n}.
   boost::json::object send_message(std::string_view instance_id, std::string_view text);
   void remove(std::string_view instance_id);
+  // Any other endpoint (re-runs, schedules, webhooks): the answer's JSON
+  // (null for 204), API errors thrown as for the calls above.
+  boost::json::value request(boost::beast::http::verb method, std::string_view target,
+                             std::string_view body = {});
 
   const HostEndpoint& endpoint() const { return connection_.endpoint(); }
   HttpConnection& connection() { return connection_; }

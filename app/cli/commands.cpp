@@ -14,6 +14,7 @@
 
 #include "cli/agent_project.hpp"
 #include "cli/api_client.hpp"
+#include "cli/automation_commands.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/follow.hpp"
 #include "cli/format.hpp"
@@ -700,6 +701,7 @@ void add_commands(CLI::App& app, int& exit_code) {
   add_remix(app, exit_code);
   add_agent(app, exit_code);
   add_mcp(app, exit_code);
+  add_automation_commands(app, exit_code);
 }
 
 }  // namespace nightshift::cli

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "catalog/limits.hpp"
+#include "catalog/automation_limits.hpp"
 #include "loader/plugin_loader.hpp"
 #include "model/run.hpp"
 

@@ -71,6 +71,7 @@ AgentLimits merge_limits(const AgentLimits& base, const AgentLimits& over) {
   if (over.cpu_seconds) out.cpu_seconds = over.cpu_seconds;
   if (over.sandbox) out.sandbox = over.sandbox;
   if (over.network) out.network = over.network;
+  merge_automation_limits(out.automation, over.automation);
   return out;
 }
 

@@ -7,6 +7,8 @@
 #include <optional>
 #include <string>
 
+#include "catalog/automation_limits.hpp"
+
 namespace nightshift {
 
 struct AgentLimits {
@@ -15,6 +17,7 @@ struct AgentLimits {
   std::optional<std::uint64_t> cpu_seconds;  // CPU time of the agent process
   std::optional<bool> sandbox;               // true: read-only file system but the workspace
   std::optional<bool> network;               // false: loopback only
+  AutomationLimits automation;               // retries, retryBackoffSeconds, maxConcurrent
 };
 
 // Reads a `limits` object. `where` names it in errors ("agent.json", "the

@@ -327,6 +327,11 @@ void read_limits(const json::object& front, RemixFile& remix) {
   const json::value* limits = front.if_contains("limits");
   if (limits == nullptr || limits->is_null()) return;
   if (!limits->is_object()) throw RemixError("'limits' must be a mapping");
+  try {
+    remix.automation_limits = read_automation_limits(limits->get_object(), "the front matter");
+  } catch (const std::runtime_error& error) {
+    throw RemixError(error.what());
+  }
   const json::value* timeout = limits->get_object().if_contains("timeoutSeconds");
   if (timeout != nullptr && !timeout->is_null()) {
     // A year at most: beyond it a timeout means none, and the host turns it

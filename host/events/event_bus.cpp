@@ -21,6 +21,18 @@ std::string_view to_string(RunEventKind kind) {
   return "updated";
 }
 
+std::string_view to_string(ScheduleEventKind kind) {
+  switch (kind) {
+    case ScheduleEventKind::created:
+      return "created";
+    case ScheduleEventKind::updated:
+      return "updated";
+    case ScheduleEventKind::deleted:
+      return "deleted";
+  }
+  return "updated";
+}
+
 EventBus::Subscription::Subscription(Subscription&& other) noexcept
     : bus_(other.bus_), id_(other.id_) {
   other.bus_ = nullptr;

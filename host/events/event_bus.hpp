@@ -19,6 +19,7 @@
 #include <variant>
 #include <vector>
 
+#include "model/automation.hpp"
 #include "model/run.hpp"
 
 namespace nightshift {
@@ -36,7 +37,17 @@ struct LogEvent {
   std::vector<LogEntry> entries;  // ascending seq, none skipped
 };
 
-using Event = std::variant<RunEvent, LogEvent>;
+// A schedule was created, changed (also when it starts a run: its nextRunAt
+// and lastRunId move) or deleted.
+enum class ScheduleEventKind { created, updated, deleted };
+std::string_view to_string(ScheduleEventKind kind);
+
+struct ScheduleEvent {
+  ScheduleEventKind kind = ScheduleEventKind::updated;
+  Schedule schedule;
+};
+
+using Event = std::variant<RunEvent, LogEvent, ScheduleEvent>;
 using EventPtr = std::shared_ptr<const Event>;
 
 class EventBus {

@@ -81,6 +81,13 @@ struct Run {
   bool accepts_messages = false;            // the agent's manifest says "messages": true
   Isolation isolation = Isolation::thread;  // runs recorded before v1.1 ran in the host
   std::optional<std::string> host;          // the host executing it; none while queued
+  // Where the run came from (v1.1): 1 for a first attempt, N+1 for the retry
+  // of attempt N; the run it retries, the run it was re-run from, and the
+  // schedule that started it.
+  std::uint32_t attempt = 1;
+  std::optional<std::string> retry_of{};
+  std::optional<std::string> rerun_of{};
+  std::optional<std::string> schedule_id{};
 
   // endedAt - startedAt once ended; the time so far while active; 0 while
   // queued. Never negative.

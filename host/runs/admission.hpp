@@ -1,16 +1,21 @@
 // Admission: who runs next. Counts the worker slots and keeps the FIFO queue
-// of runs waiting for one, with both bounds of RunManagerOptions. A start
-// reserves its place before its record is committed (so a full host refuses
-// at once), and turns the reservation into a slot or a queue entry after.
+// of runs waiting for one, with both bounds of RunManagerOptions, and the
+// per-agent caps (limits.maxConcurrent): a run whose agent is at its cap
+// waits in the queue without holding up the runs of other agents behind it.
+// A start reserves its place before its record is committed (so a full host
+// refuses at once), and turns the reservation into a slot or a queue entry
+// after.
 //
 // A pure class: no threads, no clock, no I/O. Not thread-safe; the run
 // manager guards it with its own mutex.
 #pragma once
 
 #include <cstddef>
+#include <cstdint>
 #include <deque>
 #include <optional>
 #include <string>
+#include <unordered_map>
 #include <vector>
 
 namespace nightshift {
@@ -19,24 +24,34 @@ class Admission {
  public:
   enum class Place { slot, queue };
 
+  // Who asks for a place. A ticket without an id is counted against the
+  // host's bounds only (no per-agent cap).
+  struct Ticket {
+    std::string id;                    // the run's id
+    std::string agent;                 // its agent's id
+    std::optional<std::uint32_t> cap;  // the agent's maxConcurrent, if any
+  };
+
   Admission(std::size_t max_running, std::size_t max_queued);
 
-  // A place for a new run: a free slot, else room in the queue; nullopt when
-  // both are full, or admission is closed.
-  std::optional<Place> reserve();
+  // A place for a new run: a free slot (when its agent is under its cap and
+  // no run that could use the slot waits), else room in the queue; nullopt
+  // when both are full, or admission is closed.
+  std::optional<Place> reserve(const Ticket& ticket = {});
   // Gives back a reservation whose run will not be admitted (its commit
   // failed, or it was stopped before it was admitted).
-  void cancel(Place place);
+  void cancel(Place place, const std::string& id = {});
   // A run holding a queue reservation joins the back of the queue.
   void enqueue(std::string id);
   // Takes a waiting run out of the queue (it was stopped). False when it was
   // not waiting.
   bool remove_queued(const std::string& id);
-  // Moves runs from the front of the queue into free slots; their ids, in
-  // queue order. Nothing while closed.
+  // Moves runs from the queue into free slots, front first, passing over
+  // runs whose agent is at its cap; their ids, in queue order. Nothing
+  // while closed.
   std::vector<std::string> take_launchable();
   // A run is done with its slot.
-  void release_slot();
+  void release_slot(const std::string& id = {});
   // Slots handed back at once for runs the caller gave up on.
   void release_slots(std::size_t count);
 
@@ -48,13 +63,33 @@ class Admission {
   std::size_t queued() const { return queue_.size(); }
   std::size_t max_running() const { return max_running_; }
   std::size_t max_queued() const { return max_queued_; }
+  // Slots held by runs of one agent.
+  std::size_t running_of(const std::string& agent) const;
 
  private:
+  struct AgentState {
+    std::size_t running = 0;           // slots its runs hold
+    std::optional<std::uint32_t> cap;  // the latest cap a ticket named
+  };
+  struct Member {
+    std::string agent;
+    bool holds_slot = false;
+    bool counted_pending = false;  // a queue reservation that could have used a slot
+  };
+
+  bool at_cap(const std::string& agent) const;
+  void give_slot_back(const std::string& id);
+
   const std::size_t max_running_;
   const std::size_t max_queued_;
   std::size_t slots_used_ = 0;  // running runs, and reservations of a slot
   std::size_t queue_used_ = 0;  // queued runs, and reservations of a queue place
+  // Queue reservations not yet enqueued whose agent was under its cap: a
+  // free slot is theirs before a newer run's.
+  std::size_t pending_uncapped_ = 0;
   std::deque<std::string> queue_;
+  std::unordered_map<std::string, Member> members_;     // runs reserved with a ticket id
+  std::unordered_map<std::string, AgentState> agents_;  // agents with capped or running runs
   bool closed_ = false;
 };
 

@@ -79,6 +79,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::optional<std::chrono::milliseconds> timeout;
   Isolation isolation = Isolation::thread;
   AgentLimits limits;  // merged: manifest, remixes, then the start request
+  std::optional<std::uint32_t> max_concurrent;  // its agent's cap (limits.maxConcurrent)
   nightshift_run c_run{};
   std::stop_source stop;  // thread-safe by itself
   // The first record is durable: the run may be shown. Set under both the

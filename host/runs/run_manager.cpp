@@ -226,6 +226,11 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   r.created_at = now_ms();
   r.accepts_messages = resolved.info.accepts_messages;
   r.isolation = options.force_process_isolation ? Isolation::process : resolved.info.isolation;
+  r.attempt = request.attempt;
+  r.retry_of = request.retry_of;
+  r.rerun_of = request.rerun_of;
+  r.schedule_id = request.schedule_id;
+  run->max_concurrent = resolved.limits.automation.max_concurrent;
 
   run->instance_id = r.instance_id;
   run->task = request.task;
@@ -270,7 +275,8 @@ void RunManager::Impl::start(StartRequest request, StartCallback done) {
     }
     run = make_live_run(request, catalog.resolve(request.agent_id, request.params));
     std::lock_guard lock(mutex);
-    const auto reserved = admission.reserve();
+    const auto reserved =
+        admission.reserve({run->instance_id, run->record.agent_id, run->max_concurrent});
     if (!reserved) {
       if (admission.closed()) {
         throw RunError(RunError::Code::shutting_down, "the host is shutting down; start refused");
@@ -301,7 +307,7 @@ void RunManager::Impl::on_start_committed(const LivePtr& run, Admission::Place p
     {
       std::lock_guard lock(mutex);
       runs.erase(run->instance_id);
-      admission.cancel(place);
+      admission.cancel(place, run->instance_id);
       changed.notify_all();
     }
     done(StartOutcome{std::nullopt,
@@ -347,7 +353,7 @@ std::vector<LivePtr> RunManager::Impl::take_launchable_locked() {
       ++workers;
       out.push_back(it->second);
     } else {
-      admission.release_slot();  // cannot happen: a queued run leaves the queue first
+      admission.release_slot(id);  // cannot happen: a queued run leaves the queue first
     }
   }
   return out;
@@ -375,7 +381,7 @@ void RunManager::Impl::launch_all(std::vector<LivePtr> runs_to_launch) {
     }
     std::lock_guard lock(mutex);
     --workers;
-    admission.release_slot();
+    admission.release_slot(run->instance_id);
     auto more = take_launchable_locked();
     runs_to_launch.insert(runs_to_launch.end(), more.begin(), more.end());
     changed.notify_all();
@@ -477,7 +483,7 @@ void RunManager::Impl::worker_done(const LivePtr& run) {
   std::vector<LivePtr> to_launch;
   {
     std::lock_guard lock(mutex);
-    admission.release_slot();
+    admission.release_slot(run->instance_id);
     to_launch = take_launchable_locked();
   }
   launch_all(std::move(to_launch));

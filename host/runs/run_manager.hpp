@@ -67,6 +67,11 @@ struct StartRequest {
   std::optional<std::string> task;
   boost::json::object params;
   AgentLimits limits{};  // the request's `limits`: may only lower the agent's
+  // Where the run comes from (automation): copied to the Run's fields.
+  std::uint32_t attempt = 1;
+  std::optional<std::string> retry_of{};
+  std::optional<std::string> rerun_of{};
+  std::optional<std::string> schedule_id{};
 };
 
 // Why a run operation was refused. `code` is the API error code.

@@ -92,7 +92,11 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
   statement.bind(18, run.accepts_messages ? 1 : 0);
   statement.bind(19, std::string(to_string(run.isolation)));
   bind_optional_text(statement, 20, run.host);
-  statement.bind(21, is_terminal(run.status) ? 1 : 0);
+  statement.bind(21, static_cast<std::int64_t>(run.attempt));
+  bind_optional_text(statement, 22, run.retry_of);
+  bind_optional_text(statement, 23, run.rerun_of);
+  bind_optional_text(statement, 24, run.schedule_id);
+  statement.bind(kFinishedParameter, is_terminal(run.status) ? 1 : 0);
 }
 
 // A row that cannot be read in full (edited by hand, damaged, written by a
@@ -158,6 +162,16 @@ Run read_run(const SQLite::Statement& statement) {
     run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
   });
   field("host", [&] { run.host = optional_text(statement, 19); });
+  field("attempt", [&] {
+    const std::int64_t attempt = statement.getColumn(20).getInt64();
+    if (attempt < 1 || attempt > UINT32_MAX) {
+      throw std::runtime_error("stored attempt " + std::to_string(attempt) + " is out of range");
+    }
+    run.attempt = static_cast<std::uint32_t>(attempt);
+  });
+  field("retryOf", [&] { run.retry_of = optional_text(statement, 21); });
+  field("rerunOf", [&] { run.rerun_of = optional_text(statement, 22); });
+  field("scheduleId", [&] { run.schedule_id = optional_text(statement, 23); });
   if (problems.empty()) return run;
   if (!status_read) run.status = RunStatus::failed;
   if (is_terminal(run.status) && !run.ended_at) run.ended_at = run.created_at;

@@ -12,9 +12,10 @@ namespace nightshift::store {
 inline constexpr const char* kRunColumns =
     "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
     "created_at, started_at, ended_at, progress, error, result, log_count, prompt_tokens, "
-    "completion_tokens, accepts_messages, isolation, host";
+    "completion_tokens, accepts_messages, isolation, host, attempt, retry_of, rerun_of, "
+    "schedule_id";
 // How many columns kRunColumns names (a query's next column is at this index).
-inline constexpr int kRunColumnCount = 20;
+inline constexpr int kRunColumnCount = 24;
 
 // Throws std::invalid_argument when the run cannot be stored as it is (a
 // terminal run without endedAt). bind_run checks it too.
@@ -22,9 +23,10 @@ void check_writable(const Run& run);
 
 // The parameter of the upsert statement that bind_run binds log_count to.
 inline constexpr int kLogCountParameter = 15;
+inline constexpr int kFinishedParameter = kRunColumnCount + 1;
 
-// Binds the run's fields to the parameters of the upsert statement
-// (kRunColumns in order, then `finished`).
+// Binds the run's fields to the parameters of the upsert statement:
+// kRunColumns in order, then `finished` as the last one (kFinishedParameter).
 void bind_run(SQLite::Statement& statement, const Run& run);
 
 // Reads the current row, selected with kRunColumns starting at column 0.

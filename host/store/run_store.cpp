@@ -39,7 +39,7 @@ std::string run_select(const char* tail) {
 const std::string kUpsertRun =
     std::string("INSERT INTO runs (") + store::kRunColumns +
     ", finished) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-    "?17, ?18, ?19, ?20, ?21) "
+    "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
     "ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id, "
     "agent_id = excluded.agent_id, agent_name = excluded.agent_name, "
     "agent_source = excluded.agent_source, task = excluded.task, params = excluded.params, "
@@ -49,6 +49,8 @@ const std::string kUpsertRun =
     "prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens, "
     "accepts_messages = excluded.accepts_messages, isolation = excluded.isolation, "
     "host = excluded.host, "
+    "attempt = excluded.attempt, retry_of = excluded.retry_of, rerun_of = excluded.rerun_of, "
+    "schedule_id = excluded.schedule_id, "
     // The log count only grows: an AppendLogs may have counted entries the
     // run snapshot in this upsert had not seen yet.
     "log_count = max(runs.log_count, excluded.log_count)";

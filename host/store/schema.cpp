@@ -135,6 +135,66 @@ constexpr std::array kMigrations{
       ALTER TABLE runs ADD COLUMN isolation TEXT NOT NULL DEFAULT 'thread'
         CHECK (isolation IN ('thread', 'process'));
     )sql"},
+    Migration{7, R"sql(
+      -- v1.1 automation: where a run came from (its attempt, the run it
+      -- retries, the run it re-runs, the schedule that started it) ...
+      ALTER TABLE runs ADD COLUMN attempt INTEGER NOT NULL DEFAULT 1 CHECK (attempt >= 1);
+      ALTER TABLE runs ADD COLUMN retry_of TEXT;
+      ALTER TABLE runs ADD COLUMN rerun_of TEXT;
+      ALTER TABLE runs ADD COLUMN schedule_id TEXT;
+      -- ... retries waiting for their time, with what they will start, so a
+      -- wait survives a restart even when the failed run was deleted since ...
+      CREATE TABLE pending_retries (
+        failed_run_id TEXT PRIMARY KEY,
+        due_at INTEGER NOT NULL,            -- Unix milliseconds
+        attempt INTEGER NOT NULL,           -- the attempt number of the retry
+        agent_id TEXT NOT NULL,
+        task TEXT,
+        params TEXT NOT NULL                -- JSON object
+      ) WITHOUT ROWID;
+      -- ... schedules ...
+      CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        task TEXT,
+        params TEXT NOT NULL,               -- JSON object
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        enabled INTEGER NOT NULL CHECK (enabled = 0 OR enabled = 1),
+        overlap TEXT NOT NULL CHECK (overlap = 'skip' OR overlap = 'queue'),
+        created_at INTEGER NOT NULL,
+        next_run_at INTEGER,                -- NULL: disabled, or no time matches
+        last_run_id TEXT
+      ) WITHOUT ROWID;
+      -- ... webhooks and their deliveries (durably queued; the body is
+      -- made when the event happens, so a retry sends the same bytes).
+      CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,               -- JSON array of event names
+        agent_id TEXT,                      -- NULL: every agent
+        secret TEXT,                        -- never returned by the API
+        created_at INTEGER NOT NULL
+      ) WITHOUT ROWID;
+      CREATE TABLE deliveries (
+        seq INTEGER PRIMARY KEY,            -- creation order
+        id TEXT NOT NULL UNIQUE,
+        webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts INTEGER NOT NULL DEFAULT 0,
+        status TEXT NOT NULL
+          CHECK (status = 'pending' OR status = 'delivered' OR status = 'failed'),
+        last_status_code INTEGER,
+        last_error TEXT,
+        created_at INTEGER NOT NULL,
+        delivered_at INTEGER,
+        next_attempt_at INTEGER             -- while pending
+      );
+      CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
+      CREATE INDEX deliveries_pending ON deliveries (next_attempt_at) WHERE status = 'pending';
+    )sql"},
     Migration{8, R"sql(
       -- v1.1: the name of the host that executed the run (NULL while queued).
       ALTER TABLE runs ADD COLUMN host TEXT;

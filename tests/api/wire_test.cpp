@@ -61,7 +61,8 @@ Run finished_run() {
 const std::set<std::string> kRunFields = {
     "instanceId", "threadId",  "agentId",   "agentName",       "agentSource", "task",     "params",
     "status",     "createdAt", "startedAt", "endedAt",         "durationMs",  "progress", "error",
-    "result",     "logCount",  "usage",     "acceptsMessages", "isolation",   "host"};
+    "result",     "logCount",  "usage",     "acceptsMessages", "isolation",   "host",     "attempt",
+    "retryOf",    "rerunOf",   "scheduleId"};
 
 TEST(WireRun, QueuedRunHasEveryFieldWithNullsWhereNothingIsKnownYet) {
   const json::object run = wire::run(queued_run(), at("2026-11-24T05:47:00.000Z"));

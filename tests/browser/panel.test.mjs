@@ -151,6 +151,74 @@ describe('Background Agents panel', () => {
     await rowByTask(page, 'history-list', 'nap for the browser test').waitFor(WAIT);
   });
 
+  test('Run again on a run in History starts it again with the same task', async () => {
+    const finished = rowByTask(page, 'history-list', 'nap for the browser test').first();
+    await finished.getByTestId('rerun-run').click();
+    const again = rowByTask(page, 'active-list', 'nap for the browser test');
+    await again.waitFor(WAIT);
+    await again.getByTestId('run-origin').filter({hasText: 're-run'}).waitFor(WAIT);
+    await screenshot(page, 'run-again');
+    await again.getByTestId('stop-run').click();
+    await again.waitFor({state: 'detached', ...WAIT});
+    // Only the first run stays in History for the tests after this one.
+    const rerun = rowByTask(page, 'history-list', 'nap for the browser test')
+      .filter({has: page.getByTestId('run-origin').filter({hasText: 're-run'})});
+    await waitForStatus(rerun, 'cancelled');
+    await rerun.getByTestId('delete-run').click();
+    await rerun.waitFor({state: 'detached', ...WAIT});
+  });
+
+  test('the Schedules view creates a schedule from the Start form, disables, runs and deletes it', async () => {
+    await page.getByTestId('execution-menu').click();
+    await page.getByRole('menuitem', {name: 'Schedules'}).click();
+    await page.getByRole('heading', {name: 'Schedules', level: 1}).waitFor(WAIT);
+    await page.getByTestId('new-schedule').click();
+    const dialog = page.getByTestId('schedule-dialog');
+    await dialog.getByTestId('schedule-cron').fill('30 2 * * *');
+    await dialog.getByTestId('schedule-timezone').fill('Europe/Berlin');
+    await dialog.locator('[data-agent-id="installed:echo"]').click();
+    await dialog.getByTestId('schedule-task').fill('scheduled by the browser test');
+    await dialog.getByTestId('schedule-submit').click();
+    await dialog.waitFor({state: 'hidden', ...WAIT});
+    const row = page.getByTestId('schedule-row').filter({hasText: 'scheduled by the browser test'});
+    await row.waitFor(WAIT);
+    assert.match(await row.innerText(), /Europe\/Berlin/);
+    await row.getByTestId('schedule-next').locator('time').waitFor(WAIT);
+    await screenshot(page, 'schedules-view');
+    await row.getByTestId('schedule-toggle').click();
+    await page.locator('[data-testid="schedule-row"][data-enabled="false"]').waitFor(WAIT);
+    assert.equal(await row.getByTestId('schedule-next').locator('time').count(), 0);
+    await row.getByTestId('schedule-trigger').click();
+    await page.getByTestId('toast').filter({hasText: 'Started echo'}).waitFor(WAIT);
+    await row.getByTestId('schedule-delete').click();
+    await row.waitFor({state: 'detached', ...WAIT});
+  });
+
+  test('the Webhooks view adds a webhook and shows its deliveries', async () => {
+    await page.getByTestId('execution-menu').click();
+    await page.getByRole('menuitem', {name: 'Webhooks'}).click();
+    await page.getByRole('heading', {name: 'Webhooks', level: 1}).waitFor(WAIT);
+    await page.getByTestId('webhook-url').fill('http://127.0.0.1:9/nobody-listens');
+    await page.getByTestId('webhook-secret').fill('browser-secret');
+    await page.getByTestId('webhook-submit').click();
+    const card = page.getByTestId('webhook-card').filter({hasText: 'nobody-listens'});
+    await card.waitFor(WAIT);
+    assert.doesNotMatch(await page.content(), /browser-secret/);
+    await page.goto(`${host.panelUrl}#/background-agents`);
+    await waitForConnection(page, 'live');
+    await startFromDialog(page, 'installed:echo', 'a run for the webhook');
+    await waitForStatus(rowByTask(page, 'history-list', 'a run for the webhook'), 'completed');
+    await page.goto(`${host.panelUrl}#/webhooks`);
+    await card.getByTestId('webhook-deliveries').click();
+    await card.getByTestId('delivery-row').first().waitFor(WAIT);
+    assert.match(await card.getByTestId('delivery-row').first().innerText(), /run\.finished/);
+    await screenshot(page, 'webhooks-view');
+    await card.getByTestId('webhook-delete').click();
+    await card.waitFor({state: 'detached', ...WAIT});
+    await page.goto(`${host.panelUrl}#/background-agents`);
+    await waitForConnection(page, 'live');
+  });
+
   test('a narrow dark screen stays readable', async () => {
     const narrow = await browser.context.newPage();
     await narrow.setViewportSize({width: 360, height: 740});

@@ -75,6 +75,26 @@ TEST(RemixFile, MissingOrUnclosedFrontMatterIsAnError) {
             std::string::npos);
 }
 
+TEST(RemixFile, ReadsTheAutomationLimits) {
+  const RemixFile remix = parse_remix(
+      "---\nbase: installed:sleep\nlimits:\n  retries: 3\n  retryBackoffSeconds: 0.5\n"
+      "  maxConcurrent: 2\n---\n",
+      "x");
+  ASSERT_FALSE(remix.error) << *remix.error;
+  EXPECT_EQ(remix.automation_limits.retries, 3u);
+  EXPECT_EQ(remix.automation_limits.retry_backoff_seconds, 0.5);
+  EXPECT_EQ(remix.automation_limits.max_concurrent, 2u);
+  for (const char* bad : {"retries: -1", "retries: 1.5", "maxConcurrent: 0",
+                          "retryBackoffSeconds: -2", "retries: many"}) {
+    const RemixFile refused =
+        parse_remix(std::string("---\nbase: installed:sleep\nlimits:\n  ") + bad + "\n---\n", "x");
+    ASSERT_TRUE(refused.error) << bad;
+    EXPECT_NE(refused.error->find(std::string(bad).substr(0, std::string(bad).find(':'))),
+              std::string::npos)
+        << *refused.error;
+  }
+}
+
 TEST(RemixFile, MistypedFieldsAreErrors) {
   EXPECT_NE(parse_remix("---\nbase: installed:echo\nparams: 3\n---\n", "x")
                 .error.value_or("")

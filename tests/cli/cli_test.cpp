@@ -719,5 +719,78 @@ TEST_F(CliTest, RemixNewRejectsAnInvalidName) {
   EXPECT_FALSE(std::filesystem::exists(workspace_ / ".nightshift" / "remix"));
 }
 
+// ---- automation: rerun, schedule, webhook -------------------------------------
+
+TEST_F(CliTest, RerunStartsAFinishedRunAgain) {
+  const auto id = start({"echo", "--task", "once more"});
+  cli({"wait", id});
+  const auto result = cli({"rerun", id.substr(0, 8)});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  const auto again = trim(result.out);
+  EXPECT_TRUE(std::regex_match(again, kUuid)) << again;
+  const auto shown = json::parse(cli({"show", again, "--json"}).out);
+  EXPECT_EQ(shown.at("rerunOf"), id.c_str());
+  EXPECT_EQ(shown.at("task"), "once more");
+}
+
+TEST_F(CliTest, ScheduleAddListDisableTriggerAndRemove) {
+  const auto added = cli({"schedule", "add", "echo", "30 2 * * *", "--timezone", "Europe/Berlin",
+                          "--task", "nightly", "--json"});
+  ASSERT_EQ(added.exit_code, 0) << added;
+  const auto schedule = json::parse(added.out);
+  const std::string id = json::value_to<std::string>(schedule.at("id"));
+  EXPECT_EQ(schedule.at("agentId"), "installed:echo");
+  EXPECT_TRUE(schedule.at("nextRunAt").is_string());
+
+  const auto listed = cli({"schedule", "ls"});
+  ASSERT_EQ(listed.exit_code, 0) << listed;
+  EXPECT_NE(listed.out.find("30 2 * * *"), std::string::npos) << listed;
+  EXPECT_NE(listed.out.find("Europe/Berlin"), std::string::npos) << listed;
+  EXPECT_NE(listed.out.find(id.substr(0, 8)), std::string::npos) << listed;
+
+  const auto disabled = cli({"schedule", "disable", id.substr(0, 8), "--json"});
+  ASSERT_EQ(disabled.exit_code, 0) << disabled;
+  EXPECT_EQ(json::parse(disabled.out).at("enabled"), false);
+
+  const auto triggered = cli({"schedule", "trigger", id});
+  ASSERT_EQ(triggered.exit_code, 0) << triggered;
+  const auto run = json::parse(cli({"show", trim(triggered.out), "--json"}).out);
+  EXPECT_EQ(run.at("scheduleId"), id.c_str());
+
+  EXPECT_EQ(cli({"schedule", "rm", id}).exit_code, 0);
+  EXPECT_NE(cli({"schedule", "rm", id}).exit_code, 0);
+  const auto bad = cli({"schedule", "add", "echo", "61 * * * *"});
+  EXPECT_EQ(bad.exit_code, 7) << bad;
+  EXPECT_NE(bad.err.find("minute"), std::string::npos) << bad;
+}
+
+TEST_F(CliTest, WebhookAddTakesTheSecretFromAFileAndListsDeliveries) {
+  write_file(dir_ / "secret", "from-a-file\n");
+  const auto added =
+      cli({"webhook", "add", "http://127.0.0.1:9/hook", "--event", "run.finished", "--event",
+           "run.failed", "--secret-file", (dir_ / "secret").string(), "--json"});
+  ASSERT_EQ(added.exit_code, 0) << added;
+  EXPECT_EQ(added.out.find("from-a-file"), std::string::npos);
+  const std::string id = json::value_to<std::string>(json::parse(added.out).at("id"));
+  const auto listed = cli({"webhook", "ls"});
+  ASSERT_EQ(listed.exit_code, 0) << listed;
+  EXPECT_NE(listed.out.find("run.finished,run.failed"), std::string::npos) << listed;
+  EXPECT_EQ(listed.out.find("from-a-file"), std::string::npos);
+
+  const auto run = start({"echo"});
+  cli({"wait", run});
+  ASSERT_TRUE(wait_until(
+      [&] {
+        const auto deliveries = cli({"webhook", "deliveries", id, "--json"});
+        return deliveries.exit_code == 0 &&
+               !json::parse(deliveries.out).at("deliveries").as_array().empty();
+      },
+      20s));
+  const auto table = cli({"webhook", "deliveries", id.substr(0, 8)});
+  EXPECT_NE(table.out.find("run.finished"), std::string::npos) << table;
+  EXPECT_EQ(cli({"webhook", "rm", id}).exit_code, 0);
+  EXPECT_NE(cli({"webhook", "deliveries", id}).exit_code, 0);
+}
+
 }  // namespace
 }  // namespace nightshift::testing

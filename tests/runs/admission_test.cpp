@@ -80,5 +80,85 @@ TEST(AdmissionTest, ZeroSlotsIsRefused) {
   EXPECT_THROW(Admission(0, 5), std::invalid_argument);
 }
 
+// ---- per-agent caps (limits.maxConcurrent) ----
+
+Admission::Ticket ticket(const std::string& id, const std::string& agent,
+                         std::optional<std::uint32_t> cap) {
+  return Admission::Ticket{id, agent, cap};
+}
+
+TEST(AdmissionTest, RunsOverTheirAgentsCapWaitWhileOtherAgentsRun) {
+  Admission admission(10, 100);
+  EXPECT_EQ(admission.reserve(ticket("a1", "capped", 2)), Place::slot);
+  EXPECT_EQ(admission.reserve(ticket("a2", "capped", 2)), Place::slot);
+  EXPECT_EQ(admission.reserve(ticket("a3", "capped", 2)), Place::queue);
+  admission.enqueue("a3");
+  EXPECT_EQ(admission.reserve(ticket("b1", "free", std::nullopt)), Place::slot)
+      << "a run of another agent does not wait behind the capped one";
+  EXPECT_TRUE(admission.take_launchable().empty());
+  EXPECT_EQ(admission.running_of("capped"), 2u);
+  admission.release_slot("a1");
+  EXPECT_EQ(admission.take_launchable(), std::vector<std::string>{"a3"});
+  EXPECT_EQ(admission.running_of("capped"), 2u);
+}
+
+TEST(AdmissionTest, QueuedRunsOfOtherAgentsPassACappedOneAtTheFront) {
+  Admission admission(2, 100);
+  ASSERT_EQ(admission.reserve(ticket("c1", "capped", 1)), Place::slot);
+  ASSERT_EQ(admission.reserve(ticket("o1", "other", std::nullopt)), Place::slot);
+  ASSERT_EQ(admission.reserve(ticket("c2", "capped", 1)), Place::queue);
+  ASSERT_EQ(admission.reserve(ticket("o2", "other", std::nullopt)), Place::queue);
+  admission.enqueue("c2");
+  admission.enqueue("o2");
+  admission.release_slot("o1");
+  EXPECT_EQ(admission.take_launchable(), std::vector<std::string>{"o2"})
+      << "c2 stays: its agent is at its cap";
+  admission.release_slot("c1");
+  EXPECT_EQ(admission.take_launchable(), std::vector<std::string>{"c2"});
+  EXPECT_EQ(admission.queued(), 0u);
+}
+
+TEST(AdmissionTest, ManyStartsNeverExceedTheCap) {
+  Admission admission(32, 10000);
+  std::vector<std::string> launched;
+  std::size_t most = 0;
+  for (int i = 0; i < 500; ++i) {
+    std::string id("r");
+    id += std::to_string(i);
+    const auto place = admission.reserve(ticket(id, "capped", 3));
+    ASSERT_TRUE(place);
+    if (*place == Place::slot) {
+      launched.push_back(id);
+    } else {
+      admission.enqueue(id);
+    }
+    most = std::max(most, admission.running_of("capped"));
+    // Every fifth start, the oldest running one ends.
+    if (i % 5 == 4 && !launched.empty()) {
+      admission.release_slot(launched.front());
+      launched.erase(launched.begin());
+      for (auto& next : admission.take_launchable()) launched.push_back(next);
+    }
+    most = std::max(most, admission.running_of("capped"));
+  }
+  EXPECT_EQ(most, 3u);
+  while (!launched.empty()) {
+    admission.release_slot(launched.front());
+    launched.erase(launched.begin());
+    for (auto& next : admission.take_launchable()) launched.push_back(next);
+    ASSERT_LE(admission.running_of("capped"), 3u);
+  }
+  EXPECT_EQ(admission.queued(), 0u);
+  EXPECT_EQ(admission.running(), 0u);
+}
+
+TEST(AdmissionTest, CancelledCappedReservationFreesItsAgentsPlace) {
+  Admission admission(4, 4);
+  ASSERT_EQ(admission.reserve(ticket("x1", "capped", 1)), Place::slot);
+  admission.cancel(Place::slot, "x1");
+  EXPECT_EQ(admission.running_of("capped"), 0u);
+  EXPECT_EQ(admission.reserve(ticket("x2", "capped", 1)), Place::slot);
+}
+
 }  // namespace
 }  // namespace nightshift

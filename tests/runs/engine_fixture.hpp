@@ -74,7 +74,8 @@ class EventRecorder {
     for (const EventPtr& event : all()) {
       if (const auto* run = std::get_if<RunEvent>(event.get())) {
         if (run->run.instance_id == instance_id) out.push_back(event);
-      } else if (std::get<LogEvent>(*event).instance_id == instance_id) {
+      } else if (const auto* log = std::get_if<LogEvent>(event.get());
+                 log != nullptr && log->instance_id == instance_id) {
         out.push_back(event);
       }
     }

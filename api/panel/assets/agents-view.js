@@ -25,6 +25,7 @@ export class BackgroundAgentsView {
     const rowActions = {
       onStop: (run) => this.stopRun(run),
       onDelete: (run) => this.deleteRun(run),
+      onRerun: (run) => this.rerunRun(run),
       onToggle: (row) => this.toggleLogs(row),
     };
     const createRow = (run) => new RunRow(run, rowActions);
@@ -212,6 +213,17 @@ export class BackgroundAgentsView {
   }
 
   // --- actions ------------------------------------------------------------
+
+  // Starts a finished run again; the new run arrives over the WebSocket too.
+  async rerunRun(run) {
+    try {
+      const started = await this.api.rerun(run.instanceId);
+      this.applyRun(started);
+      this.notify(`Started ${started.agentName} again.`, 'info');
+    } catch (error) {
+      this.notify(`Could not run it again: ${error.message}`);
+    }
+  }
 
   async stopRun(run) {
     this.applyRun({...run, status: 'stopping'});  // show it at once; the host confirms

@@ -74,6 +74,47 @@ export class Api {
     return this.request('POST', `/background-agents/${encodeURIComponent(instanceId)}/messages`, {text});
   }
 
+  // A finished run started again (same agent, task and params).
+  rerun(instanceId) {
+    return this.request('POST', `/background-agents/${encodeURIComponent(instanceId)}/rerun`);
+  }
+
+  listSchedules() {
+    return this.request('GET', '/schedules');
+  }
+
+  createSchedule(body) {
+    return this.request('POST', '/schedules', body);
+  }
+
+  updateSchedule(id, change) {
+    return this.request('PATCH', `/schedules/${encodeURIComponent(id)}`, change);
+  }
+
+  deleteSchedule(id) {
+    return this.request('DELETE', `/schedules/${encodeURIComponent(id)}`);
+  }
+
+  triggerSchedule(id) {
+    return this.request('POST', `/schedules/${encodeURIComponent(id)}/trigger`);
+  }
+
+  listWebhooks() {
+    return this.request('GET', '/webhooks');
+  }
+
+  createWebhook(body) {
+    return this.request('POST', '/webhooks', body);
+  }
+
+  deleteWebhook(id) {
+    return this.request('DELETE', `/webhooks/${encodeURIComponent(id)}`);
+  }
+
+  deliveries(id) {
+    return this.request('GET', `/webhooks/${encodeURIComponent(id)}/deliveries`);
+  }
+
   remove(instanceId) {
     return this.request('DELETE', `/background-agents/${encodeURIComponent(instanceId)}`);
   }

@@ -3,11 +3,14 @@
 
 import {BackgroundAgentsView} from './agents-view.js';
 import {Api} from './api.js';
+import {SchedulesView, WebhooksView} from './automation-views.js';
 import {el, FrameScheduler} from './dom.js';
 import {LiveConnection} from './socket.js';
 import {adoptTokenFromAddress, forgetToken, loadToken, saveToken} from './token.js';
 
 const ROUTE_AGENTS = '#/background-agents';
+const ROUTE_SCHEDULES = '#/schedules';
+const ROUTE_WEBHOOKS = '#/webhooks';
 
 class App {
   constructor() {
@@ -17,6 +20,8 @@ class App {
       home: document.getElementById('home-view'),
       token: document.getElementById('token-view'),
       agents: document.getElementById('agents-view'),
+      schedules: document.getElementById('schedules-view'),
+      webhooks: document.getElementById('webhooks-view'),
     };
     this.connectionBadge = document.getElementById('connection-state');
     this.toasts = document.getElementById('toasts');
@@ -25,7 +30,10 @@ class App {
     this.connection = new LiveConnection({
       getToken: loadToken,
       handlers: {
-        onMessage: (message) => this.agentsView && this.agentsView.onMessage(message),
+        onMessage: (message) => {
+          if (this.agentsView && message.type !== 'schedule') this.agentsView.onMessage(message);
+          if (this.schedulesView) this.schedulesView.onMessage(message);
+        },
         onState: (state, detail) => this.showConnection(state, detail),
         onRefused: () => this.checkToken(),
         subscriptionAfter: (id) => (this.agentsView ? this.agentsView.subscriptionAfter(id) : 0),
@@ -89,6 +97,10 @@ class App {
     if (this.tokenRejected || !loadToken()) return;
     if (window.location.hash === ROUTE_AGENTS) {
       this.openAgents();
+    } else if (window.location.hash === ROUTE_SCHEDULES) {
+      this.openSchedules();
+    } else if (window.location.hash === ROUTE_WEBHOOKS) {
+      this.openWebhooks();
     } else {
       this.show('home');
     }
@@ -108,9 +120,29 @@ class App {
     document.title = 'Background Agents · Nightshift';
   }
 
+  openSchedules() {
+    if (!this.schedulesView) {
+      this.schedulesView = new SchedulesView({root: this.views.schedules, api: this.api,
+                                              notify: (message, kind) => this.notify(message, kind)});
+    }
+    this.schedulesView.refresh();
+    this.show('schedules');
+    document.title = 'Schedules · Nightshift';
+  }
+
+  openWebhooks() {
+    if (!this.webhooksView) {
+      this.webhooksView = new WebhooksView({root: this.views.webhooks, api: this.api,
+                                            notify: (message, kind) => this.notify(message, kind)});
+    }
+    this.webhooksView.refresh();
+    this.show('webhooks');
+    document.title = 'Webhooks · Nightshift';
+  }
+
   show(name) {
     for (const [key, view] of Object.entries(this.views)) view.hidden = key !== name;
-    if (name !== 'agents') document.title = 'Nightshift';
+    if (name === 'home' || name === 'token') document.title = 'Nightshift';
   }
 
   showConnection(state, detail = {}) {

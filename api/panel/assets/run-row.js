@@ -14,7 +14,7 @@ function errorKind(error) {
 }
 
 export class RunRow {
-  // actions: {onStop(run), onDelete(run), onToggle(row)}
+  // actions: {onStop(run), onDelete(run), onRerun(run), onToggle(row)}
   constructor(run, actions) {
     this.actions = actions;
     this.run = null;
@@ -50,6 +50,10 @@ export class RunRow {
     this.errorKind = el('strong', {class: 'error-kind', 'data-testid': 'run-error-kind'});
     this.errorText = el('span', {});
     this.error = el('p', {class: 'run-error', 'data-testid': 'run-error', hidden: true}, this.errorKind, this.errorText);
+    this.rerunButton = el('button', {
+      type: 'button', class: 'ghost small', 'data-testid': 'rerun-run', onclick: () => actions.onRerun(this.run),
+    }, 'Run again');
+    this.origin = el('span', {class: 'origin muted', 'data-testid': 'run-origin', hidden: true});
     this.logSlot = el('div', {class: 'log-slot', id: `logs-${id}`, hidden: true});
     this.element = el('li', {class: 'run', 'data-testid': 'run-row', 'data-run-id': id},
       el('div', {class: 'run-summary', onclick: (event) => this.onSummaryClick(event)},
@@ -58,7 +62,7 @@ export class RunRow {
         el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration,
           this.hostSep, this.host),
         this.task, el('span', {class: 'meter'}, this.progress, this.usage),
-        el('span', {class: 'actions'}, this.stopButton, this.deleteButton)),
+        el('span', {class: 'actions'}, this.origin, this.stopButton, this.rerunButton, this.deleteButton)),
       this.error, this.logSlot);
     this.update(run);
   }
@@ -109,6 +113,15 @@ export class RunRow {
     this.task.classList.toggle('muted', !hasTask);
     this.task.title = hasTask ? run.task : '';
     this.expandButton.setAttribute('aria-label', `Show the log of ${run.agentName || run.agentId} run ${run.instanceId}`);
+    // Where the run came from: a retry, a re-run or a schedule.
+    let origin = '';
+    if (run.retryOf) origin = `attempt ${run.attempt}`;
+    else if (run.scheduleId) origin = 'scheduled';
+    else if (run.rerunOf) origin = 're-run';
+    this.origin.hidden = !origin;
+    setText(this.origin, origin);
+    this.origin.title = run.retryOf ? `Retry of ${run.retryOf}` : run.scheduleId ? `Started by schedule ${run.scheduleId}` :
+      run.rerunOf ? `Re-run of ${run.rerunOf}` : '';
   }
 
   renderStatus(run) {
@@ -120,6 +133,8 @@ export class RunRow {
     this.stopButton.disabled = run.status === 'stopping';
     setText(this.stopButton, run.status === 'stopping' ? 'Stopping…' : 'Stop');
     this.deleteButton.hidden = active;
+    this.rerunButton.hidden = active;
+    this.rerunButton.setAttribute('aria-label', `Run ${run.agentName} again`);
     this.stopButton.setAttribute('aria-label', `Stop ${run.agentName} run`);
     this.deleteButton.setAttribute('aria-label', `Delete ${run.agentName} run`);
   }

@@ -13,34 +13,41 @@ const KIND_HINTS = {
 };
 
 export class StartDialog {
-  // onStarted(run) is called with the run the host created.
-  constructor({api, onStarted}) {
+  // onStarted(result) is called with the run the host created (or, with
+  // mode 'schedule', the schedule: the same form plus when to start).
+  constructor({api, onStarted, mode = 'start'}) {
     this.api = api;
     this.onStarted = onStarted;
+    this.mode = mode;
+    const p = mode === 'schedule' ? 'schedule' : 'start';
+    this.prefix = p;
     this.agents = [];
     this.fields = [];
     this.agentGroups = el('div', {class: 'agent-groups', 'data-testid': 'agent-groups'});
     this.taskInput = el('textarea', {
-      id: 'start-task', name: 'task', rows: '3', 'data-testid': 'start-task',
+      id: `${p}-task`, name: 'task', rows: '3', 'data-testid': `${p}-task`,
       placeholder: 'What should the agent do? (optional)',
     });
-    this.paramsFieldset = el('fieldset', {class: 'params', 'data-testid': 'start-params', hidden: true});
-    this.errorText = el('p', {class: 'form-error', role: 'alert', 'data-testid': 'start-error', hidden: true});
-    this.submitButton = el('button', {type: 'submit', class: 'primary', 'data-testid': 'start-submit'}, 'Start');
+    this.paramsFieldset = el('fieldset', {class: 'params', 'data-testid': `${p}-params`, hidden: true});
+    this.errorText = el('p', {class: 'form-error', role: 'alert', 'data-testid': `${p}-error`, hidden: true});
+    this.submitButton = el('button', {type: 'submit', class: 'primary', 'data-testid': `${p}-submit`},
+      mode === 'schedule' ? 'Create schedule' : 'Start');
+    this.whenFields = mode === 'schedule' ? this.scheduleFields() : null;
     this.form = el('form', {class: 'start-form', method: 'dialog', onsubmit: (event) => this.submit(event)},
       el('header', {class: 'dialog-header'},
-        el('h2', {id: 'start-title'}, 'Start a background agent'),
+        el('h2', {id: `${p}-title`}, mode === 'schedule' ? 'Schedule a background agent' : 'Start a background agent'),
         el('button', {type: 'button', class: 'icon-button', 'aria-label': 'Close', onclick: () => this.close()}, '✕')),
       el('div', {class: 'dialog-body'},
+        this.whenFields,
         el('fieldset', {class: 'agent-picker'}, el('legend', {}, 'Agent'), this.agentGroups),
-        el('label', {for: 'start-task', class: 'field-label'}, 'Task'),
+        el('label', {for: `${p}-task`, class: 'field-label'}, 'Task'),
         this.taskInput,
         this.paramsFieldset,
         this.errorText),
       el('footer', {class: 'dialog-footer'},
         el('button', {type: 'button', class: 'ghost', onclick: () => this.close()}, 'Cancel'),
         this.submitButton));
-    this.element = el('dialog', {class: 'start-dialog', 'aria-labelledby': 'start-title', 'data-testid': 'start-dialog'},
+    this.element = el('dialog', {class: 'start-dialog', 'aria-labelledby': `${p}-title`, 'data-testid': `${p}-dialog`},
       this.form);
     this.agentGroups.addEventListener('change', () => this.renderParams());
     document.body.append(this.element);
@@ -49,6 +56,7 @@ export class StartDialog {
   async open() {
     this.showError('');
     this.taskInput.value = '';
+    if (this.cronInput) this.cronInput.value = '';
     this.agentGroups.replaceChildren(el('p', {class: 'muted'}, 'Loading agents…'));
     this.paramsFieldset.hidden = true;
     this.element.showModal();
@@ -115,7 +123,7 @@ export class StartDialog {
   renderParams() {
     const agent = this.selectedAgent();
     const schema = agent && agent.params && typeof agent.params === 'object' ? agent.params : {};
-    this.fields = Object.entries(schema).map(([name, spec]) => new ParamField(name, spec || {}));
+    this.fields = Object.entries(schema).map(([name, spec]) => new ParamField(name, spec || {}, this.prefix));
     this.paramsFieldset.replaceChildren(el('legend', {}, 'Parameters'), ...this.fields.map((field) => field.element));
     this.paramsFieldset.hidden = this.fields.length === 0;
   }
@@ -140,14 +148,44 @@ export class StartDialog {
     this.submitButton.disabled = true;
     this.showError('');
     try {
-      const run = await this.api.start(agent.id, this.taskInput.value, params);
+      let result;
+      if (this.mode === 'schedule') {
+        const body = {agentId: agent.id, params, cron: this.cronInput.value.trim(),
+                      timezone: this.timezoneInput.value.trim() || 'UTC', overlap: this.overlapInput.value};
+        if (this.taskInput.value) body.task = this.taskInput.value;
+        result = await this.api.createSchedule(body);
+      } else {
+        result = await this.api.start(agent.id, this.taskInput.value, params);
+      }
       this.close();
-      this.onStarted(run);
+      this.onStarted(result);
     } catch (error) {
       this.showError(error.message);
     } finally {
       this.submitButton.disabled = false;
     }
+  }
+
+  // When a schedule starts its runs: cron, time zone and overlap.
+  scheduleFields() {
+    this.cronInput = el('input', {id: 'schedule-cron', name: 'cron', type: 'text', required: true, spellcheck: 'false',
+                                  class: 'code', 'data-testid': 'schedule-cron', placeholder: '0 3 * * *',
+                                  'aria-describedby': 'schedule-cron-help'});
+    const zone = Intl.DateTimeFormat().resolvedOptions().timeZone || 'UTC';
+    this.timezoneInput = el('input', {id: 'schedule-timezone', name: 'timezone', type: 'text', value: zone,
+                                      'data-testid': 'schedule-timezone', spellcheck: 'false'});
+    this.overlapInput = el('select', {id: 'schedule-overlap', name: 'overlap', 'data-testid': 'schedule-overlap'},
+      el('option', {value: 'skip'}, 'skip: start nothing while the previous run is active'),
+      el('option', {value: 'queue'}, 'queue: start another run anyway'));
+    return el('fieldset', {class: 'schedule-when'}, el('legend', {}, 'When'),
+      el('label', {for: 'schedule-cron', class: 'field-label'}, 'Cron'),
+      this.cronInput,
+      el('span', {class: 'help muted', id: 'schedule-cron-help'},
+        'minute hour day-of-month month day-of-week, e.g. "0 3 * * *" (03:00 daily), "*/15 * * * *"; or @hourly, @daily, @weekly, @monthly'),
+      el('label', {for: 'schedule-timezone', class: 'field-label'}, 'Time zone (IANA)'),
+      this.timezoneInput,
+      el('label', {for: 'schedule-overlap', class: 'field-label'}, 'If the previous run is still active'),
+      this.overlapInput);
   }
 
   showError(message) {
@@ -158,11 +196,11 @@ export class StartDialog {
 
 // One parameter's input, by its schema type.
 class ParamField {
-  constructor(name, spec) {
+  constructor(name, spec, prefix = 'start') {
     this.name = name;
     this.spec = spec;
     this.touched = false;
-    const id = `param-${name.replace(/[^a-z0-9_-]/gi, '_')}`;
+    const id = `${prefix === 'start' ? '' : `${prefix}-`}param-${name.replace(/[^a-z0-9_-]/gi, '_')}`;
     this.input = this.createInput(id);
     this.input.addEventListener('input', () => { this.touched = true; });
     this.input.addEventListener('change', () => { this.touched = true; });

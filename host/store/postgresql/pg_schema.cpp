@@ -46,6 +46,10 @@ constexpr std::array kMigrations{
         completion_tokens BIGINT,
         accepts_messages BOOLEAN NOT NULL DEFAULT false,
         isolation TEXT NOT NULL DEFAULT 'thread' CHECK (isolation IN ('thread', 'process')),
+        attempt BIGINT NOT NULL DEFAULT 1 CHECK (attempt >= 1),
+        retry_of TEXT,
+        rerun_of TEXT,
+        schedule_id TEXT,
         host TEXT,
         admitted_by TEXT,
         fence BIGINT NOT NULL DEFAULT 1

@@ -43,8 +43,9 @@ constexpr const char* kEveryHost = "*";
 constexpr const char* kRunColumns =
     "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
     "created_at, started_at, ended_at, progress, error, result, log_count, prompt_tokens, "
-    "completion_tokens, accepts_messages, isolation, host";
-constexpr int kRunColumnCount = 20;
+    "completion_tokens, accepts_messages, isolation, attempt, retry_of, rerun_of, schedule_id, "
+    "host";
+constexpr int kRunColumnCount = 24;
 
 // The upsert of many runs: one text array per column, unnested in order.
 // Every row carries the fence the writer holds for the run; a stored row
@@ -53,20 +54,23 @@ const std::string kUpsertRuns = R"sql(
   INSERT INTO runs (instance_id, thread_id, agent_id, agent_name, agent_source, task, params,
                     status, finished, created_at, started_at, ended_at, progress, error, result,
                     log_count, prompt_tokens, completion_tokens, accepts_messages, isolation,
-                    host, fence, admitted_by)
+                    attempt, retry_of, rerun_of, schedule_id, host, fence, admitted_by)
   SELECT u.instance_id, u.thread_id, u.agent_id, u.agent_name, u.agent_source, u.task, u.params,
          u.status, u.status IN ('completed', 'failed', 'cancelled'), u.created_at::bigint,
          u.started_at::bigint, u.ended_at::bigint, u.progress::double precision, u.error,
          u.result, u.log_count::bigint, u.prompt_tokens::bigint, u.completion_tokens::bigint,
-         u.accepts_messages::boolean, u.isolation, u.host, u.fence::bigint, $22
+         u.accepts_messages::boolean, u.isolation, u.attempt::bigint, u.retry_of, u.rerun_of,
+         u.schedule_id, u.host, u.fence::bigint, $26
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
               $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
-              $19::text[], $20::text[], $21::text[])
+              $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
+              $25::text[])
        WITH ORDINALITY AS u(instance_id, thread_id, agent_id, agent_name, agent_source, task,
                             params, status, created_at, started_at, ended_at, progress, error,
                             result, log_count, prompt_tokens, completion_tokens,
-                            accepts_messages, isolation, host, fence, position)
+                            accepts_messages, isolation, attempt, retry_of, rerun_of,
+                            schedule_id, host, fence, position)
   ORDER BY u.position
   ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id,
     agent_id = excluded.agent_id, agent_name = excluded.agent_name,
@@ -76,7 +80,8 @@ const std::string kUpsertRuns = R"sql(
     progress = excluded.progress, error = excluded.error, result = excluded.result,
     prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
     accepts_messages = excluded.accepts_messages, isolation = excluded.isolation,
-    host = excluded.host, log_count = greatest(runs.log_count, excluded.log_count)
+    attempt = excluded.attempt, retry_of = excluded.retry_of, rerun_of = excluded.rerun_of,
+    schedule_id = excluded.schedule_id, host = excluded.host, log_count = greatest(runs.log_count, excluded.log_count)
   WHERE runs.fence = excluded.fence
   RETURNING instance_id
 )sql";
@@ -154,7 +159,12 @@ Run read_run(const pg::Result& r, int row) {
   run.accepts_messages = r.boolean(row, 17);
   const std::string isolation = r.string(row, 18);
   run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
-  run.host = r.optional_string(row, 19);
+  run.attempt = static_cast<std::uint32_t>(
+      std::clamp<std::int64_t>(r.int64(row, 19), 1, std::numeric_limits<std::uint32_t>::max()));
+  run.retry_of = r.optional_string(row, 20);
+  run.rerun_of = r.optional_string(row, 21);
+  run.schedule_id = r.optional_string(row, 22);
+  run.host = r.optional_string(row, 23);
   return run;
 }
 
@@ -540,7 +550,7 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
 void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
                                   const std::vector<std::size_t>& sources,
                                   const std::vector<std::uint64_t>& log_counts) {
-  std::array<std::vector<Param>, 21> columns;
+  std::array<std::vector<Param>, 25> columns;
   for (std::size_t k = 0; k < sources.size(); ++k) {
     const Run& run = std::get<UpsertRun>(ops[sources[k]]).run;
     columns[0].emplace_back(run.instance_id);
@@ -563,11 +573,15 @@ void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
     columns[16].push_back(run.usage ? Param(u64_text(run.usage->completion_tokens)) : std::nullopt);
     columns[17].emplace_back(run.accepts_messages ? "true" : "false");
     columns[18].emplace_back(std::string(to_string(run.isolation)));
-    columns[19].push_back(run.host);
-    columns[20].emplace_back(std::to_string(fence_of(run)));
+    columns[19].emplace_back(std::to_string(run.attempt));
+    columns[20].push_back(run.retry_of);
+    columns[21].push_back(run.rerun_of);
+    columns[22].push_back(run.schedule_id);
+    columns[23].push_back(run.host);
+    columns[24].emplace_back(std::to_string(fence_of(run)));
   }
   std::vector<Param> params;
-  params.reserve(22);
+  params.reserve(26);
   for (const auto& column : columns) params.emplace_back(pg::text_array(column));
   params.emplace_back(location_.host_name);
   std::vector<std::string> ids;

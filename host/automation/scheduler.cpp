@@ -1,0 +1,267 @@
+#include "automation/scheduler.hpp"
+
+#include <spdlog/spdlog.h>
+
+namespace nightshift {
+
+namespace {
+
+SysSeconds to_seconds(Timestamp t) {
+  return std::chrono::floor<std::chrono::seconds>(t);
+}
+
+Timestamp to_timestamp(SysSeconds t) {
+  return std::chrono::time_point_cast<std::chrono::milliseconds>(t);
+}
+
+DueQueue::Clock::time_point wall(Timestamp t) {
+  return DueQueue::Clock::time_point{
+      std::chrono::duration_cast<DueQueue::Clock::duration>(t.time_since_epoch())};
+}
+
+AutomationError not_found(const std::string& id) {
+  return AutomationError(AutomationError::Code::schedule_not_found,
+                         "no schedule has the id '" + id + "'");
+}
+
+}  // namespace
+
+std::shared_ptr<const CronSchedule> Scheduler::parse(const std::string& cron,
+                                                     const std::string& timezone) {
+  try {
+    return std::make_shared<const CronSchedule>(cron, timezone);
+  } catch (const CronError& error) {
+    throw AutomationError(AutomationError::Code::invalid_schedule, error.what());
+  }
+}
+
+Scheduler::Scheduler(Catalog& catalog, RunManager& runs, EventBus& bus, AutomationStore& store)
+    : catalog_(catalog), runs_(runs), bus_(bus), store_(store) {
+  due_ = std::make_unique<DueQueue>("ns-schedule", [this](const std::string& id) { fire(id); });
+  const Timestamp now = now_ms();
+  std::lock_guard lock(mutex_);
+  for (Schedule& schedule : store_.list_schedules()) {
+    Entry entry{std::move(schedule), nullptr};
+    try {
+      entry.cron = parse(entry.schedule.cron, entry.schedule.timezone);
+    } catch (const std::exception& error) {
+      spdlog::error("schedule {} cannot be used: {}", entry.schedule.id, error.what());
+    }
+    if (entry.cron && entry.schedule.enabled) {
+      if (entry.schedule.next_run_at && *entry.schedule.next_run_at <= now) {
+        // Missed while the host was down: one run now (the catch-up).
+        due_->set(entry.schedule.id, wall(now));
+      } else if (entry.schedule.next_run_at) {
+        due_->set(entry.schedule.id, wall(*entry.schedule.next_run_at));
+      } else {
+        arm_locked(entry, to_seconds(now));
+        store_.put_schedule(entry.schedule);
+      }
+    }
+    const std::string id = entry.schedule.id;
+    entries_.emplace(id, std::move(entry));
+  }
+}
+
+Scheduler::~Scheduler() {
+  stop();
+}
+
+void Scheduler::stop() {
+  due_->stop();
+}
+
+std::size_t Scheduler::enabled_count() const {
+  std::lock_guard lock(mutex_);
+  std::size_t count = 0;
+  for (const auto& [id, entry] : entries_) count += entry.schedule.enabled ? 1 : 0;
+  return count;
+}
+
+// Sets the entry's next time after `after` and queues it (or clears it when
+// disabled or when no time matches).
+void Scheduler::arm_locked(Entry& entry, SysSeconds after) {
+  entry.schedule.next_run_at.reset();
+  if (entry.schedule.enabled && entry.cron) {
+    if (const auto next = entry.cron->next_after(after)) {
+      entry.schedule.next_run_at = to_timestamp(*next);
+    }
+  }
+  if (entry.schedule.next_run_at) {
+    due_->set(entry.schedule.id, wall(*entry.schedule.next_run_at));
+  } else {
+    due_->remove(entry.schedule.id);
+  }
+}
+
+void Scheduler::publish(ScheduleEventKind kind, const Schedule& schedule) {
+  bus_.publish(std::make_shared<const Event>(ScheduleEvent{kind, schedule}));
+}
+
+Schedule Scheduler::create(const ScheduleInput& input) {
+  if (!input.agent_id) {
+    throw AutomationError(AutomationError::Code::invalid_schedule,
+                          "a schedule needs an agentId, e.g. \"installed:echo\"");
+  }
+  if (!input.cron) {
+    throw AutomationError(AutomationError::Code::invalid_schedule,
+                          "a schedule needs a cron expression, e.g. \"0 3 * * *\"");
+  }
+  Entry entry;
+  Schedule& s = entry.schedule;
+  s.id = generate_uuid();
+  s.agent_id = *input.agent_id;
+  s.task = input.task.value_or(std::nullopt);
+  s.params = input.params.value_or(boost::json::object{});
+  s.cron = *input.cron;
+  s.timezone = input.timezone.value_or("UTC");
+  s.enabled = input.enabled.value_or(true);
+  s.overlap = input.overlap.value_or(Overlap::skip);
+  s.created_at = now_ms();
+  entry.cron = parse(s.cron, s.timezone);
+  // Refuses an unknown agent or params it does not take, now rather than at 3 am.
+  catalog_.resolve(s.agent_id, s.params);
+  Schedule created;
+  {
+    std::lock_guard lock(mutex_);
+    arm_locked(entry, to_seconds(now_ms()));
+    store_.put_schedule(s);
+    created = s;
+    entries_.emplace(s.id, std::move(entry));
+  }
+  publish(ScheduleEventKind::created, created);
+  return created;
+}
+
+Schedule Scheduler::update(const std::string& id, const ScheduleInput& change) {
+  Schedule updated;
+  {
+    std::unique_lock lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) throw not_found(id);
+    Entry next = it->second;
+    Schedule& s = next.schedule;
+    if (change.task) s.task = *change.task;
+    if (change.params) s.params = *change.params;
+    if (change.cron) s.cron = *change.cron;
+    if (change.timezone) s.timezone = *change.timezone;
+    if (change.enabled) s.enabled = *change.enabled;
+    if (change.overlap) s.overlap = *change.overlap;
+    if (change.cron || change.timezone) next.cron = parse(s.cron, s.timezone);
+    if (change.params) {
+      lock.unlock();  // the catalog may load a plugin
+      catalog_.resolve(s.agent_id, s.params);
+      lock.lock();
+      it = entries_.find(id);
+      if (it == entries_.end()) throw not_found(id);
+    }
+    arm_locked(next, to_seconds(now_ms()));
+    store_.put_schedule(s);
+    it->second = next;
+    updated = s;
+  }
+  publish(ScheduleEventKind::updated, updated);
+  return updated;
+}
+
+void Scheduler::remove(const std::string& id) {
+  Schedule removed;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) throw not_found(id);
+    removed = it->second.schedule;
+    store_.delete_schedule(id);
+    due_->remove(id);
+    entries_.erase(it);
+  }
+  publish(ScheduleEventKind::deleted, removed);
+}
+
+std::vector<Schedule> Scheduler::list() const {
+  std::lock_guard lock(mutex_);
+  std::vector<Schedule> out;
+  out.reserve(entries_.size());
+  for (const auto& [id, entry] : entries_) out.push_back(entry.schedule);
+  std::sort(out.begin(), out.end(), [](const Schedule& a, const Schedule& b) {
+    return a.created_at != b.created_at ? a.created_at < b.created_at : a.id < b.id;
+  });
+  return out;
+}
+
+std::optional<Schedule> Scheduler::get(const std::string& id) const {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(id);
+  if (it == entries_.end()) return std::nullopt;
+  return it->second.schedule;
+}
+
+Run Scheduler::start_run(const Schedule& schedule) {
+  StartRequest request;
+  request.agent_id = schedule.agent_id;
+  request.task = schedule.task;
+  request.params = schedule.params;
+  request.schedule_id = schedule.id;
+  return runs_.start(request);
+}
+
+Run Scheduler::trigger(const std::string& id) {
+  const auto schedule = get(id);
+  if (!schedule) throw not_found(id);
+  Run run = start_run(*schedule);
+  Schedule updated;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return run;  // deleted meanwhile
+    it->second.schedule.last_run_id = run.instance_id;
+    store_.put_schedule(it->second.schedule);
+    updated = it->second.schedule;
+  }
+  publish(ScheduleEventKind::updated, updated);
+  return run;
+}
+
+// On the due queue's thread: the schedule's time has come.
+void Scheduler::fire(const std::string& id) {
+  Schedule schedule;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end() || !it->second.schedule.enabled) return;
+    schedule = it->second.schedule;
+  }
+  bool skip = false;
+  if (schedule.overlap == Overlap::skip && schedule.last_run_id) {
+    const auto previous = runs_.get(*schedule.last_run_id);
+    skip = previous && is_active(previous->status);
+  }
+  std::optional<std::string> started;
+  if (skip) {
+    skipped_.fetch_add(1, std::memory_order_relaxed);
+    spdlog::info("schedule {}: its previous run {} is still active; this time is skipped", id,
+                 *schedule.last_run_id);
+  } else {
+    try {
+      started = start_run(schedule).instance_id;
+      scheduled_starts_.fetch_add(1, std::memory_order_relaxed);
+    } catch (const std::exception& error) {
+      spdlog::warn("schedule {} could not start its run: {}", id, error.what());
+    }
+  }
+  Schedule updated;
+  {
+    std::lock_guard lock(mutex_);
+    auto it = entries_.find(id);
+    if (it == entries_.end()) return;
+    if (started) it->second.schedule.last_run_id = started;
+    // The next time after now, not after the time that fired: a host that
+    // was down starts one run, not one per missed time.
+    arm_locked(it->second, to_seconds(now_ms()));
+    store_.put_schedule(it->second.schedule);
+    updated = it->second.schedule;
+  }
+  publish(ScheduleEventKind::updated, updated);
+}
+
+}  // namespace nightshift

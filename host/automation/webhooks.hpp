@@ -1,0 +1,118 @@
+// Webhooks (api.md v1.1): run events POSTed to URLs the owner configured,
+// signed with HMAC-SHA256 when the webhook has a secret. Each event a
+// webhook subscribes to becomes a delivery, stored before it is sent and
+// retried with exponential backoff (first_backoff, doubling) until a 2xx
+// answer or max_attempts; deliveries left pending by a stopped host are
+// sent after the next start.
+//
+// Every delivery runs asynchronously on the dispatcher's own io_context
+// thread, each with its own deadline, so a slow or dead receiver delays
+// neither runs (the bus handler only posts) nor other deliveries. Their
+// records are written by a second thread, in order, so a database busy with
+// runs never delays a POST either (a delivery is recorded as it is first
+// sent, not before).
+//
+// Thread safety: every public member is [thread-safe].
+#pragma once
+
+#include <atomic>
+#include <boost/asio/executor_work_guard.hpp>
+#include <boost/asio/io_context.hpp>
+#include <boost/asio/ssl/context.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <boost/json/object.hpp>
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "automation/scheduler.hpp"
+#include "automation/webhook_client.hpp"
+#include "events/event_bus.hpp"
+#include "model/automation.hpp"
+#include "store/automation_store.hpp"
+
+namespace nightshift {
+
+struct WebhookOptions {
+  std::chrono::milliseconds timeout{10000};       // a 2xx within this is success
+  std::chrono::milliseconds first_backoff{1000};  // then 2 s, 4 s, ...
+  std::uint32_t max_attempts = 8;
+  std::size_t deliveries_kept = 200;  // finished deliveries kept per webhook
+};
+
+struct WebhookInput {
+  std::string url;
+  std::vector<std::string> events{std::string(kRunFinishedEvent)};
+  std::optional<std::string> agent_id;
+  std::optional<std::string> secret;
+};
+
+struct WebhookStats {
+  std::uint64_t delivered = 0;        // deliveries answered 2xx
+  std::uint64_t failed_attempts = 0;  // attempts that will be retried
+  std::uint64_t failed = 0;           // deliveries given up after max_attempts
+};
+
+class Webhooks {
+ public:
+  // The Run object as api.md shapes it; set by the API layer, which owns
+  // the wire format. Deliveries of events seen before it is set wait for it.
+  using RunJson = std::function<boost::json::object(const Run&)>;
+
+  Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options);
+  ~Webhooks();
+  Webhooks(const Webhooks&) = delete;
+  Webhooks& operator=(const Webhooks&) = delete;
+
+  void set_run_json(RunJson run_json);
+
+  // Throws AutomationError(invalid_webhook): a bad URL, no or an unknown event.
+  Webhook create(const WebhookInput& input);
+  // Throws AutomationError(webhook_not_found).
+  void remove(const std::string& id);
+  std::vector<Webhook> list() const;
+  // Newest first, at most `limit`. Throws AutomationError(webhook_not_found).
+  std::vector<Delivery> deliveries(const std::string& webhook_id, std::size_t limit) const;
+
+  // Stops sending; pending deliveries stay in the store. Idempotent.
+  void stop();
+
+  WebhookStats stats() const;
+
+ private:
+  struct Occurrence {
+    std::vector<std::string> events;  // e.g. run.finished and run.failed
+    Run run;
+  };
+  void on_event(const EventPtr& event);
+  void make_deliveries(const Occurrence& occurrence);  // on the io thread
+  void attempt(Delivery delivery);                     // on the io thread
+  void on_answer(Delivery delivery, const WebhookAnswer& answer);
+  void retry_later(Delivery delivery, std::chrono::milliseconds wait);
+  std::optional<Webhook> find(const std::string& id) const;
+
+  AutomationStore& store_;
+  const WebhookOptions options_;
+  std::atomic<std::uint64_t> delivered_{0}, failed_attempts_{0}, failed_{0};
+
+  mutable std::mutex mutex_;  // guards webhooks_, run_json_, waiting_
+  std::vector<Webhook> webhooks_;
+  RunJson run_json_;
+  std::vector<Occurrence> waiting_;  // seen before run_json_ was set
+
+  // Store writes of deliveries, in order, off the sending thread: a commit
+  // that waits for the database lock never delays a POST.
+  boost::asio::thread_pool store_thread_{1};
+  boost::asio::io_context ioc_;
+  boost::asio::ssl::context tls_;
+  boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
+  std::thread thread_;
+  EventBus::Subscription subscription_;
+};
+
+}  // namespace nightshift
