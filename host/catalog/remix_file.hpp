@@ -23,7 +23,6 @@ struct RemixFile {
   AgentLimits limits;        // every limit it sets, timeoutSeconds included
   std::string instructions;  // the body, trimmed; empty when there is none
   AutomationLimits automation_limits;  // limits.retries, retryBackoffSeconds, maxConcurrent
-  std::string instructions;            // the body, trimmed; empty when there is none
   // Why the file cannot be used (no front matter, bad YAML, a mistyped
   // field). The fields above hold what could be read before it.
   std::optional<std::string> error;
