@@ -303,6 +303,16 @@ StartRequest parse_start_body(std::string_view body, std::size_t max_task_bytes)
     } catch (const std::invalid_argument& e) {
       throw ApiError(http::status::bad_request, "invalid_params", e.what());
     }
+    // Retries and the per-agent cap are the agent's (or remix's) to set:
+    // refused here rather than ignored.
+    for (const char* key : {"retries", "retryBackoffSeconds", "maxConcurrent"}) {
+      if (limits->get_object().contains(key)) {
+        throw ApiError(http::status::bad_request, "invalid_params",
+                       std::string("limits.") + key +
+                           " is set by the agent's manifest or a remix's front matter, not by "
+                           "one start request; make a remix that sets it");
+      }
+    }
   }
   return start;
 }

@@ -59,10 +59,10 @@ Run finished_run() {
 }
 
 const std::set<std::string> kRunFields = {
-    "instanceId", "threadId",  "agentId",   "agentName",       "agentSource", "task",     "params",
-    "status",     "createdAt", "startedAt", "endedAt",         "durationMs",  "progress", "error",
-    "result",     "logCount",  "usage",     "acceptsMessages", "isolation",   "host",     "attempt",
-    "retryOf",    "rerunOf",   "scheduleId"};
+    "instanceId", "threadId", "agentId",   "agentName", "agentSource", "task",
+    "params",     "status",   "createdAt", "startedAt", "endedAt",     "durationMs",
+    "progress",   "error",    "result",    "logCount",  "usage",       "acceptsMessages",
+    "isolation",  "host",     "attempt",   "retryOf",   "rerunOf",     "scheduleId"};
 
 TEST(WireRun, QueuedRunHasEveryFieldWithNullsWhereNothingIsKnownYet) {
   const json::object run = wire::run(queued_run(), at("2026-11-24T05:47:00.000Z"));
@@ -366,6 +366,18 @@ TEST(WireStartBody, ReadsLimitsAndRefusesMalformedOnes) {
                            R"({"agentId": "installed:echo", "limits": {"cpuSeconds": "2"}})",
                            R"({"agentId": "installed:echo", "limits": {"sandbox": 1}})"}) {
     EXPECT_THROW(wire::parse_start_body(body, 64), nightshift::api::ApiError) << body;
+  }
+  // The agent's own limits: refused in a start rather than silently ignored.
+  for (const char* key : {"retries", "retryBackoffSeconds", "maxConcurrent"}) {
+    const std::string body =
+        std::string(R"({"agentId": "installed:echo", "limits": {")") + key + R"(": 1}})";
+    try {
+      (void)wire::parse_start_body(body, 64);
+      ADD_FAILURE() << body << " was accepted";
+    } catch (const nightshift::api::ApiError& refused) {
+      EXPECT_EQ(refused.code(), "invalid_params");
+      EXPECT_NE(std::string(refused.what()).find(key), std::string::npos) << refused.what();
+    }
   }
 }
 

@@ -123,10 +123,15 @@ stop_host
 
 step "the .deb's Depends match what its binaries link"
 declared=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/ //g' | grep -v '^$' | sort -u)
+# What each binary links itself (its NEEDED entries), resolved to files by
+# ldd; the libraries those pull in are their own packages' dependencies.
 linked=$(
   for f in "$deb_root/bin/nightshift" "$deb_root/lib/nightshift/nightshift-worker" \
            "$deb_root"/lib/nightshift/agents/*/*.so; do
-    ldd "$f" | awk '/=> \// {print $3}'
+    needed=$(objdump -p "$f" | awk '$1 == "NEEDED" {print $2}')
+    ldd "$f" | awk '/=> \// {print $1, $3}' | while read -r soname path; do
+      if grep -qxF "$soname" <<<"$needed"; then echo "$path"; fi
+    done
   done | sort -u | while read -r lib; do
     real=$(readlink -f "$lib")
     for candidate in "$lib" "$real" "${lib#/usr}" "/usr$lib" "${real#/usr}" "/usr$real"; do

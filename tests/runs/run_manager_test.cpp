@@ -544,6 +544,32 @@ TEST_F(RunManagerMessagesTest, MessagesAreLoggedAsUserEntriesAndReachTheAgentInO
   EXPECT_LT(at("heard: look at the tests"), at("heard: done"));
 }
 
+// The same agent code in its own process and in a thread of the host:
+// messages reach it and its usage comes back either way.
+TEST_F(RunManagerMessagesTest, MessagesAndUsageWorkInBothIsolations) {
+  open();
+  for (const auto& [agent, isolation] :
+       {std::pair{"installed:runs-listener", Isolation::process},
+        std::pair{"installed:runs-listener-thread", Isolation::thread}}) {
+    const nightshift::Run run = start(agent);
+    EXPECT_EQ(run.isolation, isolation) << agent;
+    ASSERT_TRUE(reaches(run, RunStatus::running)) << agent;
+    manager().send_message(run.instance_id, "hello");
+    manager().send_message(run.instance_id, "done");
+    const nightshift::Run done = finish(run);
+    EXPECT_EQ(done.status, RunStatus::completed) << agent << ": " << done.error.value_or("");
+    ASSERT_TRUE(done.usage) << agent;
+    EXPECT_EQ(done.usage->prompt_tokens, 20u) << agent;
+    EXPECT_EQ(done.usage->completion_tokens, 2u) << agent;
+    std::vector<std::string> heard;
+    for (const LogEntry& entry : all_logs(run.instance_id)) {
+      if (entry.source == LogSource::agent && entry.message.rfind("heard: ", 0) == 0)
+        heard.push_back(entry.message);
+    }
+    EXPECT_EQ(heard, (std::vector<std::string>{"heard: hello", "heard: done"})) << agent;
+  }
+}
+
 TEST_F(RunManagerMessagesTest, StopWakesAnAgentWaitingForAMessage) {
   open();
   const nightshift::Run run = start("installed:runs-listener");
