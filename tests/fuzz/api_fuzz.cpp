@@ -56,7 +56,8 @@ struct Api {
   nightshift::api::HistoryCache history;
   nightshift::api::Metrics metrics;
   net::thread_pool pool{1};
-  nightshift::api::HttpApi api{options, true, host.runs(), host.catalog(), history, metrics, pool};
+  nightshift::api::HttpApi api{options,           true,    host.runs(), host.catalog(),
+                               host.automation(), history, metrics,     pool};
   net::io_context ioc;
 };
 
