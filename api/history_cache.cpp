@@ -18,19 +18,28 @@ std::string HistoryCache::key_of(const HistoryQuery& query) {
   return key;
 }
 
+std::shared_ptr<const CachedHistoryPage> HistoryCache::current(
+    const std::string& key, std::uint64_t generation, std::chrono::steady_clock::time_point now) {
+  std::lock_guard lock(mutex_);
+  auto it = entries_.find(key);
+  if (it != entries_.end() && it->second.generation == generation &&
+      now - it->second.loaded_at < max_age_) {
+    return it->second.page;
+  }
+  return nullptr;
+}
+
+std::shared_ptr<const CachedHistoryPage> HistoryCache::peek(const HistoryQuery& query) {
+  return current(key_of(query), generation_.load(std::memory_order_acquire),
+                 std::chrono::steady_clock::now());
+}
+
 std::shared_ptr<const CachedHistoryPage> HistoryCache::get(
     const HistoryQuery& query, const std::function<HistoryPage()>& load) {
   const std::string key = key_of(query);
   const auto now = std::chrono::steady_clock::now();
   const std::uint64_t generation = generation_.load(std::memory_order_acquire);
-  {
-    std::lock_guard lock(mutex_);
-    auto it = entries_.find(key);
-    if (it != entries_.end() && it->second.generation == generation &&
-        now - it->second.loaded_at < max_age_) {
-      return it->second.page;
-    }
-  }
+  if (auto page = current(key, generation, now)) return page;
 
   const HistoryPage page = load();
   auto cached = std::make_shared<CachedHistoryPage>(

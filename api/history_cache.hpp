@@ -43,6 +43,10 @@ class HistoryCache {
   std::shared_ptr<const CachedHistoryPage> get(const HistoryQuery& query,
                                                const std::function<HistoryPage()>& load);
 
+  // The cached page for `query` when it is still current, else nullptr;
+  // never reads the store.
+  std::shared_ptr<const CachedHistoryPage> peek(const HistoryQuery& query);
+
   void invalidate() noexcept { generation_.fetch_add(1, std::memory_order_acq_rel); }
 
  private:
@@ -53,6 +57,8 @@ class HistoryCache {
   };
 
   static std::string key_of(const HistoryQuery& query);
+  std::shared_ptr<const CachedHistoryPage> current(const std::string& key, std::uint64_t generation,
+                                                   std::chrono::steady_clock::time_point now);
 
   const std::chrono::milliseconds max_age_;
   const std::size_t max_entries_;

@@ -181,7 +181,8 @@ HttpApi::HttpApi(const ServerOptions& options, bool bound_to_loopback, RunManage
   using http::verb;
   constexpr auto io = AnsweredOn::io_thread;
   constexpr auto pooled = AnsweredOn::pool;
-  router_.add({verb::get, "/background-agents", Access::token}, {pooled, &HttpApi::list_runs});
+  router_.add({verb::get, "/background-agents", Access::token},
+              {pooled, &HttpApi::list_runs, &HttpApi::list_runs_from_memory});
   router_.add({verb::post, "/background-agents/start", Access::token},
               {AnsweredOn::commit, nullptr});
   router_.add({verb::get, "/background-agents/{instanceId}", Access::token},
@@ -377,6 +378,16 @@ void HttpApi::handle(std::shared_ptr<const Request> request, const net::any_io_e
       case AnsweredOn::io_thread:
         return send(guarded(*request, [&] { return (this->*(handler->respond))(*call); }));
       case AnsweredOn::pool:
+        if (handler->try_at_once != nullptr) {
+          std::optional<Response> at_once;
+          Response failed = guarded(*request, [&]() -> Response {
+            at_once = (this->*(handler->try_at_once))(*call);
+            return Response{};
+          });
+          if (at_once) return send(std::move(*at_once));
+          // A refusal (a bad query) is answered here too: it needed no wait.
+          if (failed.result() != http::status::ok) return send(std::move(failed));
+        }
         return answer_on_pool(std::move(*call), handler->respond, strand, std::move(send));
       case AnsweredOn::commit:
         return start_run(std::move(*call), strand, std::move(send));
@@ -451,10 +462,13 @@ bool HttpApi::may_upgrade(const Request& request) const noexcept {
   }
 }
 
-Response HttpApi::list_runs(const Call& call) const {
+namespace {
+
+// The query of GET /background-agents. Throws ApiError naming what is wrong.
+HistoryQuery history_query(boost::urls::url_view url) {
   HistoryQuery query;
   query.limit = kDefaultHistoryLimit;
-  for (const auto& [key, value] : query_parameters(call.url)) {
+  for (const auto& [key, value] : query_parameters(url)) {
     if (key == "limit") {
       query.limit = parse_integer("limit", value, 1, kMaxHistoryLimit);
     } else if (key == "cursor") {
@@ -474,10 +488,35 @@ Response HttpApi::list_runs(const Call& call) const {
       query.agent_id = value;
     }
   }
+  return query;
+}
+
+// Active runs the I/O thread may copy and sort at once; past this, the list
+// goes to the pool so that no I/O thread spends long on one request.
+constexpr std::size_t kActiveRunsAnsweredAtOnce = 64;
+
+}  // namespace
+
+Response HttpApi::list_runs(const Call& call) const {
+  const HistoryQuery query = history_query(call.url);
   const auto page = history_.get(query, [&] { return runs_.history(query); });
   const std::string active = wire::runs_array(runs_.active(query.agent_id), now_ms());
   return make_response(*call.request, http::status::ok,
                        wire::list_page(active, page->history_json, page->next_cursor));
+}
+
+// The list from memory alone: the history page cached and the active runs
+// this host holds (not on a shared store, where other hosts' runs are read
+// from the database; not when there are many of them).
+std::optional<Response> HttpApi::list_runs_from_memory(const Call& call) const {
+  const HistoryQuery query = history_query(call.url);
+  const auto page = history_.peek(query);
+  if (!page) return std::nullopt;
+  const auto active = runs_.active_from_memory(query.agent_id, kActiveRunsAnsweredAtOnce);
+  if (!active) return std::nullopt;
+  return make_response(
+      *call.request, http::status::ok,
+      wire::list_page(wire::runs_array(*active, now_ms()), page->history_json, page->next_cursor));
 }
 
 Response HttpApi::get_run(const Call& call) const {

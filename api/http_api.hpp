@@ -87,9 +87,13 @@ class HttpApi {
   using Respond = Response (HttpApi::*)(const Call&) const;
 
   enum class AnsweredOn { io_thread, pool, commit };
+  // Answers a pooled route on the I/O thread when it can without waiting
+  // (from memory: a cache hit), else nullopt and the pool answers.
+  using TryRespond = std::optional<Response> (HttpApi::*)(const Call&) const;
   struct Handler {
     AnsweredOn answered_on = AnsweredOn::io_thread;
-    Respond respond = nullptr;  // for io_thread and pool; a commit's answer is start_run's
+    Respond respond = nullptr;         // for io_thread and pool; a commit's answer is start_run's
+    TryRespond try_at_once = nullptr;  // for pool only
   };
 
   // Host check, routing, authentication and the media type: the response
@@ -111,6 +115,7 @@ class HttpApi {
   void start_run(Call call, const boost::asio::any_io_executor& strand, Send send) const;
 
   Response list_runs(const Call& call) const;
+  std::optional<Response> list_runs_from_memory(const Call& call) const;
   Response get_run(const Call& call) const;
   Response get_logs(const Call& call) const;
   Response stop_run(const Call& call) const;

@@ -128,6 +128,8 @@ struct RunManager::Impl {
   std::uint64_t send_message(const std::string& instance_id, std::string text);
   std::optional<Run> get(const std::string& instance_id) const;
   std::vector<Run> active(const std::optional<std::string>& agent_id) const;
+  std::optional<std::vector<Run>> active_from_memory(const std::optional<std::string>& agent_id,
+                                                     std::size_t at_most) const;
   LogPage logs(const std::string& instance_id, std::uint64_t after, std::size_t limit) const;
   RunManagerStats stats() const;
   void shutdown(std::chrono::milliseconds grace);
@@ -634,13 +636,47 @@ std::optional<Run> RunManager::Impl::get(const std::string& instance_id) const {
   return store.get_run(instance_id);
 }
 
-std::vector<Run> RunManager::Impl::active(const std::optional<std::string>& agent_id) const {
+namespace {
+
+// Active runs newest createdAt first, the order api.md gives the list.
+void sort_newest_first(std::vector<Run>& runs) {
+  std::sort(runs.begin(), runs.end(), [](const Run& a, const Run& b) {
+    if (a.created_at != b.created_at) return a.created_at > b.created_at;
+    return a.instance_id > b.instance_id;
+  });
+}
+
+// The committed, active runs among `live`, as they are shown.
+std::vector<Run> shown_active(const std::vector<LivePtr>& live,
+                              const std::optional<std::string>& agent_id) {
   std::vector<Run> out;
-  for (const LivePtr& run : live_snapshot()) {
+  for (const LivePtr& run : live) {
     std::lock_guard run_lock(run->mutex);
     if (agent_id && run->record.agent_id != *agent_id) continue;
     if (run->committed && is_active(run->shown.status)) out.push_back(run->shown);
   }
+  return out;
+}
+
+}  // namespace
+
+std::optional<std::vector<Run>> RunManager::Impl::active_from_memory(
+    const std::optional<std::string>& agent_id, std::size_t at_most) const {
+  if (link) return std::nullopt;
+  std::vector<LivePtr> live;
+  {
+    std::lock_guard lock(mutex);
+    if (runs.size() > at_most) return std::nullopt;
+    live.reserve(runs.size());
+    for (const auto& [id, run] : runs) live.push_back(run);
+  }
+  std::vector<Run> out = shown_active(live, agent_id);
+  sort_newest_first(out);
+  return out;
+}
+
+std::vector<Run> RunManager::Impl::active(const std::optional<std::string>& agent_id) const {
+  std::vector<Run> out = shown_active(live_snapshot(), agent_id);
   if (link) {
     // Every host's active runs; this host's own as it shows them.
     std::unordered_set<std::string> here;
@@ -649,10 +685,7 @@ std::vector<Run> RunManager::Impl::active(const std::optional<std::string>& agen
       if (!here.contains(run.instance_id)) out.push_back(std::move(run));
     }
   }
-  std::sort(out.begin(), out.end(), [](const Run& a, const Run& b) {
-    if (a.created_at != b.created_at) return a.created_at > b.created_at;
-    return a.instance_id > b.instance_id;
-  });
+  sort_newest_first(out);
   return out;
 }
 
@@ -1049,6 +1082,10 @@ std::optional<Run> RunManager::get(const std::string& instance_id) const {
 }
 std::vector<Run> RunManager::active(const std::optional<std::string>& agent_id) const {
   return impl_->active(agent_id);
+}
+std::optional<std::vector<Run>> RunManager::active_from_memory(
+    const std::optional<std::string>& agent_id, std::size_t at_most) const {
+  return impl_->active_from_memory(agent_id, at_most);
 }
 HistoryPage RunManager::history(const HistoryQuery& query) const {
   try {

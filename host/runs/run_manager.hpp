@@ -163,6 +163,12 @@ class RunManager {
   std::optional<Run> get(const std::string& instance_id) const;
   // Every active run, newest createdAt first.
   std::vector<Run> active(const std::optional<std::string>& agent_id = std::nullopt) const;
+  // The same from this host's memory alone, without waiting on the store:
+  // nullopt when the list needs the store (a shared store, where other
+  // hosts' runs are read from it) or this host holds more than `at_most`
+  // runs. [thread-safe; for I/O threads]
+  std::optional<std::vector<Run>> active_from_memory(const std::optional<std::string>& agent_id,
+                                                     std::size_t at_most) const;
   // Throws RunError(invalid_cursor).
   HistoryPage history(const HistoryQuery& query) const;
   // Throws RunError(run_not_found).

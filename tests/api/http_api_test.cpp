@@ -437,6 +437,74 @@ TEST_F(HttpApiTest, DeletedRunLeavesTheCachedHistoryAtOnce) {
   EXPECT_EQ(body_json(client_.get("/background-agents")).at("history").as_array().size(), 0u);
 }
 
+// The list is answered from memory (on the I/O thread) while the cached
+// history page is current and this host holds few runs, else on the pool
+// from the store; either way it says the same, and active runs show at once.
+TEST_F(HttpApiTest, TheListAnsweredFromMemorySaysWhatTheStoreSays) {
+  const std::string done = start_run(client_, "installed:echo");
+  ASSERT_TRUE(wait_for_status(client_, done, "completed"));
+  ASSERT_TRUE(testing::wait_until([&] {
+    return body_json(client_.get("/background-agents")).at("history").as_array().size() == 1;
+  }));
+  // The first answer filled the cache; these come from it, byte for byte.
+  const std::string first = client_.get("/background-agents").body();
+  EXPECT_EQ(client_.get("/background-agents").body(), first);
+  EXPECT_EQ(client_.get("/background-agents").body(), first);
+
+  // An active run is in the list at once, with the cached history beside it.
+  const std::string sleeping = start_run(client_, "installed:sleep", {{"seconds", 30}});
+  json::object list = body_json(client_.get("/background-agents")).as_object();
+  ASSERT_EQ(list.at("active").as_array().size(), 1u);
+  EXPECT_EQ(list.at("active").as_array()[0].at("instanceId").as_string(), sleeping);
+  ASSERT_EQ(list.at("history").as_array().size(), 1u);
+  EXPECT_EQ(list.at("history").as_array()[0].at("instanceId").as_string(), done);
+
+  // Filters are kept apart in the cache.
+  list = body_json(client_.get("/background-agents?agentId=installed:echo")).as_object();
+  EXPECT_EQ(list.at("active").as_array().size(), 0u);
+  EXPECT_EQ(list.at("history").as_array().size(), 1u);
+  list = body_json(client_.get("/background-agents?agentId=installed:sleep")).as_object();
+  EXPECT_EQ(list.at("active").as_array().size(), 1u);
+  EXPECT_EQ(list.at("history").as_array().size(), 0u);
+
+  // A bad query is refused the same way however often it is asked.
+  for (int i = 0; i < 3; ++i) {
+    const auto refused = client_.get("/background-agents?limit=0");
+    EXPECT_EQ(refused.result_int(), 400);
+    EXPECT_EQ(body_json(refused).at("error").at("code").as_string(), "invalid_query");
+  }
+
+  // Once it ends, it leaves the active runs and joins the history.
+  ASSERT_EQ(client_.send(http::verb::post, "/background-agents/" + sleeping + "/stop").result_int(),
+            202);
+  ASSERT_TRUE(wait_for_status(client_, sleeping, "cancelled"));
+  ASSERT_TRUE(testing::wait_until([&] {
+    const json::object now = body_json(client_.get("/background-agents")).as_object();
+    return now.at("active").as_array().empty() && now.at("history").as_array().size() == 2;
+  }));
+}
+
+// Past the runs an I/O thread lists at once, the pool lists them: every one.
+TEST(HttpApiManyActive, EveryActiveRunIsListedWhenThereAreMoreThanMemoryAnswers) {
+  HostSettings settings = default_settings();
+  settings.runs.max_concurrent = 8;  // the rest wait in the queue, active too
+  TestHost host(settings);
+  HttpClient client(host.port());
+  constexpr std::size_t kRuns = 80;
+  std::set<std::string> started;
+  for (std::size_t i = 0; i < kRuns; ++i) {
+    started.insert(start_run(client, "installed:sleep", {{"seconds", 30}}));
+  }
+  for (int round = 0; round < 2; ++round) {  // the second with the history cached
+    const json::object list = body_json(client.get("/background-agents")).as_object();
+    std::set<std::string> listed;
+    for (const json::value& run : list.at("active").as_array()) {
+      listed.insert(std::string(run.at("instanceId").as_string()));
+    }
+    EXPECT_EQ(listed, started);
+  }
+}
+
 TEST_F(HttpApiTest, AgentsAreListedAndRescanned) {
   for (const char* path : {"/agents"}) {
     const json::object body = body_json(client_.get(path)).as_object();
