@@ -52,10 +52,6 @@ ApiError invalid_query(const std::string& message) {
   return ApiError(http::status::bad_request, "invalid_query", message);
 }
 
-ApiError invalid_request(const std::string& message) {
-  return ApiError(http::status::bad_request, "invalid_request", message);
-}
-
 // The query's parameters, decoded. A parameter given twice is refused rather
 // than one of the two silently winning; parameters we do not know are ignored.
 std::map<std::string, std::string> query_parameters(boost::urls::url_view url) {
@@ -311,7 +307,7 @@ std::optional<Response> HttpApi::admit(const Request& request, boost::urls::url_
 std::optional<Response> HttpApi::route(const std::shared_ptr<const Request>& request,
                                        std::optional<Call>& call, const Handler*& handler) const {
   auto url = boost::urls::parse_origin_form(request->target());
-  if (!url) throw invalid_request("the request target is not a valid path and query");
+  if (!url) throw wire::invalid_request("the request target is not a valid path and query");
   Router<Handler>::Match match;
   if (auto refusal = admit(*request, *url, match)) return refusal;
   if ((request->method() == http::verb::post || request->method() == http::verb::patch) &&

@@ -14,8 +14,6 @@ namespace nightshift::api::wire {
 namespace json = boost::json;
 namespace http = boost::beast::http;
 
-namespace {
-
 json::value optional_time(const std::optional<Timestamp>& time) {
   if (!time) return nullptr;
   return json::string(format_rfc3339(*time));
@@ -25,6 +23,12 @@ json::value optional_string(const std::optional<std::string>& text) {
   if (!text) return nullptr;
   return json::string(*text);
 }
+
+ApiError invalid_request(const std::string& message) {
+  return ApiError(http::status::bad_request, "invalid_request", message);
+}
+
+namespace {
 
 std::string json_quoted(std::string_view text) {
   return json::serialize(json::string(text));
@@ -38,10 +42,6 @@ bool is_agent_name(std::string_view name) {
     if (!alnum && (i == 0 || (c != '.' && c != '_' && c != '-'))) return false;
   }
   return true;
-}
-
-ApiError invalid_request(const std::string& message) {
-  return ApiError(http::status::bad_request, "invalid_request", message);
 }
 
 }  // namespace

@@ -28,7 +28,20 @@
 #include "model/run.hpp"
 #include "runs/run_manager.hpp"
 
+namespace nightshift::api {
+class ApiError;
+}
+
 namespace nightshift::api::wire {
+
+// ---- Pieces every wire file builds with --------------------------------------
+
+// null, or the time as RFC 3339 UTC with milliseconds.
+boost::json::value optional_time(const std::optional<Timestamp>& time);
+// null, or the text as a JSON string.
+boost::json::value optional_string(const std::optional<std::string>& text);
+// 400 invalid_request with `message`, for a body that cannot be used.
+ApiError invalid_request(const std::string& message);
 
 // ---- Objects ---------------------------------------------------------------
 

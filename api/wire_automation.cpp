@@ -15,20 +15,6 @@ namespace http = boost::beast::http;
 
 namespace {
 
-json::value optional_time(const std::optional<Timestamp>& time) {
-  if (!time) return nullptr;
-  return json::string(format_rfc3339(*time));
-}
-
-json::value optional_string(const std::optional<std::string>& text) {
-  if (!text) return nullptr;
-  return json::string(*text);
-}
-
-ApiError invalid_request(const std::string& message) {
-  return ApiError(http::status::bad_request, "invalid_request", message);
-}
-
 json::object parse_object(std::string_view body, const char* example) {
   if (body.empty()) {
     throw invalid_request(std::string("the body is empty; send a JSON object such as ") + example);
