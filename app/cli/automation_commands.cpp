@@ -12,6 +12,7 @@
 #include <memory>
 
 #include "cli/api_client.hpp"
+#include "cli/command_plumbing.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/format.hpp"
 #include "cli/host_endpoint.hpp"
@@ -23,19 +24,6 @@ namespace json = boost::json;
 using boost::beast::http::verb;
 
 namespace {
-
-// The same plumbing as commands.cpp: errors to stderr as exit codes.
-int guarded(const std::function<int()>& command) {
-  try {
-    return command();
-  } catch (const CliError& error) {
-    std::cerr << "nightshift: " << error.what() << '\n';
-    return static_cast<int>(error.code());
-  } catch (const std::exception& error) {
-    std::cerr << "nightshift: unexpected error: " << error.what() << '\n';
-    return static_cast<int>(ExitCode::error);
-  }
-}
 
 struct Common {
   HostOptions host;
@@ -49,20 +37,10 @@ CLI::App* command(CLI::App& parent, const std::string& name, const std::string& 
   auto* sub = parent.add_subcommand(name, description);
   sub->footer(exit_code_help());
   sub->callback([&exit_code, options, body = std::move(body)] {
-    exit_code = guarded([&] { return body(*options); });
+    exit_code = run_guarded([&] { return body(*options); });
   });
-  sub->add_option("--url", options->host.url, "URL of the Nightshift host")
-      ->envname("NIGHTSHIFT_URL")
-      ->capture_default_str()
-      ->group("Host");
-  sub->add_option("--token", options->host.token,
-                  "API token (default: the token file in the data directory)")
-      ->envname("NIGHTSHIFT_TOKEN")
-      ->group("Host");
-  sub->add_option("--data-dir", options->host.data_dir,
-                  "data directory holding the token file (default: $XDG_DATA_HOME/nightshift)")
-      ->group("Host");
-  if (with_json) sub->add_flag("--json", options->json, "print the API's JSON instead of text");
+  add_host_options(*sub, options->host);
+  if (with_json) add_json_flag(*sub, options->json);
   return sub;
 }
 

@@ -15,6 +15,7 @@
 #include "cli/agent_project.hpp"
 #include "cli/api_client.hpp"
 #include "cli/automation_commands.hpp"
+#include "cli/command_plumbing.hpp"
 #include "cli/exit_codes.hpp"
 #include "cli/follow.hpp"
 #include "cli/format.hpp"
@@ -33,20 +34,6 @@ constexpr std::size_t kTaskColumnWidth = 40;
 
 // ---- shared plumbing ------------------------------------------------------
 
-// Runs a command, turning every error into a message on stderr and an exit
-// code: nothing escapes into CLI11's parse loop.
-int run_guarded(const std::function<int()>& command) {
-  try {
-    return command();
-  } catch (const CliError& error) {
-    std::cerr << "nightshift: " << error.what() << '\n';
-    return static_cast<int>(error.code());
-  } catch (const std::exception& error) {
-    std::cerr << "nightshift: unexpected error: " << error.what() << '\n';
-    return static_cast<int>(ExitCode::error);
-  }
-}
-
 // Adds a subcommand whose callback runs `body` with the shared options.
 template <class Options>
 CLI::App* add_command(CLI::App& parent, const std::string& name, const std::string& description,
@@ -58,27 +45,6 @@ CLI::App* add_command(CLI::App& parent, const std::string& name, const std::stri
     exit_code = run_guarded([&] { return body(*options); });
   });
   return command;
-}
-
-void add_host_options(CLI::App& command, HostOptions& options) {
-  command.add_option("--url", options.url, "URL of the Nightshift host")
-      ->envname("NIGHTSHIFT_URL")
-      ->capture_default_str()
-      ->group("Host");
-  command
-      .add_option("--token", options.token,
-                  "API token (default: the token file in the data directory)")
-      ->envname("NIGHTSHIFT_TOKEN")
-      ->group("Host");
-  command
-      .add_option("--data-dir", options.data_dir,
-                  "data directory holding the token file (default: $XDG_DATA_HOME/nightshift, "
-                  "else ~/.local/share/nightshift)")
-      ->group("Host");
-}
-
-void add_json_flag(CLI::App& command, bool& json_output) {
-  command.add_flag("--json", json_output, "print the API's JSON instead of text");
 }
 
 void print_json(const json::value& value) {
