@@ -14,8 +14,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
-#include <deque>
 #include <functional>
+#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -78,7 +78,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
   std::optional<std::chrono::milliseconds> timeout;
   Isolation isolation = Isolation::thread;
-  AgentLimits limits;  // merged: manifest, remixes, then the start request
+  AgentLimits limits;                           // merged: manifest, remixes, then the start request
   std::optional<std::uint32_t> max_concurrent;  // its agent's cap (limits.maxConcurrent)
   nightshift_run c_run{};
   std::stop_source stop;  // thread-safe by itself
@@ -89,7 +89,9 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // Where sleep_for and next_message wait; only the run's own thread waits.
   std::mutex wait_mutex;
   std::condition_variable_any wait_cv;
-  std::deque<std::string> messages;  // guarded by wait_mutex
+  // A list, not a deque: an empty deque allocates, and most runs get no
+  // message. Guarded by wait_mutex.
+  std::list<std::string> messages;
   // Process isolation: wakes the run's supervisor when a message arrives.
   std::function<void()> message_waker;  // guarded by wait_mutex
 
