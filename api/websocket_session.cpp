@@ -272,19 +272,44 @@ void WebSocketSession::on_backlog(const std::string& instance_id, std::uint64_t 
 }
 
 void WebSocketSession::deliver_run_event(std::shared_ptr<const SharedRunEvent> event) {
-  net::post(strand_,
-            [self = shared_from_this(), event = std::move(event)] { self->on_run_event(*event); });
+  deliver(std::move(event));
 }
 
 void WebSocketSession::deliver_logs(std::shared_ptr<const SharedLogEvent> event) {
-  net::post(strand_,
-            [self = shared_from_this(), event = std::move(event)] { self->on_logs(*event); });
+  deliver(std::move(event));
 }
 
 void WebSocketSession::deliver_message(std::string_view type, SharedBody body) {
-  net::post(strand_, [self = shared_from_this(), type, body = std::move(body)] {
-    if (self->accepted_ && !self->finished_ && !self->closing_) self->enqueue(type, body);
-  });
+  deliver(OtherMessage{type, std::move(body)});
+}
+
+void WebSocketSession::deliver(Delivery delivery) {
+  bool post = false;
+  {
+    std::lock_guard lock(inbox_mutex_);
+    inbox_.push_back(std::move(delivery));
+    post = !drain_posted_;
+    drain_posted_ = true;
+  }
+  if (post) net::post(strand_, [self = shared_from_this()] { self->drain_inbox(); });
+}
+
+void WebSocketSession::drain_inbox() {
+  {
+    std::lock_guard lock(inbox_mutex_);
+    draining_.swap(inbox_);  // both keep their capacity for the next burst
+    drain_posted_ = false;
+  }
+  for (const Delivery& delivery : draining_) {
+    if (const auto* run = std::get_if<std::shared_ptr<const SharedRunEvent>>(&delivery)) {
+      on_run_event(**run);
+    } else if (const auto* logs = std::get_if<std::shared_ptr<const SharedLogEvent>>(&delivery)) {
+      on_logs(**logs);
+    } else if (const auto* other = std::get_if<OtherMessage>(&delivery)) {
+      if (accepted_ && !finished_ && !closing_) enqueue(other->type, other->body);
+    }
+  }
+  draining_.clear();
 }
 
 void WebSocketSession::close_going_away() {

@@ -21,7 +21,10 @@
 //
 // Thread safety: everything below runs on the session's strand (the executor
 // of its socket); the deliver_* and close_going_away members are
-// [thread-safe] because they only post to that strand.
+// [thread-safe]: deliveries go into an inbox under its own small lock, and a
+// drain is posted to the strand only when none is pending, so the hub's
+// fan-out of a burst of events costs one post per session, not one per
+// event; close_going_away only posts.
 #pragma once
 
 #include <boost/asio/steady_timer.hpp>
@@ -34,9 +37,12 @@
 #include <cstdint>
 #include <deque>
 #include <memory>
+#include <mutex>
 #include <span>
 #include <string>
 #include <unordered_map>
+#include <variant>
+#include <vector>
 
 #include "api/connection_count.hpp"
 #include "api/history_cache.hpp"
@@ -87,6 +93,19 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     bool catching_up = true;
     std::uint64_t generation = 0;  // tells a read's result from a newer subscription's
   };
+
+  // What the hub hands the session from its fan-out, taken on the strand in
+  // the order it came.
+  struct OtherMessage {
+    std::string_view type;  // a string literal
+    SharedBody body;
+  };
+  using Delivery = std::variant<std::shared_ptr<const SharedRunEvent>,
+                                std::shared_ptr<const SharedLogEvent>, OtherMessage>;
+  // Puts `delivery` in the inbox; posts a drain to the strand only when none
+  // is pending, so a burst of events costs one post, not one each.
+  void deliver(Delivery delivery);
+  void drain_inbox();
 
   // A message waiting for the socket; its prefix is made at write time.
   struct Outgoing {
@@ -139,7 +158,11 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   boost::beast::http::request<boost::beast::http::string_body> upgrade_request_;
   boost::beast::flat_buffer read_buffer_;
   boost::asio::steady_timer close_deadline_;
-  std::deque<Outgoing> queue_;  // front is being written while writing_
+  std::mutex inbox_mutex_;
+  std::vector<Delivery> inbox_;     // guarded by inbox_mutex_
+  bool drain_posted_ = false;       // guarded by inbox_mutex_
+  std::vector<Delivery> draining_;  // on the strand: the inbox being handled
+  std::deque<Outgoing> queue_;      // front is being written while writing_
   std::size_t queue_bytes_ = 0;
   std::string prefix_;  // of the message being written
   bool snapshot_queued_ = false;
