@@ -298,11 +298,6 @@ StartRequest parse_start_body(std::string_view body, std::size_t max_task_bytes)
   }
   if (const json::value* limits = object.if_contains("limits"); limits && !limits->is_null()) {
     if (!limits->is_object()) throw invalid_request("limits must be a JSON object");
-    try {
-      start.limits = parse_limits(limits->get_object(), "the start request");
-    } catch (const std::invalid_argument& e) {
-      throw ApiError(http::status::bad_request, "invalid_params", e.what());
-    }
     // Retries and the per-agent cap are the agent's (or remix's) to set:
     // refused here rather than ignored.
     for (const char* key : {"retries", "retryBackoffSeconds", "maxConcurrent"}) {
@@ -312,6 +307,11 @@ StartRequest parse_start_body(std::string_view body, std::size_t max_task_bytes)
                            " is set by the agent's manifest or a remix's front matter, not by "
                            "one start request; make a remix that sets it");
       }
+    }
+    try {
+      start.limits = parse_limits(limits->get_object(), "the start request");
+    } catch (const std::invalid_argument& e) {
+      throw ApiError(http::status::bad_request, "invalid_params", e.what());
     }
   }
   return start;

@@ -20,8 +20,8 @@ std::optional<std::uint32_t> whole_number(const boost::json::object& limits, con
   const auto value = number_field(limits, key);
   if (!value) return std::nullopt;
   if (!(*value >= min && *value <= max) || std::floor(*value) != *value) {
-    throw std::runtime_error(where + ": 'limits." + key + "' must be a whole number from " +
-                             std::to_string(min) + " to " + std::to_string(max));
+    throw std::invalid_argument(where + ": 'limits." + key + "' must be a whole number from " +
+                                std::to_string(min) + " to " + std::to_string(max));
   }
   return static_cast<std::uint32_t>(*value);
 }
@@ -35,9 +35,9 @@ AutomationLimits read_automation_limits(const boost::json::object& limits,
   out.max_concurrent = whole_number(limits, "maxConcurrent", 1, kMaxMaxConcurrent, where);
   if (const auto backoff = number_field(limits, "retryBackoffSeconds")) {
     if (!(*backoff >= 0 && *backoff <= kMaxRetryBackoffSeconds)) {
-      throw std::runtime_error(where +
-                               ": 'limits.retryBackoffSeconds' must be a number of seconds from "
-                               "0 to 604800 (a week)");
+      throw std::invalid_argument(where +
+                                  ": 'limits.retryBackoffSeconds' must be a number of seconds from "
+                                  "0 to 604800 (a week)");
     }
     out.retry_backoff_seconds = *backoff;
   }

@@ -157,7 +157,6 @@ class SnapshotBuilder {
     entry.plugin = loader_.load(library, manifest.name);
     entry.schema = manifest.params;
     entry.params = schema_defaults(manifest.params);
-    entry.limits.automation = manifest.automation_limits;
   }
 
   // Reads every remix of `dir`. A name already taken (by a workspace remix,
@@ -276,7 +275,6 @@ class SnapshotBuilder {
       throw std::runtime_error("its params do not fit " + base.plugin_agent_id + ": " + *why);
     }
     entry.limits = merge_limits(entry.limits, remix.limits);
-    merge_automation_limits(entry.limits.automation, remix.automation_limits);
     entry.info.params = remix_display_schema(base.schema, entry.params);
     entry.plugin = base.plugin;
   }

@@ -14,15 +14,18 @@ constexpr double kYearSeconds = 365.0 * 24 * 60 * 60;
 // none, and the kernel's values stay far from overflow.
 constexpr double kMostMib = 1024.0 * 1024.0;
 
+// `unit` (" of seconds") and `most_in_words` (" (a year)") make the message
+// say what the number counts.
 std::optional<double> number(const json::object& limits, const char* key, double most, bool whole,
-                             const std::string& where) {
+                             const std::string& where, const char* unit = "",
+                             const char* most_in_words = "") {
   const json::value* v = limits.if_contains(key);
   if (v == nullptr || v->is_null()) return std::nullopt;
   const double x = v->is_number() ? v->to_number<double>() : NAN;
   if (!v->is_number() || !(x > 0) || !(x <= most) || (whole && std::trunc(x) != x)) {
-    throw std::invalid_argument(where + ": 'limits." + key + "' must be " +
-                                (whole ? "a whole number" : "a number") + " above 0 and at most " +
-                                std::to_string(static_cast<std::uint64_t>(most)));
+    throw std::invalid_argument(
+        where + ": 'limits." + key + "' must be " + (whole ? "a whole number" : "a number") + unit +
+        " above 0 and at most " + std::to_string(static_cast<std::uint64_t>(most)) + most_in_words);
   }
   return x;
 }
@@ -52,15 +55,18 @@ void lower(std::optional<T>& out, const std::optional<T>& agent, const std::opti
 
 AgentLimits parse_limits(const json::object& limits, const std::string& where) {
   AgentLimits out;
-  out.timeout_seconds = number(limits, "timeoutSeconds", kYearSeconds, false, where);
-  if (auto mib = number(limits, "memoryMiB", kMostMib, true, where)) {
+  out.timeout_seconds =
+      number(limits, "timeoutSeconds", kYearSeconds, false, where, " of seconds", " (a year)");
+  if (auto mib = number(limits, "memoryMiB", kMostMib, true, where, " of MiB")) {
     out.memory_mib = static_cast<std::uint64_t>(*mib);
   }
-  if (auto cpu = number(limits, "cpuSeconds", kYearSeconds, true, where)) {
+  if (auto cpu =
+          number(limits, "cpuSeconds", kYearSeconds, true, where, " of seconds", " (a year)")) {
     out.cpu_seconds = static_cast<std::uint64_t>(*cpu);
   }
   out.sandbox = flag(limits, "sandbox", where);
   out.network = flag(limits, "network", where);
+  out.automation = read_automation_limits(limits, where);
   return out;
 }
 

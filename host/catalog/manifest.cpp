@@ -113,10 +113,6 @@ Manifest parse_manifest(std::string_view text) {
     manifest.params = params->get_object();
   }
   if (auto why = check_schema(manifest.params)) throw std::runtime_error("agent.json: " + *why);
-  if (const json::value* limits = object.if_contains("limits"); limits && !limits->is_null()) {
-    if (!limits->is_object()) throw std::runtime_error("agent.json: \"limits\" must be an object");
-    manifest.automation_limits = read_automation_limits(limits->get_object(), "agent.json");
-  }
   return manifest;
 }
 

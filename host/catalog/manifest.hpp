@@ -10,7 +10,6 @@
 
 #include "catalog/limits.hpp"
 #include "model/run.hpp"
-#include "catalog/automation_limits.hpp"
 
 namespace nightshift {
 
@@ -23,7 +22,6 @@ struct Manifest {
   boost::json::object params;  // the params schema, checked by check_schema
   Isolation isolation = Isolation::process;  // "isolation": "thread" runs it in the host
   AgentLimits limits;                        // the agent's default limits
-  AutomationLimits automation_limits;  // from "limits" (retries, maxConcurrent, ...)
 };
 
 // Bounds on an agent.json: a manifest is small, and anything bigger or

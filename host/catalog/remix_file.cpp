@@ -328,24 +328,6 @@ void read_limits(const json::object& front, RemixFile& remix) {
   if (limits == nullptr || limits->is_null()) return;
   if (!limits->is_object()) throw RemixError("'limits' must be a mapping");
   try {
-    remix.automation_limits = read_automation_limits(limits->get_object(), "the front matter");
-  } catch (const std::runtime_error& error) {
-    throw RemixError(error.what());
-  }
-  const json::value* timeout = limits->get_object().if_contains("timeoutSeconds");
-  if (timeout != nullptr && !timeout->is_null()) {
-    // A year at most: beyond it a timeout means none, and the host turns it
-    // into milliseconds.
-    constexpr double max_timeout_seconds = 365.0 * 24 * 60 * 60;
-    if (!timeout->is_number() || !(timeout->to_number<double>() > 0) ||
-        !(timeout->to_number<double>() <= max_timeout_seconds)) {
-      throw RemixError(
-          "'limits.timeoutSeconds' must be a number of seconds above 0 and at most 31536000 (a "
-          "year)");
-    }
-    remix.timeout_seconds = timeout->to_number<double>();
-  }
-  try {
     remix.limits = parse_limits(limits->get_object(), "the front matter");
   } catch (const std::invalid_argument& e) {
     throw RemixError(e.what());

@@ -8,7 +8,6 @@
 #include <string>
 
 #include "catalog/limits.hpp"
-#include "catalog/automation_limits.hpp"
 
 namespace nightshift {
 
@@ -19,10 +18,8 @@ struct RemixFile {
   std::string version;
   std::string base;            // the remixed agent's id, e.g. "installed:sleep"
   boost::json::object params;  // as written, YAML turned into JSON
-  std::optional<double> timeout_seconds;
-  AgentLimits limits;        // every limit it sets, timeoutSeconds included
-  std::string instructions;  // the body, trimmed; empty when there is none
-  AutomationLimits automation_limits;  // limits.retries, retryBackoffSeconds, maxConcurrent
+  AgentLimits limits;          // every limit it sets (retries and maxConcurrent included)
+  std::string instructions;    // the body, trimmed; empty when there is none
   // Why the file cannot be used (no front matter, bad YAML, a mistyped
   // field). The fields above hold what could be read before it.
   std::optional<std::string> error;

@@ -42,7 +42,7 @@ Then wake.
   EXPECT_EQ(remix.description, "A two-second sleep.");
   EXPECT_EQ(remix.base, "installed:sleep");
   EXPECT_EQ(remix.version, "1.0.0");
-  EXPECT_EQ(remix.timeout_seconds, 60.0);
+  EXPECT_EQ(remix.limits.timeout_seconds, 60.0);
   EXPECT_EQ(remix.instructions, "Sleep briefly.\nThen wake.");
   // Plain scalars are typed as YAML 1.2's core schema says; quoted ones and
   // words YAML 1.1 would call booleans ("yes") stay strings.
@@ -81,9 +81,9 @@ TEST(RemixFile, ReadsTheAutomationLimits) {
       "  maxConcurrent: 2\n---\n",
       "x");
   ASSERT_FALSE(remix.error) << *remix.error;
-  EXPECT_EQ(remix.automation_limits.retries, 3u);
-  EXPECT_EQ(remix.automation_limits.retry_backoff_seconds, 0.5);
-  EXPECT_EQ(remix.automation_limits.max_concurrent, 2u);
+  EXPECT_EQ(remix.limits.automation.retries, 3u);
+  EXPECT_EQ(remix.limits.automation.retry_backoff_seconds, 0.5);
+  EXPECT_EQ(remix.limits.automation.max_concurrent, 2u);
   for (const char* bad : {"retries: -1", "retries: 1.5", "maxConcurrent: 0",
                           "retryBackoffSeconds: -2", "retries: many"}) {
     const RemixFile refused =
