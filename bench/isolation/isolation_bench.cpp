@@ -296,11 +296,16 @@ std::vector<double> spinner_stop_ms(const std::vector<std::filesystem::path>& di
   std::vector<double> ms;
   for (int i = 0; i < samples; ++i) {
     const Run run = engine.start("installed:iso-misbehave", {{"mode", "burn"}});
-    // Spinning once it has said so (its second entry).
+    // Spinning once it has said so. Read from its entries: a running
+    // record's log_count is not raised until the record is written again,
+    // which a spinner never makes happen (waiting on it cost 30 s a sample).
     const auto up = Clock::now();
     while (seconds_since(up) < 30) {
-      const auto now = runs.get(run.instance_id);
-      if (now && now->log_count >= 2) break;
+      bool burning = false;
+      for (const LogEntry& entry : runs.logs(run.instance_id, 0, 10).entries) {
+        burning = burning || entry.message == "burning";
+      }
+      if (burning) break;
       std::this_thread::sleep_for(1ms);
     }
     const auto start = Clock::now();
