@@ -1,7 +1,8 @@
 // nightshift-bench-isolation: process isolation's figures, each printed
 // beside a ceiling this program measures on the same machine in the same run.
 //
-//   nightshift-bench-isolation [--quick] [--agents-dir DIR] [--test-agents-dir DIR]
+//   nightshift-bench-isolation [--quick] [--no-spawner] [--agents-dir DIR]
+//                              [--test-agents-dir DIR]
 //
 // Figures (the real engine, built as a nightshift::Host with every run forced
 // into its own nightshift-worker process, a SQLite file in a temporary dir):
@@ -182,6 +183,10 @@ double bare_sleeper_pss_mib(int count) {
 
 // ---- the engine ----
 
+// --no-spawner: each run's worker is started with posix_spawn, as before
+// the process spawner, for comparison.
+bool use_spawner = true;
+
 struct Engine {
   Engine(const std::filesystem::path& data_dir, std::vector<std::filesystem::path> agent_dirs,
          RunManagerOptions options)
@@ -196,6 +201,7 @@ struct Engine {
     o.installed_agent_dirs = std::move(agent_dirs);
     o.runs = std::move(options);
     o.runs.force_process_isolation = true;
+    o.runs.process_spawner = use_spawner;
     return o;
   }
   Run start(const std::string& agent, boost::json::object params = {}) {
@@ -319,7 +325,8 @@ std::vector<double> spinner_stop_ms(const std::vector<std::filesystem::path>& di
 int run(bool quick, const std::filesystem::path& agents_dir,
         const std::filesystem::path& test_agents_dir) {
   const unsigned cores = std::max(1u, std::thread::hardware_concurrency());
-  std::printf("nightshift-bench-isolation%s: %u cores\n", quick ? " (quick)" : "", cores);
+  std::printf("nightshift-bench-isolation%s%s: %u cores\n", quick ? " (quick)" : "",
+              use_spawner ? "" : " (no spawner)", cores);
   const std::vector<std::filesystem::path> dirs{agents_dir, test_agents_dir};
 
   const double fork_rate = fork_exec_per_second(quick ? 0.5 : 2.0, cores);
@@ -360,12 +367,16 @@ int main(int argc, char** argv) {
   std::string agents_dir = NIGHTSHIFT_BUILD_AGENTS_DIR;
   std::string test_agents_dir = NIGHTSHIFT_ISO_TEST_AGENTS_DIR;
   app.add_flag("--quick", quick, "a short smoke run with smaller counts");
+  bool no_spawner = false;
+  app.add_flag("--no-spawner", no_spawner,
+               "start each run's worker with posix_spawn instead of the process spawner");
   app.add_option("--agents-dir", agents_dir, "where the built-in agents are")
       ->capture_default_str();
   app.add_option("--test-agents-dir", test_agents_dir, "where iso-misbehave (the spinner) is")
       ->capture_default_str();
   CLI11_PARSE(app, argc, argv);
   spdlog::set_level(spdlog::level::warn);
+  nightshift::bench::use_spawner = !no_spawner;
   try {
     return nightshift::bench::run(quick, agents_dir, test_agents_dir);
   } catch (const std::exception& e) {

@@ -98,7 +98,8 @@ struct RunManager::Impl {
   const RunManagerOptions options;
   // Forks the worker of each process run (started at the first); shared
   // with the runs using it, so that a run let go at shutdown keeps it.
-  const std::shared_ptr<isolation::Spawner> spawner = std::make_shared<isolation::Spawner>();
+  const std::shared_ptr<isolation::Spawner> spawner =
+      options.process_spawner ? std::make_shared<isolation::Spawner>() : nullptr;
   const Timestamp started_at = now_ms();
 
   // ---- counters, any thread ----
