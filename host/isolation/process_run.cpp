@@ -166,6 +166,7 @@ class Supervisor {
       // Only on an exception from inside: never leave the group running.
       ::kill(-pid_, SIGKILL);
       if (keeper_) {
+        ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
         pollfd gone{pidfd_.get(), POLLIN, 0};
         ::poll(&gone, 1, static_cast<int>(kStatusTimeout.count()));
       } else {

@@ -180,6 +180,9 @@ class SpawnerLoop {
       ::close(control);
       return;
     }
+    // Its own group before the host hears of it (the child does the same;
+    // either may get there first), so that the host can signal the group.
+    ::setpgid(pid, pid);
     // Opened before the keeper can be reaped here: it names this process.
     const int pidfd = static_cast<int>(::syscall(SYS_pidfd_open, pid, 0));
     reply(control, {SpawnReply::started, pid}, pidfd);
