@@ -21,7 +21,9 @@
 #include <utility>
 #include <vector>
 
+#include "isolation/fd.hpp"
 #include "isolation/protocol.hpp"
+#include "isolation/spawner.hpp"
 
 extern char** environ;
 
@@ -38,31 +40,9 @@ constexpr std::size_t kMaxOutputLine = 4096;
 // After SIGTERM to the group, how long past the kill grace the keeper gets
 // to report before the host SIGKILLs the group itself.
 constexpr std::chrono::milliseconds kKeeperSlack{5000};
-
-// An owned file descriptor.
-class Fd {
- public:
-  Fd() = default;
-  explicit Fd(int fd) : fd_(fd) {}
-  Fd(Fd&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
-  Fd& operator=(Fd&& other) noexcept {
-    if (this != &other) {
-      reset();
-      fd_ = std::exchange(other.fd_, -1);
-    }
-    return *this;
-  }
-  ~Fd() { reset(); }
-  int get() const noexcept { return fd_; }
-  explicit operator bool() const noexcept { return fd_ >= 0; }
-  void reset() noexcept {
-    if (fd_ >= 0) ::close(fd_);
-    fd_ = -1;
-  }
-
- private:
-  int fd_ = -1;
-};
+// How long after a spawned keeper ended the spawner has to send its wait
+// status (it reaps it at once).
+constexpr std::chrono::milliseconds kStatusTimeout{10000};
 
 std::system_error os_error(const std::string& what) {
   return std::system_error(errno, std::generic_category(), what);
@@ -185,7 +165,13 @@ class Supervisor {
     if (pid_ > 0 && !reaped_) {
       // Only on an exception from inside: never leave the group running.
       ::kill(-pid_, SIGKILL);
-      ::waitpid(pid_, nullptr, 0);
+      if (keeper_) {
+        ::syscall(SYS_pidfd_send_signal, pidfd_.get(), SIGKILL, nullptr, 0);
+        pollfd gone{pidfd_.get(), POLLIN, 0};
+        ::poll(&gone, 1, static_cast<int>(kStatusTimeout.count()));
+      } else {
+        ::waitpid(pid_, nullptr, 0);
+      }
     }
   }
 
@@ -213,6 +199,23 @@ class Supervisor {
   }
 
   void spawn(const std::filesystem::path& bwrap) {
+    wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+    if (!wake_) throw os_error("eventfd");
+    // A run with a sandbox execs bwrap: only plain runs go through the
+    // spawner. When it cannot start the keeper, posix_spawn does.
+    if (!bwrap.empty() || !spec_.spawner || !spawn_through_spawner()) spawn_directly(bwrap);
+    const int wake = wake_.get();
+    auto waker = [wake] {
+      const std::uint64_t one = 1;
+      [[maybe_unused]] const ssize_t n = ::write(wake, &one, sizeof one);
+    };
+    sink_.set_waker(waker);
+    stop_callback_.emplace(stop_, waker);
+  }
+
+  // The run's socket and output pipe: the host's ends in sock_ and
+  // output_fd_, the keeper's returned.
+  std::pair<Fd, Fd> make_channels() {
     int pair[2];
     if (::socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair) != 0) {
       throw os_error("socketpair");
@@ -223,11 +226,24 @@ class Supervisor {
     if (::pipe2(out, O_CLOEXEC) != 0) throw os_error("pipe");
     output_fd_ = Fd(out[0]);
     Fd child_out(out[1]);
-    wake_ = Fd(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
-    if (!wake_) throw os_error("eventfd");
     ::fcntl(sock_.get(), F_SETFL, O_NONBLOCK);
     ::fcntl(output_fd_.get(), F_SETFL, O_NONBLOCK);
+    return {std::move(child_sock), std::move(child_out)};
+  }
 
+  bool spawn_through_spawner() {
+    auto [child_sock, child_out] = make_channels();
+    std::optional<SpawnedKeeper> keeper = spec_.spawner->spawn(
+        spec_.worker, child_sock.get(), child_out.get(), spec_.workspace, child_environment());
+    if (!keeper) return false;
+    pid_ = keeper->pid;
+    pidfd_ = std::move(keeper->pidfd);
+    keeper_ = std::move(keeper);
+    return true;
+  }
+
+  void spawn_directly(const std::filesystem::path& bwrap) {
+    auto [child_sock, child_out] = make_channels();
     posix_spawn_file_actions_t actions;
     posix_spawn_file_actions_init(&actions);
     posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
@@ -261,13 +277,6 @@ class Supervisor {
     pid_ = pid;
     pidfd_ = Fd(static_cast<int>(::syscall(SYS_pidfd_open, pid, 0)));
     if (!pidfd_) throw os_error("pidfd_open");
-    const int wake = wake_.get();
-    auto waker = [wake] {
-      const std::uint64_t one = 1;
-      [[maybe_unused]] const ssize_t n = ::write(wake, &one, sizeof one);
-    };
-    sink_.set_waker(waker);
-    stop_callback_.emplace(stop_, waker);
   }
 
   void send(const std::string& frame) { out_ += frame; }
@@ -320,6 +329,17 @@ class Supervisor {
     read_socket();
     read_output();
     output_.flush();
+    reap();
+  }
+
+  // The keeper has ended: its wait status, from the spawner that reaped it
+  // or from waitpid.
+  void reap() {
+    if (keeper_) {
+      reaped_ = true;
+      status_ = Spawner::wait_status(*keeper_, kStatusTimeout);
+      return;
+    }
     int status = 0;
     while (::waitpid(pid_, &status, 0) < 0 && errno == EINTR) {
     }
@@ -511,8 +531,15 @@ class Supervisor {
       return fail("the sandbox could not start the agent (bubblewrap " + status_text() +
                   "); its message is in the run's log");
     }
-    if (WIFSIGNALED(status_)) return fail("agent crashed: " + describe_signal(WTERMSIG(status_)));
-    return fail("agent process exited with status " + std::to_string(WEXITSTATUS(status_)));
+    if (!status_) {
+      return fail(
+          "the agent's process ended without a report and its exit status is unknown (the "
+          "host's process spawner ended with it)");
+    }
+    if (WIFSIGNALED(*status_)) {
+      return fail("agent crashed: " + describe_signal(WTERMSIG(*status_)));
+    }
+    return fail("agent process exited with status " + std::to_string(WEXITSTATUS(*status_)));
   }
 
   // The agent process ended without returning: why, from the keeper's report.
@@ -530,8 +557,9 @@ class Supervisor {
   }
 
   std::string status_text() const {
-    if (WIFSIGNALED(status_)) return "was killed by " + describe_signal(WTERMSIG(status_));
-    return "exited with status " + std::to_string(WEXITSTATUS(status_));
+    if (!status_) return "ended";
+    if (WIFSIGNALED(*status_)) return "was killed by " + describe_signal(WTERMSIG(*status_));
+    return "exited with status " + std::to_string(WEXITSTATUS(*status_));
   }
 
   const ProcessRunSpec& spec_;
@@ -542,9 +570,10 @@ class Supervisor {
 
   Fd sock_, output_fd_, wake_, pidfd_;
   pid_t pid_ = -1;
+  std::optional<SpawnedKeeper> keeper_;  // set: the spawner started the keeper
   bool exited_ = false, reaped_ = false;
-  int status_ = 0;
-  std::string out_;  // frames not yet written
+  std::optional<int> status_;  // the keeper's wait status; unknown if the spawner died
+  std::string out_;            // frames not yet written
   FrameDecoder decoder_;
   bool sock_closed_ = false;
   Clock::time_point sock_closed_at_{};

@@ -15,6 +15,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <functional>
+#include <memory>
 #include <optional>
 #include <stop_token>
 #include <string>
@@ -29,8 +30,13 @@ struct ProcessLimits {
   bool network = true;            // false: loopback only
 };
 
+class Spawner;
+
 struct ProcessRunSpec {
-  std::filesystem::path worker;        // the nightshift-worker executable
+  std::filesystem::path worker;  // the nightshift-worker executable
+  // Forks the worker for a run without a sandbox (spawner.hpp); null: every
+  // run's worker is started with posix_spawn.
+  std::shared_ptr<Spawner> spawner;
   std::filesystem::path sandbox_tool;  // bwrap; empty: looked up in PATH
   std::string plugin_path;
   std::string plugin_name;

@@ -1,6 +1,7 @@
 // `nightshift-worker`'s main: the keeper (see worker.hpp). It is started by
 // the host with the socket as fd 3, stdin /dev/null and stdout/stderr going
-// to the run's log; it is not meant to be run by hand.
+// to the run's log, or forked so by the process spawner (`--spawner`, see
+// spawner.hpp); it is not meant to be run by hand.
 
 #include <dirent.h>
 #include <fcntl.h>
@@ -20,6 +21,7 @@
 #include <string>
 #include <vector>
 
+#include "isolation/spawner.hpp"
 #include "isolation/worker.hpp"
 
 namespace nightshift::isolation {
@@ -193,9 +195,11 @@ class Keeper {
   bool killing_ = false;
 };
 
+}  // namespace
+
 int keeper_main() {
-  // Dies with whoever started it: the host's thread, or bwrap. SIGHUP, not
-  // SIGKILL: the keeper must still kill what is below it.
+  // Dies with whoever started it: the host's thread, bwrap, or the process
+  // spawner. SIGHUP, not SIGKILL: the keeper must still kill what is below it.
   ::prctl(PR_SET_PDEATHSIG, SIGHUP);
   if (::getppid() == 1) return 1;
   ::prctl(PR_SET_CHILD_SUBREAPER, 1);
@@ -233,10 +237,11 @@ int keeper_main() {
   return Keeper(std::move(start), flags).run();
 }
 
-}  // namespace
-
 }  // namespace nightshift::isolation
 
-int main() {
+int main(int argc, char** argv) {
+  if (argc == 2 && std::string_view(argv[1]) == nightshift::isolation::spawner_wire::kSpawnerArg) {
+    return nightshift::isolation::spawner_main(argv[1]);
+  }
   return nightshift::isolation::keeper_main();
 }

@@ -44,9 +44,11 @@ class LiveRunSink final : public isolation::ProcessRunSink {
 
 }  // namespace
 
-AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options) {
+AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options,
+                               std::shared_ptr<isolation::Spawner> spawner) {
   isolation::ProcessRunSpec spec;
   spec.worker = options.worker_path;
+  spec.spawner = std::move(spawner);
   spec.sandbox_tool = options.sandbox_tool;
   spec.plugin_path = run.plugin->path().string();
   spec.plugin_name = run.plugin->name();

@@ -7,6 +7,7 @@
 #pragma once
 
 #include <cstdint>
+#include <memory>
 #include <optional>
 #include <string>
 
@@ -20,6 +21,12 @@ struct AgentExit {
   bool killed = false;                 // killed after the stop grace
 };
 
-AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options);
+namespace isolation {
+class Spawner;
+}
+
+// `spawner`: the manager's process spawner (null: a posix_spawn per run).
+AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options,
+                               std::shared_ptr<isolation::Spawner> spawner);
 
 }  // namespace nightshift

@@ -14,6 +14,7 @@
 #include <unordered_set>
 #include <utility>
 
+#include "isolation/spawner.hpp"
 #include "runs/admission.hpp"
 #include "runs/commit_events.hpp"
 #include "runs/host_link.hpp"
@@ -95,6 +96,10 @@ struct RunManager::Impl {
   Catalog& catalog;
   Store& store;
   const RunManagerOptions options;
+  // Forks the worker of each process run (started at the first); shared
+  // with the runs using it, so that a run let go at shutdown keeps it.
+  const std::shared_ptr<isolation::Spawner> spawner =
+      options.process_spawner ? std::make_shared<isolation::Spawner>() : nullptr;
   const Timestamp started_at = now_ms();
 
   // ---- counters, any thread ----
@@ -400,7 +405,7 @@ void RunManager::Impl::run_worker(const LivePtr& run) noexcept {
     if (begin_run(*run)) {
       agent_called = true;
       if (run->isolation == Isolation::process) {
-        exit = run_agent_in_process(*run, options);
+        exit = run_agent_in_process(*run, options, spawner);
       } else {
         exit.rc = call_agent(*run, exit.failure);
       }

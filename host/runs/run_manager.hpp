@@ -56,6 +56,9 @@ struct RunManagerOptions {
   std::filesystem::path sandbox_tool;          // bwrap; empty: looked up in PATH
   bool force_process_isolation = false;        // `serve --isolation process`
   std::chrono::milliseconds kill_grace{1000};  // SIGTERM -> SIGKILL of a killed run's agent
+  // Plain process runs are forked by one long-lived process spawner
+  // (isolation/spawner.hpp); false: a posix_spawn of the worker per run.
+  bool process_spawner = true;
   std::string host_name;     // written into each run this host executes (Run.host)
   std::string host_version;  // shown by GET /hosts
 };
