@@ -162,13 +162,28 @@ Result Connection::exec_prepared(const std::string& name, const std::string& sql
 
 std::vector<Result> Connection::exec_pipeline(const std::vector<Step>& steps) {
   if (!ok()) open();
+  // Statements not yet prepared on this connection are, before the pipeline.
+  for (const Step& step : steps) {
+    if (step.name.empty() || prepared_.contains(step.name)) continue;
+    PGresult* prepared = PQprepare(conn_, step.name.c_str(), step.sql.c_str(), 0, nullptr);
+    if (prepared == nullptr || PQresultStatus(prepared) != PGRES_COMMAND_OK) {
+      fail(prepared, step.sql);
+    }
+    PQclear(prepared);
+    prepared_.insert(step.name);
+  }
   if (PQenterPipelineMode(conn_) != 1) {
     throw StoreUnavailable("cannot enter pipeline mode: " + trimmed(PQerrorMessage(conn_)));
   }
   for (const Step& step : steps) {
     const std::vector<const char*> values = values_of(step.params);
-    if (PQsendQueryParams(conn_, step.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                          values.data(), nullptr, nullptr, 0) != 1) {
+    const int sent =
+        step.name.empty()
+            ? PQsendQueryParams(conn_, step.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                values.data(), nullptr, nullptr, 0)
+            : PQsendQueryPrepared(conn_, step.name.c_str(), static_cast<int>(values.size()),
+                                  values.data(), nullptr, nullptr, 0);
+    if (sent != 1) {
       throw StoreUnavailable("cannot send to PostgreSQL: " + trimmed(PQerrorMessage(conn_)));
     }
   }

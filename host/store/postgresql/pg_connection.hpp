@@ -73,10 +73,12 @@ class Connection {
   // (parsed and planned once): for the statements run on every batch.
   Result exec_prepared(const std::string& name, const std::string& sql,
                        const std::vector<Param>& params);
-  // One statement of a pipeline.
+  // One statement of a pipeline; one with a name is prepared once per
+  // connection under it (parsed and planned once), as exec_prepared does.
   struct Step {
     std::string sql;
     std::vector<Param> params;
+    std::string name;
   };
   // Sends every step at once and reads every result after (one round trip
   // for the lot: libpq's pipeline mode). Throws as exec() does for the first

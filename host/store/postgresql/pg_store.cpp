@@ -476,11 +476,13 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   checks_.clear();
   std::optional<pg::Transaction> transaction;
   if (pipelining_) {
-    write_step("BEGIN", {}, nullptr);
+    write_step("", "BEGIN", {}, nullptr);
   } else {
     transaction.emplace(*writer_);
   }
-  // Consecutive upserts go as one statement, consecutive log appends as one.
+  // Between deletions and prunes, every upsert goes as one statement, then
+  // every log append as one: a run's upserts are written once, at its first
+  // position, so its row exists before any entry of the stretch needs it.
   std::vector<std::size_t> upsert_sources;
   std::vector<std::uint64_t> upsert_counts;
   std::vector<const AppendLogs*> appends;
@@ -493,7 +495,6 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   };
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
-      if (!appends.empty()) flush();
       if (plan.source[i] == npos) {
         store::check_writable(upsert->run);  // refused as it would be alone
       } else {
@@ -502,7 +503,6 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
         upsert_counts.push_back(plan.log_count[i]);
       }
     } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
-      if (!upsert_sources.empty()) flush();
       if (!append->entries.empty()) appends.push_back(append);
     } else {
       flush();
@@ -518,7 +518,7 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   flush();
   notify_changes(ops, plan.source);
   if (pipelining_) {
-    write_step("COMMIT", {}, nullptr);
+    write_step("", "COMMIT", {}, nullptr);
     pipelining_ = false;
     const std::vector<pg::Result> results = writer_->exec_pipeline(steps_);
     for (std::size_t i = 0; i < checks_.size() && i < results.size(); ++i) {
@@ -588,7 +588,7 @@ void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
   ids.reserve(sources.size());
   for (const std::size_t source : sources)
     ids.push_back(std::get<UpsertRun>(ops[source]).run.instance_id);
-  write_step(kUpsertRuns, std::move(params),
+  write_step("upsert_runs", kUpsertRuns, std::move(params),
              [this, ids = std::move(ids)](const pg::Result& written) {
                if (written.rows() == static_cast<int>(ids.size())) return;
                std::unordered_set<std::string_view> landed;
@@ -599,14 +599,16 @@ void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
              });
 }
 
-void PostgresStore::write_step(const std::string& sql, std::vector<pg::Param> params,
+void PostgresStore::write_step(const std::string& name, const std::string& sql,
+                               std::vector<pg::Param> params,
                                std::function<void(const pg::Result&)> check) {
   if (pipelining_) {
-    steps_.push_back(pg::Connection::Step{sql, std::move(params)});
+    steps_.push_back(pg::Connection::Step{sql, std::move(params), name});
     checks_.push_back(std::move(check));
     return;
   }
-  const pg::Result result = writer_->exec(sql, params);
+  const pg::Result result =
+      name.empty() ? writer_->exec(sql, params) : writer_->exec_prepared(name, sql, params);
   if (check) check(result);
 }
 
@@ -625,7 +627,7 @@ void PostgresStore::write_logs(const std::vector<const AppendLogs*>& appends) {
   std::vector<Param> params;
   for (const auto& column : columns) params.emplace_back(pg::text_array(column));
   if (pipelining_) {
-    write_step(kInsertLogs, std::move(params), nullptr);
+    write_step("insert_logs", kInsertLogs, std::move(params), nullptr);
     return;
   }
   try {
@@ -668,8 +670,9 @@ void PostgresStore::notify_changes(const std::vector<WriteOp>& ops,
     lines.push_back(std::move(line));
   }
   const auto payloads = change_payloads(location_.host_name, lines);
-  if (!payloads.empty()) write_step(kNotify, notify_params(kEventsChannel, payloads), nullptr);
-  if (queued) write_step(kNotify, notify_params(kQueueChannel, {std::string()}), nullptr);
+  if (!payloads.empty())
+    write_step("notify", kNotify, notify_params(kEventsChannel, payloads), nullptr);
+  if (queued) write_step("notify", kNotify, notify_params(kQueueChannel, {std::string()}), nullptr);
 }
 
 void PostgresStore::delete_run(const DeleteRun& op) {

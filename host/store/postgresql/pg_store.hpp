@@ -100,8 +100,9 @@ class PostgresStore final : public Store, public SharedQueue {
   std::size_t prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more);
   // The NOTIFY of what the batch changed; sent when the batch commits.
   void notify_changes(const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources);
-  // Runs a statement of the batch now, or adds it to the pipeline.
-  void write_step(const std::string& sql, std::vector<pg::Param> params,
+  // Runs a statement of the batch now, or adds it to the pipeline; one with
+  // a name is prepared once under it.
+  void write_step(const std::string& name, const std::string& sql, std::vector<pg::Param> params,
                   std::function<void(const pg::Result&)> check);
 
   // The fence this host holds for a run it writes: 1 (never claimed) or
