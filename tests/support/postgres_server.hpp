@@ -166,9 +166,9 @@ class PostgresServer {
     return name;
   }
 
-  // Runs one statement on the `postgres` database; throws on failure.
-  void execute(const std::string& sql) const {
-    PGconn* conn = PQconnectdb(conninfo().c_str());
+  // Runs one statement on `database` (by default `postgres`); throws on failure.
+  void execute(const std::string& sql, const std::string& database = "postgres") const {
+    PGconn* conn = PQconnectdb(conninfo(database).c_str());
     if (PQstatus(conn) != CONNECTION_OK) {
       const std::string message = PQerrorMessage(conn);
       PQfinish(conn);
