@@ -530,10 +530,12 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   const UpsertPlan plan = plan_upserts(ops);
   constexpr auto npos = std::numeric_limits<std::size_t>::max();
   bool prune_unfinished = false;
-  // Only upserts and log entries: the whole batch is one pipeline. A batch
-  // of one op goes statement by statement, so a refusal names its cause.
+  // Only upserts and log entries: the whole batch is one pipeline (one
+  // round trip), a start's lone upsert too. A lone log append goes statement
+  // by statement, so that a refusal names the unknown run.
   batch.pipelining =
-      ops.size() > 1 && std::all_of(ops.begin(), ops.end(), [](const WriteOp& op) {
+      !ops.empty() && (ops.size() > 1 || std::holds_alternative<UpsertRun>(ops.front())) &&
+      std::all_of(ops.begin(), ops.end(), [](const WriteOp& op) {
         return std::holds_alternative<UpsertRun>(op) || std::holds_alternative<AppendLogs>(op);
       });
   std::optional<pg::Transaction> transaction;
