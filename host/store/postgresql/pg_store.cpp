@@ -90,7 +90,9 @@ const std::string kUpsertRuns = R"sql(
 // An entry of an unknown run fails the statement (its run is NULL). The
 // runs to raise are also named as an array: the planner cannot tell how few
 // rows the unnested arrays make and would otherwise join them with a scan
-// of the whole runs table, a cost growing with the history.
+// of the whole runs table, a cost growing with the history. A run whose
+// count is already as high (its record came in the same batch) is left
+// alone: an update would write a new version of its row for nothing.
 const std::string kInsertLogs = R"sql(
   WITH v AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
@@ -105,6 +107,7 @@ const std::string kInsertLogs = R"sql(
     UPDATE runs SET log_count = greatest(runs.log_count, m.last)
     FROM (SELECT run, max(seq) AS last FROM ins GROUP BY run) m
     WHERE runs.id = m.run AND runs.id = ANY(ARRAY(SELECT DISTINCT run FROM ins))
+      AND runs.log_count < m.last
     RETURNING 1)
   SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM raised)
 )sql";
