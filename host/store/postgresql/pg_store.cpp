@@ -586,18 +586,34 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   if (batch.pipelining) {
     write_step(batch, "", "COMMIT", {}, nullptr);
     batch.pipelining = false;
-    const std::vector<pg::Result> results = batch.conn.exec_pipeline(batch.steps);
+    // The notifications ride in the same round trip, after the commit.
+    const std::size_t required = batch.steps.size();
+    append_notifications(batch.steps, change_notifications(ops, plan.source));
+    std::string notify_error;
+    const std::vector<pg::Result> results =
+        batch.conn.exec_pipeline(batch.steps, required, notify_error);
     for (std::size_t i = 0; i < batch.checks.size() && i < results.size(); ++i) {
       if (batch.checks[i]) batch.checks[i](results[i]);
     }
+    if (!notify_error.empty()) warn_not_notified(notify_error);
   } else {
     transaction->commit();
+    std::vector<pg::Connection::Step> steps;
+    append_notifications(steps, change_notifications(ops, plan.source));
+    if (!steps.empty()) {
+      std::string notify_error;
+      try {
+        batch.conn.exec_pipeline(steps, 0, notify_error);
+      } catch (const std::exception& e) {
+        notify_error = e.what();
+      }
+      if (!notify_error.empty()) warn_not_notified(notify_error);
+    }
   }
   {
     std::lock_guard lock(fences_mutex_);
     for (const std::string& id : batch.fenced_runs_done) fences_.erase(id);
   }
-  notify_after_commit(batch.conn, change_notifications(ops, plan.source));
   if (!batch.fenced_off.empty()) {
     // Another host took these runs over (a rescue): whoever shows them
     // re-reads what the store holds, this host included.
@@ -749,22 +765,19 @@ std::vector<pg::Connection::Step> PostgresStore::change_notifications(
 // waits for no flush to disk. And the batch's commit, notifying nothing,
 // does not take the lock PostgreSQL holds from a notifying commit until its
 // flush is done: the commits of several writers (and claims) flush together.
-void PostgresStore::notify_after_commit(pg::Connection& conn,
-                                        std::vector<pg::Connection::Step> notifications) {
+void PostgresStore::append_notifications(std::vector<pg::Connection::Step>& steps,
+                                         std::vector<pg::Connection::Step> notifications) {
   if (notifications.empty()) return;
-  std::vector<pg::Connection::Step> steps;
-  steps.reserve(notifications.size() + 3);
   steps.push_back({"BEGIN", {}, ""});
   steps.push_back({"SET LOCAL synchronous_commit TO off", {}, ""});
   for (auto& step : notifications) steps.push_back(std::move(step));
   steps.push_back({"COMMIT", {}, ""});
-  try {
-    conn.exec_pipeline(steps);
-  } catch (const std::exception& e) {
-    spdlog::warn(
-        "committed, but could not notify the other hosts (they see it at their next poll): {}",
-        e.what());
-  }
+}
+
+void PostgresStore::warn_not_notified(const std::string& error) {
+  spdlog::warn(
+      "committed, but could not notify the other hosts (they see it at their next poll): {}",
+      error);
 }
 
 void PostgresStore::delete_run(WriteBatch& batch, const DeleteRun& op) {

@@ -125,8 +125,10 @@ class PostgresStore final : public Store, public SharedQueue {
   // The NOTIFYs of what the batch changed, sent once it has committed.
   std::vector<pg::Connection::Step> change_notifications(
       const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources) const;
-  static void notify_after_commit(pg::Connection& conn,
-                                  std::vector<pg::Connection::Step> notifications);
+  // Appends the notifications' own transaction: see the definition.
+  static void append_notifications(std::vector<pg::Connection::Step>& steps,
+                                   std::vector<pg::Connection::Step> notifications);
+  static void warn_not_notified(const std::string& error);
   // Runs a statement of the batch now, or adds it to the pipeline; one with
   // a name is prepared once under it.
   void write_step(WriteBatch& batch, const std::string& name, const std::string& sql,
