@@ -2,11 +2,15 @@
 // SQLite figure of the same run on the same machine.
 //
 //   nightshift-bench-hosts [--quick] [--runs N] [--agents-dir DIR]
+//                          [--starters N] [--pg-setting NAME=VALUE]...
 //
 // It starts a private PostgreSQL server (as tests/support/postgres_server.hpp
-// does: initdb in a temporary directory, its own socket directory, fsync on
-// and synchronous_commit off, the closest match to the SQLite store's WAL
-// with synchronous=NORMAL), and measures, with the built-in echo agent:
+// does: initdb in a temporary directory, its own socket directory) with the
+// durable settings of a real deployment: fsync, synchronous_commit and
+// full_page_writes on (every commit is flushed before it is answered), and
+// shared_buffers=256MB. --pg-setting adds or overrides a server setting (e.g.
+// synchronous_commit=off, to compare); the settings are printed. It measures,
+// with the built-in echo agent:
 //   - echo runs started, executed and committed per second on one host, with
 //     SQLite and with PostgreSQL;
 //   - the same with two hosts on one PostgreSQL database (the starts split
@@ -67,19 +71,19 @@ struct Figures {
   double claim_p99_ms = 0;
 };
 
-// `total` echo runs started from 16 threads spread over `hosts`, counted
-// once every one is executed and its final record committed.
-Figures echo_runs(std::vector<std::unique_ptr<Host>>& hosts, int total) {
-  constexpr int kStarters = 16;
-  std::vector<std::vector<std::string>> ids(kStarters);
+// `total` echo runs started from `starters` threads spread over `hosts` (each
+// waits for its start to be answered, i.e. committed, before the next),
+// counted once every one is executed and its final record committed.
+Figures echo_runs(std::vector<std::unique_ptr<Host>>& hosts, int total, int starters) {
+  std::vector<std::vector<std::string>> ids(static_cast<std::size_t>(starters));
   std::atomic<int> refused{0};
   const auto start = Clock::now();
   {
     std::vector<std::jthread> threads;
-    for (int s = 0; s < kStarters; ++s) {
+    for (int s = 0; s < starters; ++s) {
       threads.emplace_back([&, s] {
         RunManager& runs = hosts[static_cast<std::size_t>(s) % hosts.size()]->runs();
-        for (int i = s; i < total; i += kStarters) {
+        for (int i = s; i < total; i += starters) {
           try {
             ids[static_cast<std::size_t>(s)].push_back(
                 runs.start(StartRequest{"installed:echo", std::nullopt, {}}).instance_id);
@@ -127,15 +131,21 @@ void print(const char* name, const Figures& figures, const Figures* sqlite) {
   std::printf("\n");
 }
 
-int run(int total, const std::filesystem::path& agents) {
-  std::printf("nightshift-bench-hosts: %d echo runs per figure, %u cores\n", total,
-              std::thread::hardware_concurrency());
+int run(int total, int starters, const std::filesystem::path& agents,
+        const std::vector<std::string>& settings) {
+  std::printf(
+      "nightshift-bench-hosts: %d echo runs per figure from %d starting threads, %u cores\n", total,
+      starters, std::thread::hardware_concurrency());
+  // The durable settings of a real deployment, then the caller's.
+  std::vector<std::string> server_settings = {"fsync=on", "synchronous_commit=on",
+                                              "full_page_writes=on", "shared_buffers=256MB"};
+  server_settings.insert(server_settings.end(), settings.begin(), settings.end());
   testing::TempDir dir;
   Figures sqlite;
   {
     std::vector<std::unique_ptr<Host>> hosts;
     hosts.push_back(std::make_unique<Host>(host_options(dir.path(), agents, "", "sqlite", total)));
-    sqlite = echo_runs(hosts, total);
+    sqlite = echo_runs(hosts, total, starters);
     print("SQLite, one host", sqlite, nullptr);
   }
   if (const auto missing = testing::PostgresServer::missing_binaries()) {
@@ -144,13 +154,18 @@ int run(int total, const std::filesystem::path& agents) {
   }
   testing::PostgresServer::Options server;
   server.durable = true;
-  server.extra_settings = "-c synchronous_commit=off -c shared_buffers=256MB";
+  std::string shown;
+  for (const std::string& setting : server_settings) {
+    server.extra_settings += (server.extra_settings.empty() ? "-c " : " -c ") + setting;
+    shown += (shown.empty() ? "" : " ") + setting;
+  }
+  std::printf("PostgreSQL server settings: %s\n", shown.c_str());
   testing::PostgresServer postgres(server);
   {
     const std::string uri = postgres.uri(postgres.create_database());
     std::vector<std::unique_ptr<Host>> hosts;
     hosts.push_back(std::make_unique<Host>(host_options(dir.path(), agents, uri, "one", total)));
-    const Figures one = echo_runs(hosts, total);
+    const Figures one = echo_runs(hosts, total, starters);
     print("PostgreSQL, one host", one, &sqlite);
   }
   {
@@ -158,7 +173,7 @@ int run(int total, const std::filesystem::path& agents) {
     std::vector<std::unique_ptr<Host>> hosts;
     hosts.push_back(std::make_unique<Host>(host_options(dir.path(), agents, uri, "a", total)));
     hosts.push_back(std::make_unique<Host>(host_options(dir.path(), agents, uri, "b", total)));
-    const Figures two = echo_runs(hosts, total);
+    const Figures two = echo_runs(hosts, total, starters);
     print("PostgreSQL, two hosts", two, &sqlite);
   }
   return 0;
@@ -175,10 +190,28 @@ int main(int argc, char** argv) {
   app.add_flag("--quick", quick, "a short smoke run (2,000 runs per figure)");
   app.add_option("--runs", runs, "echo runs per figure")->check(CLI::Range(1, 1000000));
   app.add_option("--agents-dir", agents_dir, "where the built-in agents are");
+  int starters = 16;
+  app.add_option("--starters", starters,
+                 "threads starting runs, each waiting for its start to be answered (committed) "
+                 "before the next")
+      ->check(CLI::Range(1, 1024));
+  std::vector<std::string> settings;
+  app.add_option("--pg-setting", settings,
+                 "a PostgreSQL server setting NAME=VALUE added to the durable defaults "
+                 "(repeatable), e.g. synchronous_commit=off")
+      ->check([](const std::string& value) {
+        return value.find('=') == std::string::npos || value.find(' ') != std::string::npos
+                   ? std::string("expected NAME=VALUE without spaces")
+                   : std::string();
+      });
   CLI11_PARSE(app, argc, argv);
+  // Line by line, so that nothing buffered is copied into the server
+  // processes the bench forks, and a reader of a file sees each figure as
+  // it comes.
+  std::setvbuf(stdout, nullptr, _IOLBF, 0);
   spdlog::set_level(spdlog::level::warn);
   try {
-    return nightshift::bench::run(quick ? 2000 : runs, agents_dir);
+    return nightshift::bench::run(quick ? 2000 : runs, starters, agents_dir, settings);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nightshift-bench-hosts: %s\n", e.what());
     return 1;

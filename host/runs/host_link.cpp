@@ -183,6 +183,11 @@ void HostLink::fan_in(const std::vector<StoreChange>& changes, bool resync) {
   if (announced_.size() > kMaxTracked) announced_.clear();
   if (published_seq_.size() > kMaxTracked) published_seq_.clear();
   const bool listening = bus_.subscriber_count() > 0;
+  if (!listening) {
+    // Nobody to tell: only this host's own runs are re-read (another host
+    // may have taken one over), not every run the other hosts changed.
+    std::erase_if(to_read, [this](const std::string& id) { return !callbacks_.is_local(id); });
+  }
 
   for (Run& run : queue_.get_runs(to_read)) {
     if (callbacks_.is_local(run.instance_id)) {

@@ -84,6 +84,9 @@ RunError run_error_from(const std::string& answer) {
   return RunError(RunError::Code::store_failed, "the host executing the run failed: " + answer);
 }
 
+// The writers of new runs' first records on a shared store (see start_writers).
+constexpr std::size_t kStartWriters = 4;
+
 // How long a stop or a message sent to another host may wait for its answer.
 constexpr std::chrono::seconds kRequestTimeout{10};
 
@@ -95,6 +98,7 @@ struct RunManager::Impl {
   // ---- shared references and options (immutable) ----
   Catalog& catalog;
   Store& store;
+  EventBus& bus;
   const RunManagerOptions options;
   // Forks the worker of each process run (started at the first); shared
   // with the runs using it, so that a run let go at shutdown keeps it.
@@ -125,6 +129,16 @@ struct RunManager::Impl {
   // With a store shared by several hosts: claims, requests and other hosts'
   // events. Stopped first at shutdown.
   std::unique_ptr<HostLink> link;
+  // With a store shared by several hosts: the writers of the runs' first
+  // records (queued), beside `writer`, round robin. A start waits for a
+  // commit; with several transactions committing at once the server flushes
+  // them to disk together, so a start waits neither for the flushes of the
+  // starts before it nor for the main writer's batches. A run's later
+  // records are the main writer's: it is claimed only once its first record
+  // is committed. Declared after `link`, so destroyed before it: their
+  // completions use it.
+  std::vector<std::unique_ptr<StoreWriter>> start_writers;
+  std::atomic<std::size_t> next_start_writer{0};
 
   // ---- operations ----
   void start(StartRequest request, StartCallback done);
@@ -164,6 +178,7 @@ struct RunManager::Impl {
 
   // Several hosts on one store (link is set).
   void start_shared(StartRequest request, StartCallback done);
+  void announce_queued(const std::vector<WriteOp>& committed);
   std::size_t free_slots() const;
   void execute_claimed(std::vector<Run> claimed);
   RequestAnswer answer_request(const RunRequest& request);
@@ -181,6 +196,7 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
                        RunManagerOptions options_in)
     : catalog(catalog_in),
       store(store_in),
+      bus(bus_in),
       options(std::move(options_in)),
       budget(options.log_buffer_bytes),
       admission(options.max_concurrent, options.max_queued),
@@ -210,6 +226,10 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
         [this](const Run& stored) { taken_over(stored); }};
     link = std::make_unique<HostLink>(store, *queue, bus_in, std::move(callbacks),
                                       HostLink::Options{});
+    for (std::size_t i = 0; i < kStartWriters; ++i) {
+      start_writers.push_back(std::make_unique<StoreWriter>(
+          store, [this](const std::vector<WriteOp>& ops) { announce_queued(ops); }));
+    }
   }
 }
 
@@ -792,6 +812,7 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
   if (link) link->stop();  // no more claims or requests
   spdlog::info("shutting down the run manager: stopping every active run");
   // Starts whose commit is still in flight are settled first.
+  for (const auto& start_writer : start_writers) start_writer->flush();
   writer->flush();
   bool processes = false;
   for (const LivePtr& run : live_snapshot()) {
@@ -847,9 +868,14 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
 // (this one included) claims and executes it.
 void RunManager::Impl::start_shared(StartRequest request, StartCallback done) {
   try {
-    if (!writer->healthy() || !store.available()) {
+    StoreWriter& start_writer =
+        *start_writers[next_start_writer.fetch_add(1, std::memory_order_relaxed) %
+                       start_writers.size()];
+    if (!writer->healthy() || !start_writer.healthy() || !store.available()) {
+      const std::string error =
+          writer->healthy() ? start_writer.last_error() : writer->last_error();
       throw RunError(RunError::Code::store_failed,
-                     "the shared store cannot be reached right now (" + writer->last_error() +
+                     "the shared store cannot be reached right now (" + error +
                          "); try again once it is back");
     }
     {
@@ -864,8 +890,8 @@ void RunManager::Impl::start_shared(StartRequest request, StartCallback done) {
                      "the shared queue already holds " + std::to_string(options.max_queued) +
                          " runs started on this host; try again later");
     }
-    writer->submit(UpsertRun{run->record}, [this, record = run->record,
-                                            done = std::move(done)](const std::string& error) {
+    start_writer.submit(UpsertRun{run->record}, [this, record = run->record,
+                                                 done = std::move(done)](const std::string& error) {
       if (!error.empty()) {
         link->release_queue_place();
         done(StartOutcome{std::nullopt, std::make_exception_ptr(
@@ -876,13 +902,24 @@ void RunManager::Impl::start_shared(StartRequest request, StartCallback done) {
         return;
       }
       starts.fetch_add(1, std::memory_order_relaxed);
-      // Another host may execute it: its `finished` is that host's news.
-      events.forget(record.instance_id);
       done(StartOutcome{record, nullptr});
       link->wake();
     });
   } catch (...) {
     done(StartOutcome{std::nullopt, std::current_exception()});
+  }
+}
+
+// On a start writer's thread: runs joined the shared queue. Their `started`
+// (as queued); the host that claims one announces it again as it begins
+// (the main writer's events), and another host's `finished` is that host's
+// news.
+void RunManager::Impl::announce_queued(const std::vector<WriteOp>& committed) {
+  if (bus.subscriber_count() == 0) return;
+  for (const WriteOp& op : committed) {
+    if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
+      bus.publish(std::make_shared<const Event>(RunEvent{RunEventKind::started, upsert->run}));
+    }
   }
 }
 

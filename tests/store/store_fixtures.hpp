@@ -77,8 +77,16 @@ class StoreFixture {
     open();
   }
   void put(const Run& run) { store_->apply({UpsertRun{run}}); }
+#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
+  // The store's database on the test server (PostgreSQL).
+  const std::string& database() const {
+    return database_;
+  }
+#endif
   // A separate connection, for looking at what the store wrote (SQLite).
-  SQLite::Database inspect() const { return SQLite::Database(path().string()); }
+  SQLite::Database inspect() const {
+    return SQLite::Database(path().string());
+  }
   // Rows in one of the store's tables, on either store.
   std::int64_t count_rows(const std::string& table) const {
 #ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL

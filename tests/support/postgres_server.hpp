@@ -22,6 +22,7 @@
 
 #include <atomic>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <optional>
@@ -165,9 +166,9 @@ class PostgresServer {
     return name;
   }
 
-  // Runs one statement on the `postgres` database; throws on failure.
-  void execute(const std::string& sql) const {
-    PGconn* conn = PQconnectdb(conninfo().c_str());
+  // Runs one statement on `database` (by default `postgres`); throws on failure.
+  void execute(const std::string& sql, const std::string& database = "postgres") const {
+    PGconn* conn = PQconnectdb(conninfo(database).c_str());
     if (PQstatus(conn) != CONNECTION_OK) {
       const std::string message = PQerrorMessage(conn);
       PQfinish(conn);
@@ -244,6 +245,9 @@ class PostgresServer {
   void run_or_throw(const std::vector<std::string>& argv, const std::string& what) {
     const auto user = postgres_user();
     const std::string output = (dir_ / "commands.log").string();
+    // The child reopens stdout, which writes out what stdio holds for it: a
+    // copy of this process's unwritten output, printed twice unless flushed.
+    std::fflush(nullptr);
     const pid_t child = ::fork();
     if (child < 0) throw std::runtime_error("cannot fork for " + what);
     if (child == 0) {

@@ -161,14 +161,35 @@ Result Connection::exec_prepared(const std::string& name, const std::string& sql
 }
 
 std::vector<Result> Connection::exec_pipeline(const std::vector<Step>& steps) {
+  std::string tail_error;
+  return exec_pipeline(steps, steps.size(), tail_error);
+}
+
+std::vector<Result> Connection::exec_pipeline(const std::vector<Step>& steps, std::size_t required,
+                                              std::string& tail_error) {
   if (!ok()) open();
+  // Statements not yet prepared on this connection are, before the pipeline.
+  for (const Step& step : steps) {
+    if (step.name.empty() || prepared_.contains(step.name)) continue;
+    PGresult* prepared = PQprepare(conn_, step.name.c_str(), step.sql.c_str(), 0, nullptr);
+    if (prepared == nullptr || PQresultStatus(prepared) != PGRES_COMMAND_OK) {
+      fail(prepared, step.sql);
+    }
+    PQclear(prepared);
+    prepared_.insert(step.name);
+  }
   if (PQenterPipelineMode(conn_) != 1) {
     throw StoreUnavailable("cannot enter pipeline mode: " + trimmed(PQerrorMessage(conn_)));
   }
   for (const Step& step : steps) {
     const std::vector<const char*> values = values_of(step.params);
-    if (PQsendQueryParams(conn_, step.sql.c_str(), static_cast<int>(values.size()), nullptr,
-                          values.data(), nullptr, nullptr, 0) != 1) {
+    const int sent =
+        step.name.empty()
+            ? PQsendQueryParams(conn_, step.sql.c_str(), static_cast<int>(values.size()), nullptr,
+                                values.data(), nullptr, nullptr, 0)
+            : PQsendQueryPrepared(conn_, step.name.c_str(), static_cast<int>(values.size()),
+                                  values.data(), nullptr, nullptr, 0);
+    if (sent != 1) {
       throw StoreUnavailable("cannot send to PostgreSQL: " + trimmed(PQerrorMessage(conn_)));
     }
   }
@@ -182,17 +203,32 @@ std::vector<Result> Connection::exec_pipeline(const std::vector<Step>& steps) {
   for (std::size_t i = 0; i < steps.size(); ++i) {
     PGresult* result = PQgetResult(conn_);
     if (result == nullptr) {
+      if (failure == nullptr && i >= required) {
+        // What had to succeed did: the rest is lost with the connection.
+        tail_error = "lost the PostgreSQL connection: " + trimmed(PQerrorMessage(conn_));
+        PQfinish(conn_);
+        conn_ = nullptr;
+        results.resize(steps.size());
+        return results;
+      }
       if (failure != nullptr) PQclear(failure);
       throw StoreUnavailable("lost the PostgreSQL connection: " + trimmed(PQerrorMessage(conn_)));
     }
     const ExecStatusType status = PQresultStatus(result);
     if (status == PGRES_COMMAND_OK || status == PGRES_TUPLES_OK) {
       results.emplace_back(result);
-    } else if (status == PGRES_FATAL_ERROR && failure == nullptr) {
-      failure = result;
-      failed_step = i;
+    } else if (status == PGRES_FATAL_ERROR && failure == nullptr && tail_error.empty()) {
+      if (i < required) {
+        failure = result;
+        failed_step = i;
+      } else {
+        tail_error = trimmed(PQresultErrorMessage(result));
+        PQclear(result);
+      }
+      results.emplace_back();
     } else {
       PQclear(result);  // skipped after the failure
+      results.emplace_back();
     }
     PGresult* end = PQgetResult(conn_);  // each result is followed by a null
     if (end != nullptr) PQclear(end);
@@ -205,13 +241,13 @@ std::vector<Result> Connection::exec_pipeline(const std::vector<Step>& steps) {
     if (failure != nullptr) PQclear(failure);
     throw StoreUnavailable("lost the PostgreSQL connection: " + trimmed(PQerrorMessage(conn_)));
   }
-  if (failure != nullptr) {
+  if (failure != nullptr || !tail_error.empty()) {
     if (PQtransactionStatus(conn_) != PQTRANS_IDLE) {
       PGresult* rollback = PQexec(conn_, "ROLLBACK");
       if (rollback != nullptr) PQclear(rollback);
     }
-    fail(failure, steps[failed_step].sql);
   }
+  if (failure != nullptr) fail(failure, steps[failed_step].sql);
   return results;
 }
 

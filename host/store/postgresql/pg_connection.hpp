@@ -73,16 +73,25 @@ class Connection {
   // (parsed and planned once): for the statements run on every batch.
   Result exec_prepared(const std::string& name, const std::string& sql,
                        const std::vector<Param>& params);
-  // One statement of a pipeline.
+  // One statement of a pipeline; one with a name is prepared once per
+  // connection under it (parsed and planned once), as exec_prepared does.
   struct Step {
     std::string sql;
     std::vector<Param> params;
+    std::string name;
   };
   // Sends every step at once and reads every result after (one round trip
   // for the lot: libpq's pipeline mode). Throws as exec() does for the first
   // step that failed; the steps after it were not run. A transaction the
   // steps opened and did not end is rolled back.
   std::vector<Result> exec_pipeline(const std::vector<Step>& steps);
+  // The same, where only the first `required` steps must succeed: a failure
+  // of a later one (e.g. notifications sent after a commit) throws nothing
+  // but is described in `tail_error`, its result (and those after it) left
+  // empty; a transaction it left open is rolled back, and a connection lost
+  // among them is closed (ok() turns false).
+  std::vector<Result> exec_pipeline(const std::vector<Step>& steps, std::size_t required,
+                                    std::string& tail_error);
   // Runs statements without parameters (e.g. a migration step).
   void exec_script(const std::string& sql);
 

@@ -87,7 +87,12 @@ const std::string kUpsertRuns = R"sql(
 )sql";
 
 // Log entries of many runs in one statement; raises each run's log count.
-// An entry of an unknown run fails the statement (its run is NULL).
+// An entry of an unknown run fails the statement (its run is NULL). The
+// runs to raise are also named as an array: the planner cannot tell how few
+// rows the unnested arrays make and would otherwise join them with a scan
+// of the whole runs table, a cost growing with the history. A run whose
+// count is already as high (its record came in the same batch) is left
+// alone: an update would write a new version of its row for nothing.
 const std::string kInsertLogs = R"sql(
   WITH v AS (
     SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
@@ -101,7 +106,8 @@ const std::string kInsertLogs = R"sql(
   raised AS (
     UPDATE runs SET log_count = greatest(runs.log_count, m.last)
     FROM (SELECT run, max(seq) AS last FROM ins GROUP BY run) m
-    WHERE runs.id = m.run
+    WHERE runs.id = m.run AND runs.id = ANY(ARRAY(SELECT DISTINCT run FROM ins))
+      AND runs.log_count < m.last
     RETURNING 1)
   SELECT (SELECT count(*) FROM ins), (SELECT count(*) FROM raised)
 )sql";
@@ -131,40 +137,91 @@ T parse_or_throw(std::optional<T> parsed, const std::string& what, const std::st
   return *parsed;
 }
 
+// As the SQLite store reads a row (run_row.cpp): a row that cannot be read
+// in full (edited by hand, damaged, written by a newer version) still
+// becomes one entry. Each field is read on its own, a field that fails keeps
+// its empty value, and the run's error says which fields and why; an unknown
+// status reads as failed, so that the run is finished and can be deleted,
+// and one list never fails for one bad row.
 Run read_run(const pg::Result& r, int row) {
   Run run;
-  run.instance_id = r.string(row, 0);
-  run.thread_id = r.string(row, 1);
-  run.agent_id = r.string(row, 2);
-  run.agent_name = r.string(row, 3);
-  const std::string source = r.string(row, 4);
-  run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
-  run.task = r.optional_string(row, 5);
-  const boost::json::value params = boost::json::parse(r.text(row, 6));
-  if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
-  run.params = params.get_object();
-  const std::string status = r.string(row, 7);
-  run.status = parse_or_throw(parse_run_status(status), "status", status);
-  run.created_at = store::from_ms(r.int64(row, 8));
-  if (const auto t = r.optional_int64(row, 9)) run.started_at = store::from_ms(*t);
-  if (const auto t = r.optional_int64(row, 10)) run.ended_at = store::from_ms(*t);
-  if (!r.is_null(row, 11)) run.progress = r.real(row, 11);
-  run.error = r.optional_string(row, 12);
-  if (!r.is_null(row, 13)) run.result = boost::json::parse(r.text(row, 13));
-  run.log_count = static_cast<std::uint64_t>(r.int64(row, 14));
-  if (!r.is_null(row, 15)) {
-    run.usage = TokenUsage{static_cast<std::uint64_t>(r.int64(row, 15)),
-                           static_cast<std::uint64_t>(r.optional_int64(row, 16).value_or(0))};
+  std::string problems;
+  const auto field = [&](const char* name, const auto& read) {
+    try {
+      read();
+    } catch (const std::exception& failure) {
+      if (!problems.empty()) problems += "; ";
+      problems += name;
+      problems += ": ";
+      problems += failure.what();
+    }
+  };
+  bool status_read = false;
+  field("instanceId", [&] { run.instance_id = r.string(row, 0); });
+  field("threadId", [&] { run.thread_id = r.string(row, 1); });
+  field("agentId", [&] { run.agent_id = r.string(row, 2); });
+  field("agentName", [&] { run.agent_name = r.string(row, 3); });
+  field("agentSource", [&] {
+    const std::string source = r.string(row, 4);
+    run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
+  });
+  field("task", [&] { run.task = r.optional_string(row, 5); });
+  field("params", [&] {
+    const boost::json::value params = boost::json::parse(r.text(row, 6));
+    if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
+    run.params = params.get_object();
+  });
+  field("status", [&] {
+    const std::string status = r.string(row, 7);
+    run.status = parse_or_throw(parse_run_status(status), "status", status);
+    status_read = true;
+  });
+  field("createdAt", [&] { run.created_at = store::from_ms(r.int64(row, 8)); });
+  field("startedAt", [&] {
+    if (const auto t = r.optional_int64(row, 9)) run.started_at = store::from_ms(*t);
+  });
+  field("endedAt", [&] {
+    if (const auto t = r.optional_int64(row, 10)) run.ended_at = store::from_ms(*t);
+  });
+  field("progress", [&] {
+    if (!r.is_null(row, 11)) run.progress = r.real(row, 11);
+  });
+  field("error", [&] { run.error = r.optional_string(row, 12); });
+  field("result", [&] {
+    if (!r.is_null(row, 13)) run.result = boost::json::parse(r.text(row, 13));
+  });
+  field("logCount", [&] { run.log_count = static_cast<std::uint64_t>(r.int64(row, 14)); });
+  field("usage", [&] {
+    if (!r.is_null(row, 15)) {
+      run.usage = TokenUsage{static_cast<std::uint64_t>(r.int64(row, 15)),
+                             static_cast<std::uint64_t>(r.optional_int64(row, 16).value_or(0))};
+    }
+  });
+  field("acceptsMessages", [&] { run.accepts_messages = r.boolean(row, 17); });
+  field("isolation", [&] {
+    const std::string isolation = r.string(row, 18);
+    run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
+  });
+  field("attempt", [&] {
+    const std::int64_t attempt = r.int64(row, 19);
+    if (attempt < 1 || attempt > std::numeric_limits<std::uint32_t>::max()) {
+      throw std::runtime_error("stored attempt " + std::to_string(attempt) + " is out of range");
+    }
+    run.attempt = static_cast<std::uint32_t>(attempt);
+  });
+  field("retryOf", [&] { run.retry_of = r.optional_string(row, 20); });
+  field("rerunOf", [&] { run.rerun_of = r.optional_string(row, 21); });
+  field("scheduleId", [&] { run.schedule_id = r.optional_string(row, 22); });
+  field("host", [&] { run.host = r.optional_string(row, 23); });
+  if (problems.empty()) return run;
+  if (!status_read) run.status = RunStatus::failed;
+  if (is_terminal(run.status) && !run.ended_at) run.ended_at = run.created_at;
+  std::string error = "the stored record of this run could not be read in full (" + problems + ")";
+  if (run.error) {
+    error += "; its recorded error: ";
+    error += *run.error;
   }
-  run.accepts_messages = r.boolean(row, 17);
-  const std::string isolation = r.string(row, 18);
-  run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
-  run.attempt = static_cast<std::uint32_t>(
-      std::clamp<std::int64_t>(r.int64(row, 19), 1, std::numeric_limits<std::uint32_t>::max()));
-  run.retry_of = r.optional_string(row, 20);
-  run.rerun_of = r.optional_string(row, 21);
-  run.schedule_id = r.optional_string(row, 22);
-  run.host = r.optional_string(row, 23);
+  run.error = std::move(error);
   return run;
 }
 
@@ -283,33 +340,41 @@ std::optional<StoreChange> parse_change(std::string_view line) {
 
 class PostgresStore::Lease {
  public:
-  Lease(const PostgresStore& owner, std::unique_ptr<pg::Connection> conn)
-      : owner_(&owner), conn_(std::move(conn)) {}
+  Lease(Pool& pool, std::unique_ptr<pg::Connection> conn) : pool_(&pool), conn_(std::move(conn)) {}
   Lease(Lease&& other) noexcept = default;
   ~Lease() {
     if (!conn_ || !conn_->ok()) return;  // a broken connection is dropped
-    std::lock_guard lock(owner_->pool_mutex_);
-    owner_->idle_.push_back(std::move(conn_));
+    std::lock_guard lock(pool_->mutex);
+    pool_->idle.push_back(std::move(conn_));
   }
   pg::Connection* operator->() { return conn_.get(); }
+  pg::Connection& operator*() { return *conn_; }
 
  private:
-  const PostgresStore* owner_;
+  Pool* pool_;
   std::unique_ptr<pg::Connection> conn_;
 };
 
-PostgresStore::Lease PostgresStore::borrow() const {
+PostgresStore::Lease PostgresStore::take(Pool& pool) const {
   {
-    std::lock_guard lock(pool_mutex_);
-    if (!idle_.empty()) {
-      auto conn = std::move(idle_.back());
-      idle_.pop_back();
-      return Lease(*this, std::move(conn));
+    std::lock_guard lock(pool.mutex);
+    if (!pool.idle.empty()) {
+      auto conn = std::move(pool.idle.back());
+      pool.idle.pop_back();
+      return Lease(pool, std::move(conn));
     }
   }
   // No idle connection: a new one (idle ones beyond the pool size are kept
-  // too; a host has a few reader threads, not hundreds).
-  return Lease(*this, std::make_unique<pg::Connection>(location_.uri));
+  // too; a host has a few threads that read or write, not hundreds).
+  return Lease(pool, std::make_unique<pg::Connection>(location_.uri));
+}
+
+PostgresStore::Lease PostgresStore::borrow() const {
+  return take(readers_);
+}
+
+PostgresStore::Lease PostgresStore::borrow_writer() const {
+  return take(writers_);
 }
 
 // ---------------------------------------------------------------------------
@@ -320,12 +385,14 @@ PostgresStore::PostgresStore(StoreLocation location)
       location_(std::move(location)),
       incarnation_(generate_uuid()) {
   if (location_.host_name.empty()) throw std::invalid_argument("the host needs a name");
-  writer_ = std::make_unique<pg::Connection>(location_.uri);
-  pg::migrate(*writer_);
-  const pg::Result key = writer_->exec("SELECT value FROM store_meta WHERE key = 'cursor_key'");
-  if (key.rows() == 0) throw std::runtime_error("the PostgreSQL store is missing its cursor key");
-  cursors_ = std::make_unique<store::HistoryCursorCodec>(key.string(0, 0));
-  register_host();
+  {
+    auto conn = borrow_writer();
+    pg::migrate(*conn);
+    const pg::Result key = conn->exec("SELECT value FROM store_meta WHERE key = 'cursor_key'");
+    if (key.rows() == 0) throw std::runtime_error("the PostgreSQL store is missing its cursor key");
+    cursors_ = std::make_unique<store::HistoryCursorCodec>(key.string(0, 0));
+    register_host(*conn);
+  }
   heartbeat_conn_ = std::make_unique<pg::Connection>(location_.uri);
   heartbeat_ = std::thread([this] { heartbeat_main(); });
 }
@@ -338,7 +405,7 @@ PostgresStore::~PostgresStore() {
   heartbeat_wake_.notify_all();
   heartbeat_.join();
   try {
-    writer_->exec(
+    borrow_writer()->exec(
         "UPDATE hosts SET stopped = true, last_seen_at = $3 WHERE name = $1 AND incarnation = $2",
         {location_.host_name, incarnation_, ms_text(now_ms())});
   } catch (const std::exception& e) {
@@ -346,10 +413,10 @@ PostgresStore::~PostgresStore() {
   }
 }
 
-void PostgresStore::register_host() {
+void PostgresStore::register_host(pg::Connection& conn) {
   // Taken over only from a host that stopped or stopped heartbeating. Times
   // are the database's clock, the one clock every host shares.
-  const pg::Result taken = writer_->exec(
+  const pg::Result taken = conn.exec(
       std::string("INSERT INTO hosts (name, incarnation, started_at, last_seen_at, stopped, "
                   "version) VALUES ($1, $2, ") +
           kDbNowMs + ", " + kDbNowMs +
@@ -429,12 +496,12 @@ std::size_t PostgresStore::heartbeat_and_rescue() {
 // ---------------------------------------------------------------------------
 // The write side
 
-std::int64_t PostgresStore::fence_of(const Run& run) {
+std::int64_t PostgresStore::fence_of(WriteBatch& batch, const Run& run) {
   std::lock_guard lock(fences_mutex_);
   const auto it = fences_.find(run.instance_id);
   if (it == fences_.end()) return 1;
   // Its last state write: forgotten once committed.
-  if (is_terminal(run.status)) fenced_runs_done_.push_back(run.instance_id);
+  if (is_terminal(run.status)) batch.fenced_runs_done.push_back(run.instance_id);
   return it->second;
 }
 
@@ -461,39 +528,40 @@ bool PostgresStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>&
 }
 
 bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
+  auto lease = borrow_writer();
+  WriteBatch batch{*lease};
   const UpsertPlan plan = plan_upserts(ops);
   constexpr auto npos = std::numeric_limits<std::size_t>::max();
   bool prune_unfinished = false;
-  fenced_runs_done_.clear();
-  fenced_off_.clear();
-  // Only upserts and log entries: the whole batch is one pipeline. A batch
-  // of one op goes statement by statement, so a refusal names its cause.
-  pipelining_ =
-      ops.size() > 1 && std::all_of(ops.begin(), ops.end(), [](const WriteOp& op) {
+  // Only upserts and log entries: the whole batch is one pipeline (one
+  // round trip), a start's lone upsert too. A lone log append goes statement
+  // by statement, so that a refusal names the unknown run.
+  batch.pipelining =
+      !ops.empty() && (ops.size() > 1 || std::holds_alternative<UpsertRun>(ops.front())) &&
+      std::all_of(ops.begin(), ops.end(), [](const WriteOp& op) {
         return std::holds_alternative<UpsertRun>(op) || std::holds_alternative<AppendLogs>(op);
       });
-  steps_.clear();
-  checks_.clear();
   std::optional<pg::Transaction> transaction;
-  if (pipelining_) {
-    write_step("BEGIN", {}, nullptr);
+  if (batch.pipelining) {
+    write_step(batch, "", "BEGIN", {}, nullptr);
   } else {
-    transaction.emplace(*writer_);
+    transaction.emplace(batch.conn);
   }
-  // Consecutive upserts go as one statement, consecutive log appends as one.
+  // Between deletions and prunes, every upsert goes as one statement, then
+  // every log append as one: a run's upserts are written once, at its first
+  // position, so its row exists before any entry of the stretch needs it.
   std::vector<std::size_t> upsert_sources;
   std::vector<std::uint64_t> upsert_counts;
   std::vector<const AppendLogs*> appends;
   const auto flush = [&] {
-    if (!upsert_sources.empty()) write_upserts(ops, upsert_sources, upsert_counts);
+    if (!upsert_sources.empty()) write_upserts(batch, ops, upsert_sources, upsert_counts);
     upsert_sources.clear();
     upsert_counts.clear();
-    if (!appends.empty()) write_logs(appends);
+    if (!appends.empty()) write_logs(batch, appends);
     appends.clear();
   };
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
-      if (!appends.empty()) flush();
       if (plan.source[i] == npos) {
         store::check_writable(upsert->run);  // refused as it would be alone
       } else {
@@ -502,52 +570,65 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
         upsert_counts.push_back(plan.log_count[i]);
       }
     } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
-      if (!upsert_sources.empty()) flush();
       if (!append->entries.empty()) appends.push_back(append);
     } else {
       flush();
       if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
-        delete_run(*deletion);
+        delete_run(batch, *deletion);
       } else if (const auto* prune = std::get_if<PruneRuns>(&ops[i])) {
         bool more = false;
-        prune_chunk(prune->policy, prune->now, more);
+        prune_chunk(batch, prune->policy, prune->now, more);
         prune_unfinished = prune_unfinished || more;
       }
     }
   }
   flush();
-  notify_changes(ops, plan.source);
-  if (pipelining_) {
-    write_step("COMMIT", {}, nullptr);
-    pipelining_ = false;
-    const std::vector<pg::Result> results = writer_->exec_pipeline(steps_);
-    for (std::size_t i = 0; i < checks_.size() && i < results.size(); ++i) {
-      if (checks_[i]) checks_[i](results[i]);
+  if (batch.pipelining) {
+    write_step(batch, "", "COMMIT", {}, nullptr);
+    batch.pipelining = false;
+    // The notifications ride in the same round trip, after the commit.
+    const std::size_t required = batch.steps.size();
+    append_notifications(batch.steps, change_notifications(ops, plan.source));
+    std::string notify_error;
+    const std::vector<pg::Result> results =
+        batch.conn.exec_pipeline(batch.steps, required, notify_error);
+    for (std::size_t i = 0; i < batch.checks.size() && i < results.size(); ++i) {
+      if (batch.checks[i]) batch.checks[i](results[i]);
     }
+    if (!notify_error.empty()) warn_not_notified(notify_error);
   } else {
     transaction->commit();
+    std::vector<pg::Connection::Step> steps;
+    append_notifications(steps, change_notifications(ops, plan.source));
+    if (!steps.empty()) {
+      std::string notify_error;
+      try {
+        batch.conn.exec_pipeline(steps, 0, notify_error);
+      } catch (const std::exception& e) {
+        notify_error = e.what();
+      }
+      if (!notify_error.empty()) warn_not_notified(notify_error);
+    }
   }
   {
     std::lock_guard lock(fences_mutex_);
-    for (const std::string& id : fenced_runs_done_) fences_.erase(id);
+    for (const std::string& id : batch.fenced_runs_done) fences_.erase(id);
   }
-  fenced_runs_done_.clear();
-  if (!fenced_off_.empty()) {
+  if (!batch.fenced_off.empty()) {
     // Another host took these runs over (a rescue): whoever shows them
     // re-reads what the store holds, this host included.
     spdlog::warn("{} run record(s) were not written: another host took the run(s) over",
-                 fenced_off_.size());
+                 batch.fenced_off.size());
     try {
-      notify_runs_changed(*writer_, fenced_off_);
+      notify_runs_changed(batch.conn, batch.fenced_off);
     } catch (const std::exception& e) {
       spdlog::warn("could not announce runs taken over by another host: {}", e.what());
     }
-    fenced_off_.clear();
   }
   return prune_unfinished;
 }
 
-void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
+void PostgresStore::write_upserts(WriteBatch& batch, const std::vector<WriteOp>& ops,
                                   const std::vector<std::size_t>& sources,
                                   const std::vector<std::uint64_t>& log_counts) {
   std::array<std::vector<Param>, 25> columns;
@@ -578,7 +659,7 @@ void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
     columns[21].push_back(run.rerun_of);
     columns[22].push_back(run.schedule_id);
     columns[23].push_back(run.host);
-    columns[24].emplace_back(std::to_string(fence_of(run)));
+    columns[24].emplace_back(std::to_string(fence_of(batch, run)));
   }
   std::vector<Param> params;
   params.reserve(26);
@@ -588,29 +669,31 @@ void PostgresStore::write_upserts(const std::vector<WriteOp>& ops,
   ids.reserve(sources.size());
   for (const std::size_t source : sources)
     ids.push_back(std::get<UpsertRun>(ops[source]).run.instance_id);
-  write_step(kUpsertRuns, std::move(params),
-             [this, ids = std::move(ids)](const pg::Result& written) {
+  write_step(batch, "upsert_runs", kUpsertRuns, std::move(params),
+             [&batch, ids = std::move(ids)](const pg::Result& written) {
                if (written.rows() == static_cast<int>(ids.size())) return;
                std::unordered_set<std::string_view> landed;
                for (int i = 0; i < written.rows(); ++i) landed.insert(written.text(i, 0));
                for (const std::string& id : ids) {
-                 if (!landed.contains(id)) fenced_off_.push_back(id);
+                 if (!landed.contains(id)) batch.fenced_off.push_back(id);
                }
              });
 }
 
-void PostgresStore::write_step(const std::string& sql, std::vector<pg::Param> params,
+void PostgresStore::write_step(WriteBatch& batch, const std::string& name, const std::string& sql,
+                               std::vector<pg::Param> params,
                                std::function<void(const pg::Result&)> check) {
-  if (pipelining_) {
-    steps_.push_back(pg::Connection::Step{sql, std::move(params)});
-    checks_.push_back(std::move(check));
+  if (batch.pipelining) {
+    batch.steps.push_back(pg::Connection::Step{sql, std::move(params), name});
+    batch.checks.push_back(std::move(check));
     return;
   }
-  const pg::Result result = writer_->exec(sql, params);
+  const pg::Result result =
+      name.empty() ? batch.conn.exec(sql, params) : batch.conn.exec_prepared(name, sql, params);
   if (check) check(result);
 }
 
-void PostgresStore::write_logs(const std::vector<const AppendLogs*>& appends) {
+void PostgresStore::write_logs(WriteBatch& batch, const std::vector<const AppendLogs*>& appends) {
   std::array<std::vector<Param>, 6> columns;
   for (const AppendLogs* append : appends) {
     for (const LogEntry& entry : append->entries) {
@@ -624,12 +707,12 @@ void PostgresStore::write_logs(const std::vector<const AppendLogs*>& appends) {
   }
   std::vector<Param> params;
   for (const auto& column : columns) params.emplace_back(pg::text_array(column));
-  if (pipelining_) {
-    write_step(kInsertLogs, std::move(params), nullptr);
+  if (batch.pipelining) {
+    write_step(batch, "insert_logs", kInsertLogs, std::move(params), nullptr);
     return;
   }
   try {
-    writer_->exec(kInsertLogs, params);
+    batch.conn.exec(kInsertLogs, params);
   } catch (const pg::PgError& error) {
     if (error.sqlstate() != "23502") throw;
     // An entry found no run: name it (read beside the failed transaction).
@@ -642,8 +725,8 @@ void PostgresStore::write_logs(const std::vector<const AppendLogs*>& appends) {
   }
 }
 
-void PostgresStore::notify_changes(const std::vector<WriteOp>& ops,
-                                   const std::vector<std::size_t>& sources) {
+std::vector<pg::Connection::Step> PostgresStore::change_notifications(
+    const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources) const {
   constexpr auto npos = std::numeric_limits<std::size_t>::max();
   std::vector<std::string> lines;
   std::unordered_map<std::string_view, std::uint64_t> last_seq;
@@ -667,28 +750,54 @@ void PostgresStore::notify_changes(const std::vector<WriteOp>& ops,
     line.append(id).append(1, ' ').append(std::to_string(seq));
     lines.push_back(std::move(line));
   }
+  std::vector<pg::Connection::Step> steps;
   const auto payloads = change_payloads(location_.host_name, lines);
-  if (!payloads.empty()) write_step(kNotify, notify_params(kEventsChannel, payloads), nullptr);
-  if (queued) write_step(kNotify, notify_params(kQueueChannel, {std::string()}), nullptr);
+  if (!payloads.empty()) {
+    steps.push_back({kNotify, notify_params(kEventsChannel, payloads), "notify"});
+  }
+  if (queued) steps.push_back({kNotify, notify_params(kQueueChannel, {std::string()}), "notify"});
+  return steps;
 }
 
-void PostgresStore::delete_run(const DeleteRun& op) {
+// In a transaction of its own, after the batch's: a notification is a
+// wake-up, not a record (a host that misses one finds the change at its next
+// poll, or re-reads everything after a reconnection), so this transaction
+// waits for no flush to disk. And the batch's commit, notifying nothing,
+// does not take the lock PostgreSQL holds from a notifying commit until its
+// flush is done: the commits of several writers (and claims) flush together.
+void PostgresStore::append_notifications(std::vector<pg::Connection::Step>& steps,
+                                         std::vector<pg::Connection::Step> notifications) {
+  if (notifications.empty()) return;
+  steps.push_back({"BEGIN", {}, ""});
+  steps.push_back({"SET LOCAL synchronous_commit TO off", {}, ""});
+  for (auto& step : notifications) steps.push_back(std::move(step));
+  steps.push_back({"COMMIT", {}, ""});
+}
+
+void PostgresStore::warn_not_notified(const std::string& error) {
+  spdlog::warn(
+      "committed, but could not notify the other hosts (they see it at their next poll): {}",
+      error);
+}
+
+void PostgresStore::delete_run(WriteBatch& batch, const DeleteRun& op) {
   const pg::Result found =
-      writer_->exec("SELECT finished FROM runs WHERE instance_id = $1", {op.instance_id});
+      batch.conn.exec("SELECT finished FROM runs WHERE instance_id = $1", {op.instance_id});
   if (found.rows() == 0) return;  // already gone: deleting is idempotent
   if (!found.boolean(0, 0)) {
     throw std::logic_error("run " + op.instance_id + " is active; only finished runs are deleted");
   }
-  writer_->exec("DELETE FROM runs WHERE instance_id = $1", {op.instance_id});
+  batch.conn.exec("DELETE FROM runs WHERE instance_id = $1", {op.instance_id});
 }
 
-std::size_t PostgresStore::prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more) {
+std::size_t PostgresStore::prune_chunk(WriteBatch& batch, const RetentionPolicy& policy,
+                                       Timestamp now, bool& more) {
   more = false;
   constexpr auto kMax = std::numeric_limits<std::int64_t>::max();
   std::int64_t boundary_ended_at = kMax;
   std::int64_t boundary_id = kMax;
   if (policy.keep_at_least > 0) {
-    const pg::Result boundary = writer_->exec(
+    const pg::Result boundary = batch.conn.exec(
         "SELECT ended_at, id FROM runs WHERE finished ORDER BY ended_at DESC, id DESC "
         "LIMIT 1 OFFSET $1",
         {u64_text(policy.keep_at_least - 1)});
@@ -696,7 +805,7 @@ std::size_t PostgresStore::prune_chunk(const RetentionPolicy& policy, Timestamp 
     boundary_ended_at = boundary.int64(0, 0);
     boundary_id = boundary.int64(0, 1);
   }
-  const pg::Result candidates = writer_->exec(
+  const pg::Result candidates = batch.conn.exec(
       "SELECT id, log_count FROM runs WHERE finished AND ended_at < $1 "
       "AND (ended_at, id) < ($2, $3) ORDER BY ended_at, id LIMIT $4",
       {ms_text(now - policy.max_age), std::to_string(boundary_ended_at),
@@ -713,21 +822,22 @@ std::size_t PostgresStore::prune_chunk(const RetentionPolicy& policy, Timestamp 
   }
   if (candidates.rows() == kPruneChunkRuns) more = true;
   if (!doomed.empty()) {
-    writer_->exec("DELETE FROM runs WHERE id = ANY($1::bigint[])", {pg::text_array(doomed)});
+    batch.conn.exec("DELETE FROM runs WHERE id = ANY($1::bigint[])", {pg::text_array(doomed)});
   }
   return doomed.size();
 }
 
 std::size_t PostgresStore::mark_interrupted(Timestamp now, const std::string& error) {
-  pg::Transaction transaction(*writer_);
-  const pg::Result marked = writer_->exec(
+  auto conn = borrow_writer();
+  pg::Transaction transaction(*conn);
+  const pg::Result marked = conn->exec(
       "UPDATE runs SET status = 'failed', finished = true, error = $1, ended_at = $2, "
       "fence = fence + 1 WHERE NOT finished AND (host = $3 OR "
       "(host IS NULL AND status <> 'queued' AND admitted_by = $3)) RETURNING instance_id",
       {error, ms_text(now), location_.host_name});
   std::vector<std::string> ids;
   for (int i = 0; i < marked.rows(); ++i) ids.push_back(marked.string(i, 0));
-  notify_runs_changed(*writer_, ids);
+  notify_runs_changed(*conn, ids);
   transaction.commit();
   return ids.size();
 }
@@ -735,9 +845,11 @@ std::size_t PostgresStore::mark_interrupted(Timestamp now, const std::string& er
 std::size_t PostgresStore::prune(const RetentionPolicy& policy, Timestamp now) {
   std::size_t deleted = 0;
   bool more = true;
+  auto conn = borrow_writer();
+  WriteBatch batch{*conn};
   while (more) {
-    pg::Transaction transaction(*writer_);
-    deleted += prune_chunk(policy, now, more);
+    pg::Transaction transaction(batch.conn);
+    deleted += prune_chunk(batch, policy, now, more);
     transaction.commit();
   }
   return deleted;

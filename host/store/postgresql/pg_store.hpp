@@ -11,9 +11,10 @@
 // A heartbeat thread refreshes this host's row in `hosts` and fails the
 // active runs of hosts whose heartbeat is older than the lease.
 //
-// Thread safety: as Store's and SharedQueue's. The writer connection is the
-// writer thread's, the listening one the link thread's, the heartbeat one
-// the heartbeat thread's; reads borrow pooled connections.
+// Thread safety: as Store's and SharedQueue's; apply may also be called from
+// several threads at once. Writes and reads borrow pooled connections (one
+// per write transaction); the listening one is the link thread's, the
+// heartbeat one the heartbeat thread's.
 #pragma once
 
 #include <atomic>
@@ -87,43 +88,64 @@ class PostgresStore final : public Store, public SharedQueue {
   std::size_t heartbeat_and_rescue();
 
  private:
-  // A read connection, returned to the pool when the lease ends.
+  // Idle connections of one kind.
+  struct Pool {
+    std::mutex mutex;  // guards idle
+    std::vector<std::unique_ptr<pg::Connection>> idle;
+  };
+  // A pooled connection, returned to its pool when the lease ends.
   class Lease;
-  Lease borrow() const;
+  Lease take(Pool& pool) const;
+  Lease borrow() const;         // for reads and claims
+  Lease borrow_writer() const;  // for write transactions
 
-  // The write side, on the writer thread.
+  // One write transaction: its connection and, while it is one pipeline,
+  // its statements and what to check of each result.
+  struct WriteBatch {
+    explicit WriteBatch(pg::Connection& connection) : conn(connection) {}
+    pg::Connection& conn;
+    bool pipelining = false;
+    std::vector<pg::Connection::Step> steps;
+    std::vector<std::function<void(const pg::Result&)>> checks;
+    std::vector<std::string> fenced_runs_done;  // runs whose last state write this is
+    std::vector<std::string> fenced_off;        // writes another host won
+  };
+
+  // The write side. Several threads may apply batches at once (e.g. the
+  // run manager's writers of starts beside its main writer), each on a
+  // write connection of its own; a run's writes come from one of them.
   bool apply_in_transaction(const std::vector<WriteOp>& ops);
-  void write_upserts(const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources,
+  void write_upserts(WriteBatch& batch, const std::vector<WriteOp>& ops,
+                     const std::vector<std::size_t>& sources,
                      const std::vector<std::uint64_t>& log_counts);
-  void write_logs(const std::vector<const AppendLogs*>& appends);
-  void delete_run(const DeleteRun& op);
-  std::size_t prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more);
-  // The NOTIFY of what the batch changed; sent when the batch commits.
-  void notify_changes(const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources);
-  // Runs a statement of the batch now, or adds it to the pipeline.
-  void write_step(const std::string& sql, std::vector<pg::Param> params,
-                  std::function<void(const pg::Result&)> check);
+  void write_logs(WriteBatch& batch, const std::vector<const AppendLogs*>& appends);
+  void delete_run(WriteBatch& batch, const DeleteRun& op);
+  std::size_t prune_chunk(WriteBatch& batch, const RetentionPolicy& policy, Timestamp now,
+                          bool& more);
+  // The NOTIFYs of what the batch changed, sent once it has committed.
+  std::vector<pg::Connection::Step> change_notifications(
+      const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources) const;
+  // Appends the notifications' own transaction: see the definition.
+  static void append_notifications(std::vector<pg::Connection::Step>& steps,
+                                   std::vector<pg::Connection::Step> notifications);
+  static void warn_not_notified(const std::string& error);
+  // Runs a statement of the batch now, or adds it to the pipeline; one with
+  // a name is prepared once under it.
+  void write_step(WriteBatch& batch, const std::string& name, const std::string& sql,
+                  std::vector<pg::Param> params, std::function<void(const pg::Result&)> check);
 
   // The fence this host holds for a run it writes: 1 (never claimed) or
   // what its claim returned. [thread-safe]
-  std::int64_t fence_of(const Run& run);
+  std::int64_t fence_of(WriteBatch& batch, const Run& run);
   void hold_fence(const std::string& instance_id, std::int64_t fence);
 
-  void register_host();
+  void register_host(pg::Connection& conn);
   void heartbeat_main();
   pg::Connection& listener();
 
   const StoreLocation location_;
   const std::string incarnation_;
-  std::unique_ptr<pg::Connection> writer_;  // the writer thread's
   std::unique_ptr<store::HistoryCursorCodec> cursors_;
-  std::vector<std::string> fenced_runs_done_;  // the writer thread's
-  std::vector<std::string> fenced_off_;        // the writer thread's: writes another host won
-  // A batch of upserts and log entries goes as one pipeline (one round trip):
-  // its statements and what to check of each result. The writer thread's.
-  bool pipelining_ = false;
-  std::vector<pg::Connection::Step> steps_;
-  std::vector<std::function<void(const pg::Result&)>> checks_;
 
   // Whether the last heartbeat or write reached the server.
   std::atomic<bool> reachable_{true};
@@ -131,8 +153,8 @@ class PostgresStore final : public Store, public SharedQueue {
   std::mutex fences_mutex_;  // guards fences_
   std::unordered_map<std::string, std::int64_t> fences_;
 
-  mutable std::mutex pool_mutex_;  // guards idle_
-  mutable std::vector<std::unique_ptr<pg::Connection>> idle_;
+  mutable Pool readers_;
+  mutable Pool writers_;
 
   std::unique_ptr<pg::Connection> listener_;  // the link thread's; LISTENs
 
