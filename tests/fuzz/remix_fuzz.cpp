@@ -14,8 +14,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   if (!remix.error) {
     nightshift::fuzz::expect_storable(boost::json::value(remix.params), "remix params");
     if (remix.base.empty()) nightshift::fuzz::fail("a remix without a base was accepted");
-    if (remix.timeout_seconds &&
-        !(*remix.timeout_seconds > 0 && *remix.timeout_seconds <= 31536000)) {
+    if (remix.limits.timeout_seconds &&
+        !(*remix.limits.timeout_seconds > 0 && *remix.limits.timeout_seconds <= 31536000)) {
       nightshift::fuzz::fail("a timeout out of range was accepted");
     }
   }
