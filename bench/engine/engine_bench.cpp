@@ -7,7 +7,8 @@
 // built-in echo and sleep agents, a SQLite file in a temporary directory):
 //   - echo runs started, finished and committed per second, started as the
 //     API server starts them (asynchronously, answered on commit, up to
-//     1,024 waiting) (ceiling: bare pthread create+join per second);
+//     64 waiting, as wrk's 64 connections in the API bench) (ceiling: bare pthread create+join per
+//     second);
 //   - resident memory with 10,000 sleeping runs at once (ceiling: the same
 //     number of bare sleeping threads);
 //   - stop -> cancelled (committed) latency p99 for a cooperative agent
@@ -443,7 +444,7 @@ int run(bool quick, const std::filesystem::path& agents_dir, const std::string& 
 
   if (wanted("echo")) {
     const int echo_total = quick ? 5000 : 100000;
-    const double echo_rate = echo_runs_per_second(agents_dir, echo_total, 2, 1024);
+    const double echo_rate = echo_runs_per_second(agents_dir, echo_total, 2, 64);
     print_figure("echo runs started, finished and persisted", echo_rate, "runs/s",
                  ">= 25000 runs/s", number(threads_per_sec, "bare pthread create+join/s"));
   }
