@@ -77,17 +77,11 @@ std::optional<SpawnReply> read_reply(int control, Clock::time_point deadline, Fd
   do {
     n = ::recvmsg(control, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
   } while (n < 0 && errno == EINTR);
-  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-    for (std::size_t i = 0; i < count; ++i) {
-      int fd = -1;
-      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-      if (attached != nullptr && !*attached) {
-        *attached = Fd(fd);
-      } else {
-        ::close(fd);
-      }
+  for (const int fd : spawner_wire::received_fds(msg)) {
+    if (attached != nullptr && !*attached) {
+      *attached = Fd(fd);
+    } else {
+      ::close(fd);
     }
   }
   if (n != static_cast<ssize_t>(sizeof reply)) return std::nullopt;

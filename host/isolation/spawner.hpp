@@ -32,10 +32,12 @@
 // Thread safety: a Spawner is [thread-safe]: any run thread may spawn.
 #pragma once
 
+#include <sys/socket.h>
 #include <sys/types.h>
 
 #include <chrono>
 #include <cstdint>
+#include <cstring>
 #include <filesystem>
 #include <mutex>
 #include <optional>
@@ -62,6 +64,22 @@ struct SpawnReply {
   std::int32_t kind = 0;
   std::int32_t value = 0;  // started: pid; failed: errno; exited: wait status
 };
+
+// The descriptors a received message carries (SCM_RIGHTS), in order; the
+// caller owns them.
+inline std::vector<int> received_fds(msghdr& msg) {
+  std::vector<int> fds;
+  for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
+    if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
+    const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+    for (std::size_t i = 0; i < count; ++i) {
+      int fd = -1;
+      std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
+      fds.push_back(fd);
+    }
+  }
+  return fds;
+}
 
 }  // namespace spawner_wire
 

@@ -140,16 +140,7 @@ class SpawnerLoop {
     const ssize_t n = ::recvmsg(spawner_wire::kSocketFd, &msg, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
     if (n < 0) return errno == EINTR || errno == EAGAIN || errno == EWOULDBLOCK;
     if (n == 0) return false;
-    std::vector<int> fds;
-    for (cmsghdr* c = CMSG_FIRSTHDR(&msg); c != nullptr; c = CMSG_NXTHDR(&msg, c)) {
-      if (c->cmsg_level != SOL_SOCKET || c->cmsg_type != SCM_RIGHTS) continue;
-      const std::size_t count = (c->cmsg_len - CMSG_LEN(0)) / sizeof(int);
-      for (std::size_t i = 0; i < count; ++i) {
-        int fd = -1;
-        std::memcpy(&fd, CMSG_DATA(c) + i * sizeof(int), sizeof fd);
-        fds.push_back(fd);
-      }
-    }
+    const std::vector<int> fds = spawner_wire::received_fds(msg);
     if (fds.size() != spawner_wire::kRequestFds) {
       for (int fd : fds) ::close(fd);  // not the host's request: ignored
       return true;
