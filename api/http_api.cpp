@@ -133,6 +133,9 @@ ApiError from_run_error(const RunError& error) {
       return invalid_query(std::string("cursor is not one this server gave out: ") + error.what());
     case RunError::Code::messages_not_supported:
       return ApiError(http::status::unprocessable_entity, "messages_not_supported", error.what());
+    case RunError::Code::too_many_messages:
+      return ApiError(http::status::too_many_requests, "too_many_messages", error.what(),
+                      {{"Retry-After", "1"}});
     case RunError::Code::store_failed:
       return ApiError(http::status::service_unavailable, "store_unavailable", error.what(),
                       {{"Retry-After", "5"}});

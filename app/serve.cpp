@@ -292,6 +292,11 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   command->add_option("--max-queued", options->runs.max_queued, "runs waiting for a slot")
       ->capture_default_str();
   command
+      ->add_option("--max-unread-messages", options->runs.max_unread_messages,
+                   "messages a run's agent has not read yet; more are refused (429)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  command
       ->add_option("--stop-grace", options->stop_grace_seconds,
                    "seconds a stopping run may take (also at shutdown)")
       ->capture_default_str()

@@ -17,7 +17,7 @@ ExitCode exit_code_for(unsigned status, std::string_view code) {
   if (status == 401) return ExitCode::unauthorized;
   if (code == "run_not_found") return ExitCode::run_not_found;
   if (code == "agent_not_found" || code == "agent_unavailable") return ExitCode::agent_not_found;
-  if (status == 503 || code == "at_capacity") return ExitCode::at_capacity;
+  if (status == 503 || status == 429 || code == "at_capacity") return ExitCode::at_capacity;
   if (status == 409) return ExitCode::conflict;
   if (status == 400 || status == 413 || status == 415 || status == 422) {
     return ExitCode::invalid_request;

@@ -591,7 +591,7 @@ void add_send(CLI::App& app, int& exit_code) {
   auto* command = add_command<SendOptions>(
       app, "send",
       "Send a message to a running agent that accepts messages (it joins its log and reaches the "
-      "agent)",
+      "agent; refused with exit 8 while the run has too many unread messages)",
       exit_code, options, send_command);
   add_id_argument(*command, options->id);
   command->add_option("text", options->text, "the message (up to 64 KiB)")->required();

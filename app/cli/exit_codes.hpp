@@ -16,7 +16,7 @@ enum class ExitCode : int {
   run_not_found = 5,     // unknown run, or an id prefix matching no run or several runs
   agent_not_found = 6,   // unknown, ambiguous or unavailable agent
   invalid_request = 7,   // the host rejected the request, e.g. invalid params (400/413/415)
-  at_capacity = 8,       // the host's run queue is full (503)
+  at_capacity = 8,       // busy: the run queue is full (503), a run's unread messages (429)
   conflict = 9,          // stop of a run that has ended, rm of a run still active (409)
   already_exists = 10,   // `remix new` would overwrite a file; `agent new` a non-empty directory
   run_failed = 20,       // `wait` and `--follow`: the run failed

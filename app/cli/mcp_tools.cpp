@@ -351,7 +351,8 @@ json::array mcp_tool_definitions() {
       tool("send_message", "Send a message to a run",
            "Send a message to an active run whose agent accepts messages (its run says "
            "acceptsMessages); the agent reads it while it works. Answers the log seq of the "
-           "recorded message.",
+           "recorded message. While 100 messages (the host's --max-unread-messages) wait "
+           "unread, more are refused with too_many_messages: wait for the agent, then resend.",
            {{"instanceId", instance_id_property()},
             {"text",
              {{"type", "string"},

@@ -490,6 +490,10 @@ class Supervisor {
       case FrameType::exit:
         exit_ = decode_exit(frame.payload);
         break;
+      case FrameType::message_read:
+        if (!frame.payload.empty()) throw ProtocolError("a message_read frame carries nothing");
+        sink_.message_read();
+        break;
       default:
         throw ProtocolError("unexpected frame");
     }

@@ -62,6 +62,8 @@ class ProcessRunSink {
   virtual void report_usage(std::uint64_t prompt_tokens, std::uint64_t completion_tokens) = 0;
   // The next message sent to the run, if any.
   virtual std::optional<std::string> take_message() = 0;
+  // The agent has read one of the messages take_message handed over.
+  virtual void message_read() = 0;
   // Installs (or, with an empty function, removes) what to call when a
   // message arrives. The callable is [thread-safe].
   virtual void set_waker(std::function<void()> waker) = 0;

@@ -97,7 +97,7 @@ bool is_host_to_worker(FrameType type) {
 bool is_worker_to_host(FrameType type) {
   const auto v = static_cast<std::uint8_t>(type);
   return v >= static_cast<std::uint8_t>(FrameType::hello) &&
-         v <= static_cast<std::uint8_t>(FrameType::exit);
+         v <= static_cast<std::uint8_t>(FrameType::message_read);
 }
 
 void FrameDecoder::feed(std::string_view bytes) {

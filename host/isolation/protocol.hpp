@@ -24,7 +24,7 @@ namespace nightshift::isolation {
 
 // Bumped on any change to a frame's layout; the worker refuses a start of
 // another version and the host a hello of another version.
-inline constexpr std::uint32_t kProtocolVersion = 1;
+inline constexpr std::uint32_t kProtocolVersion = 2;
 
 // No frame may carry more: larger is malformed (a log entry, a result or a
 // start's params fit well inside it).
@@ -37,15 +37,16 @@ enum class FrameType : std::uint8_t {
   stop = 2,     // empty: the run was asked to stop
   message = 3,  // text: a message sent to the run
   // worker -> host
-  hello = 16,        // u32 version, u32 pid of the worker
-  log = 17,          // i32 level, text
-  progress = 18,     // f64 fraction
-  result = 19,       // JSON text
-  error = 20,        // text
-  usage = 21,        // u64 prompt tokens, u64 completion tokens
-  done = 22,         // i32 the agent's return code
-  load_failed = 23,  // text: the plugin could not be loaded in the worker
-  exit = 24,         // ExitFrame, from the worker's keeper once every process is gone
+  hello = 16,         // u32 version, u32 pid of the worker
+  log = 17,           // i32 level, text
+  progress = 18,      // f64 fraction
+  result = 19,        // JSON text
+  error = 20,         // text
+  usage = 21,         // u64 prompt tokens, u64 completion tokens
+  done = 22,          // i32 the agent's return code
+  load_failed = 23,   // text: the plugin could not be loaded in the worker
+  exit = 24,          // ExitFrame, from the worker's keeper once every process is gone
+  message_read = 25,  // empty: the agent took a message (next_message returned it)
 };
 
 bool is_host_to_worker(FrameType type);

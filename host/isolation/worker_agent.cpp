@@ -118,6 +118,9 @@ bool on_next_message(const nightshift_run* c_run, std::uint64_t timeout_ms,
   } catch (...) {
     return false;
   }
+  // The host counts the messages the agent has not read (it refuses more
+  // than its bound); this one is read.
+  run.send(encode_empty(FrameType::message_read));
   if (receive != nullptr) receive(context, message.data(), message.size());
   return true;
 }

@@ -129,6 +129,7 @@ bool on_next_message(const nightshift_run* c_run, std::uint64_t timeout_ms,
     if (!ready || token.stop_requested() || run.messages.empty()) return false;
     message = std::move(run.messages.front());
     run.messages.pop_front();
+    --run.unread_messages;
   } catch (...) {
     return false;
   }
@@ -277,6 +278,23 @@ void LiveRun::sweep() {
     schedule_sweep_locked();  // try again on the next sweep
   }
   submit_logs_locked();
+}
+
+bool LiveRun::reserve_message(std::size_t max) {
+  std::lock_guard lock(wait_mutex);
+  if (unread_messages >= max) return false;
+  ++unread_messages;
+  return true;
+}
+
+void LiveRun::unreserve_message() {
+  std::lock_guard lock(wait_mutex);
+  --unread_messages;
+}
+
+void LiveRun::message_read() {
+  std::lock_guard lock(wait_mutex);
+  if (unread_messages > 0) --unread_messages;
 }
 
 void LiveRun::deliver_message(std::string text) {

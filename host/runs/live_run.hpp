@@ -92,6 +92,10 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // A list, not a deque: an empty deque allocates, and most runs get no
   // message. Guarded by wait_mutex.
   std::list<std::string> messages;
+  // Messages sent and not yet read by the agent: those in `messages`, those
+  // on their way to the agent's process, and those reserved by a sender
+  // that has not delivered yet. Guarded by wait_mutex.
+  std::size_t unread_messages = 0;
   // Process isolation: wakes the run's supervisor when a message arrives.
   std::function<void()> message_waker;  // guarded by wait_mutex
 
@@ -129,7 +133,15 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
 
   // [watchdog thread] Submits held-back entries and progress.
   void sweep();
-  // Queues a message for next_message; wakes a waiting agent. [thread-safe]
+  // Counts a message about to be sent toward the unread ones; false when
+  // `max` are unread already. [thread-safe]
+  bool reserve_message(std::size_t max);
+  // The reserved message was not sent after all. [thread-safe]
+  void unreserve_message();
+  // Process isolation: the agent's process has read a message. [thread-safe]
+  void message_read();
+  // Queues a message (reserved first) for next_message; wakes a waiting
+  // agent. [thread-safe]
   void deliver_message(std::string text);
   // Appends an entry of the host's own (source host), under the same caps as
   // the agent's. [thread-safe]

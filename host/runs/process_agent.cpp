@@ -30,6 +30,7 @@ class LiveRunSink final : public isolation::ProcessRunSink {
     run_.messages.pop_front();
     return text;
   }
+  void message_read() override { run_.message_read(); }
   void set_waker(std::function<void()> waker) override {
     std::lock_guard lock(run_.wait_mutex);
     run_.message_waker = std::move(waker);

@@ -65,6 +65,7 @@ constexpr std::pair<RunError::Code, const char*> kCodeNames[] = {
     {RunError::Code::shutting_down, "shutting_down"},
     {RunError::Code::invalid_cursor, "invalid_cursor"},
     {RunError::Code::messages_not_supported, "messages_not_supported"},
+    {RunError::Code::too_many_messages, "too_many_messages"},
     {RunError::Code::store_failed, "store_failed"},
 };
 
@@ -639,14 +640,28 @@ std::uint64_t RunManager::Impl::send_message(const std::string& instance_id, std
                      "agent " + run->record.agent_id +
                          " does not take messages (its manifest does not say \"messages\": true)");
     }
+    // Bounded: a client faster than the agent is told to wait rather than
+    // growing the host's memory without end.
+    const std::size_t max_unread = options.max_unread_messages;
+    if (!run->reserve_message(max_unread)) {
+      throw RunError(RunError::Code::too_many_messages,
+                     "run " + instance_id + " already has " + std::to_string(max_unread) +
+                         " messages its agent has not read; send more once it has read some");
+    }
     // Recorded in the log in order with the agent's entries; it counts
     // against the run's log like any entry, but is never dropped.
-    LogEntry entry{run->record.log_count + 1, now_ms(), LogLevel::info, text, LogSource::user};
+    try {
+      LogEntry entry{run->record.log_count + 1, now_ms(), LogLevel::info, text, LogSource::user};
+      run->pending_logs.push_back(std::move(entry));
+    } catch (...) {
+      run->unreserve_message();
+      throw;
+    }
+    const LogEntry& entry = run->pending_logs.back();
     services->budget.force(LogBudget::cost(entry));
     run->record.log_count = entry.seq;
     run->accepted_bytes += entry.message.size();
     seq = entry.seq;
-    run->pending_logs.push_back(std::move(entry));
     run->submit_record_locked();
   }
   run->deliver_message(std::move(text));

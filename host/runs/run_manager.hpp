@@ -51,6 +51,9 @@ struct RunManagerOptions {
   RetentionPolicy retention;
   std::chrono::milliseconds prune_interval{std::chrono::minutes(10)};
   std::size_t max_message_bytes = 64u << 10;  // a message sent to a run
+  // Messages sent to a run and not yet read by its agent; one more is
+  // refused (too_many_messages) until the agent reads some.
+  std::size_t max_unread_messages = 100;
   // Process isolation (agents.md, "Isolation").
   std::filesystem::path worker_path;           // nightshift-worker; the Host finds it when empty
   std::filesystem::path sandbox_tool;          // bwrap; empty: looked up in PATH
@@ -88,6 +91,7 @@ class RunError : public std::runtime_error {
     shutting_down,
     invalid_cursor,          // a history cursor that did not come from next_cursor
     messages_not_supported,  // the agent's manifest does not say "messages": true
+    too_many_messages,       // max_unread_messages are waiting for the agent to read them
     store_failed,            // the store could not commit the change
   };
   RunError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
@@ -160,7 +164,8 @@ class RunManager {
   // Sends a message to an active run of an agent that accepts them: it is
   // recorded in the run's log (source user) and handed to the agent's
   // next_message. Returns the entry's log seq. Throws RunError
-  // (run_not_found, run_not_active, messages_not_supported).
+  // (run_not_found, run_not_active, messages_not_supported, and
+  // too_many_messages while max_unread_messages wait for the agent).
   std::uint64_t send_message(const std::string& instance_id, std::string text);
 
   std::optional<Run> get(const std::string& instance_id) const;

@@ -103,6 +103,37 @@ TEST_F(HttpApiTest, MessagesAreRefusedWithTheCodesOfTheContract) {
   client_.post("/background-agents/" + listener + "/stop");
 }
 
+// A client sending faster than the agent reads is told to wait (429 with
+// Retry-After) once the default bound of 100 unread messages is reached, and
+// the refused message is not recorded.
+TEST_F(HttpApiTest, MessagesPastTheUnreadBoundAre429WithRetryAfterAndNotRecorded) {
+  // The agent sleeps before it reads anything, so every message stays unread.
+  const std::string id = start_run(client_, "installed:runs-listener", {{"sleepFirstMs", 600000}});
+  ASSERT_TRUE(wait_for_status(client_, id, "running"));
+  const std::string path = "/background-agents/" + id + "/messages";
+  std::uint64_t last_seq = 0;
+  for (int i = 0; i < 100; ++i) {
+    const Response sent = client_.post(path, R"({"text": "m"})");
+    ASSERT_EQ(sent.result_int(), 202) << i << ": " << sent.body();
+    last_seq = body_json(sent).at("seq").to_number<std::uint64_t>();
+  }
+  const Response refused = client_.post(path, R"({"text": "one too many"})");
+  EXPECT_EQ(refused.result_int(), 429) << refused.body();
+  EXPECT_EQ(error_code(refused), "too_many_messages");
+  EXPECT_EQ(refused[http::field::retry_after], "1");
+  const std::string message(body_json(refused).at("error").at("message").as_string());
+  EXPECT_NE(message.find("100 messages its agent has not read"), std::string::npos) << message;
+  ASSERT_EQ(client_.post("/background-agents/" + id + "/stop").result_int(), 202);
+  ASSERT_TRUE(wait_for_status(client_, id, "cancelled"));
+  const json::value logs = body_json(client_.get("/background-agents/" + id + "/logs?limit=500"));
+  for (const auto& entry : logs.at("entries").as_array()) {
+    EXPECT_NE(entry.at("message"), "one too many");
+    if (entry.at("source") == "user") {
+      EXPECT_LE(entry.at("seq").to_number<std::uint64_t>(), last_seq);
+    }
+  }
+}
+
 TEST_F(HttpApiTest, MissingOrWrongTokenGets401WithWwwAuthenticate) {
   for (const Headers& headers :
        {Headers{}, Headers{{"Authorization", "Bearer wrong"}},

@@ -645,6 +645,24 @@ TEST_F(CliAtCapacityTest, AStartWhenTheHostIsFullExits8) {
   cli({"stop", busy});
 }
 
+// A host that lets one message wait unread per run.
+class CliUnreadBoundTest : public CliTest {
+ protected:
+  std::vector<std::string> extra_serve_arguments() const override {
+    return {"--max-unread-messages", "1"};
+  }
+};
+
+TEST_F(CliUnreadBoundTest, ASendPastTheRunsUnreadMessagesExits8) {
+  // The agent sleeps before it reads: the first message stays unread.
+  const auto id = start({"runs-listener", "--param", "sleepFirstMs=600000"});
+  ASSERT_EQ(cli({"send", id, "first"}).exit_code, 0);
+  const auto refused = cli({"send", id, "second"});
+  EXPECT_EQ(refused.exit_code, 8) << refused;
+  EXPECT_NE(refused.err.find("has not read"), std::string::npos) << refused;
+  cli({"stop", id});
+}
+
 // ---- remix new ------------------------------------------------------------------
 
 TEST_F(CliTest, RemixNewWritesARemixTheHostRuns) {

@@ -147,5 +147,12 @@ TEST(WorkerProtocol, FramesAreTaggedByDirection) {
   EXPECT_TRUE(iso::is_host_to_worker(FrameType::stop));
   EXPECT_FALSE(iso::is_worker_to_host(FrameType::stop));
   EXPECT_TRUE(iso::is_worker_to_host(FrameType::exit));
+  EXPECT_TRUE(iso::is_worker_to_host(FrameType::message_read));
+  EXPECT_FALSE(iso::is_host_to_worker(FrameType::message_read));
   EXPECT_FALSE(iso::is_host_to_worker(FrameType::log));
+  // One past the last type is no frame at all.
+  iso::FrameDecoder decoder;
+  decoder.feed(std::string("\0\0\0\0", 4) +
+               static_cast<char>(static_cast<int>(FrameType::message_read) + 1));
+  EXPECT_THROW(decoder.next(), iso::ProtocolError);
 }

@@ -7,6 +7,7 @@
 #include <cmath>
 #include <functional>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "engine_fixture.hpp"
@@ -625,6 +626,12 @@ TEST_F(RunManagerMessagesTest, AMessageSentAsTheRunEndsIsRefusedOrRecordedNeverL
         recorded.push_back(manager().send_message(run.instance_id, "late " + std::to_string(i)));
         ++accepted;
       } catch (const RunError& error) {
+        // The agent reads nothing after "done": once the bound of unread
+        // messages is reached, sends are refused until the run has ended.
+        if (error.code() == RunError::Code::too_many_messages) {
+          std::this_thread::yield();
+          continue;
+        }
         ASSERT_EQ(error.code(), RunError::Code::run_not_active) << error.what();
         ++refused;
         break;
@@ -645,6 +652,52 @@ TEST_F(RunManagerMessagesTest, AMessageSentAsTheRunEndsIsRefusedOrRecordedNeverL
   EXPECT_EQ(refused, 30);  // every loop ended with the run no longer active
   std::printf("messages sent as runs ended: %d accepted and recorded, %d refused\n", accepted,
               refused);
+}
+
+// Messages the agent has not read are bounded, in its own process as in a
+// thread: past the bound the next is refused and not recorded; once the agent
+// has read them, as many may be sent again.
+TEST_F(RunManagerMessagesTest, UnreadMessagesAreBoundedInBothIsolations) {
+  RunManagerOptions options = default_options();
+  options.max_unread_messages = 3;
+  open(options);
+  for (const char* agent : {"installed:runs-listener", "installed:runs-listener-thread"}) {
+    // Asleep before it reads anything: every message stays unread.
+    const nightshift::Run asleep = start(agent, {{"sleepFirstMs", 600000}});
+    ASSERT_TRUE(reaches(asleep, RunStatus::running)) << agent;
+    for (int i = 0; i < 3; ++i) manager().send_message(asleep.instance_id, "m");
+    const std::uint64_t count_before = manager().get(asleep.instance_id)->log_count;
+    EXPECT_EQ(error_code_of([&] { manager().send_message(asleep.instance_id, "refused"); }),
+              RunError::Code::too_many_messages)
+        << agent;
+    EXPECT_EQ(manager().get(asleep.instance_id)->log_count, count_before) << agent;
+    manager().stop(asleep.instance_id);
+    finish(asleep);
+    int user_entries = 0;
+    for (const LogEntry& entry : all_logs(asleep.instance_id)) {
+      EXPECT_NE(entry.message, "refused") << agent;
+      if (entry.source == LogSource::user) ++user_entries;
+    }
+    EXPECT_EQ(user_entries, 3) << agent;
+
+    // Reading frees the bound again.
+    const nightshift::Run reader = start(agent);
+    ASSERT_TRUE(reaches(reader, RunStatus::running)) << agent;
+    for (const char* text : {"a", "b", "c"}) manager().send_message(reader.instance_id, text);
+    ASSERT_TRUE(wait_until([&] {
+      for (const LogEntry& entry : all_logs(reader.instance_id)) {
+        if (entry.message == "heard: c") return true;
+      }
+      return false;
+    })) << agent;
+    for (const char* text : {"d", "e", "done"}) manager().send_message(reader.instance_id, text);
+    EXPECT_EQ(finish(reader).status, RunStatus::completed) << agent;
+    std::vector<std::string> heard;
+    for (const LogEntry& entry : all_logs(reader.instance_id)) {
+      if (entry.message.rfind("heard: ", 0) == 0) heard.push_back(entry.message.substr(7));
+    }
+    EXPECT_EQ(heard, (std::vector<std::string>{"a", "b", "c", "d", "e", "done"})) << agent;
+  }
 }
 
 TEST_F(RunManagerMessagesTest, MessagesToAgentsWithoutThemOrToEndedRunsAreRefused) {
