@@ -1,7 +1,10 @@
 #include "api/websocket_session.hpp"
 
 #include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
 
 #include <algorithm>
 #include <array>
@@ -384,6 +387,7 @@ void WebSocketSession::write_next() {
   // Nothing goes out before the snapshot, which is put at the front.
   if (writing_ || queue_.empty() || !snapshot_queued_) return;
   writing_ = true;
+  if (queue_.size() > 1 && !corked_) set_corked(true);
   const Outgoing& message = queue_.front();
   prefix_ = wire::message_prefix(message.type, next_seq_++);
   const std::array<net::const_buffer, 2> buffers{net::buffer(prefix_), net::buffer(*message.body)};
@@ -405,6 +409,16 @@ void WebSocketSession::on_write(beast::error_code error, std::size_t) {
   if (closing_) return;
   pump_backlogs();
   write_next();
+  if (!writing_ && corked_) set_corked(false);
+}
+
+void WebSocketSession::set_corked(bool corked) {
+  // Advisory: a socket that refuses only sends more packets.
+  const int value = corked ? 1 : 0;
+  auto& socket = beast::get_lowest_layer(ws_).socket();
+  if (::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value) == 0) {
+    corked_ = corked;
+  }
 }
 
 void WebSocketSession::close_slow_client() {
@@ -420,6 +434,7 @@ void WebSocketSession::close_slow_client() {
 }
 
 void WebSocketSession::close_with(websocket::close_code code, std::string_view reason) {
+  if (corked_) set_corked(false);  // the close frame goes out at once
   if (closing_ || finished_) return;
   closing_ = true;
   // A peer that reads nothing would hold the close handshake forever: after

@@ -147,6 +147,9 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   bool has_room_for_backlog() const;
   void write_next();
   void on_write(boost::beast::error_code error, std::size_t bytes);
+  // While several messages wait, the socket is corked so that they leave in
+  // as few packets as their size allows, and uncorked when the queue empties.
+  void set_corked(bool corked);
   void close_slow_client();
   void close_with(boost::beast::websocket::close_code code, std::string_view reason);
   void finish();
@@ -167,6 +170,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   std::string prefix_;  // of the message being written
   bool snapshot_queued_ = false;
   bool writing_ = false;
+  bool corked_ = false;
   bool closing_ = false;   // no more messages are queued
   bool finished_ = false;  // left the hub
   bool accepted_ = false;
