@@ -23,6 +23,7 @@
 
 #include "isolation/fd.hpp"
 #include "isolation/protocol.hpp"
+#include "isolation/spawn_setup.hpp"
 #include "isolation/spawner.hpp"
 
 extern char** environ;
@@ -244,32 +245,21 @@ class Supervisor {
 
   void spawn_directly(const std::filesystem::path& bwrap) {
     auto [child_sock, child_out] = make_channels();
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-    posix_spawn_file_actions_adddup2(&actions, child_out.get(), 1);
-    posix_spawn_file_actions_adddup2(&actions, child_out.get(), 2);
-    posix_spawn_file_actions_adddup2(&actions, child_sock.get(), 3);
-    posix_spawn_file_actions_addclosefrom_np(&actions, 4);
-    posix_spawn_file_actions_addchdir_np(&actions, spec_.workspace.c_str());
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none, all;
-    sigemptyset(&none);
-    sigfillset(&all);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setsigdefault(&attr, &all);
-    posix_spawnattr_setpgroup(&attr, 0);
-    posix_spawnattr_setflags(
-        &attr, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+    SpawnSetup setup;
+    posix_spawn_file_actions_t* actions = setup.actions();
+    posix_spawn_file_actions_addopen(actions, 0, "/dev/null", O_RDONLY, 0);
+    posix_spawn_file_actions_adddup2(actions, child_out.get(), 1);
+    posix_spawn_file_actions_adddup2(actions, child_out.get(), 2);
+    posix_spawn_file_actions_adddup2(actions, child_sock.get(), 3);
+    posix_spawn_file_actions_addclosefrom_np(actions, 4);
+    posix_spawn_file_actions_addchdir_np(actions, spec_.workspace.c_str());
     std::vector<std::string> args = command_line(spec_, bwrap);
     std::vector<std::string> env = child_environment();
     std::vector<char*> argv = pointers(args);
     std::vector<char*> envp = pointers(env);
     pid_t pid = 0;
-    const int rc = ::posix_spawn(&pid, argv[0], &actions, &attr, argv.data(), envp.data());
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
+    const int rc =
+        ::posix_spawn(&pid, argv[0], actions, setup.attributes(), argv.data(), envp.data());
     if (rc != 0) {
       errno = rc;
       throw os_error("could not start " + std::string(argv[0]));

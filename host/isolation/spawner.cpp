@@ -17,6 +17,8 @@
 #include <cerrno>
 #include <cstring>
 
+#include "isolation/spawn_setup.hpp"
+
 extern char** environ;
 
 namespace nightshift::isolation {
@@ -129,25 +131,15 @@ bool Spawner::start_locked(const std::filesystem::path& worker) {
   }
   Fd mine(pair[0]);
   Fd theirs(pair[1]);
-  posix_spawn_file_actions_t actions;
-  posix_spawn_file_actions_init(&actions);
-  posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0);
-  posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0);
-  // fd 2 stays the host's: what the spawner itself has to say goes there.
-  posix_spawn_file_actions_adddup2(&actions, theirs.get(), spawner_wire::kSocketFd);
-  posix_spawn_file_actions_addclosefrom_np(&actions, spawner_wire::kSocketFd + 1);
-  posix_spawnattr_t attr;
-  posix_spawnattr_init(&attr);
-  sigset_t none, all;
-  sigemptyset(&none);
-  sigfillset(&all);
-  posix_spawnattr_setsigmask(&attr, &none);
-  posix_spawnattr_setsigdefault(&attr, &all);
   // A group of its own: a Ctrl-C at the host's terminal is the host's to
   // handle, not the spawner's.
-  posix_spawnattr_setpgroup(&attr, 0);
-  posix_spawnattr_setflags(&attr,
-                           POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+  SpawnSetup setup;
+  posix_spawn_file_actions_t* actions = setup.actions();
+  posix_spawn_file_actions_addopen(actions, 0, "/dev/null", O_RDONLY, 0);
+  posix_spawn_file_actions_addopen(actions, 1, "/dev/null", O_WRONLY, 0);
+  // fd 2 stays the host's: what the spawner itself has to say goes there.
+  posix_spawn_file_actions_adddup2(actions, theirs.get(), spawner_wire::kSocketFd);
+  posix_spawn_file_actions_addclosefrom_np(actions, spawner_wire::kSocketFd + 1);
   std::string program = worker.string();
   std::string arg = spawner_wire::kSpawnerArg;
   std::array<char*, 3> argv{program.data(), arg.data(), nullptr};
@@ -157,9 +149,8 @@ bool Spawner::start_locked(const std::filesystem::path& worker) {
   for (std::string& e : env) envp.push_back(e.data());
   envp.push_back(nullptr);
   pid_t pid = -1;
-  const int rc = ::posix_spawn(&pid, program.c_str(), &actions, &attr, argv.data(), envp.data());
-  posix_spawn_file_actions_destroy(&actions);
-  posix_spawnattr_destroy(&attr);
+  const int rc =
+      ::posix_spawn(&pid, program.c_str(), actions, setup.attributes(), argv.data(), envp.data());
   if (rc != 0) {
     failed_locked("could not start " + program + " " + arg + ": " + std::strerror(rc));
     return false;
