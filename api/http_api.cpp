@@ -326,6 +326,12 @@ std::optional<Response> HttpApi::route(const std::shared_ptr<const Request>& req
 
 Response HttpApi::guarded(const Request& request,
                           const std::function<Response()>& respond) noexcept {
+  // An answer that always comes: guarded_maybe never answers none for it.
+  return *guarded_maybe(request, [&]() -> std::optional<Response> { return respond(); });
+}
+
+std::optional<Response> HttpApi::guarded_maybe(
+    const Request& request, const std::function<std::optional<Response>()>& respond) noexcept {
   try {
     try {
       return respond();
@@ -367,25 +373,20 @@ void HttpApi::handle(std::shared_ptr<const Request> request, const net::any_io_e
                      Send send) const noexcept {
   std::optional<Call> call;
   const Handler* handler = nullptr;
-  Response refusal = guarded(*request, [&]() -> Response {
-    if (auto response = route(request, call, handler)) return std::move(*response);
-    return Response{};
-  });
+  std::optional<Response> refusal =
+      guarded_maybe(*request, [&] { return route(request, call, handler); });
   try {
-    if (!call) return send(std::move(refusal));
+    // route() answers a refusal, or sets the call.
+    if (refusal) return send(std::move(*refusal));
     switch (handler->answered_on) {
       case AnsweredOn::io_thread:
         return send(guarded(*request, [&] { return (this->*(handler->respond))(*call); }));
       case AnsweredOn::pool:
         if (handler->try_at_once != nullptr) {
-          std::optional<Response> at_once;
-          Response failed = guarded(*request, [&]() -> Response {
-            at_once = (this->*(handler->try_at_once))(*call);
-            return Response{};
-          });
+          // An answer from memory, or a refusal (a bad query): neither waits.
+          std::optional<Response> at_once =
+              guarded_maybe(*request, [&] { return (this->*(handler->try_at_once))(*call); });
           if (at_once) return send(std::move(*at_once));
-          // A refusal (a bad query) is answered here too: it needed no wait.
-          if (failed.result() != http::status::ok) return send(std::move(failed));
         }
         return answer_on_pool(std::move(*call), handler->respond, strand, std::move(send));
       case AnsweredOn::commit:

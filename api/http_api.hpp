@@ -109,6 +109,10 @@ class HttpApi {
   // response.
   static Response guarded(const Request& request,
                           const std::function<Response()>& respond) noexcept;
+  // The same for an answer that may not come (none: `respond` has no answer
+  // yet, and threw nothing).
+  static std::optional<Response> guarded_maybe(
+      const Request& request, const std::function<std::optional<Response>()>& respond) noexcept;
 
   void answer_on_pool(Call call, Respond respond, const boost::asio::any_io_executor& strand,
                       Send send) const;
