@@ -1,5 +1,6 @@
 #include "host.hpp"
 
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -51,6 +52,11 @@ std::string machine_host_name() {
 }  // namespace
 
 Host::Host(HostOptions options) : options_(std::move(options)) {
+  // spdlog's registry is made on first use; made here, before any of the
+  // host's threads, it is in place before one of them logs (made by the
+  // first thread that logs, the other threads see it only through a lock
+  // inside the library, which a thread sanitizer cannot see).
+  spdlog::default_logger_raw();
   if (options_.data_dir.empty()) throw std::invalid_argument("the host needs a data directory");
   if (options_.workspace.empty()) options_.workspace = std::filesystem::current_path();
   options_.workspace = std::filesystem::absolute(options_.workspace);

@@ -34,19 +34,22 @@ class Receiver {
   ~Receiver() {
     stopping_ = true;
     boost::system::error_code ignored;
-    acceptor_.close(ignored);
     {
       std::lock_guard lock(mutex_);
       for (auto& socket : held_) socket->close(ignored);
     }
-    // Wakes a blocking accept.
+    // Wakes a blocking accept with a connection of its own; the acceptor is
+    // closed only once the serving thread is gone (closing it under a
+    // blocking accept is a data race).
     try {
       boost::asio::io_context ioc;
       boost::asio::ip::tcp::socket poke(ioc);
       poke.connect({boost::asio::ip::make_address("127.0.0.1"), port()}, ignored);
+      thread_.join();
     } catch (...) {
+      if (thread_.joinable()) thread_.join();
     }
-    thread_.join();
+    acceptor_.close(ignored);
   }
 
   std::uint16_t port() const { return port_; }
