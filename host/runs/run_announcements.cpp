@@ -23,9 +23,15 @@ std::optional<RunEventKind> RunAnnouncements::announce(const Run& run, bool only
       remember_locked(run.instance_id, true);
     }
   } else {
-    // First heard of: a terminal state is all there is to say of it.
-    kind = is_terminal(run.status) ? RunEventKind::finished : RunEventKind::started;
+    // First heard of. Already ended (another host executed it before this
+    // host read any earlier state of it): clients still hear it was created,
+    // then that it finished.
+    kind = RunEventKind::started;
     remember_locked(run.instance_id, is_terminal(run.status));
+    if (is_terminal(run.status)) {
+      publish_locked(RunEventKind::started, run);
+      kind = RunEventKind::finished;
+    }
   }
   publish_locked(kind, run);
   return kind;

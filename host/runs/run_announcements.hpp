@@ -41,7 +41,8 @@ class RunAnnouncements {
 
   // What a state of the run means to clients, published (when anyone
   // listens) and recorded: `started` for the first state of a run, then
-  // `updated`, `finished` once for its terminal state. Nothing for a state
+  // `updated`, `finished` once for its terminal state (a run first heard of
+  // in its terminal state gets both, `started` first). Nothing for a state
   // older than what went out (an active state after `finished`), for a
   // second terminal state, and, with `only_if_new`, for any run already
   // announced (a state that may be older than one already published).
