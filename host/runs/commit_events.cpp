@@ -2,10 +2,14 @@
 
 namespace nightshift {
 
-CommitEvents::CommitEvents(EventBus& bus, LogBudget& budget,
+CommitEvents::CommitEvents(EventBus& bus, RunAnnouncements& announcements, LogBudget& budget,
                            std::function<void(const Run&)> committed,
                            std::function<void(const Run&)> retire)
-    : bus_(bus), budget_(budget), committed_(std::move(committed)), retire_(std::move(retire)) {}
+    : bus_(bus),
+      announcements_(announcements),
+      budget_(budget),
+      committed_(std::move(committed)),
+      retire_(std::move(retire)) {}
 
 void CommitEvents::remember_deleted(const Run& record) {
   std::lock_guard lock(deleted_mutex_);
@@ -18,15 +22,8 @@ void CommitEvents::on_committed(const std::vector<WriteOp>& ops) {
     if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
       const Run& run = upsert->run;
       committed_(run);
-      RunEventKind kind = RunEventKind::updated;
-      if (is_terminal(run.status)) {
-        kind = RunEventKind::finished;
-        announced_.erase(run.instance_id);
-      } else if (announced_.insert(run.instance_id).second) {
-        kind = RunEventKind::started;
-      }
-      if (publish) bus_.publish(std::make_shared<const Event>(RunEvent{kind, run}));
-      if (kind == RunEventKind::finished) retire_(run);
+      announcements_.announce(run);
+      if (is_terminal(run.status)) retire_(run);
     } else if (const auto* logs = std::get_if<AppendLogs>(&op)) {
       std::size_t bytes = 0;
       for (const LogEntry& entry : logs->entries) bytes += LogBudget::cost(entry);
@@ -45,8 +42,10 @@ void CommitEvents::on_committed(const std::vector<WriteOp>& ops) {
           deleted_.erase(it);
         }
       }
-      if (publish && record) {
-        bus_.publish(std::make_shared<const Event>(RunEvent{RunEventKind::deleted, *record}));
+      if (record) {
+        announcements_.deleted(*record);
+      } else {
+        announcements_.forget(deletion->instance_id);
       }
     }
     // PruneRuns: history the clients already saw as finished; nothing to say.

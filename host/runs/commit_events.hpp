@@ -2,7 +2,8 @@
 // order: `started` for a run's first record, `updated` for later ones,
 // `finished` for its terminal record (and then the run retires from the live
 // table), log batches, and `deleted` with the record the run had. So nothing
-// is announced before it is durable.
+// is announced before it is durable. Which run event a record makes is the
+// host's one RunAnnouncements' to say (other paths announce runs too).
 //
 // Thread safety: on_committed runs on the writer thread only; remember_deleted
 // is [thread-safe].
@@ -12,11 +13,11 @@
 #include <mutex>
 #include <string>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "events/event_bus.hpp"
 #include "runs/live_run.hpp"
+#include "runs/run_announcements.hpp"
 #include "store/run_store.hpp"
 
 namespace nightshift {
@@ -25,8 +26,8 @@ class CommitEvents {
  public:
   // On the writer thread: `committed` with every run record once it is
   // committed, `retire` with each run's final record once it is announced.
-  CommitEvents(EventBus& bus, LogBudget& budget, std::function<void(const Run&)> committed,
-               std::function<void(const Run&)> retire);
+  CommitEvents(EventBus& bus, RunAnnouncements& announcements, LogBudget& budget,
+               std::function<void(const Run&)> committed, std::function<void(const Run&)> retire);
 
   // The record a run had, so that `deleted` can carry it; call before the
   // DeleteRun is submitted.
@@ -34,17 +35,13 @@ class CommitEvents {
 
   void on_committed(const std::vector<WriteOp>& ops);
 
-  // On the writer thread: a run this host announced but will not finish
-  // (another host of a shared store may execute it).
-  void forget(const std::string& instance_id) { announced_.erase(instance_id); }
-
  private:
   EventBus& bus_;
+  RunAnnouncements& announcements_;
   LogBudget& budget_;
   const std::function<void(const Run&)> committed_;
   const std::function<void(const Run&)> retire_;
-  std::unordered_set<std::string> announced_;  // runs whose `started` went out; writer thread
-  std::mutex deleted_mutex_;                   // guards deleted_
+  std::mutex deleted_mutex_;  // guards deleted_
   std::unordered_map<std::string, Run> deleted_;
 };
 

@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <stdexcept>
 #include <system_error>
+#include <unordered_set>
 
 namespace nightshift {
 
@@ -37,9 +38,14 @@ std::pair<std::string, std::string> split_request_error(const std::string& error
   return {error.substr(0, colon), error.substr(colon + 2)};
 }
 
-HostLink::HostLink(Store& store, SharedQueue& queue, EventBus& bus, Callbacks callbacks,
-                   Options options)
-    : store_(store), queue_(queue), bus_(bus), callbacks_(std::move(callbacks)), options_(options) {
+HostLink::HostLink(Store& store, SharedQueue& queue, EventBus& bus, RunAnnouncements& announcements,
+                   Callbacks callbacks, Options options)
+    : store_(store),
+      queue_(queue),
+      bus_(bus),
+      announcements_(announcements),
+      callbacks_(std::move(callbacks)),
+      options_(options) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
   thread_ = std::thread([this] { thread_main(); });
@@ -62,18 +68,72 @@ void HostLink::stop() {
   }
   wake();
   if (thread_.joinable()) thread_.join();
+  // Reservations still waiting for a count are refused: no more starts.
+  std::vector<std::pair<std::size_t, std::function<void(bool)>>> waiting;
+  {
+    std::lock_guard lock(count_mutex_);
+    waiting.swap(waiting_places_);
+  }
+  for (auto& [max_queued, placed] : waiting) placed(false);
 }
 
-bool HostLink::reserve_queue_place(std::size_t max_queued) {
-  std::lock_guard lock(count_mutex_);
-  if (queued_here_ + admitted_since_ >= max_queued) return false;
-  ++admitted_since_;
-  return true;
+bool HostLink::fits_locked(std::size_t max_queued) const {
+  // Never below the runs waiting: runs claimed since the count only make it
+  // higher than the truth, a run committed while the count ran is counted
+  // twice at worst.
+  const std::uint64_t since = committed_ - counted_from_;
+  return queued_here_ + since + pending_ < max_queued;
 }
 
-void HostLink::release_queue_place() {
+void HostLink::reserve_queue_place(std::size_t max_queued, std::function<void(bool)> placed) {
+  bool fits = false;
+  {
+    std::lock_guard lock(count_mutex_);
+    fits = fits_locked(max_queued);
+    if (fits) {
+      ++pending_;
+    } else if (!stopping_.load()) {
+      // Full by the estimate: the link thread counts again, then answers.
+      waiting_places_.emplace_back(max_queued, std::move(placed));
+      wake();
+      return;
+    }
+  }
+  placed(fits);
+}
+
+// On the link thread: reservations that found the estimate full, answered
+// after a fresh count (or, when the store cannot be counted, by the
+// estimate, which is never below the truth).
+void HostLink::answer_waiting_places() {
+  {
+    std::lock_guard lock(count_mutex_);
+    if (waiting_places_.empty()) return;
+  }
+  try {
+    refresh_queue_count(true);
+  } catch (const std::exception& e) {
+    spdlog::warn("could not count this host's queued runs (answering by the last count): {}",
+                 e.what());
+  }
+  std::vector<std::pair<std::size_t, std::function<void(bool)>>> waiting;
+  std::vector<bool> answers;
+  {
+    std::lock_guard lock(count_mutex_);
+    waiting.swap(waiting_places_);
+    for (const auto& [max_queued, placed] : waiting) {
+      const bool fits = fits_locked(max_queued);
+      if (fits) ++pending_;
+      answers.push_back(fits);
+    }
+  }
+  for (std::size_t i = 0; i < waiting.size(); ++i) waiting[i].second(answers[i]);
+}
+
+void HostLink::queue_place_settled(bool queued) {
   std::lock_guard lock(count_mutex_);
-  if (admitted_since_ > 0) --admitted_since_;
+  if (pending_ > 0) --pending_;
+  if (queued) ++committed_;
 }
 
 std::optional<RequestAnswer> HostLink::request(const std::string& host, const RunRequest& request,
@@ -108,6 +168,7 @@ void HostLink::thread_main() {
     } catch (const std::exception& e) {
       if (!failing) spdlog::warn("the link to the shared store failed (retrying): {}", e.what());
       failing = true;
+      answer_waiting_places();  // by the last count: starts do not wait out an outage
       std::this_thread::sleep_for(kRetryDelay);
       next_poll = std::chrono::steady_clock::now();
     }
@@ -122,12 +183,13 @@ void HostLink::pass(const std::vector<StoreChange>& changes, bool poll_tick) {
     requests = requests || change.kind == StoreChange::Kind::request;
   }
   fan_in(changes, resync);
+  answer_waiting_places();
   if (requests || resync || poll_tick) answer_requests();
   // Woken here (a slot freed, a run queued here: no change) or told of a
   // queued run: a claim pass. Other hosts' run changes alone need none.
   const bool woken = changes.empty();
   if (queued || resync || poll_tick || woken) claim_while_free();
-  refresh_queue_count();
+  refresh_queue_count(false);
 }
 
 void HostLink::claim_while_free() {
@@ -180,7 +242,6 @@ void HostLink::fan_in(const std::vector<StoreChange>& changes, bool resync) {
       if (seen.insert(run.instance_id).second) to_read.push_back(run.instance_id);
     }
   }
-  if (announced_.size() > kMaxTracked) announced_.clear();
   if (published_seq_.size() > kMaxTracked) published_seq_.clear();
   const bool listening = bus_.subscriber_count() > 0;
   if (!listening) {
@@ -196,14 +257,7 @@ void HostLink::fan_in(const std::vector<StoreChange>& changes, bool resync) {
       if (is_terminal(run.status) || run.host != queue_.host_name()) callbacks_.taken_over(run);
       continue;
     }
-    RunEventKind kind = RunEventKind::updated;
-    if (is_terminal(run.status)) {
-      kind = RunEventKind::finished;
-      announced_.erase(run.instance_id);
-    } else if (announced_.insert(run.instance_id).second) {
-      kind = RunEventKind::started;
-    }
-    if (listening) bus_.publish(std::make_shared<const Event>(RunEvent{kind, std::move(run)}));
+    announcements_.announce(run);
   }
   for (const auto& [id, seq] : logs) {
     std::uint64_t& published = published_seq_[id];
@@ -220,27 +274,48 @@ void HostLink::fan_in(const std::vector<StoreChange>& changes, bool resync) {
       bus_.publish(std::make_shared<const Event>(LogEvent{id, std::move(entries)}));
     }
   }
+  if (deleted.empty()) return;
+  for (const std::string& id : deleted) published_seq_.erase(id);
+  if (!listening) {
+    for (const std::string& id : deleted) announcements_.forget(id);
+    return;
+  }
+  // The rows are gone; the store keeps each deleted run's last record for a
+  // while, so the event carries the run as the deleting host's does.
+  std::unordered_map<std::string, Run> records;
+  for (Run& run : queue_.get_deleted_runs(deleted)) {
+    std::string id = run.instance_id;
+    records.emplace(std::move(id), std::move(run));
+  }
   for (const std::string& id : deleted) {
-    announced_.erase(id);
-    published_seq_.erase(id);
-    if (!listening) continue;
-    Run gone;  // the row is gone: the event names the run
+    const auto it = records.find(id);
+    if (it != records.end()) {
+      announcements_.deleted(it->second);
+      continue;
+    }
+    Run gone;  // deleted longer ago than the store keeps the record: the id alone
     gone.instance_id = id;
-    bus_.publish(std::make_shared<const Event>(RunEvent{RunEventKind::deleted, std::move(gone)}));
+    announcements_.deleted(gone);
   }
 }
 
-void HostLink::refresh_queue_count() {
-  const auto now = std::chrono::steady_clock::now();
+// Counts this host's unclaimed runs in the store: every `now`, else at most
+// every queue_count_refresh (keeping the estimate close, so that few starts
+// need a count of their own).
+void HostLink::refresh_queue_count(bool now) {
+  const auto started = std::chrono::steady_clock::now();
+  std::uint64_t from = 0;
   {
     std::lock_guard lock(count_mutex_);
-    if (now - counted_at_ < options_.queue_count_refresh) return;
+    if (!now && started - counted_at_ < options_.queue_count_refresh) return;
+    from = committed_;  // every commit counted so far has landed: the count sees it
   }
   const std::size_t counted = queue_.count_queued_admitted_here();
   std::lock_guard lock(count_mutex_);
+  if (from < counted_from_) return;  // a newer count finished first
   queued_here_ = counted;
-  admitted_since_ = 0;
-  counted_at_ = now;
+  counted_from_ = from;
+  counted_at_ = started;
 }
 
 }  // namespace nightshift

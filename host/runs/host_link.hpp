@@ -8,9 +8,10 @@
 //     them on this host's bus, so that every host's API and WebSocket show
 //     every run live.
 // It also sends this host's requests to the host executing a run, and keeps
-// the count behind the per-host queue bound.
+// the count behind the per-host queue bound (api.md: `--max-queued` is per
+// host: the runs this host admitted that no host has claimed yet).
 //
-// Thread safety: wake, reserve_queue_place, release_queue_place, request
+// Thread safety: wake, reserve_queue_place, queue_place_settled, request
 // and stop are [thread-safe]; the callbacks run on the link thread.
 #pragma once
 
@@ -23,10 +24,10 @@
 #include <string>
 #include <thread>
 #include <unordered_map>
-#include <unordered_set>
 #include <vector>
 
 #include "events/event_bus.hpp"
+#include "runs/run_announcements.hpp"
 #include "store/shared_queue.hpp"
 #include "store/store.hpp"
 
@@ -52,7 +53,8 @@ class HostLink {
     std::chrono::milliseconds queue_count_refresh{500};
   };
 
-  HostLink(Store& store, SharedQueue& queue, EventBus& bus, Callbacks callbacks, Options options);
+  HostLink(Store& store, SharedQueue& queue, EventBus& bus, RunAnnouncements& announcements,
+           Callbacks callbacks, Options options);
   ~HostLink();
   HostLink(const HostLink&) = delete;
   HostLink& operator=(const HostLink&) = delete;
@@ -63,10 +65,19 @@ class HostLink {
   void stop();
 
   // A place in the shared queue for a run this host admits, within
-  // `max_queued` of this host's runs still waiting; false when full.
-  bool reserve_queue_place(std::size_t max_queued);
-  // The run was not queued after all (its commit failed).
-  void release_queue_place();
+  // `max_queued` of this host's runs still waiting: `placed(true)`, or
+  // `placed(false)` when the queue is full (or the link stopped). Never lets
+  // more than `max_queued` wait: it counts the runs the store held unclaimed
+  // at its last count, every run committed since, and every reservation
+  // whose commit is pending. While that sum has room, `placed` is called at
+  // once on the calling thread; at the bound, the link thread counts again
+  // in the store (other hosts may have claimed runs since) and then calls
+  // it, so a refusal means the queue is full now, not at the last count,
+  // and the caller (an I/O thread) never waits on the store.
+  void reserve_queue_place(std::size_t max_queued, std::function<void(bool)> placed);
+  // The reserved run's commit is done: it waits in the shared queue
+  // (`queued`), or its commit failed and it never joined.
+  void queue_place_settled(bool queued);
 
   // Sends a request to `host` and waits for its answer, at most `timeout`;
   // nullopt when none came (the host may be gone; a rescue will end its runs).
@@ -79,23 +90,29 @@ class HostLink {
   void claim_while_free();
   void answer_requests();
   void fan_in(const std::vector<StoreChange>& changes, bool resync);
-  void refresh_queue_count();
+  void refresh_queue_count(bool now);
+  void answer_waiting_places();
+  bool fits_locked(std::size_t max_queued) const;
 
   Store& store_;
   SharedQueue& queue_;
   EventBus& bus_;
+  RunAnnouncements& announcements_;
   const Callbacks callbacks_;
   const Options options_;
   int wake_fd_ = -1;  // an eventfd: written by wake(), polled by the link thread
   std::atomic<bool> stopping_{false};
 
-  std::mutex count_mutex_;          // guards the two counts
-  std::size_t queued_here_ = 0;     // as last counted in the store
-  std::size_t admitted_since_ = 0;  // admitted here since that count
+  mutable std::mutex count_mutex_;  // guards the counts
+  std::size_t queued_here_ = 0;     // unclaimed runs admitted here, at the last count
+  std::uint64_t committed_ = 0;     // runs admitted here and committed, since start
+  std::uint64_t counted_from_ = 0;  // committed_ when the last count began
+  std::size_t pending_ = 0;         // reservations whose commit is pending
   std::chrono::steady_clock::time_point counted_at_{};
+  // Reservations waiting for a count (their bound and callback).
+  std::vector<std::pair<std::size_t, std::function<void(bool)>>> waiting_places_;
 
-  // The link thread's: what it published of other hosts' runs.
-  std::unordered_set<std::string> announced_;
+  // The link thread's: the log entries it published of other hosts' runs.
   std::unordered_map<std::string, std::uint64_t> published_seq_;
 
   std::thread thread_;  // last: started once everything above exists

@@ -20,6 +20,7 @@
 #include "runs/host_link.hpp"
 #include "runs/live_run.hpp"
 #include "runs/process_agent.hpp"
+#include "runs/run_announcements.hpp"
 #include "runs/watchdog.hpp"
 #include "runs/worker_thread.hpp"
 #include "store/store.hpp"
@@ -121,6 +122,10 @@ struct RunManager::Impl {
   std::size_t workers = 0;
   bool shut_down = false;
 
+  // The one record of which runs this host announced (`started`, and
+  // `finished`), for every path that publishes run events: the commit path
+  // (`events`), the start writers and the link.
+  RunAnnouncements announcements;
   CommitEvents events;
   // Destroyed before `events` and the tables: their last tasks and commits
   // still find everything above.
@@ -179,6 +184,8 @@ struct RunManager::Impl {
 
   // Several hosts on one store (link is set).
   void start_shared(StartRequest request, StartCallback done);
+  void submit_queued(StoreWriter& start_writer, const Run& record, std::optional<std::uint32_t> cap,
+                     const StartCallback& done);
   void announce_queued(const std::vector<WriteOp>& committed);
   std::size_t free_slots() const;
   void execute_claimed(std::vector<Run> claimed);
@@ -201,8 +208,9 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
       options(std::move(options_in)),
       budget(options.log_buffer_bytes),
       admission(options.max_concurrent, options.max_queued),
+      announcements(bus_in),
       events(
-          bus_in, budget, [this](const Run& run) { show_committed(run); },
+          bus_in, announcements, budget, [this](const Run& run) { show_committed(run); },
           [this](const Run& run) { retire(run); }) {
   // Before anything else: a run the store still calls active belonged to a
   // host that is gone.
@@ -225,7 +233,7 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
         [this](const RunRequest& request) { return answer_request(request); },
         [this](const std::string& id) { return is_local(id); },
         [this](const Run& stored) { taken_over(stored); }};
-    link = std::make_unique<HostLink>(store, *queue, bus_in, std::move(callbacks),
+    link = std::make_unique<HostLink>(store, *queue, bus_in, announcements, std::move(callbacks),
                                       HostLink::Options{});
     for (std::size_t i = 0; i < kStartWriters; ++i) {
       start_writers.push_back(std::make_unique<StoreWriter>(
@@ -900,15 +908,42 @@ void RunManager::Impl::start_shared(StartRequest request, StartCallback done) {
       }
     }
     const LivePtr run = make_live_run(request, catalog.resolve(request.agent_id, request.params));
-    if (!link->reserve_queue_place(options.max_queued)) {
-      throw RunError(RunError::Code::at_capacity,
-                     "the shared queue already holds " + std::to_string(options.max_queued) +
-                         " runs started on this host; try again later");
-    }
-    start_writer.submit(UpsertRun{run->record}, [this, record = run->record,
-                                                 done = std::move(done)](const std::string& error) {
+    // The place is answered at once, or after the link thread counted this
+    // host's queued runs again in the store (the queue was full by the
+    // estimate); either way no thread here waits on the store.
+    link->reserve_queue_place(options.max_queued, [this, start_writer = &start_writer,
+                                                   record = run->record, cap = run->max_concurrent,
+                                                   done](bool placed) {
+      if (!placed) {
+        bool closed = false;
+        {
+          std::lock_guard lock(mutex);
+          closed = admission.closed();
+        }
+        const RunError refusal =
+            closed
+                ? RunError(RunError::Code::shutting_down,
+                           "the host is shutting down; start refused")
+                : RunError(RunError::Code::at_capacity,
+                           "the shared queue already holds " + std::to_string(options.max_queued) +
+                               " runs started on this host; try again later");
+        done(StartOutcome{std::nullopt, std::make_exception_ptr(refusal)});
+        return;
+      }
+      submit_queued(*start_writer, record, cap, done);
+    });
+  } catch (...) {
+    done(StartOutcome{std::nullopt, std::current_exception()});
+  }
+}
+
+// The run's first record (queued), on a start writer; `done` once committed.
+void RunManager::Impl::submit_queued(StoreWriter& start_writer, const Run& record,
+                                     std::optional<std::uint32_t> cap, const StartCallback& done) {
+  try {
+    start_writer.submit(UpsertRun{record, cap}, [this, record, done](const std::string& error) {
+      link->queue_place_settled(error.empty());
       if (!error.empty()) {
-        link->release_queue_place();
         done(StartOutcome{std::nullopt, std::make_exception_ptr(
                                             RunError(RunError::Code::store_failed,
                                                      "the run could not be recorded, so it was not "
@@ -921,19 +956,19 @@ void RunManager::Impl::start_shared(StartRequest request, StartCallback done) {
       link->wake();
     });
   } catch (...) {
+    link->queue_place_settled(false);
     done(StartOutcome{std::nullopt, std::current_exception()});
   }
 }
 
 // On a start writer's thread: runs joined the shared queue. Their `started`
-// (as queued); the host that claims one announces it again as it begins
-// (the main writer's events), and another host's `finished` is that host's
-// news.
+// (as queued), unless this host already announced the run: then a newer
+// state went out first (the link relayed another host's claim, or this
+// host's own commit path its start), and this queued record is old news.
 void RunManager::Impl::announce_queued(const std::vector<WriteOp>& committed) {
-  if (bus.subscriber_count() == 0) return;
   for (const WriteOp& op : committed) {
     if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
-      bus.publish(std::make_shared<const Event>(RunEvent{RunEventKind::started, upsert->run}));
+      announcements.announce(upsert->run, true);
     }
   }
 }
@@ -963,6 +998,17 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
       run->record.instance_id = record.instance_id;
       run->record.thread_id = record.thread_id;
       run->record.created_at = record.created_at;
+      // Messages sent while it waited unclaimed are in its log already
+      // (source user): its entries continue after them, and the agent gets
+      // them as if they had been sent to it here.
+      run->record.log_count = record.log_count;
+      if (record.log_count > 0) {
+        for (LogEntry& entry : store.read_logs(record.instance_id, 0, record.log_count)) {
+          if (entry.source != LogSource::user) continue;
+          run->accepted_bytes += entry.message.size();
+          run->deliver_message(std::move(entry.message));
+        }
+      }
       run->bind_abi();
     } catch (const std::exception& e) {
       // This host cannot run it: it fails, under this host's claim.
@@ -1075,28 +1121,43 @@ Run RunManager::Impl::stop_elsewhere(const std::string& instance_id) {
 
 std::uint64_t RunManager::Impl::message_elsewhere(const std::string& instance_id,
                                                   std::string text) {
-  const std::optional<Run> record = store.get_run(instance_id);
-  if (!record) throw not_found(instance_id);
-  if (is_terminal(record->status)) throw already_ended(instance_id);
-  if (!record->accepts_messages) {
-    throw RunError(RunError::Code::messages_not_supported,
-                   "agent " + record->agent_id +
-                       " does not take messages (its manifest does not say \"messages\": true)");
+  for (int attempt = 0; attempt < 3; ++attempt) {
+    const std::optional<Run> record = store.get_run(instance_id);
+    if (!record) throw not_found(instance_id);
+    if (is_terminal(record->status)) throw already_ended(instance_id);
+    if (!record->accepts_messages) {
+      throw RunError(RunError::Code::messages_not_supported,
+                     "agent " + record->agent_id +
+                         " does not take messages (its manifest does not say \"messages\": true)");
+    }
+    if (!record->host) {
+      // Queued and claimed by no host: as on a single host, the message
+      // waits in the run's log, and the host that claims the run hands it
+      // to the agent.
+      if (auto seq = store.shared_queue()->record_unclaimed_message(instance_id, text, now_ms())) {
+        return *seq;
+      }
+      continue;  // claimed meanwhile: send it to its host
+    }
+    if (*record->host == options.host_name) {
+      // Claimed here a moment ago: it is live here now, or about to be.
+      if (find_committed(instance_id)) return send_message(instance_id, std::move(text));
+      std::this_thread::sleep_for(std::chrono::milliseconds(20));
+      continue;
+    }
+    const auto answer =
+        link->request(*record->host, {0, RunRequest::Kind::message, instance_id, std::move(text)},
+                      kRequestTimeout);
+    if (!answer) {
+      throw RunError(RunError::Code::store_failed, "host " + *record->host + " executing run " +
+                                                       instance_id +
+                                                       " did not answer; it may have stopped");
+    }
+    if (!answer->error.empty()) throw run_error_from(answer->error);
+    return answer->seq;
   }
-  if (!record->host || *record->host == options.host_name) {
-    throw RunError(
-        RunError::Code::run_not_active,
-        "run " + instance_id + " is still queued; send messages once a host is executing it");
-  }
-  const auto answer = link->request(
-      *record->host, {0, RunRequest::Kind::message, instance_id, std::move(text)}, kRequestTimeout);
-  if (!answer) {
-    throw RunError(RunError::Code::store_failed, "host " + *record->host + " executing run " +
-                                                     instance_id +
-                                                     " did not answer; it may have stopped");
-  }
-  if (!answer->error.empty()) throw run_error_from(answer->error);
-  return answer->seq;
+  throw RunError(RunError::Code::store_failed,
+                 "run " + instance_id + " changed hosts while the message was sent; send it again");
 }
 
 // ---------------------------------------------------------------------------

@@ -139,8 +139,10 @@ class RunManager {
   // calling thread when the start is refused (CatalogError: agent_not_found,
   // agent_unavailable, invalid_params; RunError: at_capacity, shutting_down),
   // else on the store writer thread once the record is committed and
-  // `started` published (RunError store_failed when the commit failed). No
-  // thread waits for the commit; `done` must not block.
+  // `started` published (RunError store_failed when the commit failed). With
+  // a shared store, an at_capacity refusal may also come from the link
+  // thread, after it counted the host's queued runs again. No thread waits
+  // for the commit; `done` must not block.
   struct StartOutcome {
     std::optional<Run> run;    // the run as committed
     std::exception_ptr error;  // or why it was not started

@@ -38,6 +38,10 @@ class InvalidCursor : public std::invalid_argument {
 // Writes, applied in order inside one transaction by RunStore::apply.
 struct UpsertRun {
   Run run;  // the whole record as it is now
+  // Its agent's cap (limits.maxConcurrent) when the run is admitted: a store
+  // shared by several hosts claims queued runs by it. Kept by later upserts
+  // that leave it unset; the SQLite store does not use it.
+  std::optional<std::uint32_t> max_concurrent{};
 };
 struct AppendLogs {
   std::string instance_id;

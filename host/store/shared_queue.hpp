@@ -52,7 +52,11 @@ class SharedQueue {
 
   // The oldest queued runs nobody has claimed, at most `max`, now this
   // host's (their `host` set, their fence bumped; the store writes them with
-  // that fence from now on). Each run is claimed by exactly one host.
+  // that fence from now on). Each run is claimed by exactly one host. A run
+  // whose agent has a cap (limits.maxConcurrent, recorded when it was
+  // admitted) is claimed only while fewer than the cap of that agent's runs
+  // are claimed and active on all hosts together; runs behind it of other
+  // agents are not held up.
   virtual std::vector<Run> claim_queued(std::size_t max) = 0;
   // Queued runs that this host admitted and nobody has claimed yet.
   virtual std::size_t count_queued_admitted_here() const = 0;
@@ -61,6 +65,15 @@ class SharedQueue {
   virtual std::optional<Run> cancel_unclaimed(const std::string& instance_id, Timestamp now) = 0;
   // Several runs at once (those that exist), for re-reading changes.
   virtual std::vector<Run> get_runs(const std::vector<std::string>& instance_ids) const = 0;
+  // The last records of deleted runs (those deleted lately enough that the
+  // store still keeps them), for the `deleted` events of other hosts' deletes.
+  virtual std::vector<Run> get_deleted_runs(const std::vector<std::string>& instance_ids) const = 0;
+  // Records a message (a log entry, source user) for a queued run nobody has
+  // claimed yet: the host that claims it hands it to the agent. Returns the
+  // entry's seq; nullopt when the run was claimed, has ended, or is unknown.
+  virtual std::optional<std::uint64_t> record_unclaimed_message(const std::string& instance_id,
+                                                                const std::string& text,
+                                                                Timestamp now) = 0;
 
   // Changes of other hosts, waiting at most `timeout` for the first. Called
   // from one thread only (the host's link thread). Throws StoreUnavailable

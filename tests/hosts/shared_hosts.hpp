@@ -5,6 +5,7 @@
 
 #include <gtest/gtest.h>
 
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -21,6 +22,8 @@ struct SharedHostSettings {
   std::size_t max_concurrent = 32;
   std::size_t max_queued = 10000;
   std::chrono::milliseconds lease{30000};
+  // Remixes in the host's workspace: name and front matter.
+  std::vector<std::pair<std::string, std::string>> remixes{};
 };
 
 class SharedHost {
@@ -45,7 +48,12 @@ class SharedHost {
     HostOptions options;
     options.data_dir = dir_ / "data";
     options.workspace = dir_ / "workspace";
-    std::filesystem::create_directories(options.workspace);
+    std::filesystem::create_directories(options.workspace / ".nightshift" / "remix");
+    for (const auto& [name, front_matter] : settings.remixes) {
+      std::ofstream(options.workspace / ".nightshift" / "remix" / (name + ".md"))
+          << "---\n"
+          << front_matter << "\n---\n";
+    }
     options.installed_agent_dirs = {NIGHTSHIFT_TEST_AGENTS_DIR, NIGHTSHIFT_RUNS_TEST_AGENTS_DIR};
     options.user_remix_dir = dir_ / "user-remix";
     options.store = store_uri;

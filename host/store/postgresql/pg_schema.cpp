@@ -101,6 +101,22 @@ constexpr std::array kMigrations{
       );
       CREATE INDEX run_requests_waiting ON run_requests (target_host) WHERE NOT taken;
     )sql"},
+    Migration{2, R"sql(
+      -- The agent's cap (limits.maxConcurrent) as the admitting host knew
+      -- it: claims keep each agent's claimed, active runs within it across
+      -- every host.
+      ALTER TABLE runs ADD COLUMN max_concurrent BIGINT;
+      CREATE INDEX runs_queue_capped ON runs (agent_id)
+        WHERE status = 'queued' AND host IS NULL AND max_concurrent IS NOT NULL;
+      CREATE INDEX runs_claimed_by_agent ON runs (agent_id)
+        WHERE host IS NOT NULL AND NOT finished;
+      -- The last record of each run deleted lately (about a minute), so that
+      -- every host's `deleted` event carries the run, not only its id.
+      CREATE TABLE deleted_runs (LIKE runs);
+      ALTER TABLE deleted_runs ADD COLUMN deleted_at BIGINT NOT NULL DEFAULT 0;
+      CREATE INDEX deleted_runs_by_instance ON deleted_runs (instance_id);
+      CREATE INDEX deleted_runs_by_age ON deleted_runs (deleted_at);
+    )sql"},
 };
 
 }  // namespace

@@ -54,23 +54,24 @@ const std::string kUpsertRuns = R"sql(
   INSERT INTO runs (instance_id, thread_id, agent_id, agent_name, agent_source, task, params,
                     status, finished, created_at, started_at, ended_at, progress, error, result,
                     log_count, prompt_tokens, completion_tokens, accepts_messages, isolation,
-                    attempt, retry_of, rerun_of, schedule_id, host, fence, admitted_by)
+                    attempt, retry_of, rerun_of, schedule_id, host, fence, max_concurrent,
+                    admitted_by)
   SELECT u.instance_id, u.thread_id, u.agent_id, u.agent_name, u.agent_source, u.task, u.params,
          u.status, u.status IN ('completed', 'failed', 'cancelled'), u.created_at::bigint,
          u.started_at::bigint, u.ended_at::bigint, u.progress::double precision, u.error,
          u.result, u.log_count::bigint, u.prompt_tokens::bigint, u.completion_tokens::bigint,
          u.accepts_messages::boolean, u.isolation, u.attempt::bigint, u.retry_of, u.rerun_of,
-         u.schedule_id, u.host, u.fence::bigint, $26
+         u.schedule_id, u.host, u.fence::bigint, u.max_concurrent::bigint, $27
   FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[],
               $7::text[], $8::text[], $9::text[], $10::text[], $11::text[], $12::text[],
               $13::text[], $14::text[], $15::text[], $16::text[], $17::text[], $18::text[],
               $19::text[], $20::text[], $21::text[], $22::text[], $23::text[], $24::text[],
-              $25::text[])
+              $25::text[], $26::text[])
        WITH ORDINALITY AS u(instance_id, thread_id, agent_id, agent_name, agent_source, task,
                             params, status, created_at, started_at, ended_at, progress, error,
                             result, log_count, prompt_tokens, completion_tokens,
                             accepts_messages, isolation, attempt, retry_of, rerun_of,
-                            schedule_id, host, fence, position)
+                            schedule_id, host, fence, max_concurrent, position)
   ORDER BY u.position
   ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id,
     agent_id = excluded.agent_id, agent_name = excluded.agent_name,
@@ -81,7 +82,8 @@ const std::string kUpsertRuns = R"sql(
     prompt_tokens = excluded.prompt_tokens, completion_tokens = excluded.completion_tokens,
     accepts_messages = excluded.accepts_messages, isolation = excluded.isolation,
     attempt = excluded.attempt, retry_of = excluded.retry_of, rerun_of = excluded.rerun_of,
-    schedule_id = excluded.schedule_id, host = excluded.host, log_count = greatest(runs.log_count, excluded.log_count)
+    schedule_id = excluded.schedule_id, host = excluded.host, log_count = greatest(runs.log_count, excluded.log_count),
+    max_concurrent = coalesce(excluded.max_concurrent, runs.max_concurrent)
   WHERE runs.fence = excluded.fence
   RETURNING instance_id
 )sql";
@@ -464,6 +466,8 @@ std::size_t PostgresStore::heartbeat_and_rescue() {
   if (!beating_since_) beating_since_ = steady_now;
   // Answered requests nobody collected (their sender gave up) go.
   conn.exec(std::string("DELETE FROM run_requests WHERE created_at < ") + kDbNowMs + " - 60000");
+  // Deleted runs' last records are kept for the other hosts' events a minute.
+  conn.exec(std::string("DELETE FROM deleted_runs WHERE deleted_at < ") + kDbNowMs + " - 60000");
   if (steady_now - *beating_since_ < location_.host_lease) return 0;
 
   // The active runs of every host whose heartbeat is older than the lease
@@ -631,9 +635,10 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
 void PostgresStore::write_upserts(WriteBatch& batch, const std::vector<WriteOp>& ops,
                                   const std::vector<std::size_t>& sources,
                                   const std::vector<std::uint64_t>& log_counts) {
-  std::array<std::vector<Param>, 25> columns;
+  std::array<std::vector<Param>, 26> columns;
   for (std::size_t k = 0; k < sources.size(); ++k) {
-    const Run& run = std::get<UpsertRun>(ops[sources[k]]).run;
+    const UpsertRun& upsert = std::get<UpsertRun>(ops[sources[k]]);
+    const Run& run = upsert.run;
     columns[0].emplace_back(run.instance_id);
     columns[1].emplace_back(run.thread_id);
     columns[2].emplace_back(run.agent_id);
@@ -660,9 +665,11 @@ void PostgresStore::write_upserts(WriteBatch& batch, const std::vector<WriteOp>&
     columns[22].push_back(run.schedule_id);
     columns[23].push_back(run.host);
     columns[24].emplace_back(std::to_string(fence_of(batch, run)));
+    columns[25].push_back(upsert.max_concurrent ? Param(std::to_string(*upsert.max_concurrent))
+                                                : std::nullopt);
   }
   std::vector<Param> params;
-  params.reserve(26);
+  params.reserve(27);
   for (const auto& column : columns) params.emplace_back(pg::text_array(column));
   params.emplace_back(location_.host_name);
   std::vector<std::string> ids;
@@ -787,7 +794,12 @@ void PostgresStore::delete_run(WriteBatch& batch, const DeleteRun& op) {
   if (!found.boolean(0, 0)) {
     throw std::logic_error("run " + op.instance_id + " is active; only finished runs are deleted");
   }
-  batch.conn.exec("DELETE FROM runs WHERE instance_id = $1", {op.instance_id});
+  // Its last record stays a while, for the other hosts' `deleted` events.
+  batch.conn.exec(std::string("WITH gone AS (DELETE FROM runs WHERE instance_id = $1 RETURNING *) "
+                              "INSERT INTO deleted_runs (id, finished, fence, ") +
+                      kRunColumns + ", deleted_at) SELECT id, finished, fence, " + kRunColumns +
+                      ", " + kDbNowMs + " FROM gone",
+                  {op.instance_id});
 }
 
 std::size_t PostgresStore::prune_chunk(WriteBatch& batch, const RetentionPolicy& policy,
@@ -1008,17 +1020,63 @@ namespace nightshift {
 // ---------------------------------------------------------------------------
 // SharedQueue
 
+// Each agent's cap (limits.maxConcurrent) holds across hosts: a claim of a
+// capped agent's runs first takes a transaction-scoped advisory lock keyed by
+// the agent (pg_advisory_xact_lock), then counts that agent's claimed,
+// active runs on every host in a statement of its own, so that its snapshot
+// sees every claim committed by the lock's previous holder. Two hosts
+// claiming the same agent's runs at once thus take turns, and neither can
+// count before the other's claim is visible. An advisory lock rather than
+// `SELECT ... FOR UPDATE` of a row: there is no per-agent row to lock (the
+// queued rows are claimed with SKIP LOCKED, which would let a second host
+// pass over them instead of waiting, and locking the agent's running rows
+// would not stop a claim when it has none), and the advisory lock needs no
+// table, is released at commit or rollback, and costs nothing when no capped
+// run waits (no lock is taken then). Locks are taken in key order, so two
+// claims cannot deadlock; the keys are the agents' hashes (a collision only
+// makes two agents take turns).
 std::vector<Run> PostgresStore::claim_queued(std::size_t max) {
   if (max == 0) return {};
   auto conn = borrow();
+  pg::Transaction transaction(*conn.operator->());
+  const pg::Result locked = conn->exec_prepared(
+      "lock_capped_agents",
+      "SELECT k, pg_advisory_xact_lock(7733002, k) FROM ("
+      "SELECT DISTINCT hashtext(agent_id) AS k FROM runs "
+      "WHERE status = 'queued' AND host IS NULL AND max_concurrent IS NOT NULL ORDER BY k) keys",
+      {});
+  std::vector<Param> keys;
+  for (int i = 0; i < locked.rows(); ++i) keys.emplace_back(locked.string(i, 0));
+  // With capped runs waiting, more of the queue is looked at than is
+  // claimed, so that runs of other agents behind a capped agent's go ahead.
+  const std::size_t scan = keys.empty() ? max : max + 1024;
   // SKIP LOCKED: hosts claiming at once take different rows, each row once.
+  // A capped agent's runs are claimed only under its lock (a capped run
+  // queued after the locks were taken waits for the next claim), and only
+  // as many as its cap leaves beside its runs claimed on every host.
   const pg::Result r = conn->exec_prepared(
       "claim",
-      std::string("UPDATE runs SET host = $1, fence = fence + 1 WHERE id IN ("
-                  "SELECT id FROM runs WHERE status = 'queued' AND host IS NULL "
-                  "ORDER BY created_at, id LIMIT $2 FOR UPDATE SKIP LOCKED) RETURNING ") +
+      std::string(
+          "WITH candidates AS ("
+          "  SELECT id, agent_id, max_concurrent, created_at FROM runs"
+          "  WHERE status = 'queued' AND host IS NULL"
+          "    AND (max_concurrent IS NULL OR hashtext(agent_id) = ANY($3::int[]))"
+          "  ORDER BY created_at, id LIMIT $4 FOR UPDATE SKIP LOCKED),"
+          " ranked AS ("
+          "  SELECT c.id, c.created_at, c.max_concurrent,"
+          "    row_number() OVER (PARTITION BY c.agent_id ORDER BY c.created_at, c.id) AS nth,"
+          "    CASE WHEN c.max_concurrent IS NULL THEN 0 ELSE"
+          "      (SELECT count(*) FROM runs b WHERE b.agent_id = c.agent_id"
+          "         AND b.host IS NOT NULL AND NOT b.finished) END AS busy"
+          "  FROM candidates c),"
+          " chosen AS ("
+          "  SELECT id FROM ranked WHERE max_concurrent IS NULL OR busy + nth <= max_concurrent"
+          "  ORDER BY created_at, id LIMIT $2)"
+          " UPDATE runs SET host = $1, fence = fence + 1 WHERE id IN (SELECT id FROM chosen)"
+          " RETURNING ") +
           kRunColumns + ", fence, id",
-      {location_.host_name, std::to_string(max)});
+      {location_.host_name, std::to_string(max), pg::text_array(keys), std::to_string(scan)});
+  transaction.commit();
   std::vector<std::pair<std::int64_t, Run>> claimed;
   for (int i = 0; i < r.rows(); ++i) {
     Run run = read_run(r, i);
@@ -1073,6 +1131,65 @@ std::vector<Run> PostgresStore::get_runs(const std::vector<std::string>& instanc
   runs.reserve(static_cast<std::size_t>(r.rows()));
   for (int i = 0; i < r.rows(); ++i) runs.push_back(read_run(r, i));
   return runs;
+}
+
+std::vector<Run> PostgresStore::get_deleted_runs(
+    const std::vector<std::string>& instance_ids) const {
+  if (instance_ids.empty()) return {};
+  std::vector<Param> ids(instance_ids.begin(), instance_ids.end());
+  auto conn = borrow();
+  const pg::Result r = conn->exec(std::string("SELECT DISTINCT ON (instance_id) ") + kRunColumns +
+                                      " FROM deleted_runs WHERE instance_id = ANY($1::text[]) "
+                                      "ORDER BY instance_id, deleted_at DESC",
+                                  {pg::text_array(ids)});
+  std::vector<Run> runs;
+  runs.reserve(static_cast<std::size_t>(r.rows()));
+  for (int i = 0; i < r.rows(); ++i) runs.push_back(read_run(r, i));
+  return runs;
+}
+
+std::optional<std::uint64_t> PostgresStore::record_unclaimed_message(const std::string& instance_id,
+                                                                     const std::string& text,
+                                                                     Timestamp now) {
+  auto conn = borrow();
+  pg::Transaction transaction(*conn.operator->());
+  // The row's lock keeps a claim out until the entry is in (a claim skips
+  // the locked row and takes it at its next pass, log count and all); a
+  // claim that came first holds the lock until it commits, and then the row
+  // read here names its host.
+  const pg::Result row = conn->exec(
+      "SELECT id, log_count FROM runs WHERE instance_id = $1 AND status = 'queued' "
+      "AND host IS NULL FOR UPDATE",
+      {instance_id});
+  if (row.rows() == 0) return std::nullopt;  // rolled back
+  const std::int64_t id = row.int64(0, 0);
+  const std::uint64_t seq = static_cast<std::uint64_t>(row.int64(0, 1)) + 1;
+  conn->exec(
+      "INSERT INTO logs (run, seq, ts, level, message, source) VALUES ($1, $2, $3, $4, $5, $6)",
+      {std::to_string(id), u64_text(seq), ms_text(now),
+       std::to_string(static_cast<int>(LogLevel::info)), text,
+       std::to_string(static_cast<int>(LogSource::user))});
+  conn->exec("UPDATE runs SET log_count = $2 WHERE id = $1", {std::to_string(id), u64_text(seq)});
+  transaction.commit();
+  // The other hosts show the entry; any host with a free slot may claim the
+  // run now (a claim may have passed over it while it was locked here).
+  std::vector<pg::Connection::Step> steps;
+  std::string line(1, 'l');
+  line.append(instance_id).append(1, ' ').append(std::to_string(seq));
+  append_notifications(
+      steps, {{kNotify,
+               notify_params(kEventsChannel,
+                             change_payloads(location_.host_name, {"r" + instance_id, line})),
+               "notify"},
+              {kNotify, notify_params(kQueueChannel, {std::string()}), "notify"}});
+  std::string notify_error;
+  try {
+    conn->exec_pipeline(steps, 0, notify_error);
+  } catch (const std::exception& e) {
+    notify_error = e.what();
+  }
+  if (!notify_error.empty()) warn_not_notified(notify_error);
+  return seq;
 }
 
 pg::Connection& PostgresStore::listener() {
