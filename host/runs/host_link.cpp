@@ -48,6 +48,9 @@ HostLink::HostLink(Store& store, SharedQueue& queue, EventBus& bus, RunAnnouncem
       options_(options) {
   wake_fd_ = ::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
   if (wake_fd_ < 0) throw std::system_error(errno, std::generic_category(), "eventfd");
+}
+
+void HostLink::start() {
   thread_ = std::thread([this] { thread_main(); });
 }
 

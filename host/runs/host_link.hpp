@@ -59,6 +59,10 @@ class HostLink {
   HostLink(const HostLink&) = delete;
   HostLink& operator=(const HostLink&) = delete;
 
+  // Starts the link's thread, which calls the callbacks from then on: call
+  // it once whatever they use is in place (the owner's pointer to this link
+  // included). Once only.
+  void start();
   // Claim now: a slot was freed, or this host queued a run.
   void wake() noexcept;
   // Stops claiming and answering; joins the thread. Idempotent.

@@ -129,7 +129,7 @@ bool on_next_message(const nightshift_run* c_run, std::uint64_t timeout_ms,
     if (!ready || token.stop_requested() || run.messages.empty()) return false;
     message = std::move(run.messages.front());
     run.messages.pop_front();
-    --run.unread_messages;
+    if (run.unread_messages > 0) --run.unread_messages;
   } catch (...) {
     return false;
   }

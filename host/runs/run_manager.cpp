@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <cstdio>
 #include <future>
+#include <limits>
 #include <mutex>
 #include <thread>
 #include <unordered_map>
@@ -55,6 +56,12 @@ RunError not_found(const std::string& id) {
 
 RunError already_ended(const std::string& id) {
   return RunError(RunError::Code::run_not_active, "run " + id + " has already ended");
+}
+
+RunError too_many_messages(const std::string& id, std::size_t max_unread) {
+  return RunError(RunError::Code::too_many_messages,
+                  "run " + id + " already has " + std::to_string(max_unread) +
+                      " messages its agent has not read; send more once it has read some");
 }
 
 // A RunError's code as text, for answers that cross to another host.
@@ -239,6 +246,9 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
       start_writers.push_back(std::make_unique<StoreWriter>(
           store, [this](const std::vector<WriteOp>& ops) { announce_queued(ops); }));
     }
+    // Last: its thread claims runs, whose workers read `link` and use the
+    // start writers.
+    link->start();
   }
 }
 
@@ -650,11 +660,8 @@ std::uint64_t RunManager::Impl::send_message(const std::string& instance_id, std
     }
     // Bounded: a client faster than the agent is told to wait rather than
     // growing the host's memory without end.
-    const std::size_t max_unread = options.max_unread_messages;
-    if (!run->reserve_message(max_unread)) {
-      throw RunError(RunError::Code::too_many_messages,
-                     "run " + instance_id + " already has " + std::to_string(max_unread) +
-                         " messages its agent has not read; send more once it has read some");
+    if (!run->reserve_message(options.max_unread_messages)) {
+      throw too_many_messages(instance_id, options.max_unread_messages);
     }
     // Recorded in the log in order with the agent's entries; it counts
     // against the run's log like any entry, but is never dropped.
@@ -1006,6 +1013,8 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
         for (LogEntry& entry : store.read_logs(record.instance_id, 0, record.log_count)) {
           if (entry.source != LogSource::user) continue;
           run->accepted_bytes += entry.message.size();
+          // Recorded already: unread from now on, whatever the bound.
+          run->reserve_message(std::numeric_limits<std::size_t>::max());
           run->deliver_message(std::move(entry.message));
         }
       }
@@ -1134,8 +1143,11 @@ std::uint64_t RunManager::Impl::message_elsewhere(const std::string& instance_id
       // Queued and claimed by no host: as on a single host, the message
       // waits in the run's log, and the host that claims the run hands it
       // to the agent.
-      if (auto seq = store.shared_queue()->record_unclaimed_message(instance_id, text, now_ms())) {
-        return *seq;
+      const UnclaimedMessage recorded = store.shared_queue()->record_unclaimed_message(
+          instance_id, text, now_ms(), options.max_unread_messages);
+      if (recorded.outcome == UnclaimedMessage::Outcome::recorded) return recorded.seq;
+      if (recorded.outcome == UnclaimedMessage::Outcome::full) {
+        throw too_many_messages(instance_id, options.max_unread_messages);
       }
       continue;  // claimed meanwhile: send it to its host
     }

@@ -31,6 +31,13 @@ struct StoreChange {
   std::uint64_t seq = 0;
 };
 
+// What became of a message sent to a queued run nobody has claimed.
+struct UnclaimedMessage {
+  enum class Outcome { recorded, full, not_unclaimed };
+  Outcome outcome = Outcome::not_unclaimed;
+  std::uint64_t seq = 0;  // recorded: the entry's log seq
+};
+
 // A request to the host executing a run.
 struct RunRequest {
   enum class Kind { stop, message };
@@ -69,11 +76,12 @@ class SharedQueue {
   // store still keeps them), for the `deleted` events of other hosts' deletes.
   virtual std::vector<Run> get_deleted_runs(const std::vector<std::string>& instance_ids) const = 0;
   // Records a message (a log entry, source user) for a queued run nobody has
-  // claimed yet: the host that claims it hands it to the agent. Returns the
-  // entry's seq; nullopt when the run was claimed, has ended, or is unknown.
-  virtual std::optional<std::uint64_t> record_unclaimed_message(const std::string& instance_id,
-                                                                const std::string& text,
-                                                                Timestamp now) = 0;
+  // claimed yet: the host that claims it hands it to the agent. Refused
+  // (`full`) when `max_waiting` messages wait for it already;
+  // `not_unclaimed` when the run was claimed, has ended, or is unknown.
+  virtual UnclaimedMessage record_unclaimed_message(const std::string& instance_id,
+                                                    const std::string& text, Timestamp now,
+                                                    std::size_t max_waiting) = 0;
 
   // Changes of other hosts, waiting at most `timeout` for the first. Called
   // from one thread only (the host's link thread). Throws StoreUnavailable

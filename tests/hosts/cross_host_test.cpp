@@ -180,8 +180,12 @@ TEST_F(SharedHostsTest, ADeletedEventRelayedFromAnotherHostCarriesTheRunAsTheLoc
 }
 
 TEST_F(SharedHostsTest, AMessageToARunNoHostHasClaimedIsAcceptedAndReachesTheAgentOnce) {
-  SharedHost& a = add_host({"a", 1});
-  SharedHost& b = add_host({"b", 1});
+  // Two messages may wait unread for a run.
+  SharedHostSettings settings_a{"a", 1};
+  SharedHostSettings settings_b{"b", 1};
+  settings_a.max_unread_messages = settings_b.max_unread_messages = 2;
+  SharedHost& a = add_host(settings_a);
+  SharedHost& b = add_host(settings_b);
   // Both hosts busy: the listener run waits in the shared queue, unclaimed.
   const std::string busy_a = occupy_only(a, b);
   HttpClient on_a(a.port());
@@ -204,6 +208,11 @@ TEST_F(SharedHostsTest, AMessageToARunNoHostHasClaimedIsAcceptedAndReachesTheAge
   ASSERT_EQ(second.result_int(), 202) << second.body();
   EXPECT_EQ(body_json(second).at("seq").to_number<std::uint64_t>(), 2u);
   EXPECT_EQ(run_on(a, id).at("status").as_string(), "queued");
+  // A third is refused as on a single host, and not recorded.
+  const Response third =
+      on_b.post("/background-agents/" + id + "/messages", R"({"text": "one too many"})");
+  EXPECT_EQ(third.result_int(), 429) << third.body();
+  EXPECT_EQ(error_code(third), "too_many_messages");
   EXPECT_EQ(run_on(b, id).at("logCount").to_number<std::uint64_t>(), 2u);
 
   // A slot frees up: a host claims the run, and its agent gets both messages

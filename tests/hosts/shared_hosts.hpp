@@ -24,6 +24,7 @@ struct SharedHostSettings {
   std::chrono::milliseconds lease{30000};
   // Remixes in the host's workspace: name and front matter.
   std::vector<std::pair<std::string, std::string>> remixes{};
+  std::size_t max_unread_messages = 100;
 };
 
 class SharedHost {
@@ -63,6 +64,7 @@ class SharedHost {
     options.heartbeat_interval = std::max(std::chrono::milliseconds(100), settings.lease / 6);
     options.runs.max_concurrent = settings.max_concurrent;
     options.runs.max_queued = settings.max_queued;
+    options.runs.max_unread_messages = settings.max_unread_messages;
     options.runs.stop_grace = std::chrono::milliseconds(2000);
     return options;
   }

@@ -1148,9 +1148,9 @@ std::vector<Run> PostgresStore::get_deleted_runs(
   return runs;
 }
 
-std::optional<std::uint64_t> PostgresStore::record_unclaimed_message(const std::string& instance_id,
-                                                                     const std::string& text,
-                                                                     Timestamp now) {
+UnclaimedMessage PostgresStore::record_unclaimed_message(const std::string& instance_id,
+                                                         const std::string& text, Timestamp now,
+                                                         std::size_t max_waiting) {
   auto conn = borrow();
   pg::Transaction transaction(*conn.operator->());
   // The row's lock keeps a claim out until the entry is in (a claim skips
@@ -1161,9 +1161,13 @@ std::optional<std::uint64_t> PostgresStore::record_unclaimed_message(const std::
       "SELECT id, log_count FROM runs WHERE instance_id = $1 AND status = 'queued' "
       "AND host IS NULL FOR UPDATE",
       {instance_id});
-  if (row.rows() == 0) return std::nullopt;  // rolled back
+  if (row.rows() == 0) return {};  // rolled back
   const std::int64_t id = row.int64(0, 0);
-  const std::uint64_t seq = static_cast<std::uint64_t>(row.int64(0, 1)) + 1;
+  // A run nobody has claimed has not run: every entry of its log is a
+  // message waiting for its agent.
+  const auto waiting = static_cast<std::uint64_t>(row.int64(0, 1));
+  if (waiting >= max_waiting) return {UnclaimedMessage::Outcome::full, 0};
+  const std::uint64_t seq = waiting + 1;
   conn->exec(
       "INSERT INTO logs (run, seq, ts, level, message, source) VALUES ($1, $2, $3, $4, $5, $6)",
       {std::to_string(id), u64_text(seq), ms_text(now),
@@ -1189,7 +1193,7 @@ std::optional<std::uint64_t> PostgresStore::record_unclaimed_message(const std::
     notify_error = e.what();
   }
   if (!notify_error.empty()) warn_not_notified(notify_error);
-  return seq;
+  return {UnclaimedMessage::Outcome::recorded, seq};
 }
 
 pg::Connection& PostgresStore::listener() {

@@ -74,9 +74,8 @@ class PostgresStore final : public Store, public SharedQueue {
   std::optional<Run> cancel_unclaimed(const std::string& instance_id, Timestamp now) override;
   std::vector<Run> get_runs(const std::vector<std::string>& instance_ids) const override;
   std::vector<Run> get_deleted_runs(const std::vector<std::string>& instance_ids) const override;
-  std::optional<std::uint64_t> record_unclaimed_message(const std::string& instance_id,
-                                                        const std::string& text,
-                                                        Timestamp now) override;
+  UnclaimedMessage record_unclaimed_message(const std::string& instance_id, const std::string& text,
+                                            Timestamp now, std::size_t max_waiting) override;
   std::vector<StoreChange> wait_for_changes(std::chrono::milliseconds timeout,
                                             int wake_fd) override;
   std::int64_t send_request(const std::string& host, const RunRequest& request) override;
