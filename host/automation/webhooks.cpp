@@ -6,6 +6,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/uuid/name_generator_sha1.hpp>
+#include <boost/uuid/string_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 #include <future>
 
 #include "automation/signature.hpp"
@@ -30,6 +33,16 @@ bool wants(const Webhook& webhook, const std::string& event, const Run& run) {
   return std::find(webhook.events.begin(), webhook.events.end(), event) != webhook.events.end();
 }
 
+// The id of a shared delivery: the same on every host that makes it.
+std::string shared_delivery_id(const std::string& webhook_id, const std::string& instance_id,
+                               const std::string& event) {
+  // A fixed namespace of these ids (any constant UUID; it never changes).
+  static const boost::uuids::uuid kNamespace =
+      boost::uuids::string_generator()("5d1c7e52-3f0a-4b8e-9c61-2a7f4e9b0d13");
+  boost::uuids::name_generator_sha1 make(kNamespace);
+  return boost::uuids::to_string(make(webhook_id + '\n' + instance_id + '\n' + event));
+}
+
 }  // namespace
 
 Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options)
@@ -52,7 +65,7 @@ Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options
     }
   });
   // Deliveries a stopped host left pending: sent when their time comes.
-  for (Delivery& delivery : store_.list_pending_deliveries()) {
+  for (Delivery& delivery : store_.claim_pending_deliveries(hold())) {
     const Timestamp now = now_ms();
     const auto wait =
         delivery.next_attempt_at && *delivery.next_attempt_at > now
@@ -121,6 +134,7 @@ Webhook Webhooks::create(const WebhookInput& input) {
   webhook.created_at = now_ms();
   // The store first, outside the lock the bus handler takes: a slow commit
   // never holds up the store writer thread that publishes run events.
+  std::lock_guard change(change_mutex_);
   store_.add_webhook(webhook);
   std::lock_guard lock(mutex_);
   webhooks_.push_back(webhook);
@@ -128,19 +142,46 @@ Webhook Webhooks::create(const WebhookInput& input) {
 }
 
 void Webhooks::remove(const std::string& id) {
+  std::lock_guard change(change_mutex_);
   {
     std::lock_guard lock(mutex_);
     const auto it = std::find_if(webhooks_.begin(), webhooks_.end(),
                                  [&](const Webhook& webhook) { return webhook.id == id; });
-    if (it == webhooks_.end()) throw not_found(id);
-    webhooks_.erase(it);  // no new deliveries from now on
+    // A shared store's webhook may come from another host, not yet seen here.
+    if (it == webhooks_.end() && !store_.shared()) throw not_found(id);
+    if (it != webhooks_.end()) webhooks_.erase(it);  // no new deliveries from now on
   }
-  store_.delete_webhook(id);
+  if (!store_.delete_webhook(id) && store_.shared()) throw not_found(id);
 }
 
 std::vector<Webhook> Webhooks::list() const {
+  if (store_.shared()) return store_.list_webhooks();  // every host's, as they are now
   std::lock_guard lock(mutex_);
   return webhooks_;
+}
+
+void Webhooks::refresh() {
+  if (!store_.shared()) return;
+  {
+    std::lock_guard change(change_mutex_);
+    std::vector<Webhook> stored = store_.list_webhooks();
+    std::lock_guard lock(mutex_);
+    webhooks_ = std::move(stored);
+  }
+  for (Delivery& delivery : store_.claim_pending_deliveries(hold())) {
+    const Timestamp now = now_ms();
+    const auto wait =
+        delivery.next_attempt_at && *delivery.next_attempt_at > now
+            ? std::chrono::duration_cast<std::chrono::milliseconds>(*delivery.next_attempt_at - now)
+            : std::chrono::milliseconds(0);
+    net::post(ioc_, [this, delivery = std::move(delivery), wait]() mutable {
+      retry_later(std::move(delivery), wait);
+    });
+  }
+}
+
+std::chrono::milliseconds Webhooks::hold() const {
+  return options_.timeout + std::chrono::seconds(30);
 }
 
 std::optional<Webhook> Webhooks::find(const std::string& id) const {
@@ -152,7 +193,9 @@ std::optional<Webhook> Webhooks::find(const std::string& id) const {
 }
 
 std::vector<Delivery> Webhooks::deliveries(const std::string& webhook_id, std::size_t limit) const {
-  if (!find(webhook_id)) throw not_found(webhook_id);
+  const bool known =
+      store_.shared() ? store_.get_webhook(webhook_id).has_value() : find(webhook_id).has_value();
+  if (!known) throw not_found(webhook_id);
   return store_.list_deliveries(webhook_id, limit);
 }
 
@@ -197,12 +240,14 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
     run_json = run_json_;
   }
   const boost::json::object run = run_json(occurrence.run);
+  const bool shared = store_.shared();
   std::vector<Delivery> made;
   for (const Webhook& webhook : webhooks) {
     for (const std::string& event : occurrence.events) {
       if (!wants(webhook, event, occurrence.run)) continue;
       Delivery delivery;
-      delivery.id = generate_uuid();
+      delivery.id = shared ? shared_delivery_id(webhook.id, occurrence.run.instance_id, event)
+                           : generate_uuid();
       delivery.webhook_id = webhook.id;
       delivery.event = event;
       delivery.instance_id = occurrence.run.instance_id;
@@ -213,9 +258,30 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
       made.push_back(std::move(delivery));
     }
   }
+  if (shared) {
+    // Claimed before the first POST: only the host whose insert made the
+    // row attempts it.
+    net::post(store_thread_, [this, made, instance_id = occurrence.run.instance_id] {
+      std::vector<Delivery> mine;
+      try {
+        mine = store_.add_deliveries(made, hold());
+      } catch (const std::exception& error) {
+        spdlog::error(
+            "webhook deliveries for run {} could not be stored (another host may "
+            "make them): {}",
+            instance_id, error.what());
+        return;
+      }
+      if (mine.empty()) return;
+      net::post(ioc_, [this, mine = std::move(mine)]() mutable {
+        for (Delivery& delivery : mine) attempt(std::move(delivery));
+      });
+    });
+    return;
+  }
   net::post(store_thread_, [this, made, instance_id = occurrence.run.instance_id] {
     try {
-      store_.add_deliveries(made);
+      store_.add_deliveries(made, hold());
     } catch (const std::exception& error) {
       // Not durable, but still sent: the receiver hears of the run.
       spdlog::error("webhook deliveries for run {} could not be stored: {}", instance_id,
@@ -274,7 +340,7 @@ void Webhooks::on_answer(Delivery delivery, const WebhookAnswer& answer) {
   }
   net::post(store_thread_, [this, delivery] {
     try {
-      store_.update_delivery(delivery, options_.deliveries_kept);
+      store_.update_delivery(delivery, options_.deliveries_kept, hold());
     } catch (const std::exception& error) {
       spdlog::error("webhook delivery {} could not be recorded: {}", delivery.id, error.what());
     }

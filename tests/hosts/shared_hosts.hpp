@@ -21,6 +21,7 @@ struct SharedHostSettings {
   std::size_t max_concurrent = 32;
   std::size_t max_queued = 10000;
   std::chrono::milliseconds lease{30000};
+  AutomationOptions automation;
 };
 
 class SharedHost {
@@ -56,6 +57,7 @@ class SharedHost {
     options.runs.max_concurrent = settings.max_concurrent;
     options.runs.max_queued = settings.max_queued;
     options.runs.stop_grace = std::chrono::milliseconds(2000);
+    options.automation = settings.automation;
     return options;
   }
   static api::ServerOptions server_options() {
