@@ -160,6 +160,11 @@ std::vector<Webhook> Webhooks::list() const {
   return webhooks_;
 }
 
+std::size_t Webhooks::dispatching() const {
+  std::lock_guard lock(mutex_);
+  return webhooks_.size();
+}
+
 void Webhooks::refresh() {
   if (!store_.shared()) return;
   {

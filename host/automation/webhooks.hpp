@@ -95,6 +95,10 @@ class Webhooks {
   // Stops sending; pending deliveries stay in the store. Idempotent.
   void stop();
 
+  // How many webhooks this host makes deliveries for: under a shared store
+  // those of the last refresh() and those made here since.
+  std::size_t dispatching() const;
+
   // Under a shared store: re-reads the webhooks (other hosts' changes) and
   // takes over the pending deliveries no host holds. Nothing otherwise.
   void refresh();

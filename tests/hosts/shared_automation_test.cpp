@@ -190,17 +190,19 @@ TEST_F(SharedHostsTest, AWebhookIsDeliveredOncePerEventWhileTwoHostsRun) {
                                    {"events", json::array{"run.started", "run.finished"}}}));
   ASSERT_EQ(hook.result_int(), 201) << hook.body();
   const std::string hook_id(body_json(hook).at("id").as_string());
-  // Listed on the other host at once. That host's dispatcher learns of it
-  // at its next refresh (100 ms here); from then on both make every
+  // Listed on the other host at once; that host's dispatcher learns of it
+  // at its next refresh (100 ms here). From then on both make every
   // delivery, and the store lets one host send each.
   ASSERT_EQ(second.host().automation().webhooks().list().size(), 1u);
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return second.host().automation().webhooks().dispatching() == 1; }, 10s, 10ms));
   std::set<std::string> ids;
   for (int i = 0; i < kRuns; ++i) {
     SharedHost& host = i % 2 == 0 ? first : second;
     ids.insert(host.runs().start(StartRequest{"installed:echo", "hello", {}}).instance_id);
   }
   const std::size_t expected = 2 * static_cast<std::size_t>(kRuns);
-  EXPECT_TRUE(testing::wait_until([&] { return receiver.count() >= expected; }, 30s, 20ms))
+  ASSERT_TRUE(testing::wait_until([&] { return receiver.count() >= expected; }, 30s, 20ms))
       << receiver.count() << " of " << expected;
   // Well past several refreshes (a host taking over a delivery it thinks
   // nobody holds): no event is delivered twice.
@@ -238,7 +240,8 @@ TEST_F(SharedHostsTest, AFailedDeliveryIsRetriedByOneHost) {
   WebhookInput input;
   input.url = receiver.url();
   const Webhook webhook = second.host().automation().webhooks().create(input);
-  ASSERT_EQ(first.host().automation().webhooks().list().size(), 1u);
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return first.host().automation().webhooks().dispatching() == 1; }, 10s, 10ms));
   const nightshift::Run run = first.runs().start(StartRequest{"installed:echo", "hello", {}});
   // Answered 500, 503, then 200: three POSTs of the one delivery, then none.
   ASSERT_TRUE(testing::wait_until([&] { return receiver.count() >= 3; }, 30s, 20ms));
