@@ -297,8 +297,17 @@ void Scheduler::fire(const std::string& id) {
     // The claim: of the hosts whose queues fire this time, the one that
     // moves the stored next time from the one it knew starts the run, with
     // the schedule as stored (another host may have edited it).
-    const std::optional<Schedule> claimed =
-        store_.claim_schedule_time(id, it->second.schedule.next_run_at, next);
+    std::optional<Schedule> claimed;
+    try {
+      claimed = store_.claim_schedule_time(id, it->second.schedule.next_run_at, next);
+    } catch (const std::exception& error) {
+      // The store cannot be reached: the time is tried again shortly (its
+      // copy here is unchanged, so a refresh would not queue it again).
+      spdlog::warn("schedule {}: its time could not be claimed (tried again in 5 s): {}", id,
+                   error.what());
+      due_->set(id, DueQueue::Clock::now() + std::chrono::seconds(5));
+      return;
+    }
     if (!claimed) {
       // Fired by another host, or changed meanwhile: as the store has it.
       sync_one_locked(id);

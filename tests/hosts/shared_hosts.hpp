@@ -21,7 +21,7 @@ struct SharedHostSettings {
   std::size_t max_concurrent = 32;
   std::size_t max_queued = 10000;
   std::chrono::milliseconds lease{30000};
-  AutomationOptions automation;
+  AutomationOptions automation{};
 };
 
 class SharedHost {
