@@ -43,6 +43,10 @@ std::string shared_delivery_id(const std::string& webhook_id, const std::string&
   return boost::uuids::to_string(make(webhook_id + '\n' + instance_id + '\n' + event));
 }
 
+// How many times a shared store's deliveries are tried to be stored, 5 s
+// apart, while it cannot be reached (a database restart takes less).
+constexpr int kSharedStoreTries = 24;
+
 }  // namespace
 
 Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options)
@@ -264,23 +268,8 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
     }
   }
   if (shared) {
-    // Claimed before the first POST: only the host whose insert made the
-    // row attempts it.
-    net::post(store_thread_, [this, made, instance_id = occurrence.run.instance_id] {
-      std::vector<Delivery> mine;
-      try {
-        mine = store_.add_deliveries(made, hold());
-      } catch (const std::exception& error) {
-        spdlog::error(
-            "webhook deliveries for run {} could not be stored (another host may "
-            "make them): {}",
-            instance_id, error.what());
-        return;
-      }
-      if (mine.empty()) return;
-      net::post(ioc_, [this, mine = std::move(mine)]() mutable {
-        for (Delivery& delivery : mine) attempt(std::move(delivery));
-      });
+    net::post(store_thread_, [this, made = std::move(made)]() mutable {
+      claim_shared(std::move(made), kSharedStoreTries);
     });
     return;
   }
@@ -294,6 +283,38 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
     }
   });
   for (Delivery& delivery : made) attempt(std::move(delivery));
+}
+
+// On the store thread: claimed before the first POST, only the host whose
+// insert made a delivery's row attempts it. While the store cannot be
+// reached the insert is tried again (every other host is failing too).
+void Webhooks::claim_shared(std::vector<Delivery> made, int tries_left) {
+  std::vector<Delivery> mine;
+  try {
+    mine = store_.add_deliveries(made, hold());
+  } catch (const std::exception& error) {
+    const std::string instance_id = made.empty() ? "" : made.front().instance_id;
+    if (--tries_left <= 0 || ioc_.stopped()) {
+      spdlog::error("webhook deliveries for run {} could not be stored; given up: {}", instance_id,
+                    error.what());
+      return;
+    }
+    spdlog::warn("webhook deliveries for run {} could not be stored (tried again in 5 s): {}",
+                 instance_id, error.what());
+    auto timer = std::make_shared<net::steady_timer>(ioc_, std::chrono::seconds(5));
+    timer->async_wait([this, timer, made = std::move(made),
+                       tries_left](const boost::system::error_code& wait_error) mutable {
+      if (wait_error) return;
+      net::post(store_thread_, [this, made = std::move(made), tries_left]() mutable {
+        claim_shared(std::move(made), tries_left);
+      });
+    });
+    return;
+  }
+  if (mine.empty()) return;
+  net::post(ioc_, [this, mine = std::move(mine)]() mutable {
+    for (Delivery& delivery : mine) attempt(std::move(delivery));
+  });
 }
 
 void Webhooks::attempt(Delivery delivery) {

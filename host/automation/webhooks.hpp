@@ -111,8 +111,9 @@ class Webhooks {
     Run run;
   };
   void on_event(const EventPtr& event);
-  void make_deliveries(const Occurrence& occurrence);  // on the io thread
-  void attempt(Delivery delivery);                     // on the io thread
+  void make_deliveries(const Occurrence& occurrence);             // on the io thread
+  void claim_shared(std::vector<Delivery> made, int tries_left);  // on the store thread
+  void attempt(Delivery delivery);                                // on the io thread
   void on_answer(Delivery delivery, const WebhookAnswer& answer);
   void retry_later(Delivery delivery, std::chrono::milliseconds wait);
   std::optional<Webhook> find(const std::string& id) const;

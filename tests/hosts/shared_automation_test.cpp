@@ -258,5 +258,60 @@ TEST_F(SharedHostsTest, AFailedDeliveryIsRetriedByOneHost) {
   EXPECT_EQ(deliveries[0].attempts, 3u);
 }
 
+TEST_F(SharedHostsTest, AutomationCarriesOnAfterADatabaseRestart) {
+  SharedHost& first = add_host(automated("first"));
+  SharedHost& second = add_host(automated("second"));
+  testing::Receiver receiver;
+  WebhookInput hook;
+  hook.url = receiver.url();
+  first.host().automation().webhooks().create(hook);
+  ScheduleInput input;
+  input.agent_id = "installed:echo";
+  input.cron = "0 3 1 1 *";
+  input.overlap = Overlap::queue;
+  const Schedule schedule = second.host().automation().schedules().create(input);
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        return first.host().automation().webhooks().dispatching() == 1 &&
+               second.host().automation().webhooks().dispatching() == 1;
+      },
+      10s, 10ms));
+
+  postgres_->stop();
+  // The automation endpoints answer 503 while the store cannot be reached.
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return HttpClient(first.port()).get("/schedules").result_int() == 503; }, 30s, 50ms));
+  postgres_->start();
+  ASSERT_TRUE(testing::wait_until(
+      [&] { return HttpClient(second.port()).get("/schedules").result_int() == 200; }, 60s, 100ms));
+
+  // A run after the restart: its event delivered once.
+  std::optional<std::string> run;
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        try {
+          run = second.runs().start(StartRequest{"installed:echo", "after", {}}).instance_id;
+          return true;
+        } catch (const RunError&) {
+          return false;  // the hosts are still reconnecting
+        }
+      },
+      60s, 100ms));
+  ASSERT_TRUE(testing::wait_until([&] { return receiver.count() >= 1; }, 30s, 20ms));
+  EXPECT_FALSE(testing::wait_until([&] { return receiver.count() > 1; }, 2s, 50ms));
+  EXPECT_EQ(json::parse(receiver.requests().at(0).body).at("run").at("instanceId").as_string(),
+            *run);
+
+  // The schedule's time still starts one run.
+  AutomationStore& store = first.host().automation().store();
+  std::optional<Schedule> stored = store.get_schedule(schedule.id);
+  ASSERT_TRUE(stored);
+  stored->next_run_at = now_ms();
+  store.put_schedule(*stored);
+  const auto of_schedule = [&](const nightshift::Run& r) { return r.schedule_id == schedule.id; };
+  ASSERT_TRUE(testing::wait_until([&] { return count_runs(first, of_schedule) >= 1; }, 30s, 20ms));
+  EXPECT_FALSE(testing::wait_until([&] { return count_runs(first, of_schedule) > 1; }, 2s, 50ms));
+}
+
 }  // namespace
 }  // namespace nightshift::hosts_test

@@ -299,7 +299,8 @@ std::vector<Delivery> PgAutomationStore::add_deliveries(const std::vector<Delive
   // One statement per delivery, not one transaction: a webhook deleted
   // meanwhile (by any host) loses its delivery, not the others'.
   for (const Delivery& d : deliveries) {
-    const Timestamp first = d.next_attempt_at.value_or(d.created_at);
+    // Held from its first attempt (or now, when it is stored late).
+    const Timestamp first = std::max(d.next_attempt_at.value_or(d.created_at), now_ms());
     const pg::Result r =
         exec(std::string("INSERT INTO deliveries (") + kDeliveryColumns +
                  ", claimed_by, claimed_until) "
