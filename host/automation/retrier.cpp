@@ -115,6 +115,18 @@ void Retrier::refresh() {
   }
 }
 
+// A taken retry waits again. A store that cannot record it now leaves it
+// taken by this host, which tries it again when due (a shared store frees it
+// for the others later).
+void Retrier::release(const std::string& failed_run_id, Timestamp due_at) {
+  try {
+    store_.release_pending_retry(failed_run_id, due_at);
+  } catch (const std::exception& error) {
+    spdlog::warn("the retry of run {} could not be put back to wait: {}", failed_run_id,
+                 error.what());
+  }
+}
+
 // On the due queue's thread.
 void Retrier::start_due(const std::string& failed_run_id) {
   // Taken by one host only (under a shared store every host that saw the
@@ -134,15 +146,14 @@ void Retrier::start_due(const std::string& failed_run_id) {
                  retry->attempt);
   } catch (const RunError& error) {
     if (error.code() == RunError::Code::shutting_down) {
-      store_.release_pending_retry(failed_run_id, retry->due_at);  // for the next start
+      release(failed_run_id, retry->due_at);  // for the next start
       return;
     }
     if (error.code() == RunError::Code::at_capacity ||
         error.code() == RunError::Code::store_failed) {
       const auto again = DueQueue::Clock::now() + std::chrono::seconds(5);
-      store_.release_pending_retry(failed_run_id,
-                                   std::chrono::time_point_cast<std::chrono::milliseconds>(again));
       due_->set(failed_run_id, again);
+      release(failed_run_id, std::chrono::time_point_cast<std::chrono::milliseconds>(again));
       return;
     }
     spdlog::warn("the retry of run {} was not started: {}", failed_run_id, error.what());

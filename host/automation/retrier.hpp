@@ -57,6 +57,7 @@ class Retrier {
   void on_event(const EventPtr& event);
   void consider(const Run& failed);
   void start_due(const std::string& failed_run_id);
+  void release(const std::string& failed_run_id, Timestamp due_at);
   void work_loop();
 
   Catalog& catalog_;

@@ -56,8 +56,10 @@ class AutomationStore {
   virtual void add_pending_retry(const PendingRetry& retry) = 0;
   // Those waiting (not taken), soonest first.
   virtual std::vector<PendingRetry> list_pending_retries() const = 0;
-  // Takes the waiting retry of `failed_run_id` to start it: only one caller
-  // (across hosts) gets it; nullopt when it was taken or is unknown.
+  // Takes the waiting retry of `failed_run_id` to start it: only one host
+  // gets it (the one that has it may take it again, e.g. when putting it
+  // back failed); nullopt when another host took it, it was started, or it
+  // is unknown.
   virtual std::optional<PendingRetry> take_pending_retry(const std::string& failed_run_id) = 0;
   // A taken retry that could not start now waits again, until `due_at`.
   virtual void release_pending_retry(const std::string& failed_run_id, Timestamp due_at) = 0;

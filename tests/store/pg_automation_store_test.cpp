@@ -105,12 +105,14 @@ TEST_F(PgAutomationStoreTest, AWaitingRetryIsTakenByOneHostAndNeverQueuedAgain) 
   ASSERT_TRUE(taken);
   EXPECT_EQ(taken->params, retry.params);
   EXPECT_FALSE(a->take_pending_retry("failed-1"));
+  EXPECT_TRUE(b->take_pending_retry("failed-1")) << "its taker may take it again";
   EXPECT_TRUE(a->list_pending_retries().empty());
   b->finish_pending_retry("failed-1");
-  // The failure seen late by a host queues nothing.
+  // The failure seen late by a host queues nothing; started, it is taken by none.
   a->add_pending_retry(retry);
   EXPECT_TRUE(a->list_pending_retries().empty());
   EXPECT_FALSE(a->take_pending_retry("failed-1"));
+  EXPECT_FALSE(b->take_pending_retry("failed-1"));
 
   // One that could not start waits again, for any host.
   retry.failed_run_id = "failed-2";

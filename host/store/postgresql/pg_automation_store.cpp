@@ -17,9 +17,12 @@ using store::to_ms;
 
 namespace {
 
-// A taken retry stays as a marker this long (a host that sees the failure
-// later cannot queue it again), then is deleted.
-constexpr std::chrono::hours kTakenRetryKept{24};
+// A started retry stays as a marker this long (a host that sees the
+// failure later cannot queue it again), then is deleted.
+constexpr std::chrono::hours kStartedRetryKept{24};
+// A retry taken and neither started nor released for this long was taken by
+// a host that died (a start takes seconds): any host may take it again.
+constexpr std::chrono::minutes kTakenRetryLease{10};
 
 pg::Param text_param(const std::optional<std::string>& text) {
   return text;
@@ -218,8 +221,11 @@ void PgAutomationStore::add_pending_retry(const PendingRetry& retry) {
 
 std::vector<PendingRetry> PgAutomationStore::list_pending_retries() const {
   std::lock_guard lock(mutex_);
-  const pg::Result r = exec(std::string("SELECT ") + kRetryColumns +
-                            " FROM pending_retries WHERE taken_by IS NULL ORDER BY due_at");
+  const pg::Result r =
+      exec(std::string("SELECT ") + kRetryColumns +
+               " FROM pending_retries WHERE NOT started AND (taken_by IS NULL OR taken_at < $1) "
+               "ORDER BY due_at",
+           {ms_param(now_ms() - kTakenRetryLease)});
   std::vector<PendingRetry> out;
   out.reserve(static_cast<std::size_t>(r.rows()));
   for (int row = 0; row < r.rows(); ++row) out.push_back(read_retry(r, row));
@@ -229,11 +235,13 @@ std::vector<PendingRetry> PgAutomationStore::list_pending_retries() const {
 std::optional<PendingRetry> PgAutomationStore::take_pending_retry(
     const std::string& failed_run_id) {
   std::lock_guard lock(mutex_);
-  const pg::Result r = exec(std::string("UPDATE pending_retries SET taken_by = $2, taken_at = $3 "
-                                        "WHERE failed_run_id = $1 AND taken_by IS NULL "
-                                        "RETURNING ") +
-                                kRetryColumns,
-                            {failed_run_id, host_name_, ms_param(now_ms())});
+  const Timestamp now = now_ms();
+  const pg::Result r =
+      exec(std::string("UPDATE pending_retries SET taken_by = $2, taken_at = $3 "
+                       "WHERE failed_run_id = $1 AND NOT started "
+                       "AND (taken_by IS NULL OR taken_by = $2 OR taken_at < $4) RETURNING ") +
+               kRetryColumns,
+           {failed_run_id, host_name_, ms_param(now), ms_param(now - kTakenRetryLease)});
   if (r.rows() == 0) return std::nullopt;
   return read_retry(r, 0);
 }
@@ -246,12 +254,17 @@ void PgAutomationStore::release_pending_retry(const std::string& failed_run_id, 
       {failed_run_id, host_name_, ms_param(due_at)});
 }
 
-void PgAutomationStore::finish_pending_retry(const std::string& /*failed_run_id*/) {
-  // The taken row stays as the marker that the retry was started; the
-  // markers of long ago go now.
+void PgAutomationStore::finish_pending_retry(const std::string& failed_run_id) {
+  // The row stays as the marker that the retry was started; the markers of
+  // long ago go now.
+  const Timestamp now = now_ms();
   std::lock_guard lock(mutex_);
-  exec("DELETE FROM pending_retries WHERE taken_by IS NOT NULL AND taken_at < $1",
-       {ms_param(now_ms() - kTakenRetryKept)});
+  exec(
+      "UPDATE pending_retries SET started = true, taken_by = $2, taken_at = $3 "
+      "WHERE failed_run_id = $1",
+      {failed_run_id, host_name_, ms_param(now)});
+  exec("DELETE FROM pending_retries WHERE started AND taken_at < $1",
+       {ms_param(now - kStartedRetryKept)});
 }
 
 // ---- webhooks ----

@@ -4,9 +4,11 @@
 // set whichever host is asked, and each piece of due work is claimed by
 // exactly one host:
 //   - a schedule's firing: compare and set of its next time;
-//   - a waiting retry: marked taken by one host (the row stays as a marker,
-//     so that a host that sees the failure late cannot queue it again; taken
-//     rows are deleted a day later);
+//   - a waiting retry: marked taken by one host, then started (the row
+//     stays as a marker, so that a host that sees the failure late cannot
+//     queue it again; started rows are deleted a day later); one taken by a
+//     host that died before starting or releasing it is free again after
+//     ten minutes;
 //   - a webhook delivery: its id is made from the webhook, run and event, so
 //     every host that saw the event makes the same row and only the host
 //     whose insert created it attempts it; it holds the row (claimed_by,

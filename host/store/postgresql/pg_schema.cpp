@@ -119,8 +119,8 @@ constexpr std::array kMigrations{
         last_run_id TEXT
       );
       -- ... retries waiting for their time; taken_by marks the host that
-      -- started one (the row stays a day, so the failure seen late by
-      -- another host cannot queue it again) ...
+      -- took one to start it, `started` that it did (the row stays a day,
+      -- so the failure seen late by another host cannot queue it again) ...
       CREATE TABLE pending_retries (
         failed_run_id TEXT PRIMARY KEY,
         due_at BIGINT NOT NULL,
@@ -129,10 +129,11 @@ constexpr std::array kMigrations{
         task TEXT,
         params TEXT NOT NULL,
         taken_by TEXT,
-        taken_at BIGINT
+        taken_at BIGINT,
+        started BOOLEAN NOT NULL DEFAULT false
       );
-      CREATE INDEX pending_retries_waiting ON pending_retries (due_at) WHERE taken_by IS NULL;
-      CREATE INDEX pending_retries_taken ON pending_retries (taken_at) WHERE taken_by IS NOT NULL;
+      CREATE INDEX pending_retries_waiting ON pending_retries (due_at) WHERE NOT started;
+      CREATE INDEX pending_retries_started ON pending_retries (taken_at) WHERE started;
       -- ... webhooks and their deliveries. A delivery's id is made from its
       -- webhook, run and event, so every host makes the same one; the host
       -- that inserted it holds it (claimed_by) until claimed_until, renewed
