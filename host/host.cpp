@@ -84,13 +84,10 @@ Host::Host(HostOptions options) : options_(std::move(options)) {
   store_ = open_store(location);
   bus_ = std::make_unique<EventBus>();
   runs_ = std::make_unique<RunManager>(*catalog_, *store_, *bus_, options_.runs);
-  if (is_postgresql_uri(options_.store)) {
-    // Schedules, webhooks and waiting retries are kept in this host's own
-    // SQLite file (made and migrated here), not yet in the shared store.
-    RunStore local(StoreOptions{location.sqlite_database, 1});
-  }
-  automation_ = std::make_unique<Automation>(
-      *catalog_, *runs_, *bus_, options_.data_dir / options_.database_name, options_.automation);
+  // Schedules, webhooks and waiting retries beside the runs: in the SQLite
+  // file, or in the PostgreSQL database every host shares.
+  automation_ = std::make_unique<Automation>(*catalog_, *runs_, *bus_,
+                                             open_automation_store(location), options_.automation);
 }
 
 Host::~Host() {

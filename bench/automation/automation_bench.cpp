@@ -72,7 +72,7 @@ void bench_schedules(const std::filesystem::path& dir) {
     }
     host.shutdown(std::chrono::milliseconds(1000));
   }
-  AutomationStore store(dir / "data" / "nightshift.db");
+  SqliteAutomationStore store(dir / "data" / "nightshift.db");
   auto start = Clock::now();
   const auto schedules = store.list_schedules();
   const double load_ms = ms_since(start);

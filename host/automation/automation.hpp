@@ -5,8 +5,11 @@
 // Thread safety: every public member is [thread-safe].
 #pragma once
 
-#include <filesystem>
+#include <chrono>
+#include <condition_variable>
 #include <memory>
+#include <mutex>
+#include <thread>
 
 #include "automation/retrier.hpp"
 #include "automation/scheduler.hpp"
@@ -20,6 +23,10 @@ namespace nightshift {
 
 struct AutomationOptions {
   WebhookOptions webhooks;
+  // Under a shared store: how often the schedules, webhooks and waiting
+  // retries other hosts changed are re-read into this host's due queues
+  // (their delay; claims in the store keep each firing to one host anyway).
+  std::chrono::milliseconds shared_refresh{1000};
 };
 
 // Counters for GET /metrics, since this process started.
@@ -34,11 +41,12 @@ struct AutomationStats {
 
 class Automation {
  public:
-  // Opens the automation tables of `database` (made by the run store) and
-  // starts the retrier, the scheduler and the webhook dispatcher, each with
-  // what the previous host left waiting.
+  // Starts the retrier, the scheduler and the webhook dispatcher over
+  // `store` (see open_automation_store), each with what the previous host
+  // left waiting; under a shared store also the thread that re-reads what
+  // the other hosts changed, every options.shared_refresh.
   Automation(Catalog& catalog, RunManager& runs, EventBus& bus,
-             const std::filesystem::path& database, AutomationOptions options);
+             std::unique_ptr<AutomationStore> store, AutomationOptions options);
   ~Automation();
   Automation(const Automation&) = delete;
   Automation& operator=(const Automation&) = delete;
@@ -66,12 +74,19 @@ class Automation {
 
  private:
   StartRequest rerun_request(const std::string& instance_id) const;
+  void refresh_main(std::chrono::milliseconds every);
+  void stop_refreshing();
 
   RunManager& runs_;
   std::unique_ptr<AutomationStore> store_;
   std::unique_ptr<Retrier> retrier_;
   std::unique_ptr<Scheduler> scheduler_;
   std::unique_ptr<Webhooks> webhooks_;
+
+  std::mutex refresh_mutex_;  // guards stopping_refresh_
+  std::condition_variable refresh_wake_;
+  bool stopping_refresh_ = false;
+  std::thread refresher_;  // under a shared store only
 };
 
 }  // namespace nightshift

@@ -106,12 +106,32 @@ void Retrier::consider(const Run& failed) {
                failed.attempt, failed.attempt, retries, wait.count());
 }
 
+void Retrier::refresh() {
+  if (!store_.shared()) return;
+  // Retries another host queued and did not start (e.g. it stopped): any
+  // host may start them; the take below lets one.
+  for (const PendingRetry& retry : store_.list_pending_retries()) {
+    due_->set(retry.failed_run_id, wall(retry.due_at));
+  }
+}
+
+// A taken retry waits again. A store that cannot record it now leaves it
+// taken by this host, which tries it again when due (a shared store frees it
+// for the others later).
+void Retrier::release(const std::string& failed_run_id, Timestamp due_at) {
+  try {
+    store_.release_pending_retry(failed_run_id, due_at);
+  } catch (const std::exception& error) {
+    spdlog::warn("the retry of run {} could not be put back to wait: {}", failed_run_id,
+                 error.what());
+  }
+}
+
 // On the due queue's thread.
 void Retrier::start_due(const std::string& failed_run_id) {
-  std::optional<PendingRetry> retry;
-  for (PendingRetry& each : store_.list_pending_retries()) {
-    if (each.failed_run_id == failed_run_id) retry = std::move(each);
-  }
+  // Taken by one host only (under a shared store every host that saw the
+  // failure has it queued).
+  const std::optional<PendingRetry> retry = store_.take_pending_retry(failed_run_id);
   if (!retry) return;
   StartRequest request;
   request.agent_id = retry->agent_id;
@@ -125,17 +145,22 @@ void Retrier::start_due(const std::string& failed_run_id) {
     spdlog::info("run {} retries run {} (attempt {})", run.instance_id, failed_run_id,
                  retry->attempt);
   } catch (const RunError& error) {
-    if (error.code() == RunError::Code::shutting_down) return;  // kept for the next start
+    if (error.code() == RunError::Code::shutting_down) {
+      release(failed_run_id, retry->due_at);  // for the next start
+      return;
+    }
     if (error.code() == RunError::Code::at_capacity ||
         error.code() == RunError::Code::store_failed) {
-      due_->set(failed_run_id, DueQueue::Clock::now() + std::chrono::seconds(5));
+      const auto again = DueQueue::Clock::now() + std::chrono::seconds(5);
+      due_->set(failed_run_id, again);
+      release(failed_run_id, std::chrono::time_point_cast<std::chrono::milliseconds>(again));
       return;
     }
     spdlog::warn("the retry of run {} was not started: {}", failed_run_id, error.what());
   } catch (const std::exception& error) {
     spdlog::warn("the retry of run {} was not started: {}", failed_run_id, error.what());
   }
-  store_.delete_pending_retry(failed_run_id);
+  store_.finish_pending_retry(failed_run_id);
 }
 
 }  // namespace nightshift

@@ -6,6 +6,10 @@
 // the store from the moment the failure is seen, so it survives a restart.
 // `cancelled` runs are never retried.
 //
+// Under a shared store every host sees every failure and queues its retry
+// (the store keeps one per failed run); the host that takes it from the
+// store when it is due starts it, the others find it taken.
+//
 // Thread safety: every member is [thread-safe]. The bus handler only queues
 // the finished run; the work (catalog, store, starting the retry) happens on
 // the retrier's own thread, never on the store writer's.
@@ -39,6 +43,10 @@ class Retrier {
   // Stops taking failures and starting retries; waits persist. Idempotent.
   void stop();
 
+  // Queues the retries waiting in a shared store that this host has not
+  // seen (another host queued them); nothing on a single-host store.
+  void refresh();
+
   std::uint64_t retries_started() const { return started_.load(); }
   std::uint64_t retries_waiting() const;
 
@@ -49,6 +57,7 @@ class Retrier {
   void on_event(const EventPtr& event);
   void consider(const Run& failed);
   void start_due(const std::string& failed_run_id);
+  void release(const std::string& failed_run_id, Timestamp due_at);
   void work_loop();
 
   Catalog& catalog_;

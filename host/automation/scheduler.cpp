@@ -19,6 +19,13 @@ DueQueue::Clock::time_point wall(Timestamp t) {
       std::chrono::duration_cast<DueQueue::Clock::duration>(t.time_since_epoch())};
 }
 
+bool same(const Schedule& a, const Schedule& b) {
+  return a.id == b.id && a.agent_id == b.agent_id && a.task == b.task && a.params == b.params &&
+         a.cron == b.cron && a.timezone == b.timezone && a.enabled == b.enabled &&
+         a.overlap == b.overlap && a.created_at == b.created_at && a.next_run_at == b.next_run_at &&
+         a.last_run_id == b.last_run_id;
+}
+
 AutomationError not_found(const std::string& id) {
   return AutomationError(AutomationError::Code::schedule_not_found,
                          "no schedule has the id '" + id + "'");
@@ -69,6 +76,49 @@ Scheduler::~Scheduler() {
 
 void Scheduler::stop() {
   due_->stop();
+}
+
+void Scheduler::refresh() {
+  if (!store_.shared()) return;
+  std::vector<std::pair<ScheduleEventKind, Schedule>> changes;
+  {
+    // The store is read under the lock, as this host's own writes are
+    // made: a schedule created here meanwhile is never taken for deleted.
+    std::lock_guard lock(mutex_);
+    changes = refresh_locked(store_.list_schedules());
+  }
+  publish_all(changes);
+}
+
+std::vector<std::pair<ScheduleEventKind, Schedule>> Scheduler::refresh_locked(
+    std::vector<Schedule> stored) {
+  std::map<std::string, Schedule> by_id;
+  for (Schedule& schedule : stored) {
+    const std::string id = schedule.id;
+    by_id.emplace(id, std::move(schedule));
+  }
+  std::vector<std::pair<ScheduleEventKind, Schedule>> changes;
+  for (auto it = entries_.begin(); it != entries_.end();) {
+    if (by_id.contains(it->first)) {
+      ++it;
+      continue;
+    }
+    due_->remove(it->first);
+    changes.emplace_back(ScheduleEventKind::deleted, it->second.schedule);
+    it = entries_.erase(it);
+  }
+  for (auto& [id, schedule] : by_id) {
+    const bool known = entries_.contains(id);
+    if (adopt_locked(schedule)) {
+      changes.emplace_back(known ? ScheduleEventKind::updated : ScheduleEventKind::created,
+                           schedule);
+    }
+  }
+  return changes;
+}
+
+void Scheduler::publish_all(const std::vector<std::pair<ScheduleEventKind, Schedule>>& changes) {
+  for (const auto& [kind, schedule] : changes) publish(kind, schedule);
 }
 
 std::size_t Scheduler::enabled_count() const {
@@ -137,6 +187,7 @@ Schedule Scheduler::update(const std::string& id, const ScheduleInput& change) {
   Schedule updated;
   {
     std::unique_lock lock(mutex_);
+    if (store_.shared()) sync_one_locked(id);  // another host may have changed it
     auto it = entries_.find(id);
     if (it == entries_.end()) throw not_found(id);
     Entry next = it->second;
@@ -168,6 +219,7 @@ void Scheduler::remove(const std::string& id) {
   Schedule removed;
   {
     std::lock_guard lock(mutex_);
+    if (store_.shared()) sync_one_locked(id);
     auto it = entries_.find(id);
     if (it == entries_.end()) throw not_found(id);
     removed = it->second.schedule;
@@ -179,6 +231,7 @@ void Scheduler::remove(const std::string& id) {
 }
 
 std::vector<Schedule> Scheduler::list() const {
+  if (store_.shared()) return store_.list_schedules();  // every host's, as they are now
   std::lock_guard lock(mutex_);
   std::vector<Schedule> out;
   out.reserve(entries_.size());
@@ -190,6 +243,7 @@ std::vector<Schedule> Scheduler::list() const {
 }
 
 std::optional<Schedule> Scheduler::get(const std::string& id) const {
+  if (store_.shared()) return store_.get_schedule(id);
   std::lock_guard lock(mutex_);
   auto it = entries_.find(id);
   if (it == entries_.end()) return std::nullopt;
@@ -209,14 +263,19 @@ Run Scheduler::trigger(const std::string& id) {
   const auto schedule = get(id);
   if (!schedule) throw not_found(id);
   Run run = start_run(*schedule);
-  Schedule updated;
+  Schedule updated = *schedule;
+  updated.last_run_id = run.instance_id;
   {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
-    if (it == entries_.end()) return run;  // deleted meanwhile
-    it->second.schedule.last_run_id = run.instance_id;
-    store_.put_schedule(it->second.schedule);
-    updated = it->second.schedule;
+    // Gone meanwhile; in a shared store perhaps made elsewhere and not yet
+    // seen here (the store has the last say: no row, nothing recorded).
+    if (it == entries_.end() && !store_.shared()) return run;
+    store_.set_schedule_last_run(id, run.instance_id);
+    if (it != entries_.end()) {
+      it->second.schedule.last_run_id = run.instance_id;
+      updated = it->second.schedule;
+    }
   }
   publish(ScheduleEventKind::updated, updated);
   return run;
@@ -228,40 +287,93 @@ void Scheduler::fire(const std::string& id) {
   {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
-    if (it == entries_.end() || !it->second.schedule.enabled) return;
-    schedule = it->second.schedule;
+    if (it == entries_.end() || !it->second.schedule.enabled || !it->second.cron) return;
+    // The next time after now, not after the time that fired: a host that
+    // was down starts one run, not one per missed time.
+    std::optional<Timestamp> next;
+    if (const auto after = it->second.cron->next_after(to_seconds(now_ms()))) {
+      next = to_timestamp(*after);
+    }
+    // The claim: of the hosts whose queues fire this time, the one that
+    // moves the stored next time from the one it knew starts the run, with
+    // the schedule as stored (another host may have edited it).
+    std::optional<Schedule> claimed;
+    try {
+      claimed = store_.claim_schedule_time(id, it->second.schedule.next_run_at, next);
+    } catch (const std::exception& error) {
+      // The store cannot be reached: the time is tried again shortly (its
+      // copy here is unchanged, so a refresh would not queue it again).
+      spdlog::warn("schedule {}: its time could not be claimed (tried again in 5 s): {}", id,
+                   error.what());
+      due_->set(id, DueQueue::Clock::now() + std::chrono::seconds(5));
+      return;
+    }
+    if (!claimed) {
+      // Fired by another host, or changed meanwhile: as the store has it.
+      sync_one_locked(id);
+      return;
+    }
+    schedule = *claimed;
+    adopt_locked(schedule);  // queued at its new time
   }
   bool skip = false;
   if (schedule.overlap == Overlap::skip && schedule.last_run_id) {
     const auto previous = runs_.get(*schedule.last_run_id);
     skip = previous && is_active(previous->status);
   }
-  std::optional<std::string> started;
   if (skip) {
     skipped_.fetch_add(1, std::memory_order_relaxed);
     spdlog::info("schedule {}: its previous run {} is still active; this time is skipped", id,
                  *schedule.last_run_id);
   } else {
     try {
-      started = start_run(schedule).instance_id;
+      const std::string started = start_run(schedule).instance_id;
       scheduled_starts_.fetch_add(1, std::memory_order_relaxed);
+      schedule.last_run_id = started;
+      std::lock_guard lock(mutex_);
+      store_.set_schedule_last_run(id, started);
+      if (auto it = entries_.find(id); it != entries_.end()) {
+        it->second.schedule.last_run_id = started;
+      }
     } catch (const std::exception& error) {
       spdlog::warn("schedule {} could not start its run: {}", id, error.what());
     }
   }
-  Schedule updated;
-  {
-    std::lock_guard lock(mutex_);
-    auto it = entries_.find(id);
-    if (it == entries_.end()) return;
-    if (started) it->second.schedule.last_run_id = started;
-    // The next time after now, not after the time that fired: a host that
-    // was down starts one run, not one per missed time.
-    arm_locked(it->second, to_seconds(now_ms()));
-    store_.put_schedule(it->second.schedule);
-    updated = it->second.schedule;
+  publish(ScheduleEventKind::updated, schedule);
+}
+
+// Makes the entry of `id` what the store holds (gone when it is gone).
+void Scheduler::sync_one_locked(const std::string& id) {
+  if (const std::optional<Schedule> stored = store_.get_schedule(id)) {
+    adopt_locked(*stored);
+  } else if (entries_.erase(id) > 0) {
+    due_->remove(id);
   }
-  publish(ScheduleEventKind::updated, updated);
+}
+
+// Makes the entry what the store holds, queued at the stored time (whichever
+// host fires it claims it); false when it already was.
+bool Scheduler::adopt_locked(const Schedule& stored) {
+  const auto it = entries_.find(stored.id);
+  if (it != entries_.end() && same(it->second.schedule, stored)) return false;
+  Entry entry{stored, nullptr};
+  if (it != entries_.end() && it->second.cron && it->second.schedule.cron == stored.cron &&
+      it->second.schedule.timezone == stored.timezone) {
+    entry.cron = it->second.cron;
+  } else {
+    try {
+      entry.cron = parse(stored.cron, stored.timezone);
+    } catch (const std::exception& error) {
+      spdlog::error("schedule {} cannot be used: {}", stored.id, error.what());
+    }
+  }
+  if (entry.cron && stored.enabled && stored.next_run_at) {
+    due_->set(stored.id, wall(*stored.next_run_at));
+  } else {
+    due_->remove(stored.id);
+  }
+  entries_.insert_or_assign(stored.id, std::move(entry));
+  return true;
 }
 
 }  // namespace nightshift

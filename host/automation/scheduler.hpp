@@ -6,6 +6,14 @@
 // the next start (not one per missed time). Every change is published on
 // the bus as a ScheduleEvent.
 //
+// Under a shared store (several hosts on one PostgreSQL database) every
+// host's scheduler holds every schedule: each time is claimed in the store
+// (compare and set of its next time) before a run starts, so exactly one
+// host starts it, with the schedule as the store holds it then. The others'
+// changes (created, edited, deleted, fired) reach this host's due queue at
+// the next refresh(), which Automation calls about every second; list()
+// and get() read the store, so they show them at once.
+//
 // Thread safety: every public member is [thread-safe]. Runs are started on
 // the scheduler's own thread (or the caller's, for trigger).
 #pragma once
@@ -76,6 +84,10 @@ class Scheduler {
   // No more scheduled starts. Idempotent.
   void stop();
 
+  // Re-reads every schedule from a shared store (other hosts' changes) and
+  // moves the due queue to match; does nothing on a single-host store.
+  void refresh();
+
   std::uint64_t scheduled_starts() const { return scheduled_starts_.load(); }
   std::uint64_t skipped_overlaps() const { return skipped_.load(); }
   std::size_t enabled_count() const;
@@ -88,6 +100,13 @@ class Scheduler {
   static std::shared_ptr<const CronSchedule> parse(const std::string& cron,
                                                    const std::string& timezone);
   void arm_locked(Entry& entry, SysSeconds after);
+  // Makes the entries match `stored` (the store's schedules); returns what
+  // changed, to publish. Callers hold mutex_.
+  std::vector<std::pair<ScheduleEventKind, Schedule>> refresh_locked(std::vector<Schedule> stored);
+  // Makes the entry of `id` what the store holds. Callers hold mutex_.
+  void sync_one_locked(const std::string& id);
+  bool adopt_locked(const Schedule& stored);
+  void publish_all(const std::vector<std::pair<ScheduleEventKind, Schedule>>& changes);
   void fire(const std::string& id);
   Run start_run(const Schedule& schedule);
   void publish(ScheduleEventKind kind, const Schedule& schedule);

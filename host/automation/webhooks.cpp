@@ -6,6 +6,9 @@
 #include <boost/asio/post.hpp>
 #include <boost/asio/steady_timer.hpp>
 #include <boost/json/serialize.hpp>
+#include <boost/uuid/name_generator_sha1.hpp>
+#include <boost/uuid/string_generator.hpp>
+#include <boost/uuid/uuid_io.hpp>
 #include <future>
 
 #include "automation/signature.hpp"
@@ -30,6 +33,20 @@ bool wants(const Webhook& webhook, const std::string& event, const Run& run) {
   return std::find(webhook.events.begin(), webhook.events.end(), event) != webhook.events.end();
 }
 
+// The id of a shared delivery: the same on every host that makes it.
+std::string shared_delivery_id(const std::string& webhook_id, const std::string& instance_id,
+                               const std::string& event) {
+  // A fixed namespace of these ids (any constant UUID; it never changes).
+  static const boost::uuids::uuid kNamespace =
+      boost::uuids::string_generator()("5d1c7e52-3f0a-4b8e-9c61-2a7f4e9b0d13");
+  boost::uuids::name_generator_sha1 make(kNamespace);
+  return boost::uuids::to_string(make(webhook_id + '\n' + instance_id + '\n' + event));
+}
+
+// How many times a shared store's deliveries are tried to be stored, 5 s
+// apart, while it cannot be reached (a database restart takes less).
+constexpr int kSharedStoreTries = 24;
+
 }  // namespace
 
 Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options)
@@ -52,7 +69,7 @@ Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options
     }
   });
   // Deliveries a stopped host left pending: sent when their time comes.
-  for (Delivery& delivery : store_.list_pending_deliveries()) {
+  for (Delivery& delivery : store_.claim_pending_deliveries(hold())) {
     const Timestamp now = now_ms();
     const auto wait =
         delivery.next_attempt_at && *delivery.next_attempt_at > now
@@ -121,6 +138,7 @@ Webhook Webhooks::create(const WebhookInput& input) {
   webhook.created_at = now_ms();
   // The store first, outside the lock the bus handler takes: a slow commit
   // never holds up the store writer thread that publishes run events.
+  std::lock_guard change(change_mutex_);
   store_.add_webhook(webhook);
   std::lock_guard lock(mutex_);
   webhooks_.push_back(webhook);
@@ -128,19 +146,51 @@ Webhook Webhooks::create(const WebhookInput& input) {
 }
 
 void Webhooks::remove(const std::string& id) {
+  std::lock_guard change(change_mutex_);
   {
     std::lock_guard lock(mutex_);
     const auto it = std::find_if(webhooks_.begin(), webhooks_.end(),
                                  [&](const Webhook& webhook) { return webhook.id == id; });
-    if (it == webhooks_.end()) throw not_found(id);
-    webhooks_.erase(it);  // no new deliveries from now on
+    // A shared store's webhook may come from another host, not yet seen here.
+    if (it == webhooks_.end() && !store_.shared()) throw not_found(id);
+    if (it != webhooks_.end()) webhooks_.erase(it);  // no new deliveries from now on
   }
-  store_.delete_webhook(id);
+  if (!store_.delete_webhook(id) && store_.shared()) throw not_found(id);
 }
 
 std::vector<Webhook> Webhooks::list() const {
+  if (store_.shared()) return store_.list_webhooks();  // every host's, as they are now
   std::lock_guard lock(mutex_);
   return webhooks_;
+}
+
+std::size_t Webhooks::dispatching() const {
+  std::lock_guard lock(mutex_);
+  return webhooks_.size();
+}
+
+void Webhooks::refresh() {
+  if (!store_.shared()) return;
+  {
+    std::lock_guard change(change_mutex_);
+    std::vector<Webhook> stored = store_.list_webhooks();
+    std::lock_guard lock(mutex_);
+    webhooks_ = std::move(stored);
+  }
+  for (Delivery& delivery : store_.claim_pending_deliveries(hold())) {
+    const Timestamp now = now_ms();
+    const auto wait =
+        delivery.next_attempt_at && *delivery.next_attempt_at > now
+            ? std::chrono::duration_cast<std::chrono::milliseconds>(*delivery.next_attempt_at - now)
+            : std::chrono::milliseconds(0);
+    net::post(ioc_, [this, delivery = std::move(delivery), wait]() mutable {
+      retry_later(std::move(delivery), wait);
+    });
+  }
+}
+
+std::chrono::milliseconds Webhooks::hold() const {
+  return options_.timeout + std::chrono::seconds(30);
 }
 
 std::optional<Webhook> Webhooks::find(const std::string& id) const {
@@ -152,7 +202,9 @@ std::optional<Webhook> Webhooks::find(const std::string& id) const {
 }
 
 std::vector<Delivery> Webhooks::deliveries(const std::string& webhook_id, std::size_t limit) const {
-  if (!find(webhook_id)) throw not_found(webhook_id);
+  const bool known =
+      store_.shared() ? store_.get_webhook(webhook_id).has_value() : find(webhook_id).has_value();
+  if (!known) throw not_found(webhook_id);
   return store_.list_deliveries(webhook_id, limit);
 }
 
@@ -197,12 +249,14 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
     run_json = run_json_;
   }
   const boost::json::object run = run_json(occurrence.run);
+  const bool shared = store_.shared();
   std::vector<Delivery> made;
   for (const Webhook& webhook : webhooks) {
     for (const std::string& event : occurrence.events) {
       if (!wants(webhook, event, occurrence.run)) continue;
       Delivery delivery;
-      delivery.id = generate_uuid();
+      delivery.id = shared ? shared_delivery_id(webhook.id, occurrence.run.instance_id, event)
+                           : generate_uuid();
       delivery.webhook_id = webhook.id;
       delivery.event = event;
       delivery.instance_id = occurrence.run.instance_id;
@@ -213,9 +267,15 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
       made.push_back(std::move(delivery));
     }
   }
+  if (shared) {
+    net::post(store_thread_, [this, made = std::move(made)]() mutable {
+      claim_shared(std::move(made), kSharedStoreTries);
+    });
+    return;
+  }
   net::post(store_thread_, [this, made, instance_id = occurrence.run.instance_id] {
     try {
-      store_.add_deliveries(made);
+      store_.add_deliveries(made, hold());
     } catch (const std::exception& error) {
       // Not durable, but still sent: the receiver hears of the run.
       spdlog::error("webhook deliveries for run {} could not be stored: {}", instance_id,
@@ -223,6 +283,38 @@ void Webhooks::make_deliveries(const Occurrence& occurrence) {
     }
   });
   for (Delivery& delivery : made) attempt(std::move(delivery));
+}
+
+// On the store thread: claimed before the first POST, only the host whose
+// insert made a delivery's row attempts it. While the store cannot be
+// reached the insert is tried again (every other host is failing too).
+void Webhooks::claim_shared(std::vector<Delivery> made, int tries_left) {
+  std::vector<Delivery> mine;
+  try {
+    mine = store_.add_deliveries(made, hold());
+  } catch (const std::exception& error) {
+    const std::string instance_id = made.empty() ? "" : made.front().instance_id;
+    if (--tries_left <= 0 || ioc_.stopped()) {
+      spdlog::error("webhook deliveries for run {} could not be stored; given up: {}", instance_id,
+                    error.what());
+      return;
+    }
+    spdlog::warn("webhook deliveries for run {} could not be stored (tried again in 5 s): {}",
+                 instance_id, error.what());
+    auto timer = std::make_shared<net::steady_timer>(ioc_, std::chrono::seconds(5));
+    timer->async_wait([this, timer, made = std::move(made),
+                       tries_left](const boost::system::error_code& wait_error) mutable {
+      if (wait_error) return;
+      net::post(store_thread_, [this, made = std::move(made), tries_left]() mutable {
+        claim_shared(std::move(made), tries_left);
+      });
+    });
+    return;
+  }
+  if (mine.empty()) return;
+  net::post(ioc_, [this, mine = std::move(mine)]() mutable {
+    for (Delivery& delivery : mine) attempt(std::move(delivery));
+  });
 }
 
 void Webhooks::attempt(Delivery delivery) {
@@ -274,7 +366,7 @@ void Webhooks::on_answer(Delivery delivery, const WebhookAnswer& answer) {
   }
   net::post(store_thread_, [this, delivery] {
     try {
-      store_.update_delivery(delivery, options_.deliveries_kept);
+      store_.update_delivery(delivery, options_.deliveries_kept, hold());
     } catch (const std::exception& error) {
       spdlog::error("webhook delivery {} could not be recorded: {}", delivery.id, error.what());
     }

@@ -12,6 +12,19 @@
 // runs never delays a POST either (a delivery is recorded as it is first
 // sent, not before).
 //
+// Under a shared store (several hosts on one PostgreSQL database) every
+// host sees every run's events (its own, and the others' relayed), so every
+// host makes the deliveries of each event. A delivery's id is made from its
+// webhook, run and event rather than drawn at random, so all of them make
+// the same one; the host whose insert created the row attempts it (the
+// others' inserts do nothing), before its first POST, and holds it while it
+// retries. This rather than "only the host executing the run delivers":
+// a run failed by another host's rescue, or cancelled while still queued,
+// has no executing host to tell. A host that stops holding a pending
+// delivery (it died) leaves it to the next refresh() of another host.
+// Webhooks made or deleted on another host are seen here at the next
+// refresh() (about every second); list() reads the store at once.
+//
 // Thread safety: every public member is [thread-safe].
 #pragma once
 
@@ -82,6 +95,14 @@ class Webhooks {
   // Stops sending; pending deliveries stay in the store. Idempotent.
   void stop();
 
+  // How many webhooks this host makes deliveries for: under a shared store
+  // those of the last refresh() and those made here since.
+  std::size_t dispatching() const;
+
+  // Under a shared store: re-reads the webhooks (other hosts' changes) and
+  // takes over the pending deliveries no host holds. Nothing otherwise.
+  void refresh();
+
   WebhookStats stats() const;
 
  private:
@@ -90,16 +111,24 @@ class Webhooks {
     Run run;
   };
   void on_event(const EventPtr& event);
-  void make_deliveries(const Occurrence& occurrence);  // on the io thread
-  void attempt(Delivery delivery);                     // on the io thread
+  void make_deliveries(const Occurrence& occurrence);             // on the io thread
+  void claim_shared(std::vector<Delivery> made, int tries_left);  // on the store thread
+  void attempt(Delivery delivery);                                // on the io thread
   void on_answer(Delivery delivery, const WebhookAnswer& answer);
   void retry_later(Delivery delivery, std::chrono::milliseconds wait);
   std::optional<Webhook> find(const std::string& id) const;
+  // How long this host holds a shared delivery past its next attempt: the
+  // attempt's timeout and room for recording its outcome.
+  std::chrono::milliseconds hold() const;
 
   AutomationStore& store_;
   const WebhookOptions options_;
   std::atomic<std::uint64_t> delivered_{0}, failed_attempts_{0}, failed_{0};
 
+  // Held over a change of the webhooks in the store and in webhooks_, so
+  // that a refresh() never drops a webhook created here meanwhile. Taken
+  // before mutex_; the bus handler never takes it.
+  std::mutex change_mutex_;
   mutable std::mutex mutex_;  // guards webhooks_, run_json_, waiting_
   std::vector<Webhook> webhooks_;
   RunJson run_json_;

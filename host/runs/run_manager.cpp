@@ -1000,6 +1000,11 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
     LivePtr run;
     try {
       StartRequest request{record.agent_id, record.task, record.params};
+      // Where the run came from, as the admitting host recorded it.
+      request.attempt = record.attempt;
+      request.retry_of = record.retry_of;
+      request.rerun_of = record.rerun_of;
+      request.schedule_id = record.schedule_id;
       run = make_live_run(request, catalog.resolve(record.agent_id, record.params));
       run->instance_id = record.instance_id;
       run->record.instance_id = record.instance_id;

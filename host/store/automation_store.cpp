@@ -113,7 +113,7 @@ Delivery read_delivery(const SQLite::Statement& s) {
 
 }  // namespace
 
-struct AutomationStore::Impl {
+struct SqliteAutomationStore::Impl {
   explicit Impl(const std::filesystem::path& file)
       : db(file.string(), SQLite::OPEN_READWRITE, kBusyTimeoutMs) {
     db.exec("PRAGMA foreign_keys = ON");
@@ -126,13 +126,13 @@ struct AutomationStore::Impl {
   SQLite::Database db;
 };
 
-AutomationStore::AutomationStore(const std::filesystem::path& database)
+SqliteAutomationStore::SqliteAutomationStore(const std::filesystem::path& database)
     : impl_(std::make_unique<Impl>(database)) {}
-AutomationStore::~AutomationStore() = default;
+SqliteAutomationStore::~SqliteAutomationStore() = default;
 
 // ---- schedules ----
 
-void AutomationStore::put_schedule(const Schedule& schedule) {
+void SqliteAutomationStore::put_schedule(const Schedule& schedule) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, std::string("INSERT OR REPLACE INTO schedules (") +
                                      kScheduleColumns +
@@ -151,14 +151,14 @@ void AutomationStore::put_schedule(const Schedule& schedule) {
   s.exec();
 }
 
-bool AutomationStore::delete_schedule(const std::string& id) {
+bool SqliteAutomationStore::delete_schedule(const std::string& id) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, "DELETE FROM schedules WHERE id = ?1");
   s.bind(1, id);
   return s.exec() > 0;
 }
 
-std::vector<Schedule> AutomationStore::list_schedules() const {
+std::vector<Schedule> SqliteAutomationStore::list_schedules() const {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, std::string("SELECT ") + kScheduleColumns +
                                      " FROM schedules ORDER BY created_at, id");
@@ -167,7 +167,7 @@ std::vector<Schedule> AutomationStore::list_schedules() const {
   return out;
 }
 
-std::optional<Schedule> AutomationStore::get_schedule(const std::string& id) const {
+std::optional<Schedule> SqliteAutomationStore::get_schedule(const std::string& id) const {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db,
                       std::string("SELECT ") + kScheduleColumns + " FROM schedules WHERE id = ?1");
@@ -176,9 +176,40 @@ std::optional<Schedule> AutomationStore::get_schedule(const std::string& id) con
   return read_schedule(s);
 }
 
+std::optional<Schedule> SqliteAutomationStore::claim_schedule_time(const std::string& id,
+                                                                   std::optional<Timestamp> due,
+                                                                   std::optional<Timestamp> next) {
+  std::lock_guard lock(impl_->mutex);
+  SQLite::Transaction transaction(impl_->db);
+  SQLite::Statement update(impl_->db,
+                           "UPDATE schedules SET next_run_at = ?3 WHERE id = ?1 AND enabled = 1 "
+                           "AND next_run_at IS ?2");
+  update.bind(1, id);
+  bind_time(update, 2, due);
+  bind_time(update, 3, next);
+  if (update.exec() == 0) return std::nullopt;
+  SQLite::Statement s(impl_->db,
+                      std::string("SELECT ") + kScheduleColumns + " FROM schedules WHERE id = ?1");
+  s.bind(1, id);
+  if (!s.executeStep()) return std::nullopt;
+  Schedule claimed = read_schedule(s);
+  s.reset();
+  transaction.commit();
+  return claimed;
+}
+
+void SqliteAutomationStore::set_schedule_last_run(const std::string& id,
+                                                  const std::string& run_id) {
+  std::lock_guard lock(impl_->mutex);
+  SQLite::Statement s(impl_->db, "UPDATE schedules SET last_run_id = ?2 WHERE id = ?1");
+  s.bind(1, id);
+  s.bind(2, run_id);
+  s.exec();
+}
+
 // ---- pending retries ----
 
-void AutomationStore::add_pending_retry(const PendingRetry& retry) {
+void SqliteAutomationStore::add_pending_retry(const PendingRetry& retry) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db,
                       "INSERT OR IGNORE INTO pending_retries (failed_run_id, due_at, attempt, "
@@ -192,14 +223,33 @@ void AutomationStore::add_pending_retry(const PendingRetry& retry) {
   s.exec();
 }
 
-void AutomationStore::delete_pending_retry(const std::string& failed_run_id) {
+// One host: the retry is read, not marked; it stays until it is finished
+// (deleted), so a host that stops between the two starts it again.
+std::optional<PendingRetry> SqliteAutomationStore::take_pending_retry(
+    const std::string& failed_run_id) {
+  for (PendingRetry& retry : list_pending_retries()) {
+    if (retry.failed_run_id == failed_run_id) return std::move(retry);
+  }
+  return std::nullopt;
+}
+
+void SqliteAutomationStore::release_pending_retry(const std::string& failed_run_id,
+                                                  Timestamp due_at) {
+  std::lock_guard lock(impl_->mutex);
+  SQLite::Statement s(impl_->db, "UPDATE pending_retries SET due_at = ?2 WHERE failed_run_id = ?1");
+  s.bind(1, failed_run_id);
+  s.bind(2, to_ms(due_at));
+  s.exec();
+}
+
+void SqliteAutomationStore::finish_pending_retry(const std::string& failed_run_id) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, "DELETE FROM pending_retries WHERE failed_run_id = ?1");
   s.bind(1, failed_run_id);
   s.exec();
 }
 
-std::vector<PendingRetry> AutomationStore::list_pending_retries() const {
+std::vector<PendingRetry> SqliteAutomationStore::list_pending_retries() const {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db,
                       "SELECT failed_run_id, due_at, attempt, agent_id, task, params "
@@ -220,7 +270,7 @@ std::vector<PendingRetry> AutomationStore::list_pending_retries() const {
 
 // ---- webhooks ----
 
-void AutomationStore::add_webhook(const Webhook& webhook) {
+void SqliteAutomationStore::add_webhook(const Webhook& webhook) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, std::string("INSERT INTO webhooks (") + kWebhookColumns +
                                      ") VALUES (?1, ?2, ?3, ?4, ?5, ?6)");
@@ -235,14 +285,14 @@ void AutomationStore::add_webhook(const Webhook& webhook) {
   s.exec();
 }
 
-bool AutomationStore::delete_webhook(const std::string& id) {
+bool SqliteAutomationStore::delete_webhook(const std::string& id) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, "DELETE FROM webhooks WHERE id = ?1");
   s.bind(1, id);
   return s.exec() > 0;
 }
 
-std::vector<Webhook> AutomationStore::list_webhooks() const {
+std::vector<Webhook> SqliteAutomationStore::list_webhooks() const {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, std::string("SELECT ") + kWebhookColumns +
                                      " FROM webhooks ORDER BY created_at, id");
@@ -251,7 +301,7 @@ std::vector<Webhook> AutomationStore::list_webhooks() const {
   return out;
 }
 
-std::optional<Webhook> AutomationStore::get_webhook(const std::string& id) const {
+std::optional<Webhook> SqliteAutomationStore::get_webhook(const std::string& id) const {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db,
                       std::string("SELECT ") + kWebhookColumns + " FROM webhooks WHERE id = ?1");
@@ -262,8 +312,9 @@ std::optional<Webhook> AutomationStore::get_webhook(const std::string& id) const
 
 // ---- deliveries ----
 
-void AutomationStore::add_deliveries(const std::vector<Delivery>& deliveries) {
-  if (deliveries.empty()) return;
+std::vector<Delivery> SqliteAutomationStore::add_deliveries(
+    const std::vector<Delivery>& deliveries, std::chrono::milliseconds /*hold: one host*/) {
+  if (deliveries.empty()) return {};
   std::lock_guard lock(impl_->mutex);
   SQLite::Transaction transaction(impl_->db);
   SQLite::Statement s(impl_->db, std::string("INSERT INTO deliveries (") + kDeliveryColumns +
@@ -291,9 +342,11 @@ void AutomationStore::add_deliveries(const std::vector<Delivery>& deliveries) {
     s.exec();
   }
   transaction.commit();
+  return deliveries;
 }
 
-void AutomationStore::update_delivery(const Delivery& d, std::size_t keep) {
+void SqliteAutomationStore::update_delivery(const Delivery& d, std::size_t keep,
+                                            std::chrono::milliseconds /*hold: one host*/) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Transaction transaction(impl_->db);
   SQLite::Statement s(impl_->db,
@@ -323,8 +376,8 @@ void AutomationStore::update_delivery(const Delivery& d, std::size_t keep) {
   transaction.commit();
 }
 
-std::vector<Delivery> AutomationStore::list_deliveries(const std::string& webhook_id,
-                                                       std::size_t limit) const {
+std::vector<Delivery> SqliteAutomationStore::list_deliveries(const std::string& webhook_id,
+                                                             std::size_t limit) const {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, std::string("SELECT ") + kDeliveryColumns +
                                      " FROM deliveries WHERE webhook_id = ?1 "
@@ -336,7 +389,8 @@ std::vector<Delivery> AutomationStore::list_deliveries(const std::string& webhoo
   return out;
 }
 
-std::vector<Delivery> AutomationStore::list_pending_deliveries() const {
+std::vector<Delivery> SqliteAutomationStore::claim_pending_deliveries(
+    std::chrono::milliseconds /*hold: one host*/) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Statement s(impl_->db, std::string("SELECT ") + kDeliveryColumns +
                                      " FROM deliveries WHERE status = 'pending' ORDER BY seq");

@@ -1,15 +1,20 @@
 // Durable state of automation: schedules, webhooks, their deliveries, and
-// retries waiting for their time, in the same SQLite database as the runs
-// (tables made by schema step 7, which RunStore applies when it opens).
+// retries waiting for their time. One interface, two implementations:
+//   - SqliteAutomationStore (below): in the same SQLite file as the runs
+//     (tables made by schema step 7, which RunStore applies when it opens);
+//     one host, so every claim below simply succeeds.
+//   - PgAutomationStore (postgresql/pg_automation_store.hpp): in the
+//     PostgreSQL database every host shares (schema step 2 there). Every
+//     host runs the scheduler, the retrier and the webhooks over the same
+//     rows, so their due work is claimed in the database (the claim_* and
+//     take_* members) and only the host whose claim succeeded acts.
 //
-// Writes here are few and small (a schedule edited, a delivery attempted),
-// so this store keeps one connection of its own rather than going through
-// the run writer's batches; WAL and the busy timeout let both commit.
-//
-// Thread safety: every member is [thread-safe]; one mutex serializes the
-// connection. Each call is short (one statement or one small transaction).
+// Thread safety: every member is [thread-safe]; each implementation
+// serializes its one connection. Each call is short (one statement or one
+// small transaction).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <filesystem>
 #include <memory>
@@ -21,46 +26,122 @@
 
 namespace nightshift {
 
+struct StoreLocation;
+
 class AutomationStore {
+ public:
+  virtual ~AutomationStore() = default;
+
+  // True when other hosts act on the same rows (PostgreSQL): the automation
+  // then re-reads what they changed, and claims before it acts.
+  virtual bool shared() const noexcept { return false; }
+
+  // ---- schedules ----
+  virtual void put_schedule(const Schedule& schedule) = 0;  // insert or replace
+  virtual bool delete_schedule(const std::string& id) = 0;  // false: none had that id
+  virtual std::vector<Schedule> list_schedules() const = 0;
+  virtual std::optional<Schedule> get_schedule(const std::string& id) const = 0;
+  // A firing's claim: moves the enabled schedule's next time from `due` to
+  // `next` only if it still is `due` (compare and set), and returns the
+  // schedule as stored after the move; nullopt when another host fired it
+  // first, or it was changed, disabled or deleted meanwhile.
+  virtual std::optional<Schedule> claim_schedule_time(const std::string& id,
+                                                      std::optional<Timestamp> due,
+                                                      std::optional<Timestamp> next) = 0;
+  virtual void set_schedule_last_run(const std::string& id, const std::string& run_id) = 0;
+
+  // ---- retries waiting for their time ----
+  // Keeps the first one for a failed run (a second finished event, or the
+  // same event seen by another host, adds none).
+  virtual void add_pending_retry(const PendingRetry& retry) = 0;
+  // Those waiting (not taken), soonest first.
+  virtual std::vector<PendingRetry> list_pending_retries() const = 0;
+  // Takes the waiting retry of `failed_run_id` to start it: only one host
+  // gets it (the one that has it may take it again, e.g. when putting it
+  // back failed); nullopt when another host took it, it was started, or it
+  // is unknown.
+  virtual std::optional<PendingRetry> take_pending_retry(const std::string& failed_run_id) = 0;
+  // A taken retry that could not start now waits again, until `due_at`.
+  virtual void release_pending_retry(const std::string& failed_run_id, Timestamp due_at) = 0;
+  // A taken retry was started (or given up): it never waits again.
+  virtual void finish_pending_retry(const std::string& failed_run_id) = 0;
+
+  // ---- webhooks ----
+  virtual void add_webhook(const Webhook& webhook) = 0;
+  virtual bool delete_webhook(const std::string& id) = 0;  // its deliveries go with it
+  virtual std::vector<Webhook> list_webhooks() const = 0;  // oldest first
+  virtual std::optional<Webhook> get_webhook(const std::string& id) const = 0;
+
+  // ---- deliveries ----
+  // Stores new deliveries (one transaction where it can) and returns those
+  // this host is to attempt: every one in a single-host store; in a shared
+  // store those whose id no host had stored yet (a delivery's id is made
+  // from its webhook, run and event, so every host that saw the event makes
+  // the same one), held by this host until `hold` after now.
+  virtual std::vector<Delivery> add_deliveries(const std::vector<Delivery>& deliveries,
+                                               std::chrono::milliseconds hold) = 0;
+  // Records an attempt's outcome (attempts, status, codes, times); a shared
+  // store holds a pending one for this host until `hold` after its next
+  // attempt. Keeps at most `keep` finished deliveries per webhook, deleting
+  // the oldest.
+  virtual void update_delivery(const Delivery& delivery, std::size_t keep,
+                               std::chrono::milliseconds hold) = 0;
+  // The newest first, at most `limit`.
+  virtual std::vector<Delivery> list_deliveries(const std::string& webhook_id,
+                                                std::size_t limit) const = 0;
+  // Pending deliveries for this host to attempt, oldest first: in a
+  // single-host store every pending one (after a restart); in a shared store
+  // those no host holds (never held, or their host stopped renewing its
+  // hold, e.g. it died), now held by this host until `hold` after their
+  // next attempt.
+  virtual std::vector<Delivery> claim_pending_deliveries(std::chrono::milliseconds hold) = 0;
+};
+
+// The SQLite implementation.
+class SqliteAutomationStore final : public AutomationStore {
  public:
   // Opens the database, which RunStore has already created and migrated.
   // Throws when it cannot be opened or lacks the automation tables.
-  explicit AutomationStore(const std::filesystem::path& database);
-  ~AutomationStore();
-  AutomationStore(const AutomationStore&) = delete;
-  AutomationStore& operator=(const AutomationStore&) = delete;
+  explicit SqliteAutomationStore(const std::filesystem::path& database);
+  ~SqliteAutomationStore() override;
+  SqliteAutomationStore(const SqliteAutomationStore&) = delete;
+  SqliteAutomationStore& operator=(const SqliteAutomationStore&) = delete;
 
-  // ---- schedules ----
-  void put_schedule(const Schedule& schedule);  // insert or replace
-  bool delete_schedule(const std::string& id);  // false: none had that id
-  std::vector<Schedule> list_schedules() const;
-  std::optional<Schedule> get_schedule(const std::string& id) const;
+  void put_schedule(const Schedule& schedule) override;
+  bool delete_schedule(const std::string& id) override;
+  std::vector<Schedule> list_schedules() const override;
+  std::optional<Schedule> get_schedule(const std::string& id) const override;
+  std::optional<Schedule> claim_schedule_time(const std::string& id, std::optional<Timestamp> due,
+                                              std::optional<Timestamp> next) override;
+  void set_schedule_last_run(const std::string& id, const std::string& run_id) override;
 
-  // ---- retries waiting for their time ----
-  // Keeps the first one for a failed run (a second finished event adds none).
-  void add_pending_retry(const PendingRetry& retry);
-  void delete_pending_retry(const std::string& failed_run_id);
-  std::vector<PendingRetry> list_pending_retries() const;
+  void add_pending_retry(const PendingRetry& retry) override;
+  std::vector<PendingRetry> list_pending_retries() const override;
+  std::optional<PendingRetry> take_pending_retry(const std::string& failed_run_id) override;
+  void release_pending_retry(const std::string& failed_run_id, Timestamp due_at) override;
+  void finish_pending_retry(const std::string& failed_run_id) override;
 
-  // ---- webhooks ----
-  void add_webhook(const Webhook& webhook);
-  bool delete_webhook(const std::string& id);  // its deliveries go with it
-  std::vector<Webhook> list_webhooks() const;  // oldest first
-  std::optional<Webhook> get_webhook(const std::string& id) const;
+  void add_webhook(const Webhook& webhook) override;
+  bool delete_webhook(const std::string& id) override;
+  std::vector<Webhook> list_webhooks() const override;
+  std::optional<Webhook> get_webhook(const std::string& id) const override;
 
-  // ---- deliveries ----
-  void add_deliveries(const std::vector<Delivery>& deliveries);  // one transaction
-  // Records an attempt's outcome (attempts, status, codes, times). Keeps at
-  // most `keep` finished deliveries per webhook, deleting the oldest.
-  void update_delivery(const Delivery& delivery, std::size_t keep);
-  // The newest first, at most `limit`.
-  std::vector<Delivery> list_deliveries(const std::string& webhook_id, std::size_t limit) const;
-  // Every pending delivery, oldest first (after a restart).
-  std::vector<Delivery> list_pending_deliveries() const;
+  std::vector<Delivery> add_deliveries(const std::vector<Delivery>& deliveries,
+                                       std::chrono::milliseconds hold) override;
+  void update_delivery(const Delivery& delivery, std::size_t keep,
+                       std::chrono::milliseconds hold) override;
+  std::vector<Delivery> list_deliveries(const std::string& webhook_id,
+                                        std::size_t limit) const override;
+  std::vector<Delivery> claim_pending_deliveries(std::chrono::milliseconds hold) override;
 
  private:
   struct Impl;
   std::unique_ptr<Impl> impl_;
 };
+
+// The automation store beside the run store `location` names: the shared
+// PostgreSQL database (already migrated by the run store) or the SQLite file
+// (already made and migrated by the run store). Throws with what to fix.
+std::unique_ptr<AutomationStore> open_automation_store(const StoreLocation& location);
 
 }  // namespace nightshift

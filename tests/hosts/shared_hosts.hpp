@@ -25,6 +25,7 @@ struct SharedHostSettings {
   // Remixes in the host's workspace: name and front matter.
   std::vector<std::pair<std::string, std::string>> remixes{};
   std::size_t max_unread_messages = 100;
+  AutomationOptions automation{};
 };
 
 class SharedHost {
@@ -66,6 +67,7 @@ class SharedHost {
     options.runs.max_queued = settings.max_queued;
     options.runs.max_unread_messages = settings.max_unread_messages;
     options.runs.stop_grace = std::chrono::milliseconds(2000);
+    options.automation = settings.automation;
     return options;
   }
   static api::ServerOptions server_options() {

@@ -117,6 +117,71 @@ constexpr std::array kMigrations{
       CREATE INDEX deleted_runs_by_instance ON deleted_runs (instance_id);
       CREATE INDEX deleted_runs_by_age ON deleted_runs (deleted_at);
     )sql"},
+    Migration{3, R"sql(
+      -- Automation, shared by every host (as the SQLite store's step 7,
+      -- plus the claims of several hosts): schedules, whose next_run_at is
+      -- compared and set by the host that fires a time ...
+      CREATE TABLE schedules (
+        id TEXT PRIMARY KEY,
+        agent_id TEXT NOT NULL,
+        task TEXT,
+        params TEXT NOT NULL,               -- JSON object
+        cron TEXT NOT NULL,
+        timezone TEXT NOT NULL,
+        enabled BOOLEAN NOT NULL,
+        overlap TEXT NOT NULL CHECK (overlap IN ('skip', 'queue')),
+        created_at BIGINT NOT NULL,
+        next_run_at BIGINT,                 -- NULL: disabled, or no time matches
+        last_run_id TEXT
+      );
+      -- ... retries waiting for their time; taken_by marks the host that
+      -- took one to start it, `started` that it did (the row stays a day,
+      -- so the failure seen late by another host cannot queue it again) ...
+      CREATE TABLE pending_retries (
+        failed_run_id TEXT PRIMARY KEY,
+        due_at BIGINT NOT NULL,
+        attempt BIGINT NOT NULL,
+        agent_id TEXT NOT NULL,
+        task TEXT,
+        params TEXT NOT NULL,
+        taken_by TEXT,
+        taken_at BIGINT,
+        started BOOLEAN NOT NULL DEFAULT false
+      );
+      CREATE INDEX pending_retries_waiting ON pending_retries (due_at) WHERE NOT started;
+      CREATE INDEX pending_retries_started ON pending_retries (taken_at) WHERE started;
+      -- ... webhooks and their deliveries. A delivery's id is made from its
+      -- webhook, run and event, so every host makes the same one; the host
+      -- that inserted it holds it (claimed_by) until claimed_until, renewed
+      -- at each attempt; past that any host may take it over.
+      CREATE TABLE webhooks (
+        id TEXT PRIMARY KEY,
+        url TEXT NOT NULL,
+        events TEXT NOT NULL,               -- JSON array of event names
+        agent_id TEXT,                      -- NULL: every agent
+        secret TEXT,                        -- never returned by the API
+        created_at BIGINT NOT NULL
+      );
+      CREATE TABLE deliveries (
+        seq BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,  -- creation order
+        id TEXT NOT NULL UNIQUE,
+        webhook_id TEXT NOT NULL REFERENCES webhooks (id) ON DELETE CASCADE,
+        event TEXT NOT NULL,
+        instance_id TEXT NOT NULL,
+        body TEXT NOT NULL,
+        attempts BIGINT NOT NULL DEFAULT 0,
+        status TEXT NOT NULL CHECK (status IN ('pending', 'delivered', 'failed')),
+        last_status_code INTEGER,
+        last_error TEXT,
+        created_at BIGINT NOT NULL,
+        delivered_at BIGINT,
+        next_attempt_at BIGINT,             -- while pending
+        claimed_by TEXT,
+        claimed_until BIGINT
+      );
+      CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
+      CREATE INDEX deliveries_pending ON deliveries (claimed_until) WHERE status = 'pending';
+    )sql"},
 };
 
 }  // namespace

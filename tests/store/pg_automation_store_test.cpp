@@ -1,0 +1,182 @@
+// The PostgreSQL automation store as two hosts use it at once: the claims
+// that keep each schedule time, retry and webhook delivery to one host.
+#include "store/postgresql/pg_automation_store.hpp"
+
+#include <gtest/gtest.h>
+
+#include <atomic>
+#include <thread>
+
+#include "postgres_environment.hpp"
+#include "store_fixtures.hpp"
+
+namespace nightshift::testing {
+namespace {
+
+using namespace std::chrono_literals;
+
+// A database migrated by the run store, and the automation stores of two
+// hosts over it.
+class PgAutomationStoreTest : public ::testing::Test {
+ protected:
+  std::unique_ptr<PgAutomationStore> host(const std::string& name) {
+    return std::make_unique<PgAutomationStore>(test_postgres().conninfo(fixture_.database()), name);
+  }
+  StoreFixture fixture_;
+};
+
+Schedule schedule_due_at(Timestamp due) {
+  Schedule s;
+  s.id = generate_uuid();
+  s.agent_id = "installed:echo";
+  s.params = {{"n", 1}};
+  s.cron = "*/5 * * * *";
+  s.created_at = now_ms();
+  s.next_run_at = due;
+  return s;
+}
+
+TEST_F(PgAutomationStoreTest, AScheduleTimeIsClaimedByOneHost) {
+  auto a = host("a");
+  auto b = host("b");
+  const Timestamp due = now_ms();
+  Schedule s = schedule_due_at(due);
+  a->put_schedule(s);
+  ASSERT_EQ(b->list_schedules().size(), 1u);
+
+  const auto claimed = a->claim_schedule_time(s.id, due, due + 5min);
+  ASSERT_TRUE(claimed);
+  EXPECT_EQ(claimed->next_run_at, std::optional<Timestamp>(due + 5min));
+  EXPECT_EQ(claimed->params, s.params);
+  EXPECT_FALSE(b->claim_schedule_time(s.id, due, due + 5min)) << "the time was taken";
+  a->set_schedule_last_run(s.id, "run-1");
+  // An edit from an older copy keeps the run the firing recorded.
+  s.task = "edited";
+  s.next_run_at = due + 5min;
+  b->put_schedule(s);
+  const auto stored = a->get_schedule(s.id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->task, std::optional<std::string>("edited"));
+  EXPECT_EQ(stored->last_run_id, std::optional<std::string>("run-1"));
+  // Disabled: no claim; deleted: none either.
+  s.enabled = false;
+  a->put_schedule(s);
+  EXPECT_FALSE(b->claim_schedule_time(s.id, due + 5min, due + 10min));
+  EXPECT_TRUE(a->delete_schedule(s.id));
+  EXPECT_FALSE(b->claim_schedule_time(s.id, due + 5min, due + 10min));
+}
+
+TEST_F(PgAutomationStoreTest, ManyHostsRacingForOneTimeLetOneWinEachTime) {
+  constexpr int kHosts = 6;
+  constexpr int kTimes = 30;
+  std::vector<std::unique_ptr<PgAutomationStore>> hosts;
+  for (int i = 0; i < kHosts; ++i) hosts.push_back(host("h" + std::to_string(i)));
+  Timestamp due = now_ms();
+  const Schedule s = schedule_due_at(due);
+  hosts[0]->put_schedule(s);
+  for (int time = 0; time < kTimes; ++time) {
+    std::atomic<int> wins{0};
+    {
+      std::vector<std::jthread> racers;
+      for (auto& each : hosts) {
+        racers.emplace_back([&, store = each.get()] {
+          if (store->claim_schedule_time(s.id, due, due + 1min)) ++wins;
+        });
+      }
+    }
+    ASSERT_EQ(wins.load(), 1) << "time " << time;
+    due += 1min;
+  }
+}
+
+TEST_F(PgAutomationStoreTest, AWaitingRetryIsTakenByOneHostAndNeverQueuedAgain) {
+  auto a = host("a");
+  auto b = host("b");
+  PendingRetry retry;
+  retry.failed_run_id = "failed-1";
+  retry.due_at = now_ms();
+  retry.agent_id = "installed:echo";
+  retry.params = {{"x", "y"}};
+  a->add_pending_retry(retry);
+  b->add_pending_retry(retry);  // the same failure, seen by the other host
+  ASSERT_EQ(b->list_pending_retries().size(), 1u);
+
+  const auto taken = b->take_pending_retry("failed-1");
+  ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->params, retry.params);
+  EXPECT_FALSE(a->take_pending_retry("failed-1"));
+  EXPECT_TRUE(b->take_pending_retry("failed-1")) << "its taker may take it again";
+  EXPECT_TRUE(a->list_pending_retries().empty());
+  b->finish_pending_retry("failed-1");
+  // The failure seen late by a host queues nothing; started, it is taken by none.
+  a->add_pending_retry(retry);
+  EXPECT_TRUE(a->list_pending_retries().empty());
+  EXPECT_FALSE(a->take_pending_retry("failed-1"));
+  EXPECT_FALSE(b->take_pending_retry("failed-1"));
+
+  // One that could not start waits again, for any host.
+  retry.failed_run_id = "failed-2";
+  a->add_pending_retry(retry);
+  ASSERT_TRUE(a->take_pending_retry("failed-2"));
+  a->release_pending_retry("failed-2", retry.due_at + 5s);
+  const auto waiting = b->list_pending_retries();
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_EQ(waiting[0].due_at, retry.due_at + 5s);
+  EXPECT_TRUE(b->take_pending_retry("failed-2"));
+}
+
+TEST_F(PgAutomationStoreTest, ADeliveryIsMadeOnceAndHeldByTheHostThatMadeIt) {
+  auto a = host("a");
+  auto b = host("b");
+  Webhook webhook;
+  webhook.id = generate_uuid();
+  webhook.url = "http://127.0.0.1:9/hook";
+  webhook.events = {"run.finished"};
+  webhook.created_at = now_ms();
+  a->add_webhook(webhook);
+  ASSERT_TRUE(b->get_webhook(webhook.id));
+
+  Delivery d;
+  d.id = "the-same-on-every-host";
+  d.webhook_id = webhook.id;
+  d.event = "run.finished";
+  d.instance_id = "run-1";
+  d.body = "{}";
+  d.created_at = now_ms();
+  d.next_attempt_at = d.created_at;
+  EXPECT_EQ(b->add_deliveries({d}, 1h).size(), 1u);
+  EXPECT_TRUE(a->add_deliveries({d}, 1h).empty()) << "made by the other host already";
+  EXPECT_TRUE(a->claim_pending_deliveries(1h).empty()) << "held by the other host";
+
+  // Its holder records a failed attempt, to retry in a while: still held.
+  d.attempts = 1;
+  d.last_status_code = 500;
+  d.next_attempt_at = now_ms() + 1h;
+  b->update_delivery(d, 200, 10s);
+  EXPECT_TRUE(a->claim_pending_deliveries(1h).empty());
+  // A hold that has passed (the holder stopped renewing it): taken over.
+  d.next_attempt_at = now_ms() - 1min;
+  b->update_delivery(d, 200, 0ms);
+  const auto taken = a->claim_pending_deliveries(1h);
+  ASSERT_EQ(taken.size(), 1u);
+  EXPECT_EQ(taken[0].id, d.id);
+  EXPECT_EQ(taken[0].attempts, 1u);
+  EXPECT_TRUE(b->claim_pending_deliveries(1h).empty());
+  // The old holder's late record changes nothing; the new holder's lands.
+  d.status = DeliveryStatus::delivered;
+  d.attempts = 2;
+  b->update_delivery(d, 200, 1h);
+  EXPECT_EQ(a->list_deliveries(webhook.id, 10).at(0).status, DeliveryStatus::pending);
+  a->update_delivery(d, 200, 1h);
+  EXPECT_EQ(b->list_deliveries(webhook.id, 10).at(0).status, DeliveryStatus::delivered);
+
+  // Deleting the webhook takes its deliveries; a delivery for it made
+  // afterwards is not stored.
+  EXPECT_TRUE(b->delete_webhook(webhook.id));
+  EXPECT_TRUE(a->list_deliveries(webhook.id, 10).empty());
+  d.id = "another";
+  EXPECT_TRUE(a->add_deliveries({d}, 1h).empty());
+}
+
+}  // namespace
+}  // namespace nightshift::testing
