@@ -69,16 +69,7 @@ Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options
     }
   });
   // Deliveries a stopped host left pending: sent when their time comes.
-  for (Delivery& delivery : store_.claim_pending_deliveries(hold())) {
-    const Timestamp now = now_ms();
-    const auto wait =
-        delivery.next_attempt_at && *delivery.next_attempt_at > now
-            ? std::chrono::duration_cast<std::chrono::milliseconds>(*delivery.next_attempt_at - now)
-            : std::chrono::milliseconds(0);
-    net::post(ioc_, [this, delivery = std::move(delivery), wait]() mutable {
-      retry_later(std::move(delivery), wait);
-    });
-  }
+  take_over_pending();
   subscription_ = bus.subscribe([this](const EventPtr& event) { on_event(event); });
 }
 
@@ -177,6 +168,10 @@ void Webhooks::refresh() {
     std::lock_guard lock(mutex_);
     webhooks_ = std::move(stored);
   }
+  take_over_pending();
+}
+
+void Webhooks::take_over_pending() {
   for (Delivery& delivery : store_.claim_pending_deliveries(hold())) {
     const Timestamp now = now_ms();
     const auto wait =

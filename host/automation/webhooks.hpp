@@ -120,6 +120,9 @@ class Webhooks {
   // How long this host holds a shared delivery past its next attempt: the
   // attempt's timeout and room for recording its outcome.
   std::chrono::milliseconds hold() const;
+  // Claims the pending deliveries no host holds (a stopped host's, or on a
+  // shared store one whose holder went away) and sends each at its time.
+  void take_over_pending();
 
   AutomationStore& store_;
   const WebhookOptions options_;
