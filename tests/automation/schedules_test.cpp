@@ -132,13 +132,20 @@ TEST(SchedulesTest, SchedulesFireAtTheirTimeSkippingOrQueueingOverAnActiveRun) {
       [&](const nightshift::Run& r) { return r.schedule_id == plain.id; }, 90s);
   ASSERT_TRUE(fired) << "the schedule did not fire";
   EXPECT_GE(fired->created_at, due);
-  ASSERT_TRUE(wait_until(
+  // A schedule's time is claimed (its next time moved on) before its run
+  // starts, and the run is recorded as its last one (and counted) after:
+  // wait for all of it; the checks below say what did not come.
+  wait_until(
       [&] {
         return schedules.get(skipping.id)->next_run_at > due &&
                schedules.get(queueing.id)->next_run_at > due &&
-               schedules.get(plain.id)->next_run_at > due;
+               schedules.get(plain.id)->next_run_at > due &&
+               schedules.get(plain.id)->last_run_id.has_value() &&
+               runs_of_schedule(fixture, queueing.id) == 2u &&
+               fixture.automation().stats().scheduled_starts == 2u &&
+               fixture.automation().stats().scheduled_skips == 1u;
       },
-      20s));
+      20s);
   EXPECT_EQ(*schedules.get(plain.id)->next_run_at, due + 60s);
   EXPECT_EQ(schedules.get(plain.id)->last_run_id, std::optional<std::string>(fired->instance_id));
   EXPECT_EQ(runs_of_schedule(fixture, skipping.id), 1u)
