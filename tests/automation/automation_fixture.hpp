@@ -10,6 +10,7 @@
 #include <string>
 
 #include "api/wire.hpp"
+#include "every_run.hpp"
 #include "host.hpp"
 #include "test_support.hpp"
 
@@ -50,14 +51,8 @@ class AutomationHost {
   Automation& automation() { return host_->automation(); }
   std::filesystem::path database() const { return dir_ / "data" / "nightshift.db"; }
 
-  // Every run in the store (active and history), newest first.
-  std::vector<Run> all_runs() {
-    std::vector<Run> out = runs().active();
-    HistoryQuery query;
-    query.limit = 500;
-    for (Run& run : runs().history(query).runs) out.push_back(std::move(run));
-    return out;
-  }
+  // Every run in the store (active, then history newest first), each once.
+  std::vector<Run> all_runs() { return every_run(runs()); }
 
   std::optional<Run> find_run(const std::function<bool(const Run&)>& predicate) {
     for (Run& run : all_runs()) {

@@ -5,6 +5,7 @@
 #include <map>
 #include <set>
 
+#include "every_run.hpp"
 #include "receiver.hpp"
 #include "shared_hosts.hpp"
 
@@ -23,19 +24,10 @@ SharedHostSettings automated(const std::string& name) {
   return settings;
 }
 
-// Every run of the shared store, active and finished.
-std::vector<nightshift::Run> all_runs(SharedHost& host) {
-  std::vector<nightshift::Run> out = host.runs().active();
-  HistoryQuery query;
-  query.limit = 500;
-  for (nightshift::Run& run : host.runs().history(query).runs) out.push_back(std::move(run));
-  return out;
-}
-
 std::size_t count_runs(SharedHost& host,
                        const std::function<bool(const nightshift::Run&)>& predicate) {
   std::size_t count = 0;
-  for (const nightshift::Run& run : all_runs(host)) count += predicate(run) ? 1 : 0;
+  for (const nightshift::Run& run : testing::every_run(host.runs())) count += predicate(run) ? 1 : 0;
   return count;
 }
 
