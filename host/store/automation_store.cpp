@@ -10,6 +10,7 @@
 #include <mutex>
 #include <stdexcept>
 
+#include "store/queries.hpp"
 #include "store/run_row.hpp"
 
 namespace nightshift {
@@ -224,9 +225,22 @@ void SqliteAutomationStore::add_pending_retry(const PendingRetry& retry) {
 }
 
 // One host: the retry is read, not marked; it stays until it is finished
-// (deleted), so a host that stops between the two starts it again.
+// (deleted). A host that stopped between starting the retry's run and
+// finishing the retry finds that run here, and finishes it instead of
+// starting it again.
 std::optional<PendingRetry> SqliteAutomationStore::take_pending_retry(
     const std::string& failed_run_id) {
+  {
+    std::lock_guard lock(impl_->mutex);
+    SQLite::Statement started(impl_->db, store::retry_started_sql());
+    started.bind(1, failed_run_id);
+    if (started.executeStep()) {
+      SQLite::Statement finish(impl_->db, "DELETE FROM pending_retries WHERE failed_run_id = ?1");
+      finish.bind(1, failed_run_id);
+      finish.exec();
+      return std::nullopt;
+    }
+  }
   for (PendingRetry& retry : list_pending_retries()) {
     if (retry.failed_run_id == failed_run_id) return std::move(retry);
   }

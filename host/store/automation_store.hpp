@@ -59,7 +59,9 @@ class AutomationStore {
   // Takes the waiting retry of `failed_run_id` to start it: only one host
   // gets it (the one that has it may take it again, e.g. when putting it
   // back failed); nullopt when another host took it, it was started, or it
-  // is unknown.
+  // is unknown. A retry whose run is already stored (its host stopped
+  // between starting that run and finishing the retry) is finished here and
+  // not handed out again.
   virtual std::optional<PendingRetry> take_pending_retry(const std::string& failed_run_id) = 0;
   // A taken retry that could not start now waits again, until `due_at`.
   virtual void release_pending_retry(const std::string& failed_run_id, Timestamp due_at) = 0;

@@ -33,4 +33,8 @@ std::string read_logs_sql() {
          "ORDER BY seq LIMIT ?3";
 }
 
+std::string retry_started_sql() {
+  return "SELECT 1 FROM runs WHERE retry_of = ?1 LIMIT 1";
+}
+
 }  // namespace nightshift::store

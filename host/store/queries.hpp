@@ -22,4 +22,7 @@ std::string prune_candidates_sql();
 // A run's log entries after a seq: ?1 instance_id, ?2 after seq, ?3 limit.
 std::string read_logs_sql();
 
+// Whether a run retries the failed run ?1 (one row or none).
+std::string retry_started_sql();
+
 }  // namespace nightshift::store

@@ -199,6 +199,12 @@ constexpr std::array kMigrations{
       -- v1.1: the name of the host that executed the run (NULL while queued).
       ALTER TABLE runs ADD COLUMN host TEXT;
     )sql"},
+    Migration{9, R"sql(
+      -- v1.1: finds the run that retries a failed one, so that a retry
+      -- started just before the host stopped is not started again. Only
+      -- retries are in it.
+      CREATE INDEX runs_by_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
+    )sql"},
 };
 
 }  // namespace

@@ -70,5 +70,9 @@ TEST_F(QueryPlanTest, PruneAndLogReadsUseIndexes) {
       << logs_plan;
 }
 
+TEST_F(QueryPlanTest, FindingARetrysRunUsesItsIndex) {
+  expect_index_scan(db_, store::retry_started_sql(), "runs_by_retry_of");
+}
+
 }  // namespace
 }  // namespace nightshift::testing

@@ -9,7 +9,7 @@
 namespace nightshift::testing {
 namespace {
 
-constexpr int kLatestSchemaVersion = kOnPostgresql ? 3 : 8;
+constexpr int kLatestSchemaVersion = kOnPostgresql ? 4 : 9;
 // What step 7 made besides columns (which a rebuild of the runs table drops),
 // taken away so that the step can run again.
 constexpr const char* kDropAutomationTables =

@@ -108,6 +108,7 @@ Delivery read_delivery(const pg::Result& r, int row, int first = 0) {
 }
 
 constexpr const char* kRetryColumns = "failed_run_id, due_at, attempt, agent_id, task, params";
+constexpr int kRetryColumnCount = 6;
 
 PendingRetry read_retry(const pg::Result& r, int row) {
   PendingRetry retry;
@@ -240,9 +241,16 @@ std::optional<PendingRetry> PgAutomationStore::take_pending_retry(
       exec(std::string("UPDATE pending_retries SET taken_by = $2, taken_at = $3 "
                        "WHERE failed_run_id = $1 AND NOT started "
                        "AND (taken_by IS NULL OR taken_by = $2 OR taken_at < $4) RETURNING ") +
-               kRetryColumns,
+               kRetryColumns + ", EXISTS (SELECT 1 FROM runs WHERE retry_of = $1) AS run_exists",
            {failed_run_id, host_name_, ms_param(now), ms_param(now - kTakenRetryLease)});
   if (r.rows() == 0) return std::nullopt;
+  // A host that died between starting the retry's run and marking the retry
+  // started: the run is there, so the retry is marked started now, not
+  // started again.
+  if (r.boolean(0, kRetryColumnCount)) {
+    exec("UPDATE pending_retries SET started = true WHERE failed_run_id = $1", {failed_run_id});
+    return std::nullopt;
+  }
   return read_retry(r, 0);
 }
 

@@ -182,6 +182,11 @@ constexpr std::array kMigrations{
       CREATE INDEX deliveries_by_webhook ON deliveries (webhook_id, seq);
       CREATE INDEX deliveries_pending ON deliveries (claimed_until) WHERE status = 'pending';
     )sql"},
+    Migration{4, R"sql(
+      -- Finds the run that retries a failed one, so that a retry a host
+      -- started just before it died is not started again by another host.
+      CREATE INDEX runs_by_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
+    )sql"},
 };
 
 }  // namespace
