@@ -88,6 +88,9 @@ Host::Host(HostOptions options) : options_(std::move(options)) {
   // file, or in the PostgreSQL database every host shares.
   automation_ = std::make_unique<Automation>(*catalog_, *runs_, *bus_,
                                              open_automation_store(location), options_.automation);
+  // Runs the previous host left active were failed before the retrier
+  // listened: they are retried as any failed run.
+  automation_->retries().consider_failed(runs_->take_interrupted_at_start());
 }
 
 Host::~Host() {

@@ -65,6 +65,15 @@ void Retrier::on_event(const EventPtr& event) {
   wake_.notify_all();
 }
 
+void Retrier::consider_failed(std::vector<Run> runs) {
+  std::lock_guard lock(mutex_);
+  if (stopping_) return;
+  for (Run& run : runs) {
+    if (run.status == RunStatus::failed) failures_.push_back(std::move(run));
+  }
+  wake_.notify_all();
+}
+
 void Retrier::work_loop() {
   ::pthread_setname_np(::pthread_self(), "ns-retry-check");
   std::unique_lock lock(mutex_);

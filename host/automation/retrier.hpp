@@ -47,6 +47,11 @@ class Retrier {
   // seen (another host queued them); nothing on a single-host store.
   void refresh();
 
+  // Runs that failed while no retrier listened (start-up recovery marked
+  // them interrupted): each is retried as its agent's limits say, as if its
+  // `finished` event had been heard.
+  void consider_failed(std::vector<Run> runs);
+
   std::uint64_t retries_started() const { return started_.load(); }
   std::uint64_t retries_waiting() const;
 

@@ -109,6 +109,9 @@ struct RunManager::Impl {
   Store& store;
   EventBus& bus;
   const RunManagerOptions options;
+  // Marked failed (interrupted) by the start-up recovery; until taken.
+  std::mutex interrupted_mutex;
+  std::vector<Run> interrupted_at_start;
   // Forks the worker of each process run (started at the first); shared
   // with the runs using it, so that a run let go at shutdown keeps it.
   const std::shared_ptr<isolation::Spawner> spawner =
@@ -221,10 +224,13 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
           [this](const Run& run) { retire(run); }) {
   // Before anything else: a run the store still calls active belonged to a
   // host that is gone.
-  const std::size_t interrupted = store.mark_interrupted(now_ms(), kRecoveryError);
-  if (interrupted > 0) {
+  const std::vector<std::string> interrupted = store.mark_interrupted(now_ms(), kRecoveryError);
+  if (!interrupted.empty()) {
     spdlog::warn("marked {} run(s) left active by the previous host as failed (interrupted)",
-                 interrupted);
+                 interrupted.size());
+  }
+  for (const std::string& id : interrupted) {
+    if (std::optional<Run> run = store.get_run(id)) interrupted_at_start.push_back(std::move(*run));
   }
   writer = std::make_unique<StoreWriter>(
       store, [this](const std::vector<WriteOp>& ops) { events.on_committed(ops); });
@@ -1233,6 +1239,11 @@ LogPage RunManager::logs(const std::string& instance_id, std::uint64_t after,
                          std::size_t limit) const {
   return impl_->logs(instance_id, after, limit);
 }
+std::vector<Run> RunManager::take_interrupted_at_start() {
+  std::lock_guard lock(impl_->interrupted_mutex);
+  return std::exchange(impl_->interrupted_at_start, {});
+}
+
 RunManagerStats RunManager::stats() const {
   return impl_->stats();
 }

@@ -200,6 +200,11 @@ class RunManager {
   // to exit. Idempotent.
   void shutdown(std::chrono::milliseconds grace);
 
+  // The runs that start-up recovery marked failed (interrupted), as stored;
+  // handed out once (the host gives them to the retrier, which was not yet
+  // listening when they were marked).
+  std::vector<Run> take_interrupted_at_start();
+
   // Waits until the run is terminal and its final record is committed, or
   // until `timeout`. Returns the run as it is then. For tests and the CLI's
   // in-process uses; the API does not block on it.

@@ -389,16 +389,17 @@ bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops)
   return prune_unfinished;
 }
 
-std::size_t RunStore::mark_interrupted(Timestamp now, const std::string& error) {
+std::vector<std::string> RunStore::mark_interrupted(Timestamp now, const std::string& error) {
   SQLite::Transaction transaction(impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement mark(impl_->writer,
                          "UPDATE runs SET status = 'failed', finished = 1, error = ?1, "
-                         "ended_at = ?2 WHERE finished = 0");
+                         "ended_at = ?2 WHERE finished = 0 RETURNING instance_id");
   mark.bind(1, error);
   mark.bind(2, store::to_ms(now));
-  const int marked = mark.exec();
+  std::vector<std::string> marked;
+  while (mark.executeStep()) marked.push_back(mark.getColumn(0).getString());
   transaction.commit();
-  return static_cast<std::size_t>(marked);
+  return marked;
 }
 
 std::size_t RunStore::prune(const RetentionPolicy& policy, Timestamp now) {

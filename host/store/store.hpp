@@ -52,7 +52,8 @@ class Store {
   virtual bool apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) = 0;
   // Start-up recovery: every run still active becomes failed with `error`.
   // A store shared by several hosts marks only the runs of this host.
-  virtual std::size_t mark_interrupted(Timestamp now, const std::string& error) = 0;
+  // Returns the instance ids of the runs it marked.
+  virtual std::vector<std::string> mark_interrupted(Timestamp now, const std::string& error) = 0;
   // Deletes finished runs that the policy no longer keeps, with their logs.
   virtual std::size_t prune(const RetentionPolicy& policy, Timestamp now) = 0;
 

@@ -6,6 +6,7 @@
 #include <set>
 
 #include "automation_fixture.hpp"
+#include "store/sqlite/sqlite_store.hpp"
 
 namespace nightshift {
 namespace {
@@ -107,6 +108,65 @@ TEST(RetriesTest, ARetryWaitingForItsTimeSurvivesARestart) {
   SQLite::Database db(fixture.database().string());
   EXPECT_TRUE(wait_until(
       [&] { return db.execAndGet("SELECT count(*) FROM pending_retries").getInt() == 0; }));
+}
+
+// A run left active by a host that stopped without shutting down (a crash):
+// the next start fails it as interrupted, and it is retried as any failed
+// run is, when its agent asks for retries.
+TEST(RetriesTest, ARunLeftActiveByAHostThatStoppedIsRetriedAtTheNextStart) {
+  AutomationHost fixture;
+  fixture.write_remix("flaky",
+                      "base: installed:runs-fail\nlimits:\n  retries: 1\n"
+                      "  retryBackoffSeconds: 0.05");
+  fixture.write_remix("steady", "base: installed:runs-fail");  // no retries
+  fixture.open();  // makes the database
+  fixture.close();
+  const auto left_running = [](const std::string& name) {
+    nightshift::Run run;
+    run.instance_id = generate_uuid();
+    run.thread_id = generate_uuid();
+    run.agent_id = "remix:" + name;
+    run.agent_name = name;
+    run.agent_source = AgentSource::remix;
+    run.task = "left " + name;
+    run.status = RunStatus::running;
+    run.created_at = now_ms() - 2s;
+    run.started_at = now_ms() - 1s;
+    return run;
+  };
+  const nightshift::Run flaky = left_running("flaky");
+  const nightshift::Run steady = left_running("steady");
+  {
+    SqliteStore store(StoreOptions{fixture.database(), 1});
+    store.apply({UpsertRun{flaky}, UpsertRun{steady}});
+  }
+
+  fixture.open();
+  for (const nightshift::Run& run : {flaky, steady}) {
+    const auto marked = fixture.runs().get(run.instance_id);
+    ASSERT_TRUE(marked);
+    EXPECT_EQ(marked->status, RunStatus::failed);
+    EXPECT_NE(marked->error.value_or("").find("interrupted"), std::string::npos);
+  }
+  const auto retry = fixture.wait_for_run(
+      [&](const nightshift::Run& r) { return r.retry_of == flaky.instance_id; });
+  ASSERT_TRUE(retry);
+  EXPECT_EQ(retry->attempt, 2u);
+  EXPECT_EQ(retry->agent_id, "remix:flaky");
+  EXPECT_EQ(retry->task, flaky.task);
+  EXPECT_EQ(fixture.finish(*retry).status, RunStatus::failed);
+  // The remix without retries is not retried, and the retry (attempt 2 of
+  // 1 + 1) is not retried again.
+  EXPECT_FALSE(wait_until(
+      [&] {
+        return fixture
+            .find_run([&](const nightshift::Run& r) {
+              return r.retry_of == steady.instance_id || r.retry_of == retry->instance_id;
+            })
+            .has_value();
+      },
+      1s, 20ms));
+  EXPECT_EQ(fixture.automation().stats().retries_started, 1u);
 }
 
 TEST(RerunTest, StartsAFinishedRunAgainWithItsTaskAndParams) {

@@ -839,7 +839,7 @@ std::size_t PostgresStore::prune_chunk(WriteBatch& batch, const RetentionPolicy&
   return doomed.size();
 }
 
-std::size_t PostgresStore::mark_interrupted(Timestamp now, const std::string& error) {
+std::vector<std::string> PostgresStore::mark_interrupted(Timestamp now, const std::string& error) {
   auto conn = borrow_writer();
   pg::Transaction transaction(*conn);
   const pg::Result marked = conn->exec(
@@ -851,7 +851,7 @@ std::size_t PostgresStore::mark_interrupted(Timestamp now, const std::string& er
   for (int i = 0; i < marked.rows(); ++i) ids.push_back(marked.string(i, 0));
   notify_runs_changed(*conn, ids);
   transaction.commit();
-  return ids.size();
+  return ids;
 }
 
 std::size_t PostgresStore::prune(const RetentionPolicy& policy, Timestamp now) {
