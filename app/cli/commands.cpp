@@ -294,6 +294,23 @@ int show_command(RunIdOptions& options) {
       {"Duration", {format_duration(int_member(run, "durationMs"))}},
       {"Host", {host_or_dash(run)}},
   };
+  // Where the run came from, when not a first start by hand.
+  std::vector<std::string> origin;
+  if (const auto retry_of = string_member(run, "retryOf"); !retry_of.empty()) {
+    origin.push_back("attempt " + std::to_string(int_member(run, "attempt")) + ", retry of " +
+                     retry_of);
+  }
+  if (const auto rerun_of = string_member(run, "rerunOf"); !rerun_of.empty()) {
+    origin.push_back("re-run of " + rerun_of);
+  }
+  if (const auto schedule = string_member(run, "scheduleId"); !schedule.empty()) {
+    origin.push_back("schedule " + schedule);
+  }
+  if (!origin.empty()) {
+    std::string text = origin.front();
+    for (std::size_t i = 1; i < origin.size(); ++i) text += "; " + origin[i];
+    fields.push_back({"Origin", {text}});
+  }
   if (const auto* progress = run.if_contains("progress"); progress && progress->is_number()) {
     fields.push_back(
         {"Progress",

@@ -749,6 +749,13 @@ TEST_F(CliTest, RerunStartsAFinishedRunAgain) {
   const auto shown = json::parse(cli({"show", again, "--json"}).out);
   EXPECT_EQ(shown.at("rerunOf"), id.c_str());
   EXPECT_EQ(shown.at("task"), "once more");
+  // Said in words too; a run started by hand has no origin line.
+  const std::string words = cli({"show", again}).out;
+  const auto origin = words.find("Origin:");
+  ASSERT_NE(origin, std::string::npos) << words;
+  const std::string line = words.substr(origin, words.find('\n', origin) - origin);
+  EXPECT_NE(line.find("re-run of " + id), std::string::npos) << line;
+  EXPECT_EQ(cli({"show", id}).out.find("Origin:"), std::string::npos);
 }
 
 TEST_F(CliTest, ScheduleAddListDisableTriggerAndRemove) {
