@@ -204,7 +204,7 @@ std::optional<std::uint64_t> unsigned_field(const json::object& object, const ch
 // ---- processes --------------------------------------------------------------
 
 std::string command_line_of(const std::string& pid) {
-  std::string text = read_file(std::filesystem::path("/proc") / pid / "cmdline");
+  std::string text = testing::read_proc_file(std::filesystem::path("/proc") / pid / "cmdline");
   for (auto& c : text) {
     if (c == '\0') c = ' ';
   }

@@ -39,9 +39,7 @@ std::vector<std::filesystem::path> agent_dirs() {
 
 // A process that exists and is not a zombie waiting to be reaped.
 bool process_alive(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  if (!stat) return false;
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const std::string text = testing::read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   const auto paren = text.rfind(')');
   return paren != std::string::npos && paren + 2 < text.size() && text[paren + 2] != 'Z';
 }
@@ -52,8 +50,7 @@ std::vector<pid_t> children_of(pid_t parent) {
   for (const auto& entry : std::filesystem::directory_iterator("/proc")) {
     const std::string name = entry.path().filename().string();
     if (name.find_first_not_of("0123456789") != std::string::npos) continue;
-    std::ifstream stat(entry.path() / "stat");
-    std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+    const std::string text = testing::read_proc_file(entry.path() / "stat");
     const auto paren = text.rfind(')');
     if (paren == std::string::npos) continue;
     std::istringstream rest(text.substr(paren + 2));

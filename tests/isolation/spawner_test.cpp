@@ -38,8 +38,7 @@ std::vector<std::filesystem::path> agent_dirs() {
 
 // The state letter and parent of a process; state 0 when it does not exist.
 std::pair<char, pid_t> stat_of(pid_t pid) {
-  std::ifstream stat("/proc/" + std::to_string(pid) + "/stat");
-  std::string text((std::istreambuf_iterator<char>(stat)), std::istreambuf_iterator<char>());
+  const std::string text = testing::read_proc_file("/proc/" + std::to_string(pid) + "/stat");
   const auto paren = text.rfind(')');
   if (paren == std::string::npos) return {0, 0};
   std::istringstream rest(text.substr(paren + 2));
@@ -55,8 +54,7 @@ bool process_alive(pid_t pid) {
 }
 
 std::string cmdline_of(pid_t pid) {
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline");
-  std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  std::string text = testing::read_proc_file("/proc/" + std::to_string(pid) + "/cmdline");
   for (char& c : text) {
     if (c == '\0') c = ' ';
   }

@@ -3,8 +3,10 @@
 // sleep bare and never assert on speed).
 #pragma once
 
+#include <fcntl.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <fstream>
@@ -44,6 +46,29 @@ inline void write_file(const std::filesystem::path& path, const std::string& con
 inline std::string read_file(const std::filesystem::path& path) {
   std::ifstream in(path, std::ios::binary);
   return std::string(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
+// A file under /proc, read whole; empty when the process is gone. Read with
+// read(2) rather than a stream: a process that exits while its file is read
+// makes the read fail with ESRCH, which std::filebuf reports by throwing.
+inline std::string read_proc_file(const std::filesystem::path& path) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return {};
+  std::string text;
+  char buf[4096];
+  for (;;) {
+    const ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n > 0) {
+      text.append(buf, static_cast<std::size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else {
+      if (n < 0) text.clear();
+      break;
+    }
+  }
+  ::close(fd);
+  return text;
 }
 
 // Polls `condition` until it holds or `timeout` passes; returns whether it held.
