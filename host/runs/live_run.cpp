@@ -101,10 +101,16 @@ std::chrono::milliseconds bounded_wait(std::uint64_t milliseconds) {
   return std::chrono::milliseconds(std::min(milliseconds, kLongest));
 }
 
+// A wait at least this long first gives back the stack pages the agent is
+// not using (see WorkerThread::release_unused_stack): thousands of runs
+// sleeping at once then hold little more than bare threads.
+constexpr std::uint64_t kLongWaitMs = 500;
+
 bool on_sleep_for(const nightshift_run* c_run, std::uint64_t milliseconds) {
   LiveRun& run = live(c_run);
   std::stop_token token = run.stop.get_token();
   if (milliseconds == 0) return !token.stop_requested();
+  if (milliseconds >= kLongWaitMs) WorkerThread::release_unused_stack();
   try {
     std::unique_lock lock(run.wait_mutex);
     const bool stopped = run.wait_cv.wait_for(lock, token, bounded_wait(milliseconds),
@@ -121,6 +127,7 @@ bool on_next_message(const nightshift_run* c_run, std::uint64_t timeout_ms,
   LiveRun& run = live(c_run);
   std::stop_token token = run.stop.get_token();
   std::string message;
+  if (timeout_ms >= kLongWaitMs) WorkerThread::release_unused_stack();
   try {
     std::unique_lock lock(run.wait_mutex);
     if (token.stop_requested()) return false;

@@ -19,7 +19,7 @@ void bind_optional_time(SQLite::Statement& statement, int index,
 void bind_optional_text(SQLite::Statement& statement, int index,
                         const std::optional<std::string>& text) {
   if (text) {
-    statement.bind(index, *text);
+    statement.bindNoCopy(index, *text);
   } else {
     statement.bind(index);
   }
@@ -59,14 +59,14 @@ void check_writable(const Run& run) {
 
 void bind_run(SQLite::Statement& statement, const Run& run) {
   check_writable(run);
-  statement.bind(1, run.instance_id);
-  statement.bind(2, run.thread_id);
-  statement.bind(3, run.agent_id);
-  statement.bind(4, run.agent_name);
-  statement.bind(5, std::string(to_string(run.agent_source)));
+  statement.bindNoCopy(1, run.instance_id);
+  statement.bindNoCopy(2, run.thread_id);
+  statement.bindNoCopy(3, run.agent_id);
+  statement.bindNoCopy(4, run.agent_name);
+  statement.bindNoCopy(5, to_string(run.agent_source).data());
   bind_optional_text(statement, 6, run.task);
   statement.bind(7, boost::json::serialize(run.params));
-  statement.bind(8, std::string(to_string(run.status)));
+  statement.bindNoCopy(8, to_string(run.status).data());
   statement.bind(9, to_ms(run.created_at));
   bind_optional_time(statement, 10, run.started_at);
   bind_optional_time(statement, 11, run.ended_at);
@@ -90,7 +90,7 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
     statement.bind(17);
   }
   statement.bind(18, run.accepts_messages ? 1 : 0);
-  statement.bind(19, std::string(to_string(run.isolation)));
+  statement.bindNoCopy(19, to_string(run.isolation).data());
   bind_optional_text(statement, 20, run.host);
   statement.bind(21, static_cast<std::int64_t>(run.attempt));
   bind_optional_text(statement, 22, run.retry_of);

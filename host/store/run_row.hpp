@@ -27,6 +27,8 @@ inline constexpr int kFinishedParameter = kRunColumnCount + 1;
 
 // Binds the run's fields to the parameters of the upsert statement:
 // kRunColumns in order, then `finished` as the last one (kFinishedParameter).
+// The text fields are bound without a copy: `run` must stay alive and
+// unchanged until the statement has been executed.
 void bind_run(SQLite::Statement& statement, const Run& run);
 
 // Reads the current row, selected with kRunColumns starting at column 0.

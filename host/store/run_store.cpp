@@ -206,13 +206,22 @@ struct RunStore::Impl {
   // first upsert find their run. The run manager upserts each run three
   // times (queued, running, final), and each write touches seven indexes.
   static constexpr std::size_t kNotWrittenHere = std::numeric_limits<std::size_t>::max();
+  //
+  // An AppendLogs raises its run's stored log count, unless an upsert of
+  // the run later in the batch (and not behind a delete or prune of it)
+  // carries a count that covers its entries: the run manager hands a run's
+  // entries to the writer before the record that counts them, so in a busy
+  // batch the separate UPDATE is mostly redundant.
   struct UpsertPlan {
     std::size_t source = kNotWrittenHere;  // the op whose run to write here
     std::uint64_t log_count = 0;           // the highest count in the group
+    bool log_count_covered = false;        // for an AppendLogs: see above
   };
   // Fills upsert_plans for `ops`: a group's first position gets the plan,
   // the group's later positions keep kNotWrittenHere.
   void plan_upserts(const std::vector<WriteOp>& ops);
+  // Appends the entries; raises the stored count unless it is covered.
+  void append_logs(const AppendLogs& op, bool raise_log_count);
 
   StoreOptions options;
   SQLite::Database writer;
@@ -229,6 +238,7 @@ struct RunStore::Impl {
   std::vector<UpsertPlan> upsert_plans;
   std::pmr::unsynchronized_pool_resource plan_memory;
   std::pmr::unordered_map<std::string_view, std::size_t> open_groups{&plan_memory};
+  std::pmr::unordered_map<std::string_view, std::uint64_t> later_counts{&plan_memory};
 
   // ---- read side: immutable after construction, or thread-safe ----
   const store::HistoryCursorCodec cursors;
@@ -277,10 +287,31 @@ void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
       open_groups.clear();
     }
   }
+  // Backwards: the highest count an upsert after each position carries.
+  later_counts.clear();
+  for (std::size_t i = ops.size(); i-- > 0;) {
+    if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
+      auto [it, is_new] = later_counts.try_emplace(upsert->run.instance_id, upsert->run.log_count);
+      if (!is_new) it->second = std::max(it->second, upsert->run.log_count);
+    } else if (const auto* logs = std::get_if<AppendLogs>(&ops[i])) {
+      const auto it = later_counts.find(logs->instance_id);
+      upsert_plans[i].log_count_covered = !logs->entries.empty() && it != later_counts.end() &&
+                                          it->second >= logs->entries.back().seq;
+    } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
+      later_counts.erase(deletion->instance_id);
+    } else if (std::holds_alternative<PruneRuns>(ops[i])) {
+      later_counts.clear();
+    }
+  }
 }
 
 bool RunStore::Impl::apply_one(const AppendLogs& op) {
-  if (op.entries.empty()) return false;
+  append_logs(op, true);
+  return false;
+}
+
+void RunStore::Impl::append_logs(const AppendLogs& op, bool raise) {
+  if (op.entries.empty()) return;
   const auto run = find_run_id(op.instance_id);
   if (!run) throw std::runtime_error("log entries for unknown run " + op.instance_id);
   // Full groups go through the many-row statement (one step per group),
@@ -292,11 +323,11 @@ bool RunStore::Impl::apply_one(const AppendLogs& op) {
   for (std::size_t i = grouped; i < op.entries.size(); ++i) {
     insert_logs(insert_log, run->first, &op.entries[i], 1);
   }
+  if (!raise) return;
   raise_log_count.tryReset();
   raise_log_count.bind(1, run->first);
   raise_log_count.bind(2, clamp_to_int64(op.entries.back().seq));
   raise_log_count.exec();
-  return false;
 }
 
 bool RunStore::Impl::apply_one(const DeleteRun& op) {
@@ -379,6 +410,10 @@ bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops)
       } else {
         impl_->write_run(std::get<UpsertRun>(ops[plan.source]).run, plan.log_count);
       }
+      continue;
+    }
+    if (const auto* logs = std::get_if<AppendLogs>(&ops[i])) {
+      impl_->append_logs(*logs, !impl_->upsert_plans[i].log_count_covered);
       continue;
     }
     const bool unfinished =

@@ -164,9 +164,11 @@ StoreWriter::Batch StoreWriter::take_batch() {
 }
 
 void StoreWriter::commit(Batch& batch) {
+  // The ops move out of their items for the transaction (a run record or a
+  // log batch is not copied) and back in if it fails.
   std::vector<WriteOp> ops;
   ops.reserve(batch.items.size());
-  for (const Item& item : batch.items) ops.push_back(item.op);
+  for (Item& item : batch.items) ops.push_back(std::move(item.op));
   std::vector<Item> held;
   try {
     const bool prune_unfinished = store_.apply_reporting_unfinished_prune(ops);
@@ -180,6 +182,7 @@ void StoreWriter::commit(Batch& batch) {
     if (!healthy()) become_healthy();
   } catch (const std::exception&) {
     failures_.fetch_add(1, std::memory_order_relaxed);
+    for (std::size_t i = 0; i < ops.size(); ++i) batch.items[i].op = std::move(ops[i]);
     held = commit_one_by_one(batch.items);
   }
   {

@@ -192,6 +192,63 @@ TEST(RunStoreCoalescing, AnInvalidLastStateFailsTheBatch) {
   EXPECT_EQ(fixture.store().count_runs(), 0u);
 }
 
+// Entries followed in the batch by a record that counts them need no
+// UPDATE of their own: the record's upsert writes the count.
+TEST(RunStoreCoalescing, EntriesCountedByALaterUpsertInTheBatchCostNoWriteOfTheirOwn) {
+  SKIP_UNLESS_SQLITE();
+  StoreFixture fixture;
+  RowWriteCounter counter(fixture);
+  const nightshift::Run queued = queued_run();
+  nightshift::Run done = completed(queued);
+  done.log_count = 3;
+  fixture.store().apply(
+      {UpsertRun{queued}, AppendLogs{queued.instance_id, log_entries(1, 3)}, UpsertRun{done}});
+  EXPECT_EQ(counter.writes_of(queued.instance_id), 1);
+  EXPECT_EQ(fixture.store().get_run(queued.instance_id)->log_count, 3u);
+  EXPECT_EQ(fixture.store().read_logs(queued.instance_id, 0, 100).size(), 3u);
+}
+
+TEST(RunStoreCoalescing, EntriesThatNoLaterUpsertCountsRaiseTheCountThemselves) {
+  StoreFixture fixture;
+  nightshift::Run run = running(queued_run());
+  run.log_count = 2;
+  fixture.put(run);
+  fixture.store().apply({AppendLogs{run.instance_id, log_entries(1, 2)}});
+  // Alone in the batch: raised.
+  fixture.store().apply({AppendLogs{run.instance_id, log_entries(3, 4)}});
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 6u);
+  // Followed by a record whose count is behind them: raised all the same.
+  nightshift::Run stale = run;
+  stale.log_count = 6;
+  fixture.store().apply({AppendLogs{run.instance_id, log_entries(7, 2)}, UpsertRun{stale}});
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 8u);
+  // Counted by a record before them, not after: raised.
+  nightshift::Run before = run;
+  before.log_count = 9;
+  fixture.store().apply({UpsertRun{before}, AppendLogs{run.instance_id, log_entries(9, 3)}});
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 11u);
+  EXPECT_EQ(fixture.store().read_logs(run.instance_id, 0, 100).size(), 11u);
+}
+
+TEST(RunStoreCoalescing, AnUpsertBehindADeleteDoesNotCountTheEntriesBeforeIt) {
+  StoreFixture fixture;
+  nightshift::Run first = running(queued_run());
+  fixture.put(first);
+  nightshift::Run other = completed(queued_run());  // only finished runs are deleted
+  fixture.put(other);
+  nightshift::Run other_counted = other;
+  other_counted.log_count = 50;
+  // The later upsert of `other` comes after a delete of it: the entries
+  // before the delete are raised by themselves (and then deleted with it),
+  // and the new row has the upsert's count.
+  fixture.store().apply({AppendLogs{other.instance_id, log_entries(1, 2)},
+                         DeleteRun{other.instance_id}, UpsertRun{other_counted},
+                         AppendLogs{first.instance_id, log_entries(1, 4)}});
+  EXPECT_EQ(fixture.store().get_run(other.instance_id)->log_count, 50u);
+  EXPECT_TRUE(fixture.store().read_logs(other.instance_id, 0, 100).empty());
+  EXPECT_EQ(fixture.store().get_run(first.instance_id)->log_count, 4u);
+}
+
 TEST(RunStoreCoalescing, ABatchCanBeAppliedAgainAfterAFailedOne) {
   StoreFixture fixture;
   const nightshift::Run queued = queued_run();
