@@ -8,12 +8,12 @@
 #include <climits>
 #include <cstdint>
 #include <iterator>
-#include <mutex>
-#include <vector>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 namespace nightshift {
 
@@ -118,10 +118,6 @@ class StackPool {
   std::vector<Free> free_;
   std::size_t pooled_bytes_ = 0;
 };
-
-}  // namespace
-
-namespace {
 
 // The frame address of a function called from the caller: below every byte
 // of the caller's live stack. Not inlined, so that it is a real call.

@@ -39,9 +39,10 @@ class WorkerThread {
   ~WorkerThread();
 
   // On a WorkerThread: returns the stack pages below the caller's live
-  // stack (keeping 512 bytes for the wait about to start) to the system, so that a thread about to wait long holds only the stack it is
-  // using. They come back zeroed if the thread goes deeper again. A no-op on
-  // any other thread. [thread-safe: acts on the calling thread only]
+  // stack (keeping 512 bytes for the wait about to start) to the system, so
+  // that a thread about to wait long holds only the stack it is using. They
+  // come back zeroed if the thread goes deeper again. A no-op on any other
+  // thread. [thread-safe: acts on the calling thread only]
   static void release_unused_stack() noexcept;
 
   bool joinable() const noexcept { return joinable_; }
@@ -50,7 +51,7 @@ class WorkerThread {
   // is not reused: nobody learns when the thread is done with it.
   void detach() noexcept;
 
-  // Stacks held by the pool for the next threads, and their bytes. [thread-safe]
+  // How many stacks the pool holds for the next threads. [thread-safe]
   static std::size_t pooled_stacks() noexcept;
 
  private:
