@@ -77,7 +77,7 @@ std::uint64_t parse_integer(const std::string& name, const std::string& text, st
   return value;
 }
 
-Response make_response(const Request& request, http::status status, std::string body,
+Response make_response(const Request& request, http::status status, ResponseBody::value_type body,
                        std::string_view content_type = "application/json") {
   Response response{status, request.version()};
   response.keep_alive(request.keep_alive());
@@ -85,6 +85,15 @@ Response make_response(const Request& request, http::status status, std::string 
   response.set(http::field::cache_control, "no-store");
   response.body() = std::move(body);
   return response;
+}
+
+// A list page: the active runs serialized for this request around the
+// cached history array, which is sent from the cache without a copy.
+ResponseBody::value_type list_page_body(std::string_view active_array,
+                                        const std::shared_ptr<const CachedHistoryPage>& page) {
+  wire::ListPageFrame frame = wire::list_page_frame(active_array, page->next_cursor);
+  return ResponseBody::value_type(std::move(frame.before), page, page->history_json,
+                                  std::move(frame.after));
 }
 
 const std::string& run_id(const std::vector<std::string>& captures) {
@@ -501,8 +510,7 @@ Response HttpApi::list_runs(const Call& call) const {
   const HistoryQuery query = history_query(call.url);
   const auto page = history_.get(query, [&] { return runs_.history(query); });
   const std::string active = wire::runs_array(runs_.active(query.agent_id), now_ms());
-  return make_response(*call.request, http::status::ok,
-                       wire::list_page(active, page->history_json, page->next_cursor));
+  return make_response(*call.request, http::status::ok, list_page_body(active, page));
 }
 
 // The list from memory alone: the history page cached and the active runs
@@ -514,9 +522,8 @@ std::optional<Response> HttpApi::list_runs_from_memory(const Call& call) const {
   if (!page) return std::nullopt;
   const auto active = runs_.active_from_memory(query.agent_id, kActiveRunsAnsweredAtOnce);
   if (!active) return std::nullopt;
-  return make_response(
-      *call.request, http::status::ok,
-      wire::list_page(wire::runs_array(*active, now_ms()), page->history_json, page->next_cursor));
+  return make_response(*call.request, http::status::ok,
+                       list_page_body(wire::runs_array(*active, now_ms()), page));
 }
 
 Response HttpApi::get_run(const Call& call) const {

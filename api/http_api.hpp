@@ -33,6 +33,7 @@
 #include "api/history_cache.hpp"
 #include "api/metrics.hpp"
 #include "api/pending_answers.hpp"
+#include "api/response_body.hpp"
 #include "api/router.hpp"
 #include "api/server_options.hpp"
 #include "automation/automation.hpp"
@@ -42,7 +43,7 @@
 namespace nightshift::api {
 
 using Request = boost::beast::http::request<boost::beast::http::string_body>;
-using Response = boost::beast::http::response<boost::beast::http::string_body>;
+using Response = boost::beast::http::response<ResponseBody>;
 
 inline constexpr const char* kWebSocketPath = "/background-agent-ws";
 

@@ -2,12 +2,14 @@
 
 #include <spdlog/spdlog.h>
 
+#include <array>
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
 #include <boost/asio/post.hpp>
 #include <boost/asio/strand.hpp>
 #include <boost/asio/thread_pool.hpp>
+#include <boost/asio/write.hpp>
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket/rfc6455.hpp>
@@ -19,6 +21,7 @@
 #include "api/connection_count.hpp"
 #include "api/history_cache.hpp"
 #include "api/http_api.hpp"
+#include "api/io_types.hpp"
 #include "api/websocket_hub.hpp"
 #include "api/websocket_session.hpp"
 #include "api/wire.hpp"
@@ -92,7 +95,7 @@ struct ServerCore {
 
   void on_bus_event(const EventPtr& event) noexcept;
   void accept_next();
-  void on_accept(boost::system::error_code error, tcp::socket socket);
+  void on_accept(boost::system::error_code error, StrandSocket socket);
   void close_http_sessions();
 };
 
@@ -102,7 +105,7 @@ namespace {
 // read the body, answer, repeat; or hand the socket to a WebSocket session.
 class HttpSession : public std::enable_shared_from_this<HttpSession> {
  public:
-  HttpSession(tcp::socket&& socket, ServerCore& server)
+  HttpSession(StrandSocket&& socket, ServerCore& server)
       : stream_(std::move(socket)), server_(server), connection_(server.connections) {}
 
   ~HttpSession() {
@@ -224,15 +227,19 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   // On the strand. A client that does not read its response is dropped
-  // after the request timeout.
+  // after the request timeout. The head and the body's parts go out in one
+  // gathered write.
   void send(Response response) {
     server_.metrics.count_response(response.result_int());
     response_ = std::move(response);
     response_.set(http::field::server, "nightshift");
     response_.prepare_payload();
+    serialize_head(response_, head_);
+    const auto body = response_.body().buffers();
+    const std::array<net::const_buffer, 4> buffers{net::buffer(head_), body[0], body[1], body[2]};
     stream_.expires_after(server_.options.request_timeout);
-    http::async_write(stream_, response_,
-                      beast::bind_front_handler(&HttpSession::on_write, shared_from_this()));
+    net::async_write(stream_, buffers,
+                     beast::bind_front_handler(&HttpSession::on_write, shared_from_this()));
   }
 
   void respond_and_close(http::status status, std::string_view code, std::string_view message) {
@@ -270,13 +277,14 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     stream_.socket().close(ignored);
   }
 
-  beast::tcp_stream stream_;  // its executor is this session's strand
+  TcpStream stream_;  // its executor is this session's strand
   ServerCore& server_;
   ConnectionCount::Slot connection_;
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
   Response response_;
+  std::string head_;  // response_'s status line and fields, serialized
   std::array<char, 16384> drain_buffer_{};
   std::size_t drained_ = 0;
 };
@@ -300,12 +308,12 @@ void ServerCore::on_bus_event(const EventPtr& event) noexcept {
 
 void ServerCore::accept_next() {
   acceptor.async_accept(net::make_strand(ioc),
-                        [this](boost::system::error_code error, tcp::socket socket) {
+                        [this](boost::system::error_code error, StrandSocket socket) {
                           on_accept(error, std::move(socket));
                         });
 }
 
-void ServerCore::on_accept(boost::system::error_code error, tcp::socket socket) {
+void ServerCore::on_accept(boost::system::error_code error, StrandSocket socket) {
   if (error == net::error::operation_aborted || !acceptor.is_open()) return;
   if (error) {
     spdlog::warn("accepting a connection failed: {}", error.message());

@@ -33,7 +33,7 @@ SharedBody make_body(std::string text) {
 
 }  // namespace
 
-WebSocketSession::WebSocketSession(beast::tcp_stream&& stream, Context context)
+WebSocketSession::WebSocketSession(TcpStream&& stream, Context context)
     : ws_(std::move(stream)),
       strand_(ws_.get_executor()),
       context_(context),

@@ -30,7 +30,6 @@
 #include <boost/asio/steady_timer.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/beast/core/flat_buffer.hpp>
-#include <boost/beast/core/tcp_stream.hpp>
 #include <boost/beast/http/message.hpp>
 #include <boost/beast/http/string_body.hpp>
 #include <boost/beast/websocket/stream.hpp>
@@ -46,6 +45,7 @@
 
 #include "api/connection_count.hpp"
 #include "api/history_cache.hpp"
+#include "api/io_types.hpp"
 #include "api/metrics.hpp"
 #include "api/server_options.hpp"
 #include "api/shared_event.hpp"
@@ -66,7 +66,7 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
     boost::asio::thread_pool& pool;  // for the store reads
   };
 
-  WebSocketSession(boost::beast::tcp_stream&& stream, Context context);
+  WebSocketSession(TcpStream&& stream, Context context);
   ~WebSocketSession();
 
   // Completes the upgrade of `request` and starts the session.
@@ -154,8 +154,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   void close_with(boost::beast::websocket::close_code code, std::string_view reason);
   void finish();
 
-  boost::beast::websocket::stream<boost::beast::tcp_stream> ws_;
-  const boost::asio::any_io_executor strand_;  // ws_'s; copied so the pool may post to it
+  boost::beast::websocket::stream<TcpStream> ws_;
+  const IoStrand strand_;  // ws_'s; copied so the pool may post to it
   Context context_;
   ConnectionCount::Slot connection_;
   boost::beast::http::request<boost::beast::http::string_body> upgrade_request_;

@@ -127,17 +127,25 @@ std::string runs_array(const std::vector<Run>& runs, Timestamp now) {
   return json::serialize(array);
 }
 
+ListPageFrame list_page_frame(std::string_view active_array,
+                              const std::optional<std::string>& next_cursor) {
+  ListPageFrame frame;
+  frame.before.reserve(active_array.size() + 24);
+  frame.before += "{\"active\":";
+  frame.before += active_array;
+  frame.before += ",\"history\":";
+  frame.after = ",\"nextCursor\":";
+  frame.after += next_cursor ? json_quoted(*next_cursor) : "null";
+  frame.after += '}';
+  return frame;
+}
+
 std::string list_page(std::string_view active_array, std::string_view history_array,
                       const std::optional<std::string>& next_cursor) {
+  const ListPageFrame frame = list_page_frame(active_array, next_cursor);
   std::string body;
-  body.reserve(active_array.size() + history_array.size() + 64);
-  body += "{\"active\":";
-  body += active_array;
-  body += ",\"history\":";
-  body += history_array;
-  body += ",\"nextCursor\":";
-  body += next_cursor ? json_quoted(*next_cursor) : "null";
-  body += '}';
+  body.reserve(frame.before.size() + history_array.size() + frame.after.size());
+  body.append(frame.before).append(history_array).append(frame.after);
   return body;
 }
 

@@ -61,6 +61,14 @@ std::string runs_array(const std::vector<Run>& runs, Timestamp now);
 // from arrays serialized by runs_array.
 std::string list_page(std::string_view active_array, std::string_view history_array,
                       const std::optional<std::string>& next_cursor);
+// The same page as the text before and after its history array, so that a
+// cached history array can be sent between them without being copied.
+struct ListPageFrame {
+  std::string before;  // {"active":[...],"history":
+  std::string after;   // ,"nextCursor":...}
+};
+ListPageFrame list_page_frame(std::string_view active_array,
+                              const std::optional<std::string>& next_cursor);
 // GET /background-agents/{id}/logs
 std::string logs_page(std::string_view instance_id, const LogPage& page);
 // GET /agents and POST /agents/rescan: {"agents": [...]}
