@@ -24,6 +24,8 @@ packages=(
   libssl-dev ca-certificates
   libpq-dev
   libhowardhinnant-date-dev tzdata
+  # Runs that ask for a sandbox (and their tests) run under bubblewrap.
+  bubblewrap
 )
 if [ "$want_test" = 1 ]; then
   packages+=(chromium lintian dpkg-dev file sqlite3 procps curl jq)
