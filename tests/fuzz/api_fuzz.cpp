@@ -104,13 +104,14 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   fixture.ioc.restart();
   fixture.ioc.poll();
   if (answers != 1) nightshift::fuzz::fail("more than one answer to one request");
+  const std::string body = answer->body().str();
   if (answer->result_int() == 500) {
     std::fprintf(stderr, "500 for %s %s: %s\n", std::string(request->method_string()).c_str(),
-                 std::string(request->target()).c_str(), answer->body().c_str());
+                 std::string(request->target()).c_str(), body.c_str());
     nightshift::fuzz::fail("a request got 500 internal_error");
   }
-  if ((*answer)[http::field::content_type] == "application/json" && !answer->body().empty()) {
-    boost::json::parse(answer->body(), error);
+  if ((*answer)[http::field::content_type] == "application/json" && !body.empty()) {
+    boost::json::parse(body, error);
     if (error) nightshift::fuzz::fail("a JSON answer that is not JSON");
   }
   return 0;
