@@ -140,15 +140,6 @@ ListPageFrame list_page_frame(std::string_view active_array,
   return frame;
 }
 
-std::string list_page(std::string_view active_array, std::string_view history_array,
-                      const std::optional<std::string>& next_cursor) {
-  const ListPageFrame frame = list_page_frame(active_array, next_cursor);
-  std::string body;
-  body.reserve(frame.before.size() + history_array.size() + frame.after.size());
-  body.append(frame.before).append(history_array).append(frame.after);
-  return body;
-}
-
 std::string logs_page(std::string_view instance_id, const LogPage& page) {
   json::array entries;
   entries.reserve(page.entries.size());

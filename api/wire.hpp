@@ -58,11 +58,9 @@ std::string run_body(const Run& run, Timestamp now);
 // A JSON array of Run objects, as the list page and the snapshot hold them.
 std::string runs_array(const std::vector<Run>& runs, Timestamp now);
 // GET /background-agents: {"active": [...], "history": [...], "nextCursor": ...}
-// from arrays serialized by runs_array.
-std::string list_page(std::string_view active_array, std::string_view history_array,
-                      const std::optional<std::string>& next_cursor);
-// The same page as the text before and after its history array, so that a
-// cached history array can be sent between them without being copied.
+// from arrays serialized by runs_array, as the text before and after the
+// history array, so that a cached history array is sent between them
+// without being copied.
 struct ListPageFrame {
   std::string before;  // {"active":[...],"history":
   std::string after;   // ,"nextCursor":...}

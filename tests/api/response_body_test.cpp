@@ -9,8 +9,6 @@
 #include <boost/beast/http/write.hpp>
 #include <sstream>
 
-#include "api/wire.hpp"
-
 namespace nightshift::api {
 namespace {
 
@@ -104,15 +102,6 @@ TEST(ResponseHead, ReplacesWhatTheStringHeldBefore) {
   serialize_head(response, head);
   EXPECT_EQ(head.rfind("HTTP/1.1 204 No Content\r\n", 0), 0u);
   EXPECT_EQ(head.substr(head.size() - 4), "\r\n\r\n");
-}
-
-TEST(WireListPageFrame, AroundAHistoryArrayIsTheListPage) {
-  const std::string active = "[{\"instanceId\":\"a\"}]";
-  const std::string history = "[{\"instanceId\":\"b\"}]";
-  for (const auto& cursor : {std::optional<std::string>{}, std::optional<std::string>("c\"=")}) {
-    const wire::ListPageFrame frame = wire::list_page_frame(active, cursor);
-    EXPECT_EQ(frame.before + history + frame.after, wire::list_page(active, history, cursor));
-  }
 }
 
 }  // namespace

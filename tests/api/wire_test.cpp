@@ -181,16 +181,23 @@ TEST(WireHttpBodies, ErrorBodyNestsCodeAndMessage) {
                                                  {"message", "no run has the id 'x'"}}}}));
 }
 
+// The list page as the server sends it: the frame around the history array.
+std::string list_page(std::string_view active, std::string_view history,
+                      const std::optional<std::string>& next_cursor) {
+  const wire::ListPageFrame frame = wire::list_page_frame(active, next_cursor);
+  return frame.before + std::string(history) + frame.after;
+}
+
 TEST(WireHttpBodies, ListPageHoldsActiveHistoryAndNextCursor) {
   const Timestamp now = at("2026-11-24T06:00:00.000Z");
   const std::string active = wire::runs_array({queued_run()}, now);
   const std::string history = wire::runs_array({finished_run()}, now);
-  const json::value last = json::parse(wire::list_page(active, history, std::nullopt));
+  const json::value last = json::parse(list_page(active, history, std::nullopt));
   EXPECT_EQ(keys(last.as_object()), (std::set<std::string>{"active", "history", "nextCursor"}));
   EXPECT_EQ(last.at("active"), json::parse(active));
   EXPECT_EQ(last.at("history"), json::parse(history));
   EXPECT_TRUE(last.at("nextCursor").is_null());
-  const json::value more = json::parse(wire::list_page("[]", "[]", std::string("abc\"=")));
+  const json::value more = json::parse(list_page("[]", "[]", std::string("abc\"=")));
   EXPECT_EQ(more.at("nextCursor"), "abc\"=");
 }
 
