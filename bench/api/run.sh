@@ -148,11 +148,19 @@ wrk -t2 -c64 -d"${seconds}s" -H "Authorization: Bearer $token" "$url/background-
   >"$work/wrk-list.txt"
 grep -E "Requests/sec|Non-2xx" "$work/wrk-list.txt" || true
 list_rate=$(requests_per_second "$work/wrk-list.txt")
+if [ "$(non_2xx "$work/wrk-list.txt")" != 0 ]; then
+  echo "run.sh: the host answered GET /background-agents with errors; the figure is void" >&2
+  exit 1
+fi
 stop_host
 
 echo "== ceiling: nginx serving a ${size}-byte static file, same wrk settings"
 mkdir -p "$work/www" "$work/tmp"
 head -c "$size" /dev/zero | tr '\0' 'x' >"$work/www/runs.json"
+# Started as root, nginx serves as `nobody`, which must reach the file
+# through the private temporary directory: without this it answers 403.
+chmod 755 "$work" "$work/www"
+chmod 644 "$work/www/runs.json"
 nginx_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 cat >"$work/nginx.conf" <<CONF
 worker_processes $(nproc);
@@ -172,12 +180,24 @@ http {
 CONF
 "$nginx_bin" -c "$work/nginx.conf" -p "$work" &
 nginx_pid=$!
+served=""
 for _ in $(seq 50); do
-  curl -fsS -o /dev/null "http://127.0.0.1:$nginx_port/runs.json" 2>/dev/null && break
+  served=$(curl -fsS "http://127.0.0.1:$nginx_port/runs.json" 2>/dev/null | wc -c) && break
   sleep 0.1
 done
+# A ceiling that is not the same work is no ceiling: nginx must answer 200
+# with the whole file, on every request.
+if [ "$served" != "$size" ]; then
+  echo "run.sh: nginx did not serve the ${size}-byte file (got '${served}' bytes); its log:" >&2
+  cat "$work/nginx-error.log" >&2 || true
+  exit 1
+fi
 wrk -t2 -c64 -d"${seconds}s" "http://127.0.0.1:$nginx_port/runs.json" >"$work/wrk-nginx.txt"
-grep -E "Requests/sec" "$work/wrk-nginx.txt" || true
+grep -E "Requests/sec|Non-2xx" "$work/wrk-nginx.txt" || true
+if [ "$(non_2xx "$work/wrk-nginx.txt")" != 0 ]; then
+  echo "run.sh: nginx answered with errors; the ceiling is void" >&2
+  exit 1
+fi
 nginx_rate=$(requests_per_second "$work/wrk-nginx.txt")
 kill -TERM "$nginx_pid"
 wait "$nginx_pid" 2>/dev/null || true
