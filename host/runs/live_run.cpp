@@ -201,18 +201,44 @@ bool LogBudget::reserve(std::size_t bytes) noexcept {
   return false;
 }
 
+void RunState::assign(const Run& run) {
+  status = run.status;
+  started_at = run.started_at;
+  ended_at = run.ended_at;
+  progress = run.progress;
+  error = run.error;
+  result = run.result;
+  log_count = run.log_count;
+  usage = run.usage;
+  host = run.host;
+}
+
+Run RunState::applied_to(const Run& identity) const {
+  Run run = identity;
+  run.status = status;
+  run.started_at = started_at;
+  run.ended_at = ended_at;
+  run.progress = progress;
+  run.error = error;
+  run.result = result;
+  run.log_count = log_count;
+  run.usage = usage;
+  run.host = host;
+  return run;
+}
+
 void LiveRun::bind_abi() {
   nightshift_run& c = c_run;
   c.struct_size = sizeof(nightshift_run);
   c.host_data = this;
-  c.instance_id = instance_id.c_str();
-  c.instance_id_size = instance_id.size();
-  c.task = task ? task->data() : nullptr;
-  c.task_size = task ? task->size() : 0;
+  c.instance_id = record.instance_id.c_str();
+  c.instance_id_size = record.instance_id.size();
+  c.task = record.task ? record.task->data() : nullptr;
+  c.task_size = record.task ? record.task->size() : 0;
   c.params_json = params_json.data();
   c.params_json_size = params_json.size();
-  c.workspace = workspace.data();
-  c.workspace_size = workspace.size();
+  c.workspace = workspace ? workspace->data() : "";
+  c.workspace_size = workspace ? workspace->size() : 0;
   c.log = &on_log;
   c.progress = &on_progress;
   c.cancelled = &on_cancelled;
@@ -225,7 +251,7 @@ void LiveRun::bind_abi() {
 
 void LiveRun::submit_logs_locked() {
   if (pending_logs.empty()) return;
-  AppendLogs op{instance_id, std::move(pending_logs)};
+  AppendLogs op{instance_id(), std::move(pending_logs)};
   pending_logs.clear();
   services->writer.submit(std::move(op));
 }

@@ -66,15 +66,37 @@ struct RunServices {
   StoreWriter& writer;
   Watchdog& watchdog;
   LogBudget& budget;
+  std::shared_ptr<const std::string> workspace;  // options.workspace, for every run's C view
+};
+
+// The fields of a run's record that change while it is live; the others
+// (its identity: ids, agent, task, params, origin) are fixed when the run is
+// made. A live run keeps its record once, and of the record as last
+// committed only these.
+struct RunState {
+  RunStatus status = RunStatus::queued;
+  std::optional<Timestamp> started_at;
+  std::optional<Timestamp> ended_at;
+  std::optional<double> progress;
+  std::optional<std::string> error;
+  boost::json::value result;
+  std::uint64_t log_count = 0;
+  std::optional<TokenUsage> usage;
+  std::optional<std::string> host;
+
+  // Takes the changing fields of `run`.
+  void assign(const Run& run);
+  // `identity`'s fixed fields with these changing ones.
+  Run applied_to(const Run& identity) const;
 };
 
 struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // ---- fixed before the run is shared ----
   RunServices* services = nullptr;  // not to be touched once `abandoned` is set
-  std::string instance_id;
-  std::optional<std::string> task;
   std::string params_json;
-  std::string workspace;
+  // The same for every run of a manager; shared, so that a run let go at
+  // shutdown keeps it.
+  std::shared_ptr<const std::string> workspace;
   std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
   std::optional<std::chrono::milliseconds> timeout;
   Isolation isolation = Isolation::thread;
@@ -101,8 +123,11 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
 
   // ---- guarded by `mutex` ----
   std::mutex mutex;
-  Run record;                          // the live record; log_count counts accepted entries
-  Run shown;                           // the record as last committed: what readers are shown
+  // The live record; log_count counts accepted entries. Its identity (all
+  // but the RunState fields) is fixed before the run is shared: it may be
+  // read without the mutex (instance_id(), and the C view points into it).
+  Run record;
+  RunState shown;                      // the record as last committed: what readers are shown
   std::vector<LogEntry> pending_logs;  // accepted, not yet handed to the writer
   bool sweep_scheduled = false;        // a sweep is due on the watchdog
   bool progress_held = false;          // a progress value the throttle held back
@@ -117,10 +142,17 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   bool abandoned = false;  // shutdown gave up on the thread; it must not touch the manager
   WorkerThread thread;
 
+  // Fixed before the run is shared (see `record`). [any thread]
+  const std::string& instance_id() const noexcept { return record.instance_id; }
+  const std::optional<std::string>& task() const noexcept { return record.task; }
+
   // Points the C view at this run's fields and the callbacks below.
   void bind_abi();
 
   // ---- with `mutex` held ----
+  // The run as readers are shown it: as last committed.
+  Run shown_locked() const { return shown.applied_to(record); }
+
   // Hands the accepted entries to the writer.
   void submit_logs_locked();
   // Hands the record to the writer, after the entries logged before it, so

@@ -53,10 +53,10 @@ AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options,
   spec.sandbox_tool = options.sandbox_tool;
   spec.plugin_path = run.plugin->path().string();
   spec.plugin_name = run.plugin->name();
-  spec.instance_id = run.instance_id;
-  spec.workspace = run.workspace;
+  spec.instance_id = run.instance_id();
+  spec.workspace = run.workspace ? *run.workspace : std::string();
   spec.params_json = run.params_json;
-  spec.task = run.task;
+  spec.task = run.task();
   spec.limits.memory_mib = run.limits.memory_mib.value_or(0);
   spec.limits.cpu_seconds = run.limits.cpu_seconds.value_or(0);
   spec.limits.sandbox = run.limits.sandbox.value_or(false);

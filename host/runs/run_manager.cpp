@@ -238,7 +238,9 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
   watchdog = std::make_unique<Watchdog>(kSweepDelay, options.prune_interval, [this] {
     writer->submit(PruneRuns{options.retention, now_ms()});
   });
-  services = std::make_unique<RunServices>(RunServices{options, *writer, *watchdog, budget});
+  services = std::make_unique<RunServices>(
+      RunServices{options, *writer, *watchdog, budget,
+                  std::make_shared<const std::string>(options.workspace.string())});
   if (SharedQueue* queue = store.shared_queue()) {
     HostLink::Callbacks callbacks{
         [this] { return free_slots(); },
@@ -284,10 +286,8 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   r.schedule_id = request.schedule_id;
   run->max_concurrent = resolved.limits.automation.max_concurrent;
 
-  run->instance_id = r.instance_id;
-  run->task = request.task;
   run->params_json = boost::json::serialize(r.params);
-  run->workspace = options.workspace.string();
+  run->workspace = services->workspace;
   run->plugin = std::move(resolved.plugin);
   try {
     run->limits = lower_limits(resolved.limits, request.limits);
@@ -328,7 +328,7 @@ void RunManager::Impl::start(StartRequest request, StartCallback done) {
     run = make_live_run(request, catalog.resolve(request.agent_id, request.params));
     std::lock_guard lock(mutex);
     const auto reserved =
-        admission.reserve({run->instance_id, run->record.agent_id, run->max_concurrent});
+        admission.reserve({run->instance_id(), run->record.agent_id, run->max_concurrent});
     if (!reserved) {
       if (admission.closed()) {
         throw RunError(RunError::Code::shutting_down, "the host is shutting down; start refused");
@@ -339,7 +339,7 @@ void RunManager::Impl::start(StartRequest request, StartCallback done) {
                          std::to_string(options.max_queued) + " queued); try again later");
     }
     place = *reserved;
-    runs.emplace(run->instance_id, run);
+    runs.emplace(run->instance_id(), run);
   } catch (...) {
     done(StartOutcome{std::nullopt, std::current_exception()});
     return;
@@ -358,8 +358,8 @@ void RunManager::Impl::on_start_committed(const LivePtr& run, Admission::Place p
   if (!error.empty()) {
     {
       std::lock_guard lock(mutex);
-      runs.erase(run->instance_id);
-      admission.cancel(place, run->instance_id);
+      runs.erase(run->instance_id());
+      admission.cancel(place, run->instance_id());
       changed.notify_all();
     }
     done(StartOutcome{std::nullopt,
@@ -376,12 +376,12 @@ void RunManager::Impl::on_start_committed(const LivePtr& run, Admission::Place p
     std::lock_guard lock(mutex);
     run->committed = true;
     committed = run->record;
-    run->shown = committed;
+    run->shown.assign(committed);
     if (place == Admission::Place::slot) {
       ++workers;
       to_launch.push_back(run);
     } else {
-      admission.enqueue(run->instance_id);
+      admission.enqueue(run->instance_id());
     }
     auto more = take_launchable_locked();
     to_launch.insert(to_launch.end(), more.begin(), more.end());
@@ -426,14 +426,14 @@ void RunManager::Impl::launch_all(std::vector<LivePtr> runs_to_launch) {
       continue;
     } catch (const std::exception& e) {
       const std::string error = std::string("could not start a worker thread: ") + e.what();
-      spdlog::error("run {}: {}", run->instance_id, error);
+      spdlog::error("run {}: {}", run->instance_id(), error);
       std::lock_guard run_lock(run->mutex);
       run->agent_returned = true;
       if (run->record.status == RunStatus::queued) run->finish_locked(RunStatus::failed, error);
     }
     std::lock_guard lock(mutex);
     --workers;
-    admission.release_slot(run->instance_id);
+    admission.release_slot(run->instance_id());
     auto more = take_launchable_locked();
     runs_to_launch.insert(runs_to_launch.end(), more.begin(), more.end());
     changed.notify_all();
@@ -535,7 +535,7 @@ void RunManager::Impl::worker_done(const LivePtr& run) {
   std::vector<LivePtr> to_launch;
   {
     std::lock_guard lock(mutex);
-    admission.release_slot(run->instance_id);
+    admission.release_slot(run->instance_id());
     to_launch = take_launchable_locked();
   }
   launch_all(std::move(to_launch));
@@ -611,7 +611,7 @@ Run RunManager::Impl::stop_locked_run(LiveRun& run, bool count_as_stop) {
   if (status == RunStatus::queued) {
     {
       std::lock_guard lock(mutex);
-      admission.remove_queued(run.instance_id);  // false: it holds a slot already
+      admission.remove_queued(run.instance_id());  // false: it holds a slot already
     }
     run.stop.request_stop();
     run.finish_locked(RunStatus::cancelled, std::nullopt);
@@ -692,7 +692,7 @@ std::uint64_t RunManager::Impl::send_message(const std::string& instance_id, std
 std::optional<Run> RunManager::Impl::get(const std::string& instance_id) const {
   if (LivePtr run = find_committed(instance_id)) {
     std::lock_guard run_lock(run->mutex);
-    return run->shown;
+    return run->shown_locked();
   }
   return store.get_run(instance_id);
 }
@@ -714,7 +714,7 @@ std::vector<Run> shown_active(const std::vector<LivePtr>& live,
   for (const LivePtr& run : live) {
     std::lock_guard run_lock(run->mutex);
     if (agent_id && run->record.agent_id != *agent_id) continue;
-    if (run->committed && is_active(run->shown.status)) out.push_back(run->shown);
+    if (run->committed && is_active(run->shown.status)) out.push_back(run->shown_locked());
   }
   return out;
 }
@@ -816,7 +816,7 @@ void RunManager::Impl::show_committed(const Run& record) {
     run = it->second;
   }
   std::lock_guard run_lock(run->mutex);
-  run->shown = record;
+  run->shown.assign(record);
 }
 
 // On the writer thread: a run's final record is durable, it leaves the live table.
@@ -882,7 +882,7 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
     run->thread.detach();
     ++abandoned;
     spdlog::warn("run {} did not stop within the shutdown grace period; its thread is detached",
-                 run->instance_id);
+                 run->instance_id());
   }
   {
     // Every other worker's agent has returned: its last steps are short, and
@@ -1012,7 +1012,6 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
       request.rerun_of = record.rerun_of;
       request.schedule_id = record.schedule_id;
       run = make_live_run(request, catalog.resolve(record.agent_id, record.params));
-      run->instance_id = record.instance_id;
       run->record.instance_id = record.instance_id;
       run->record.thread_id = record.thread_id;
       run->record.created_at = record.created_at;
@@ -1051,13 +1050,13 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
       continue;
     }
     run->committed = true;
-    run->shown = record;
-    runs.emplace(run->instance_id, run);
+    run->shown.assign(record);
+    runs.emplace(run->instance_id(), run);
     if (*place == Admission::Place::slot) {
       ++workers;
       to_launch.push_back(run);
     } else {
-      admission.enqueue(run->instance_id);
+      admission.enqueue(run->instance_id());
     }
     changed.notify_all();
   }
@@ -1080,7 +1079,7 @@ void RunManager::Impl::taken_over(const Run& stored) {
     run = it->second;
   }
   std::lock_guard run_lock(run->mutex);
-  run->shown = stored;
+  run->shown.assign(stored);
   if (run->record.status == RunStatus::running) {
     spdlog::warn("run {} was taken over by another host ({}); stopping it here", stored.instance_id,
                  stored.error ? *stored.error : std::string(to_string(stored.status)));
