@@ -23,8 +23,8 @@
 #include <string>
 #include <vector>
 
-#include "catalog/limits.hpp"
 #include "events/event_bus.hpp"
+#include "isolation/process_run.hpp"
 #include "loader/plugin_loader.hpp"
 #include "model/run.hpp"
 #include "runs/worker_thread.hpp"
@@ -100,7 +100,9 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
   std::optional<std::chrono::milliseconds> timeout;
   Isolation isolation = Isolation::thread;
-  AgentLimits limits;                           // merged: manifest, remixes, then the start request
+  // What a process run's agent is held to, of its limits (merged: manifest,
+  // remixes, then the start request).
+  isolation::ProcessLimits process_limits;
   std::optional<std::uint32_t> max_concurrent;  // its agent's cap (limits.maxConcurrent)
   nightshift_run c_run{};
   std::stop_source stop;  // thread-safe by itself

@@ -57,10 +57,7 @@ AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options,
   spec.workspace = run.workspace ? *run.workspace : std::string();
   spec.params_json = run.params_json;
   spec.task = run.task();
-  spec.limits.memory_mib = run.limits.memory_mib.value_or(0);
-  spec.limits.cpu_seconds = run.limits.cpu_seconds.value_or(0);
-  spec.limits.sandbox = run.limits.sandbox.value_or(false);
-  spec.limits.network = run.limits.network.value_or(true);
+  spec.limits = run.process_limits;
   spec.stop_grace = options.stop_grace;
   spec.kill_grace = options.kill_grace;
   LiveRunSink sink(run);

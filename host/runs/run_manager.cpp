@@ -124,8 +124,10 @@ struct RunManager::Impl {
 
   // ---- guarded by `mutex` ----
   mutable std::mutex mutex;
-  mutable std::condition_variable changed;        // a run committed, retired, or a worker left
-  std::unordered_map<std::string, LivePtr> runs;  // every run whose final record is not committed
+  mutable std::condition_variable changed;  // a run committed, retired, or a worker left
+  // Every run whose final record is not committed, by its id (a view of the
+  // run's own, which lives as long as the entry).
+  std::unordered_map<std::string_view, LivePtr> runs;
   Admission admission;
   // Runs handed to a worker (launched or about to be) whose thread may still
   // touch the manager; shutdown waits for it to reach 0.
@@ -275,7 +277,9 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   r.agent_name = resolved.info.name;
   r.agent_source = resolved.info.source;
   r.task = request.task;
-  r.params = std::move(resolved.params);
+  // A copy holds exactly its entries (merging left the table room to grow),
+  // and the record keeps it for the whole run.
+  r.params = boost::json::object(resolved.params);
   r.status = RunStatus::queued;
   r.created_at = now_ms();
   r.accepts_messages = resolved.info.accepts_messages;
@@ -287,24 +291,28 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   run->max_concurrent = resolved.limits.automation.max_concurrent;
 
   run->params_json = boost::json::serialize(r.params);
+  run->params_json.shrink_to_fit();  // kept for the whole run: without the serializer's slack
   run->workspace = services->workspace;
   run->plugin = std::move(resolved.plugin);
+  AgentLimits limits;
   try {
-    run->limits = lower_limits(resolved.limits, request.limits);
+    limits = lower_limits(resolved.limits, request.limits);
   } catch (const std::invalid_argument& e) {
     throw CatalogError(CatalogError::Code::invalid_params, e.what());
   }
+  run->process_limits =
+      isolation::ProcessLimits{limits.memory_mib.value_or(0), limits.cpu_seconds.value_or(0),
+                               limits.sandbox.value_or(false), limits.network.value_or(true)};
   // Only a process can be held to these: a run that asks for them gets one,
   // whatever its manifest says, rather than running without them.
-  const AgentLimits& limits = run->limits;
   if (limits.memory_mib || limits.cpu_seconds || limits.sandbox.value_or(false) ||
       !limits.network.value_or(true)) {
     r.isolation = Isolation::process;
   }
   run->isolation = r.isolation;
-  if (run->limits.timeout_seconds && *run->limits.timeout_seconds > 0) {
+  if (limits.timeout_seconds && *limits.timeout_seconds > 0) {
     run->timeout = std::chrono::milliseconds(
-        static_cast<std::int64_t>(std::ceil(*run->limits.timeout_seconds * 1000.0)));
+        static_cast<std::int64_t>(std::ceil(*limits.timeout_seconds * 1000.0)));
   } else if (options.default_timeout && options.default_timeout->count() > 0) {
     run->timeout = options.default_timeout;
   }
