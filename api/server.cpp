@@ -53,8 +53,24 @@ net::ip::address parse_listen_address(const std::string& host) {
 
 }  // namespace
 
+// One io_context per I/O thread (an io_context pool, as in Asio's HTTP
+// server examples): a connection stays on the thread that accepted it, so its
+// handlers find its state in that core's cache, and the threads share no
+// scheduler queue or lock. Each has the hint that one thread runs it.
+namespace {
+
+std::vector<std::unique_ptr<net::io_context>> make_io_contexts(std::size_t count) {
+  std::vector<std::unique_ptr<net::io_context>> contexts;
+  for (std::size_t i = 0; i < std::max<std::size_t>(1, count); ++i) {
+    contexts.push_back(std::make_unique<net::io_context>(1));
+  }
+  return contexts;
+}
+
+}  // namespace
+
 // Everything the sessions share. Member order matters for destruction: the
-// worker pool, then the io_context, go before the tables their pending
+// worker pool, then the io_contexts, go before the tables their pending
 // handlers' sessions touch.
 struct ServerCore {
   ServerCore(ServerOptions server_options, RunManager& run_manager, Catalog& catalog,
@@ -82,12 +98,13 @@ struct ServerCore {
   std::mutex sessions_mutex;  // guards http_sessions
   std::unordered_map<const HttpSession*, std::weak_ptr<HttpSession>> http_sessions;
 
-  net::io_context ioc;
-  std::optional<net::executor_work_guard<net::io_context::executor_type>> work;
+  std::vector<std::unique_ptr<net::io_context>> contexts = make_io_contexts(options.io_threads);
+  std::vector<net::executor_work_guard<net::io_context::executor_type>> work;
   // On its own strand, as in Beast's advanced_server: accepting and closing
-  // never run at once.
-  tcp::acceptor acceptor{net::make_strand(ioc)};
-  tcp::endpoint endpoint;  // set by start(), read-only after
+  // never run at once. It hands connections to the io_contexts in turn.
+  tcp::acceptor acceptor{net::make_strand(*contexts.front())};
+  std::size_t next_context = 0;  // on the acceptor's strand
+  tcp::endpoint endpoint;        // set by start(), read-only after
   net::thread_pool pool{std::max<std::size_t>(1, options.worker_threads)};
   std::vector<std::thread> threads;  // owned by the thread that owns the Server
   bool stopped = false;
@@ -235,6 +252,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
     response_.set(http::field::server, "nightshift");
     response_.prepare_payload();
     serialize_head(response_, head_);
+    keep_alive_ = response_.keep_alive();
     const auto body = response_.body().buffers();
     const std::array<net::const_buffer, 4> buffers{net::buffer(head_), body[0], body[1], body[2]};
     stream_.expires_after(server_.options.request_timeout);
@@ -247,8 +265,12 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   }
 
   void on_write(beast::error_code error, std::size_t) {
+    // Released as soon as it is written: its fields while they are still in
+    // this core's cache, and the cached page it may share, which an idle
+    // keep-alive connection would otherwise hold until its next request.
+    response_ = {};
     if (error) return close_now();
-    if (response_.keep_alive()) return read_request();
+    if (keep_alive_) return read_request();
     close_gracefully();
   }
 
@@ -283,8 +305,9 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  Response response_;
-  std::string head_;  // response_'s status line and fields, serialized
+  Response response_;  // while it is being written
+  std::string head_;   // response_'s status line and fields, serialized
+  bool keep_alive_ = false;  // whether the connection stays open after it
   std::array<char, 16384> drain_buffer_{};
   std::size_t drained_ = 0;
 };
@@ -307,7 +330,9 @@ void ServerCore::on_bus_event(const EventPtr& event) noexcept {
 }
 
 void ServerCore::accept_next() {
-  acceptor.async_accept(net::make_strand(ioc),
+  net::io_context& context = *contexts[next_context];
+  next_context = (next_context + 1) % contexts.size();
+  acceptor.async_accept(net::make_strand(context),
                         [this](boost::system::error_code error, StrandSocket socket) {
                           on_accept(error, std::move(socket));
                         });
@@ -362,15 +387,14 @@ void Server::start() {
   core.endpoint = core.acceptor.local_endpoint();
   core.subscription =
       core.bus.subscribe([&core](const EventPtr& event) { core.on_bus_event(event); });
-  core.hub.attach(net::make_strand(core.ioc));
-  core.work.emplace(core.ioc.get_executor());
+  core.hub.attach(net::make_strand(*core.contexts.front()));
+  for (const auto& context : core.contexts) core.work.push_back(net::make_work_guard(*context));
   net::post(core.acceptor.get_executor(), [&core] { core.accept_next(); });
-  const std::size_t count = std::max<std::size_t>(1, core.options.io_threads);
-  for (std::size_t i = 0; i < count; ++i) {
-    core.threads.emplace_back([&core] {
+  for (const auto& context : core.contexts) {
+    core.threads.emplace_back([&ioc = *context] {
       for (;;) {
         try {
-          core.ioc.run();
+          ioc.run();
           return;
         } catch (const std::exception& error) {
           spdlog::error("an I/O handler failed: {}", error.what());
@@ -405,8 +429,8 @@ void Server::stop() {
   core.api.close();
   core.pool.stop();
   core.pool.join();
-  core.work.reset();
-  core.ioc.stop();
+  core.work.clear();
+  for (const auto& context : core.contexts) context->stop();
   for (std::thread& thread : core.threads) thread.join();
   core.threads.clear();
   core.hub.detach();
