@@ -9,6 +9,7 @@
 #
 # NIGHTSHIFT_FUZZ_BUILD_DIR: the build directory (default build/fuzz).
 # NIGHTSHIFT_FUZZ_ONLY: run only these fuzzers (e.g. "remix manifest").
+# NIGHTSHIFT_FUZZ_JOBS: how many fuzzers run at once (default: the cores).
 # NIGHTSHIFT_FUZZ_SEED: libFuzzer's random seed (default: a new one each run).
 #   The ctest test sets it, so that CI replays the same inputs as the run
 #   that landed a change instead of drawing new ones on every submission;
@@ -18,6 +19,10 @@ set -euo pipefail
 seconds=${1:-30}
 case "$seconds" in
   '' | *[!0-9]*) echo "usage: $0 [SECONDS]" >&2; exit 2 ;;
+esac
+jobs=${NIGHTSHIFT_FUZZ_JOBS:-$(nproc)}
+case "$jobs" in
+  '' | *[!0-9]* | 0) echo "fuzz: NIGHTSHIFT_FUZZ_JOBS must be a positive number, not '$jobs'" >&2; exit 2 ;;
 esac
 
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -71,21 +76,43 @@ max_len() {
   esac
 }
 
-failed=0
-for name in $fuzzers; do
-  seeds="$here/tests/fuzz/corpus/$name"
-  work="$build/fuzz-corpus/$name"       # what the fuzzer adds; the seeds stay as committed
-  artifacts="$build/fuzz-artifacts/$name"
-  log="$build/fuzz-$name.log"
+# One fuzzer, its output in its log; its exit status is its own.
+fuzz_one() {
+  local name=$1
+  local seeds="$here/tests/fuzz/corpus/$name"
+  local work="$build/fuzz-corpus/$name"       # what the fuzzer adds; the seeds stay as committed
+  local artifacts="$build/fuzz-artifacts/$name"
   mkdir -p "$work" "$artifacts"
-  set +e
-  seed_flag=()
+  local seed_flag=()
   [ -n "${NIGHTSHIFT_FUZZ_SEED:-}" ] && seed_flag=(-seed="$NIGHTSHIFT_FUZZ_SEED")
   "$build/bin/fuzz_$name" "${seed_flag[@]}" -max_total_time="$seconds" -max_len="$(max_len "$name")" \
     -rss_limit_mb=2048 -timeout=10 -print_final_stats=1 \
-    -artifact_prefix="$artifacts/" "$work" "$seeds" >"$log" 2>&1
-  status=$?
-  set -e
+    -artifact_prefix="$artifacts/" "$work" "$seeds" >"$build/fuzz-$name.log" 2>&1
+}
+
+# Up to $jobs fuzzers at once (each uses one core); results in their order.
+pids=()
+names=()
+for name in $fuzzers; do
+  if [ "${#pids[@]}" -ge "$jobs" ]; then
+    # Wait for the oldest before starting another.
+    wait "${pids[0]}" && echo 0 >"$build/fuzz-${names[0]}.status" || echo $? >"$build/fuzz-${names[0]}.status"
+    pids=("${pids[@]:1}")
+    names=("${names[@]:1}")
+  fi
+  rm -f "$build/fuzz-$name.status"
+  fuzz_one "$name" &
+  pids+=("$!")
+  names+=("$name")
+done
+for i in "${!pids[@]}"; do
+  wait "${pids[$i]}" && echo 0 >"$build/fuzz-${names[$i]}.status" || echo $? >"$build/fuzz-${names[$i]}.status"
+done
+
+failed=0
+for name in $fuzzers; do
+  log="$build/fuzz-$name.log"
+  status=$(cat "$build/fuzz-$name.status")
   execs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$log" | tail -n 1)
   if [ "$status" -eq 0 ]; then
     echo "fuzz: $name: ${execs:-?} runs in ${seconds} s, no crash"
