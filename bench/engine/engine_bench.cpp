@@ -1,7 +1,7 @@
 // nightshift-bench-engine: the run engine's figures, each printed beside a
 // ceiling this program measures on the same machine in the same run.
 //
-//   nightshift-bench-engine [--quick] [--agents-dir DIR]
+//   nightshift-bench-engine [--quick] [--only FIGURE] [--sleepers N] [--agents-dir DIR]
 //
 // Figures (the real engine, built as a nightshift::Host, with the
 // built-in echo and sleep agents, a SQLite file in a temporary directory):
@@ -10,13 +10,15 @@
 //     64 waiting, as wrk's 64 connections in the API bench) (ceiling: bare pthread create+join per
 //     second);
 //   - resident memory with 10,000 sleeping runs at once (ceiling: the same
-//     number of bare sleeping threads);
+//     number of bare sleeping threads), and where it is: thread stacks, the
+//     heap (and how much of it malloc has handed out), mapped files;
 //   - stop -> cancelled (committed) latency p99 for a cooperative agent
 //     (ceiling: p99 of one small SQLite commit);
 //   - log entries committed per second from 100 busy runs, every one of them
 //     counted back from the store (ceiling: batched SQLite inserts per second
 //     into the store's log table, with the store's pragmas).
 #include <SQLiteCpp/SQLiteCpp.h>
+#include <malloc.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
 
@@ -313,8 +315,51 @@ double echo_runs_per_second(const std::filesystem::path& agents_dir, int total, 
   return rate;
 }
 
+// Where the resident memory is, from /proc/self/smaps: the worker threads'
+// stacks (mappings of exactly `stack_bytes`), the heap (with what malloc
+// has handed out of it), mapped files, and the rest.
+std::string resident_parts(std::size_t stack_bytes) {
+  std::ifstream smaps("/proc/self/smaps");
+  double stacks_kib = 0, heap_kib = 0, files_kib = 0, other_kib = 0;
+  std::size_t mapping_bytes = 0;
+  bool file = false, heap = false;
+  std::string line;
+  while (std::getline(smaps, line)) {
+    unsigned long low = 0, high = 0;
+    if (std::sscanf(line.c_str(), "%lx-%lx ", &low, &high) == 2 && line.find(':') > 8) {
+      // A mapping's first line: "low-high perms offset dev inode [path]".
+      mapping_bytes = high - low;
+      const auto path = line.find('/');
+      file = path != std::string::npos;
+      heap = line.find("[heap]") != std::string::npos;
+      continue;
+    }
+    if (line.rfind("Rss:", 0) != 0) continue;
+    const double kib = std::atof(line.c_str() + 4);
+    if (file) {
+      files_kib += kib;
+    } else if (heap) {
+      heap_kib += kib;
+    } else if (mapping_bytes == stack_bytes) {
+      stacks_kib += kib;
+    } else {
+      other_kib += kib;  // malloc's other arenas, mostly
+    }
+  }
+  const struct mallinfo2 malloc_info = mallinfo2();
+  char text[256];
+  std::snprintf(text, sizeof text,
+                "%.1f MiB worker stacks, %.1f MiB heap and other anonymous memory (malloc has "
+                "handed out %.1f MiB of it), %.1f MiB mapped files",
+                stacks_kib / 1024, (heap_kib + other_kib) / 1024,
+                static_cast<double>(malloc_info.uordblks + malloc_info.hblkhd) / (1024 * 1024),
+                files_kib / 1024);
+  return text;
+}
+
 // RSS with `count` sleeping runs at once.
-double sleeping_runs_mib(const std::filesystem::path& agents_dir, int count, double* start_secs) {
+double sleeping_runs_mib(const std::filesystem::path& agents_dir, int count, double* start_secs,
+                         std::string* parts) {
   ScratchDir dir;
   RunManagerOptions options;
   options.max_concurrent = static_cast<std::size_t>(count);
@@ -331,6 +376,7 @@ double sleeping_runs_mib(const std::filesystem::path& agents_dir, int count, dou
   *start_secs = seconds_since(start);
   std::this_thread::sleep_for(200ms);  // every agent is parked in sleep_for
   const double rss = resident_mib();
+  *parts = resident_parts(options.worker_stack_bytes);
   const auto stats = manager.stats();
   if (stats.running != static_cast<std::size_t>(count)) {
     std::fprintf(stderr, "  warning: only %zu of %d runs running\n", stats.running, count);
@@ -423,7 +469,8 @@ double log_entries_per_second(const std::filesystem::path& agents_dir, int runs,
   return static_cast<double>(stored) / secs;
 }
 
-int run(bool quick, const std::filesystem::path& agents_dir, const std::string& only) {
+int run(bool quick, const std::filesystem::path& agents_dir, const std::string& only,
+        int sleepers) {
   const auto wanted = [&](const char* name) { return only.empty() || only == name; };
   spdlog::set_level(spdlog::level::warn);
   const RunManagerOptions defaults;
@@ -449,15 +496,17 @@ int run(bool quick, const std::filesystem::path& agents_dir, const std::string& 
                  ">= 25000 runs/s", number(threads_per_sec, "bare pthread create+join/s"));
   }
   if (wanted("sleep")) {
-    const int sleepers = quick ? 1000 : 10000;
+    if (sleepers <= 0) sleepers = quick ? 1000 : 10000;
     const double bare_mib =
         bare_sleeping_threads_mib(static_cast<std::size_t>(sleepers), defaults.worker_stack_bytes);
     double start_secs = 0;
-    const double sleeping_mib = sleeping_runs_mib(agents_dir, sleepers, &start_secs);
+    std::string parts;
+    const double sleeping_mib = sleeping_runs_mib(agents_dir, sleepers, &start_secs, &parts);
     print_figure(std::to_string(sleepers) + " concurrent sleeping runs, resident memory",
                  sleeping_mib, "MiB", "<= 120 MiB",
                  number(bare_mib, "MiB for as many bare sleeping threads"));
-    std::printf("  (all %d running after %.2f s)\n", sleepers, start_secs);
+    std::printf("  (all %d running after %.2f s; resident: %s)\n", sleepers, start_secs,
+                parts.c_str());
   }
   if (wanted("stop")) {
     const auto latencies = stop_latencies_ms(agents_dir, quick ? 50 : 300);
@@ -484,14 +533,17 @@ int main(int argc, char** argv) {
   bool quick = false;
   std::string agents_dir = NIGHTSHIFT_BUILD_AGENTS_DIR;
   std::string only;
+  int sleepers = 0;
   app.add_flag("--quick", quick, "a short smoke run with smaller counts");
+  app.add_option("--sleepers", sleepers, "sleeping runs at once (default 10000; 1000 with --quick)")
+      ->check(CLI::PositiveNumber);
   app.add_option("--only", only, "measure one figure only")
       ->check(CLI::IsMember({"echo", "sleep", "stop", "logs"}));
   app.add_option("--agents-dir", agents_dir, "where the built-in agents are")
       ->check(CLI::ExistingDirectory);
   CLI11_PARSE(app, argc, argv);
   try {
-    return nightshift::bench::run(quick, agents_dir, only);
+    return nightshift::bench::run(quick, agents_dir, only, sleepers);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "nightshift-bench-engine: %s\n", e.what());
     return 1;
