@@ -170,6 +170,9 @@ error_log $work/nginx-error.log;
 events { worker_connections 1024; }
 http {
   access_log off;
+  # As Debian's nginx.conf serves files: from the page cache, not copied.
+  sendfile on;
+  tcp_nopush on;
   client_body_temp_path $work/tmp;
   proxy_temp_path $work/tmp;
   fastcgi_temp_path $work/tmp;
