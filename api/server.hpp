@@ -1,9 +1,8 @@
 // The HTTP and WebSocket server of api.md over Boost.Beast, over a Host: an
-// acceptor on its own strand, a small pool of io_contexts, each run by one
-// thread that never waits (a connection stays on the one that accepted it),
-// and a worker pool for the handlers that need the store, a plugin or the
-// disk; one session object per connection, kept alive by the handlers it has
-// in flight.
+// acceptor on its own strand, a small pool of io_context threads that never
+// wait, and a worker pool for the handlers that need the store, a plugin or
+// the disk; one session object per connection, kept alive by the handlers it
+// has in flight.
 //
 // Thread safety: start, stop_accepting and stop are called from one thread
 // (the one that owns the Server); the getters are [thread-safe].
