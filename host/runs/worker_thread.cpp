@@ -1,6 +1,7 @@
 #include "runs/worker_thread.hpp"
 
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -127,10 +128,31 @@ __attribute__((noinline)) std::uintptr_t below_callers_stack() noexcept {
   return frame;
 }
 
+// Linux 6.17 gives each process a private futex hash, sized by the smaller
+// of its thread count and the CPU count: 16 buckets on a 2-core machine,
+// however many threads wait. With thousands of runs each waiting on its own
+// condition variable, every wake then walks a chain of hundreds of waiters
+// under the bucket's spinlock: at 9,000 sleeping runs on 2 cores, those walks
+// took more than a third of the machine and starved the store writer. The
+// process goes back to the global hash, the only one before 6.17, which the
+// kernel sizes by the machine's CPU count (256 buckets per CPU). Older
+// kernels refuse the call (EINVAL) and use the global hash already.
+void use_the_global_futex_hash() noexcept {
+  constexpr int kPrFutexHash = 78;  // PR_FUTEX_HASH; Debian 12's headers predate it
+  constexpr unsigned long kSetSlots = 1;       // PR_FUTEX_HASH_SET_SLOTS
+  constexpr unsigned long kGlobalHash = 0;     // its size argument: "the global hash"
+  static const bool done = [] {
+    ::prctl(kPrFutexHash, kSetSlots, kGlobalHash, 0UL, 0UL);  // advice: ignored on failure
+    return true;
+  }();
+  static_cast<void>(done);
+}
+
 }  // namespace
 
 WorkerThread WorkerThread::start(std::size_t stack_bytes, const char* name,
                                  std::function<void()> body) {
+  use_the_global_futex_hash();
   const std::size_t page = page_size();
   const auto min_stack = static_cast<std::size_t>(PTHREAD_STACK_MIN);
   const std::size_t usable =

@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -105,6 +106,22 @@ TEST(WorkerThreadTest, ReleasingOnAThreadThatIsNotAWorkerChangesNothing) {
   WorkerThread::release_unused_stack();
   EXPECT_EQ(resident_pages(low, high), before);
   EXPECT_GT(before, 0u);
+}
+
+// Linux 6.17 and later give a process a private futex hash of 16 buckets on
+// a small machine, whatever its thread count; a process with worker threads
+// must be back on the global hash (slot count 0). Older kernels have no
+// private hash and refuse the question: nothing to check there.
+TEST(WorkerThreadTest, AProcessWithWorkersUsesTheGlobalFutexHash) {
+  constexpr int kPrFutexHash = 78;
+  constexpr unsigned long kGetSlots = 2;
+  // Some threads first, so that a kernel that has one makes a private hash.
+  std::vector<WorkerThread> threads;
+  for (int i = 0; i < 4; ++i) threads.push_back(WorkerThread::start(kStackBytes, "t", [] {}));
+  for (WorkerThread& thread : threads) thread.join();
+  const int slots = ::prctl(kPrFutexHash, kGetSlots, 0UL, 0UL, 0UL);
+  if (slots < 0) GTEST_SKIP() << "this kernel has no private futex hash";
+  EXPECT_EQ(slots, 0) << "the process still uses a private futex hash of " << slots << " slots";
 }
 
 thread_local int t_marker = 0;
