@@ -259,7 +259,12 @@ void LiveRun::submit_logs_locked() {
 void LiveRun::submit_record_locked() {
   submit_logs_locked();
   progress_held = false;
-  services->writer.submit(UpsertRun{record});
+  if (committed.load(std::memory_order_acquire)) {
+    // An update: the writer keeps at most one queued per run and status.
+    services->writer.submit_update(UpsertRun{record});
+  } else {
+    services->writer.submit(UpsertRun{record});
+  }
 }
 
 void LiveRun::finish_locked(RunStatus status, std::optional<std::string> error) {

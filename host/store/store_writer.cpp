@@ -60,10 +60,42 @@ void StoreWriter::submit(WriteOp op) {
 void StoreWriter::submit(WriteOp op, Completion on_done) {
   {
     std::lock_guard lock(mutex_);
+    // Nothing moves past another record or a delete of its run.
+    if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
+      replaceable_.erase(upsert->run.instance_id);
+    } else if (const auto* deleted = std::get_if<DeleteRun>(&op)) {
+      replaceable_.erase(deleted->instance_id);
+    }
     pending_.push_back(Item{std::move(op), std::move(on_done)});
     ++submitted_seq_;
   }
   work_ready_.notify_one();
+}
+
+void StoreWriter::submit_update(UpsertRun record) {
+  {
+    std::lock_guard lock(mutex_);
+    supersede_locked(record);
+    pending_.push_back(Item{WriteOp{std::move(record)}, nullptr});
+    ++submitted_seq_;
+  }
+  work_ready_.notify_one();
+}
+
+void StoreWriter::supersede_locked(UpsertRun& upsert) {
+  const std::size_t position = pending_.size();  // where `upsert` goes
+  const auto [entry, added] = replaceable_.try_emplace(upsert.run.instance_id, position);
+  if (added) return;
+  Item& older = pending_[entry->second];
+  auto& older_upsert = std::get<UpsertRun>(older.op);
+  if (older_upsert.run.status == upsert.run.status) {
+    if (!upsert.max_concurrent) upsert.max_concurrent = older_upsert.max_concurrent;
+    older.op = WriteOp{};  // frees the older record now
+    older.superseded = true;
+    ++superseded_in_pending_;
+    ++superseded_;
+  }
+  entry->second = position;
 }
 
 void StoreWriter::submit_and_wait(WriteOp op) {
@@ -100,7 +132,12 @@ std::string StoreWriter::last_error() const {
 
 std::size_t StoreWriter::pending_ops() const {
   std::lock_guard lock(mutex_);
-  return pending_.size();
+  return pending_.size() - superseded_in_pending_;
+}
+
+std::uint64_t StoreWriter::superseded_records() const {
+  std::lock_guard lock(mutex_);
+  return superseded_;
 }
 
 std::size_t StoreWriter::held_ops() const {
@@ -156,9 +193,13 @@ void StoreWriter::thread_main() {
 StoreWriter::Batch StoreWriter::take_batch() {
   Batch batch;
   batch.items.swap(held_);
-  batch.items.reserve(batch.items.size() + pending_.size());
-  for (Item& item : pending_) batch.items.push_back(std::move(item));
+  batch.items.reserve(batch.items.size() + pending_.size() - superseded_in_pending_);
+  for (Item& item : pending_) {
+    if (!item.superseded) batch.items.push_back(std::move(item));
+  }
   pending_.clear();
+  replaceable_.clear();
+  superseded_in_pending_ = 0;
   batch.last_seq = submitted_seq_;
   return batch;
 }

@@ -14,6 +14,14 @@
 // an op submitted with a completion (a start, a delete: someone waits for
 // it) is failed at once instead of held, so that nobody waits on a full disk.
 //
+// The queue is bounded by the runs, not by how often they change: a record
+// submitted as an update (submit_update) replaces the run's queued update of
+// the same status, which then leaves the queue unwritten, and goes to the
+// back, behind the log entries it counts. So a store that falls behind, or
+// cannot write for a while, holds one pending update per live run however
+// often the runs report progress, and on_committed sees the latest of them.
+// Every change of status stays its own record.
+//
 // Thread safety: submit*, flush and the getters are [thread-safe]. The
 // on_committed callback and completions run on the writer thread and must
 // not block.
@@ -29,6 +37,7 @@
 #include <optional>
 #include <string>
 #include <thread>
+#include <unordered_map>
 #include <vector>
 
 #include "store/store.hpp"
@@ -61,6 +70,10 @@ class StoreWriter {
   // Queues one op; `on_done` hears its outcome. The start path uses it: a
   // run is durable before the client hears of it, and no thread waits.
   void submit(WriteOp op, Completion on_done);
+  // Queues a later record of a run whose first record is already committed
+  // (nobody waits for it). It replaces a queued update of the same run and
+  // status that no other record or delete of the run has followed.
+  void submit_update(UpsertRun record);
   // Queues one op and returns once it is committed. Throws if it failed.
   // For callers that may block (tests, the API's worker pool).
   void submit_and_wait(WriteOp op);
@@ -73,6 +86,9 @@ class StoreWriter {
   // Why the store last failed (empty while it never has).
   std::string last_error() const;
   std::size_t pending_ops() const;
+  // Records that a later one of the same run replaced before they were
+  // written, since the writer started.
+  std::uint64_t superseded_records() const;
   std::size_t held_ops() const;
   std::uint64_t committed_batches() const;
   // Batches (or retries) that failed, since the writer started.
@@ -81,7 +97,8 @@ class StoreWriter {
  private:
   struct Item {
     WriteOp op;
-    Completion done;  // empty: nobody waits for this op
+    Completion done;          // empty: nobody waits for this op
+    bool superseded = false;  // a later record of its run replaced it: skipped
   };
   // What the writer thread took from the queue for one transaction.
   struct Batch {
@@ -91,6 +108,9 @@ class StoreWriter {
 
   void thread_main();
   Batch take_batch();  // called with mutex_ held
+  // Marks the queued update that `upsert` replaces, if any, and makes
+  // `upsert` the one a later update may replace. With mutex_ held.
+  void supersede_locked(UpsertRun& upsert);
   void commit(Batch& batch);
   // After a failed batch: op by op; returns the items to hold.
   std::vector<Item> commit_one_by_one(std::vector<Item>& items);
@@ -110,6 +130,10 @@ class StoreWriter {
   std::condition_variable work_ready_;
   std::condition_variable committed_;
   std::vector<Item> pending_;
+  std::size_t superseded_in_pending_ = 0;
+  // Per run, where in pending_ its last update is, while it may be replaced.
+  std::unordered_map<std::string, std::size_t> replaceable_;
+  std::uint64_t superseded_ = 0;
   // Ops that failed for a passing reason, in order: retried before anything newer.
   std::vector<Item> held_;
   std::chrono::milliseconds retry_delay_{0};

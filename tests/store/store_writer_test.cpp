@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <cstdio>
 #include <condition_variable>
 #include <mutex>
 #include <thread>
@@ -183,6 +184,127 @@ TEST(StoreWriter, OnCommittedSeesEveryUpsertOfARunUnchangedEvenWhenTheStoreWrite
   EXPECT_EQ(stored->status, RunStatus::completed);
   EXPECT_EQ(stored->log_count, 3u);
   EXPECT_EQ(fixture.store().read_logs(run.instance_id, 0, 10).size(), 3u);
+}
+
+// What one committed batch held, op by op: "logs 3", "running 0.25 3".
+std::vector<std::string> describe(const std::vector<WriteOp>& ops) {
+  std::vector<std::string> out;
+  for (const WriteOp& op : ops) {
+    if (const auto* logs = std::get_if<AppendLogs>(&op)) {
+      out.push_back("logs " + std::to_string(logs->entries.front().seq));
+    } else if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
+      const nightshift::Run& run = upsert->run;
+      char progress[16];
+      std::snprintf(progress, sizeof progress, "%.2f", run.progress.value_or(-1));
+      out.push_back(std::string(to_string(run.status)) + " " + progress + " " +
+                    std::to_string(run.log_count));
+    } else {
+      out.push_back("other");
+    }
+  }
+  return out;
+}
+
+// A writer that has committed the first record of a running run and is
+// held inside on_committed until release(): what is submitted meanwhile
+// waits in its queue. Keeps every committed batch, described.
+class HeldWriter {
+ public:
+  HeldWriter()
+      : writer_(fixture_.store(), [this](const std::vector<WriteOp>& ops) {
+          {
+            std::lock_guard lock(mutex_);
+            batches_.push_back(describe(ops));
+          }
+          if (first_.exchange(false)) gate_.wait_open();
+        }) {}
+
+  // A running run whose first record is committed; the writer is then held.
+  nightshift::Run first_record() {
+    nightshift::Run run = running_run();
+    writer_.submit(UpsertRun{run});
+    gate_.wait_entered();
+    return run;
+  }
+  static nightshift::Run running_run() {
+    nightshift::Run run = queued_run();
+    run.status = RunStatus::running;
+    run.started_at = run.created_at;
+    return run;
+  }
+  // Lets the writer go on and waits for what was queued; returns the batch
+  // that held it.
+  std::vector<std::string> release() {
+    gate_.open();
+    writer_.flush();
+    std::lock_guard lock(mutex_);
+    EXPECT_EQ(batches_.size(), 2u);
+    return batches_.empty() ? std::vector<std::string>{} : batches_.back();
+  }
+  StoreWriter& writer() { return writer_; }
+  Store& store() { return fixture_.store(); }
+
+ private:
+  StoreFixture fixture_;
+  Gate gate_;
+  std::atomic<bool> first_{true};
+  std::mutex mutex_;
+  std::vector<std::vector<std::string>> batches_;
+  StoreWriter writer_;  // last: its thread calls into the members above
+};
+
+TEST(StoreWriter, AnUpdateReplacesTheRunsQueuedUpdateOfTheSameStatusBehindItsLogEntries) {
+  HeldWriter held;
+  StoreWriter& writer = held.writer();
+  nightshift::Run run = held.first_record();
+
+  // A run ticking while the store is behind: a log entry and a progress
+  // update each time.
+  for (std::uint64_t tick = 1; tick <= 3; ++tick) {
+    writer.submit(AppendLogs{run.instance_id, log_entries(tick, 1)});
+    run.log_count = tick;
+    run.progress = 0.25 * static_cast<double>(tick);
+    writer.submit_update(UpsertRun{run});
+  }
+  run.status = RunStatus::completed;
+  run.ended_at = run.created_at + std::chrono::milliseconds(5);
+  writer.submit_update(UpsertRun{run});  // a change of status: kept
+  run.usage = TokenUsage{1, 2};
+  writer.submit_update(UpsertRun{run});  // replaces the one before
+  EXPECT_EQ(writer.pending_ops(), 5u);
+  EXPECT_EQ(writer.superseded_records(), 3u);
+
+  EXPECT_EQ(held.release(), (std::vector<std::string>{"logs 1", "logs 2", "logs 3",
+                                                      "running 0.75 3", "completed 0.75 3"}));
+  const auto stored = held.store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->status, RunStatus::completed);
+  EXPECT_EQ(stored->log_count, 3u);
+  EXPECT_TRUE(stored->usage) << "the last update, not the one it replaced, was written";
+  EXPECT_EQ(held.store().read_logs(run.instance_id, 0, 10).size(), 3u);
+}
+
+TEST(StoreWriter, AnUpdateNeverMovesPastAnotherRecordOfItsRun) {
+  HeldWriter held;
+  StoreWriter& writer = held.writer();
+  nightshift::Run run = held.first_record();
+
+  run.progress = 0.1;
+  writer.submit_update(UpsertRun{run});
+  run.progress = 0.2;
+  writer.submit(UpsertRun{run});  // a plain record: the update before it stays
+  run.progress = 0.3;
+  writer.submit_update(UpsertRun{run});
+  nightshift::Run other = HeldWriter::running_run();
+  writer.submit(UpsertRun{other});
+  other.progress = 0.5;
+  writer.submit_update(UpsertRun{other});  // another run's update replaces nothing
+  EXPECT_EQ(writer.pending_ops(), 5u);
+  EXPECT_EQ(writer.superseded_records(), 0u);
+
+  EXPECT_EQ(held.release(),
+            (std::vector<std::string>{"running 0.10 0", "running 0.20 0", "running 0.30 0",
+                                      "running -1.00 0", "running 0.50 0"}));
 }
 
 TEST(StoreWriter, SubmitAndWaitFromManyThreadsEachSeesItsOwnRun) {
