@@ -284,6 +284,28 @@ TEST(StoreWriter, AnUpdateReplacesTheRunsQueuedUpdateOfTheSameStatusBehindItsLog
   EXPECT_EQ(held.store().read_logs(run.instance_id, 0, 10).size(), 3u);
 }
 
+TEST(StoreWriter, UpdatesOfSeveralRunsReplacedInAnyOrderLeaveTheRestInOrder) {
+  HeldWriter held;
+  StoreWriter& writer = held.writer();
+  nightshift::Run a = held.first_record();
+  nightshift::Run b = HeldWriter::running_run();
+  writer.submit(UpsertRun{b});  // b's first record, queued
+  a.progress = 0.1;
+  writer.submit_update(UpsertRun{a});
+  b.progress = 0.2;
+  writer.submit_update(UpsertRun{b});
+  b.progress = 0.3;
+  writer.submit_update(UpsertRun{b});  // replaces b's 0.2, queued after a's 0.1
+  a.progress = 0.4;
+  writer.submit_update(UpsertRun{a});  // replaces a's 0.1
+  EXPECT_EQ(writer.superseded_records(), 2u);
+
+  EXPECT_EQ(held.release(),
+            (std::vector<std::string>{"running -1.00 0", "running 0.30 0", "running 0.40 0"}));
+  EXPECT_EQ(held.store().get_run(a.instance_id)->progress, 0.4);
+  EXPECT_EQ(held.store().get_run(b.instance_id)->progress, 0.3);
+}
+
 TEST(StoreWriter, AnUpdateNeverMovesPastAnotherRecordOfItsRun) {
   HeldWriter held;
   StoreWriter& writer = held.writer();
