@@ -181,7 +181,17 @@ std::optional<std::string> check_webhook_url(const std::string& url) {
   return std::nullopt;
 }
 
-void post_webhook(net::io_context& ioc, net::ssl::context& tls, WebhookPost post,
+net::ssl::context& WebhookTls::context() {
+  if (!context_) {
+    net::ssl::context made(net::ssl::context::tls_client);
+    made.set_default_verify_paths();
+    made.set_verify_mode(net::ssl::verify_peer);
+    context_.emplace(std::move(made));
+  }
+  return *context_;
+}
+
+void post_webhook(net::io_context& ioc, WebhookTls& tls, WebhookPost post,
                   std::function<void(WebhookAnswer)> done) {
   std::string why;
   auto target = parse_target(post.url, &why);
@@ -190,9 +200,17 @@ void post_webhook(net::io_context& ioc, net::ssl::context& tls, WebhookPost post
     return;
   }
   if (target->tls) {
+    net::ssl::context* context = nullptr;
+    try {
+      context = &tls.context();
+    } catch (const boost::system::system_error& error) {
+      // Answered like a failed connection: the delivery is tried again later.
+      done(WebhookAnswer{std::nullopt, std::string("cannot set up TLS: ") + error.what()});
+      return;
+    }
     auto exchange = std::make_shared<Exchange<beast::ssl_stream<beast::tcp_stream>>>(
-        ioc, beast::ssl_stream<beast::tcp_stream>(ioc, tls), std::move(*target), std::move(post),
-        std::move(done));
+        ioc, beast::ssl_stream<beast::tcp_stream>(ioc, *context), std::move(*target),
+        std::move(post), std::move(done));
     exchange->run();
   } else {
     auto exchange = std::make_shared<Exchange<beast::tcp_stream>>(

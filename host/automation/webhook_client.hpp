@@ -35,7 +35,21 @@ struct WebhookAnswer {
 // Checks a URL for a webhook: http or https with a host. Returns why not.
 std::optional<std::string> check_webhook_url(const std::string& url);
 
-void post_webhook(boost::asio::io_context& ioc, boost::asio::ssl::context& tls, WebhookPost post,
+// The TLS client context of https webhooks, made on the first https POST
+// and kept: reading the system's CA certificates costs about half a
+// megabyte of heap, and more of libcrypto's pages, that a host posting only
+// over http (or not at all) should not pay. [the io_context's thread]
+class WebhookTls {
+ public:
+  // Peers are checked against the system's CA store. Throws
+  // boost::system::system_error when the context cannot be made.
+  boost::asio::ssl::context& context();
+
+ private:
+  std::optional<boost::asio::ssl::context> context_;
+};
+
+void post_webhook(boost::asio::io_context& ioc, WebhookTls& tls, WebhookPost post,
                   std::function<void(WebhookAnswer)> done);
 
 }  // namespace nightshift

@@ -52,10 +52,7 @@ constexpr int kSharedStoreTries = 24;
 Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options)
     : store_(store),
       options_(options),
-      tls_(net::ssl::context::tls_client),
       work_(net::make_work_guard(ioc_)) {
-  tls_.set_default_verify_paths();
-  tls_.set_verify_mode(net::ssl::verify_peer);
   webhooks_ = store_.list_webhooks();
   thread_ = std::thread([this] {
     ::pthread_setname_np(::pthread_self(), "ns-webhooks");

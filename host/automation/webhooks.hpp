@@ -31,7 +31,6 @@
 #include <atomic>
 #include <boost/asio/executor_work_guard.hpp>
 #include <boost/asio/io_context.hpp>
-#include <boost/asio/ssl/context.hpp>
 #include <boost/asio/thread_pool.hpp>
 #include <boost/json/object.hpp>
 #include <chrono>
@@ -141,7 +140,7 @@ class Webhooks {
   // that waits for the database lock never delays a POST.
   boost::asio::thread_pool store_thread_{1};
   boost::asio::io_context ioc_;
-  boost::asio::ssl::context tls_;
+  WebhookTls tls_;  // used on ioc_'s thread only
   boost::asio::executor_work_guard<boost::asio::io_context::executor_type> work_;
   std::thread thread_;
   EventBus::Subscription subscription_;

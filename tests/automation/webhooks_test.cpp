@@ -1,7 +1,8 @@
 // Webhooks on a real Host against real HTTP receivers on 127.0.0.1: the
 // payload, headers and HMAC-SHA256 signature, retries with backoff (a
 // receiver that fails twice), a receiver that never answers (and does not
-// hold up another), and deliveries left pending across a restart.
+// hold up another), deliveries left pending across a restart, and https
+// receivers checked against the system's CA certificates.
 #include <openssl/evp.h>
 #include <openssl/hmac.h>
 
@@ -9,6 +10,7 @@
 
 #include "automation_fixture.hpp"
 #include "receiver.hpp"
+#include "scripted_model_server.hpp"
 
 namespace nightshift {
 namespace {
@@ -16,6 +18,9 @@ namespace {
 using namespace std::chrono_literals;
 using testing::AutomationHost;
 using testing::Receiver;
+using testing::ScriptedAnswer;
+using testing::ScriptedModelServer;
+using testing::TestCertificate;
 using testing::wait_until;
 
 // The signature computed here from the documented recipe, independently of
@@ -230,6 +235,52 @@ TEST(WebhooksTest, PendingDeliveriesAreSentAfterARestart) {
   ASSERT_GE(receiver.count(), 1u);
   const boost::json::object body = boost::json::parse(receiver.requests().back().body).as_object();
   EXPECT_EQ(std::string(body.at("run").at("instanceId").as_string()), run.instance_id);
+}
+
+// The TLS context is made on the first https POST, from the system's CA
+// certificates as they are then: here a test certificate named by
+// SSL_CERT_FILE only after the host started. A receiver whose certificate
+// they do not vouch for is not sent the event.
+TEST(WebhooksTest, HttpsReceiversAreCheckedAgainstTheSystemsCertificatesOfTheFirstPost) {
+  const TestCertificate trusted_certificate = TestCertificate::make();
+  ScriptedModelServer trusted(trusted_certificate);
+  trusted.set_responder([](const auto&) { return ScriptedAnswer::json("{}"); });
+  ScriptedModelServer untrusted(TestCertificate::make());
+  untrusted.set_responder([](const auto&) { return ScriptedAnswer::json("{}"); });
+  AutomationHost fixture;
+  fixture.open(fast_retries(2s, 1));
+
+  testing::TempDir certificates;
+  testing::write_file(certificates / "ca.pem", trusted_certificate.certificate_pem);
+  ::setenv("SSL_CERT_FILE", (certificates / "ca.pem").c_str(), 1);
+  const Webhook accepted = fixture.automation().webhooks().create(
+      hook(trusted.base_url() + "/hook", {"run.finished"}));
+  const Webhook refused = fixture.automation().webhooks().create(
+      hook(untrusted.base_url() + "/hook", {"run.finished"}));
+  fixture.finish(fixture.start("installed:echo"));
+  const bool settled = wait_until([&] {
+    const auto sent = only_delivery(fixture, accepted.id);
+    const auto not_sent = only_delivery(fixture, refused.id);
+    return sent && sent->status != DeliveryStatus::pending && not_sent &&
+           not_sent->status != DeliveryStatus::pending;
+  });
+  ::unsetenv("SSL_CERT_FILE");
+  ASSERT_TRUE(settled);
+
+  const Delivery sent = *only_delivery(fixture, accepted.id);
+  EXPECT_EQ(sent.status, DeliveryStatus::delivered) << sent.last_error.value_or("");
+  EXPECT_EQ(sent.last_status_code, 200);
+  ASSERT_EQ(trusted.requests().size(), 1u);
+  EXPECT_EQ(trusted.requests().front().target, "/v1/hook");
+
+  const Delivery not_sent = *only_delivery(fixture, refused.id);
+  EXPECT_EQ(not_sent.status, DeliveryStatus::failed);
+  EXPECT_FALSE(not_sent.last_status_code);
+  ASSERT_TRUE(not_sent.last_error);
+  EXPECT_NE(not_sent.last_error->find("TLS handshake failed"), std::string::npos)
+      << *not_sent.last_error;
+  EXPECT_NE(not_sent.last_error->find("certificate"), std::string::npos) << *not_sent.last_error;
+  EXPECT_TRUE(untrusted.requests().empty());
 }
 
 }  // namespace
