@@ -20,7 +20,7 @@ void CommitEvents::on_committed(const std::vector<WriteOp>& ops) {
   const bool publish = bus_.subscriber_count() > 0;
   for (const WriteOp& op : ops) {
     if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
-      const Run& run = upsert->run;
+      const Run& run = upsert->run();
       committed_(run);
       announcements_.announce(run);
       if (is_terminal(run.status)) retire_(run);

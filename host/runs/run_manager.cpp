@@ -989,7 +989,7 @@ void RunManager::Impl::submit_queued(StoreWriter& start_writer, const Run& recor
 void RunManager::Impl::announce_queued(const std::vector<WriteOp>& committed) {
   for (const WriteOp& op : committed) {
     if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
-      announcements.announce(upsert->run, true);
+      announcements.announce(upsert->run(), true);
     }
   }
 }

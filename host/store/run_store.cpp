@@ -265,7 +265,7 @@ void RunStore::Impl::write_run(const Run& run, std::uint64_t log_count) {
 }
 
 bool RunStore::Impl::apply_one(const UpsertRun& op) {
-  write_run(op.run, op.run.log_count);
+  write_run(op.run(), op.run().log_count);
   return false;
 }
 
@@ -274,13 +274,13 @@ void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
   open_groups.clear();
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
-      const auto [group, is_new] = open_groups.try_emplace(upsert->run.instance_id, i);
+      const auto [group, is_new] = open_groups.try_emplace(upsert->run().instance_id, i);
       UpsertPlan& first = upsert_plans[group->second];
       first.source = i;
       // The stored count only grows (see kUpsertRun): the group writes the
       // highest, as its upserts one by one would have left it.
       first.log_count =
-          is_new ? upsert->run.log_count : std::max(first.log_count, upsert->run.log_count);
+          is_new ? upsert->run().log_count : std::max(first.log_count, upsert->run().log_count);
     } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
       open_groups.erase(deletion->instance_id);
     } else if (std::holds_alternative<PruneRuns>(ops[i])) {
@@ -291,8 +291,8 @@ void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
   later_counts.clear();
   for (std::size_t i = ops.size(); i-- > 0;) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
-      auto [it, is_new] = later_counts.try_emplace(upsert->run.instance_id, upsert->run.log_count);
-      if (!is_new) it->second = std::max(it->second, upsert->run.log_count);
+      auto [it, is_new] = later_counts.try_emplace(upsert->run().instance_id, upsert->run().log_count);
+      if (!is_new) it->second = std::max(it->second, upsert->run().log_count);
     } else if (const auto* logs = std::get_if<AppendLogs>(&ops[i])) {
       const auto it = later_counts.find(logs->instance_id);
       upsert_plans[i].log_count_covered = !logs->entries.empty() && it != later_counts.end() &&
@@ -406,9 +406,9 @@ bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops)
       if (plan.source == Impl::kNotWrittenHere) {
         // Written earlier in this batch with its group's last state; still
         // refused if it could not have been written on its own.
-        store::check_writable(upsert->run);
+        store::check_writable(upsert->run());
       } else {
-        impl_->write_run(std::get<UpsertRun>(ops[plan.source]).run, plan.log_count);
+        impl_->write_run(std::get<UpsertRun>(ops[plan.source]).run(), plan.log_count);
       }
       continue;
     }

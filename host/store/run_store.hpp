@@ -36,12 +36,26 @@ class InvalidCursor : public std::invalid_argument {
 };
 
 // Writes, applied in order inside one transaction by RunStore::apply.
-struct UpsertRun {
-  Run run;  // the whole record as it is now
+//
+// An upsert holds its record on the heap, shared and never changed, so that
+// every other write (a batch of log entries, a delete) takes a few dozen
+// bytes in the writer's queue rather than the room of a whole record: a
+// host with thousands of runs logging queues that many writes at a time.
+class UpsertRun {
+ public:
+  // `run`: the whole record as it is now.
+  UpsertRun(Run run, std::optional<std::uint32_t> cap = std::nullopt)
+      : max_concurrent(cap), run_(std::make_shared<const Run>(std::move(run))) {}
+
+  const Run& run() const noexcept { return *run_; }
+
   // Its agent's cap (limits.maxConcurrent) when the run is admitted: a store
   // shared by several hosts claims queued runs by it. Kept by later upserts
   // that leave it unset; the SQLite store does not use it.
-  std::optional<std::uint32_t> max_concurrent{};
+  std::optional<std::uint32_t> max_concurrent;
+
+ private:
+  std::shared_ptr<const Run> run_;
 };
 struct AppendLogs {
   std::string instance_id;

@@ -62,7 +62,7 @@ void StoreWriter::submit(WriteOp op, Completion on_done) {
     std::lock_guard lock(mutex_);
     // Nothing moves past another record or a delete of its run.
     if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
-      replaceable_.erase(upsert->run.instance_id);
+      replaceable_.erase(upsert->run().instance_id);
     } else if (const auto* deleted = std::get_if<DeleteRun>(&op)) {
       replaceable_.erase(deleted->instance_id);
     }
@@ -84,18 +84,26 @@ void StoreWriter::submit_update(UpsertRun record) {
 
 void StoreWriter::supersede_locked(UpsertRun& upsert) {
   const std::size_t position = pending_.size();  // where `upsert` goes
-  const auto [entry, added] = replaceable_.try_emplace(upsert.run.instance_id, position);
-  if (added) return;
+  // The key views the id inside `upsert`'s record, which stays where it is
+  // on the heap while the op is moved into pending_.
+  const std::string_view id = upsert.run().instance_id;
+  const auto entry = replaceable_.find(id);
+  if (entry == replaceable_.end()) {
+    replaceable_.emplace(id, position);
+    return;
+  }
   Item& older = pending_[entry->second];
   auto& older_upsert = std::get<UpsertRun>(older.op);
-  if (older_upsert.run.status == upsert.run.status) {
+  if (older_upsert.run().status == upsert.run().status) {
     if (!upsert.max_concurrent) upsert.max_concurrent = older_upsert.max_concurrent;
-    older.op = WriteOp{};  // frees the older record now
     older.superseded = true;
     ++superseded_in_pending_;
     ++superseded_;
   }
-  entry->second = position;
+  // Keyed anew by the newer record: the older one's id may be freed below.
+  replaceable_.erase(entry);
+  replaceable_.emplace(id, position);
+  if (older.superseded) older.op = DeleteRun{};  // frees the older record; never applied
 }
 
 void StoreWriter::submit_and_wait(WriteOp op) {

@@ -36,6 +36,7 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <thread>
 #include <unordered_map>
 #include <vector>
@@ -131,8 +132,9 @@ class StoreWriter {
   std::condition_variable committed_;
   std::vector<Item> pending_;
   std::size_t superseded_in_pending_ = 0;
-  // Per run, where in pending_ its last update is, while it may be replaced.
-  std::unordered_map<std::string, std::size_t> replaceable_;
+  // Per run, where in pending_ its last update is, while it may be replaced;
+  // keyed by a view of the instance id in that update's record.
+  std::unordered_map<std::string_view, std::size_t> replaceable_;
   std::uint64_t superseded_ = 0;
   // Ops that failed for a passing reason, in order: retried before anything newer.
   std::vector<Item> held_;

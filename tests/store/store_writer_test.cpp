@@ -52,7 +52,7 @@ class CommitLog {
       if (const auto* logs = std::get_if<AppendLogs>(&op)) {
         for (const auto& entry : logs->entries) seqs_.push_back(entry.seq);
       }
-      if (const auto* upsert = std::get_if<UpsertRun>(&op)) ids_.push_back(upsert->run.instance_id);
+      if (const auto* upsert = std::get_if<UpsertRun>(&op)) ids_.push_back(upsert->run().instance_id);
     }
   }
   std::vector<std::uint64_t> seqs() const {
@@ -170,10 +170,10 @@ TEST(StoreWriter, OnCommittedSeesEveryUpsertOfARunUnchangedEvenWhenTheStoreWrite
   for (std::size_t i = 0; i < batch.size(); ++i) {
     ASSERT_EQ(batch[i].index(), submitted[i].index()) << "op " << i;
     if (const auto* upsert = std::get_if<UpsertRun>(&batch[i])) {
-      const nightshift::Run& expected = std::get<UpsertRun>(submitted[i]).run;
-      EXPECT_EQ(upsert->run.instance_id, expected.instance_id) << "op " << i;
-      EXPECT_EQ(upsert->run.status, expected.status) << "op " << i;
-      EXPECT_EQ(upsert->run.log_count, expected.log_count) << "op " << i;
+      const nightshift::Run& expected = std::get<UpsertRun>(submitted[i]).run();
+      EXPECT_EQ(upsert->run().instance_id, expected.instance_id) << "op " << i;
+      EXPECT_EQ(upsert->run().status, expected.status) << "op " << i;
+      EXPECT_EQ(upsert->run().log_count, expected.log_count) << "op " << i;
     } else {
       const auto& logs = std::get<AppendLogs>(batch[i]);
       EXPECT_EQ(logs.entries.front().seq, std::get<AppendLogs>(submitted[i]).entries.front().seq);
@@ -193,7 +193,7 @@ std::vector<std::string> describe(const std::vector<WriteOp>& ops) {
     if (const auto* logs = std::get_if<AppendLogs>(&op)) {
       out.push_back("logs " + std::to_string(logs->entries.front().seq));
     } else if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
-      const nightshift::Run& run = upsert->run;
+      const nightshift::Run& run = upsert->run();
       char progress[16];
       std::snprintf(progress, sizeof progress, "%.2f", run.progress.value_or(-1));
       out.push_back(std::string(to_string(run.status)) + " " + progress + " " +
@@ -282,6 +282,17 @@ TEST(StoreWriter, AnUpdateReplacesTheRunsQueuedUpdateOfTheSameStatusBehindItsLog
   EXPECT_EQ(stored->log_count, 3u);
   EXPECT_TRUE(stored->usage) << "the last update, not the one it replaced, was written";
   EXPECT_EQ(held.store().read_logs(run.instance_id, 0, 10).size(), 3u);
+}
+
+// A host with thousands of runs logging has that many writes queued at once:
+// a batch of log entries must not take the room of a whole run record.
+TEST(StoreWriter, AQueuedLogBatchIsNotTheSizeOfARunRecord) {
+  EXPECT_LT(sizeof(WriteOp), sizeof(nightshift::Run) / 4)
+      << "sizeof(WriteOp) " << sizeof(WriteOp) << ", sizeof(Run) " << sizeof(nightshift::Run);
+  // Copies of an upsert share its record, which never changes.
+  const UpsertRun upsert{HeldWriter::running_run()};
+  const WriteOp copy = upsert;
+  EXPECT_EQ(&std::get<UpsertRun>(copy).run(), &upsert.run());
 }
 
 TEST(StoreWriter, UpdatesOfSeveralRunsReplacedInAnyOrderLeaveTheRestInOrder) {

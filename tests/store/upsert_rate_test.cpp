@@ -37,17 +37,17 @@ TEST(StoreMeasurement, DISABLED_RunUpsertRate) {
   for (int b = 0; b < kBatches; ++b) {
     for (int i = 0; i < kRunsPerBatch; ++i) {
       nightshift::Run run = queued_run("installed:echo", at_ms(1'000'000 + b * kRunsPerBatch + i));
-      batches[b].push_back(UpsertRun{run});
+      batches[b].emplace_back(std::in_place_type<UpsertRun>, run);
       std::vector<WriteOp>& next = batches[b + 1];
       run.status = RunStatus::running;
       run.started_at = run.created_at;
-      next.push_back(UpsertRun{run});
+      next.emplace_back(std::in_place_type<UpsertRun>, run);
       next.push_back(AppendLogs{run.instance_id, log_entries(1, 1)});
       run.status = RunStatus::completed;
       run.ended_at = run.created_at + std::chrono::milliseconds(1);
       run.log_count = 1;
       run.result = boost::json::object{{"echo", "x"}};
-      next.push_back(UpsertRun{run});
+      next.emplace_back(std::in_place_type<UpsertRun>, run);
     }
   }
   const double written_before = bytes_written();

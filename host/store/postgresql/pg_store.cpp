@@ -251,11 +251,11 @@ UpsertPlan plan_upserts(const std::vector<WriteOp>& ops) {
   std::unordered_map<std::string_view, std::size_t> open;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
-      const auto [group, is_new] = open.try_emplace(upsert->run.instance_id, i);
+      const auto [group, is_new] = open.try_emplace(upsert->run().instance_id, i);
       plan.source[group->second] = i;
       plan.log_count[group->second] =
-          is_new ? upsert->run.log_count
-                 : std::max(plan.log_count[group->second], upsert->run.log_count);
+          is_new ? upsert->run().log_count
+                 : std::max(plan.log_count[group->second], upsert->run().log_count);
     } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
       open.erase(deletion->instance_id);
     } else if (std::holds_alternative<PruneRuns>(ops[i])) {
@@ -567,9 +567,9 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
       if (plan.source[i] == npos) {
-        store::check_writable(upsert->run);  // refused as it would be alone
+        store::check_writable(upsert->run());  // refused as it would be alone
       } else {
-        store::check_writable(std::get<UpsertRun>(ops[plan.source[i]]).run);
+        store::check_writable(std::get<UpsertRun>(ops[plan.source[i]]).run());
         upsert_sources.push_back(plan.source[i]);
         upsert_counts.push_back(plan.log_count[i]);
       }
@@ -638,7 +638,7 @@ void PostgresStore::write_upserts(WriteBatch& batch, const std::vector<WriteOp>&
   std::array<std::vector<Param>, 26> columns;
   for (std::size_t k = 0; k < sources.size(); ++k) {
     const UpsertRun& upsert = std::get<UpsertRun>(ops[sources[k]]);
-    const Run& run = upsert.run;
+    const Run& run = upsert.run();
     columns[0].emplace_back(run.instance_id);
     columns[1].emplace_back(run.thread_id);
     columns[2].emplace_back(run.agent_id);
@@ -675,7 +675,7 @@ void PostgresStore::write_upserts(WriteBatch& batch, const std::vector<WriteOp>&
   std::vector<std::string> ids;
   ids.reserve(sources.size());
   for (const std::size_t source : sources)
-    ids.push_back(std::get<UpsertRun>(ops[source]).run.instance_id);
+    ids.push_back(std::get<UpsertRun>(ops[source]).run().instance_id);
   write_step(batch, "upsert_runs", kUpsertRuns, std::move(params),
              [&batch, ids = std::move(ids)](const pg::Result& written) {
                if (written.rows() == static_cast<int>(ids.size())) return;
@@ -741,7 +741,7 @@ std::vector<pg::Connection::Step> PostgresStore::change_notifications(
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (std::holds_alternative<UpsertRun>(ops[i])) {
       if (sources[i] == npos) continue;
-      const Run& run = std::get<UpsertRun>(ops[sources[i]]).run;
+      const Run& run = std::get<UpsertRun>(ops[sources[i]]).run();
       lines.push_back("r" + run.instance_id);
       queued = queued || (run.status == RunStatus::queued && !run.host);
     } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
