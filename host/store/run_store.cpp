@@ -291,7 +291,8 @@ void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
   later_counts.clear();
   for (std::size_t i = ops.size(); i-- > 0;) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
-      auto [it, is_new] = later_counts.try_emplace(upsert->run().instance_id, upsert->run().log_count);
+      auto [it, is_new] =
+          later_counts.try_emplace(upsert->run().instance_id, upsert->run().log_count);
       if (!is_new) it->second = std::max(it->second, upsert->run().log_count);
     } else if (const auto* logs = std::get_if<AppendLogs>(&ops[i])) {
       const auto it = later_counts.find(logs->instance_id);

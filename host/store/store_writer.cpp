@@ -100,9 +100,12 @@ void StoreWriter::supersede_locked(UpsertRun& upsert) {
     ++superseded_in_pending_;
     ++superseded_;
   }
-  // Keyed anew by the newer record: the older one's id may be freed below.
-  replaceable_.erase(entry);
-  replaceable_.emplace(id, position);
+  // Keyed anew by the newer record (the older one's id may be freed below),
+  // reusing the map's node.
+  auto node = replaceable_.extract(entry);
+  node.key() = id;
+  node.mapped() = position;
+  replaceable_.insert(std::move(node));
   if (older.superseded) older.op = DeleteRun{};  // frees the older record; never applied
 }
 

@@ -5,8 +5,8 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
-#include <cstdio>
 #include <condition_variable>
+#include <cstdio>
 #include <mutex>
 #include <thread>
 
@@ -52,7 +52,8 @@ class CommitLog {
       if (const auto* logs = std::get_if<AppendLogs>(&op)) {
         for (const auto& entry : logs->entries) seqs_.push_back(entry.seq);
       }
-      if (const auto* upsert = std::get_if<UpsertRun>(&op)) ids_.push_back(upsert->run().instance_id);
+      if (const auto* upsert = std::get_if<UpsertRun>(&op))
+        ids_.push_back(upsert->run().instance_id);
     }
   }
   std::vector<std::uint64_t> seqs() const {
