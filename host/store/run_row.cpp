@@ -43,20 +43,6 @@ T parse_or_throw(std::optional<T> parsed, const std::string& what, const std::st
 
 }  // namespace
 
-std::int64_t to_ms(Timestamp t) {
-  return t.time_since_epoch().count();
-}
-Timestamp from_ms(std::int64_t ms) {
-  return Timestamp{std::chrono::milliseconds{ms}};
-}
-
-void check_writable(const Run& run) {
-  if (is_terminal(run.status) && !run.ended_at) {
-    throw std::invalid_argument("run " + run.instance_id + " is " +
-                                std::string(to_string(run.status)) + " but has no endedAt");
-  }
-}
-
 void bind_run(SQLite::Statement& statement, const Run& run) {
   check_writable(run);
   statement.bindNoCopy(1, run.instance_id);

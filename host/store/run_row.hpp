@@ -18,7 +18,8 @@ inline constexpr const char* kRunColumns =
 inline constexpr int kRunColumnCount = 24;
 
 // Throws std::invalid_argument when the run cannot be stored as it is (a
-// terminal run without endedAt). bind_run checks it too.
+// terminal run without endedAt). bind_run checks it too. (In
+// run_checks.cpp, which both stores link: it needs no SQLite.)
 void check_writable(const Run& run);
 
 // The parameter of the upsert statement that bind_run binds log_count to.
@@ -36,7 +37,11 @@ void bind_run(SQLite::Statement& statement, const Run& run);
 // and its error says which fields could not be read (see run_row.cpp).
 Run read_run(const SQLite::Statement& statement);
 
-std::int64_t to_ms(Timestamp t);
-Timestamp from_ms(std::int64_t ms);
+inline std::int64_t to_ms(Timestamp t) {
+  return t.time_since_epoch().count();
+}
+inline Timestamp from_ms(std::int64_t ms) {
+  return Timestamp{std::chrono::milliseconds{ms}};
+}
 
 }  // namespace nightshift::store

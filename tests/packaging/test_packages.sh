@@ -44,6 +44,7 @@ for root in "$tgz_root" "$deb_root"; do
            lib/nightshift/agents/sleep/libsleep.so lib/nightshift/agents/shell/libshell.so \
            lib/nightshift/agents/repo-scan/librepo-scan.so lib/nightshift/agents/llm/libllm.so \
            lib/nightshift/agents/llm/agent.json lib/nightshift/nightshift-worker \
+           lib/nightshift/nightshift-store-postgresql.so \
            lib/systemd/user/nightshift.service share/man/man1/nightshift.1.gz; do
     [ -e "$root/$f" ] || fail "$root lacks $f"
   done
@@ -100,7 +101,21 @@ for root in "$tgz_root" "$deb_root"; do
   step "host from $(basename "$(dirname "$root")")/$(basename "$root"): run installed:echo"
   start_host "$root"
   run_to_completion installed:echo >/dev/null
+  # On SQLite the PostgreSQL store's module, and libpq with it, stay unloaded.
+  if grep -E 'libpq|nightshift-store-postgresql' "/proc/$host_pid/maps" >/dev/null; then
+    fail "a host on SQLite mapped libpq or the PostgreSQL module"
+  fi
   stop_host
+  step "host from $(basename "$(dirname "$root")")/$(basename "$root"): its PostgreSQL module loads"
+  # Nothing listens on port 1: the error must come from libpq, loaded.
+  if XDG_DATA_HOME="$work/xdg-data" XDG_CONFIG_HOME="$work/xdg-config" \
+     "$root/bin/nightshift" serve --listen 127.0.0.1:0 --data-dir "$work/data-pg" \
+     --token "$token" --store "postgresql://nightshift@127.0.0.1:1/nightshift" \
+     >"$work/host.out" 2>"$work/host.err"; then
+    fail "a host with an unreachable PostgreSQL store started"
+  fi
+  grep -q "cannot connect to PostgreSQL" "$work/host.err" \
+    || { cat "$work/host.err"; fail "the PostgreSQL store did not get as far as connecting"; }
 done
 
 step "build plugin-sdk/examples/hello against the unpacked SDK"
@@ -127,6 +142,7 @@ declared=$(dpkg-deb -f "$deb" Depends | tr ',' '\n' | sed 's/(.*)//; s/|.*//; s/
 # ldd; the libraries those pull in are their own packages' dependencies.
 linked=$(
   for f in "$deb_root/bin/nightshift" "$deb_root/lib/nightshift/nightshift-worker" \
+           "$deb_root/lib/nightshift/nightshift-store-postgresql.so" \
            "$deb_root"/lib/nightshift/agents/*/*.so; do
     needed=$(objdump -p "$f" | awk '$1 == "NEEDED" {print $2}')
     ldd "$f" | awk '/=> \// {print $1, $3}' | while read -r soname path; do

@@ -404,12 +404,4 @@ std::vector<Delivery> PgAutomationStore::claim_pending_deliveries(std::chrono::m
   return out;
 }
 
-// Here rather than beside the SQLite store, which then needs no libpq.
-std::unique_ptr<AutomationStore> open_automation_store(const StoreLocation& location) {
-  if (is_postgresql_uri(location.uri)) {
-    return std::make_unique<PgAutomationStore>(location.uri, location.host_name);
-  }
-  return std::make_unique<SqliteAutomationStore>(location.sqlite_database);
-}
-
 }  // namespace nightshift
