@@ -3,12 +3,13 @@
 namespace nightshift {
 
 CommitEvents::CommitEvents(EventBus& bus, RunAnnouncements& announcements, LogBudget& budget,
-                           std::function<void(const Run&)> committed,
+                           std::function<void(const Run&)> committed, Progressed progressed,
                            std::function<void(const Run&)> retire)
     : bus_(bus),
       announcements_(announcements),
       budget_(budget),
       committed_(std::move(committed)),
+      progressed_(std::move(progressed)),
       retire_(std::move(retire)) {}
 
 void CommitEvents::remember_deleted(const Run& record) {
@@ -24,6 +25,9 @@ void CommitEvents::on_committed(const std::vector<WriteOp>& ops) {
       committed_(run);
       announcements_.announce(run);
       if (is_terminal(run.status)) retire_(run);
+    } else if (const auto* progress = std::get_if<UpdateProgress>(&op)) {
+      // The whole record is made only for someone to hear it.
+      if (std::optional<Run> run = progressed_(*progress, publish)) announcements_.announce(*run);
     } else if (const auto* logs = std::get_if<AppendLogs>(&op)) {
       std::size_t bytes = 0;
       for (const LogEntry& entry : logs->entries) bytes += LogBudget::cost(entry);

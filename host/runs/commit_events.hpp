@@ -11,6 +11,7 @@
 
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -24,10 +25,18 @@ namespace nightshift {
 
 class CommitEvents {
  public:
+  // Shows a committed progress update on its live run; with `want_record`,
+  // returns the run as it is now shown, to announce (none when it is no
+  // longer live).
+  using Progressed =
+      std::function<std::optional<Run>(const UpdateProgress& update, bool want_record)>;
+
   // On the writer thread: `committed` with every run record once it is
+  // committed, `progressed` with every progress update once it is
   // committed, `retire` with each run's final record once it is announced.
   CommitEvents(EventBus& bus, RunAnnouncements& announcements, LogBudget& budget,
-               std::function<void(const Run&)> committed, std::function<void(const Run&)> retire);
+               std::function<void(const Run&)> committed, Progressed progressed,
+               std::function<void(const Run&)> retire);
 
   // The record a run had, so that `deleted` can carry it; call before the
   // DeleteRun is submitted.
@@ -40,6 +49,7 @@ class CommitEvents {
   RunAnnouncements& announcements_;
   LogBudget& budget_;
   const std::function<void(const Run&)> committed_;
+  const Progressed progressed_;
   const std::function<void(const Run&)> retire_;
   std::mutex deleted_mutex_;  // guards deleted_
   std::unordered_map<std::string, Run> deleted_;

@@ -81,7 +81,7 @@ void on_progress(const nightshift_run* c_run, double fraction) {
     if (run.abandoned || is_terminal(run.record.status)) return;
     run.record.progress = fraction;
     if (run.throttle.admit(std::chrono::steady_clock::now())) {
-      run.submit_record_locked();
+      run.submit_progress_locked();
     } else {
       run.progress_held = true;
       run.schedule_sweep_locked();
@@ -176,6 +176,7 @@ bool on_set_result_json(const nightshift_run* c_run, const char* json, std::size
     if (ec) return false;
     std::lock_guard run_lock(run.mutex);
     run.record.result = std::move(value);
+    run.result_unsent = true;
     return true;
   } catch (...) {
     return false;
@@ -259,12 +260,24 @@ void LiveRun::submit_logs_locked() {
 void LiveRun::submit_record_locked() {
   submit_logs_locked();
   progress_held = false;
+  result_unsent = false;
   if (committed.load(std::memory_order_acquire)) {
     // An update: the writer keeps at most one queued per run and status.
     services->writer.submit_update(UpsertRun{record});
   } else {
     services->writer.submit(UpsertRun{record});
   }
+}
+
+void LiveRun::submit_progress_locked() {
+  if (!services->progress_alone || result_unsent || !committed.load(std::memory_order_acquire)) {
+    submit_record_locked();
+    return;
+  }
+  submit_logs_locked();
+  progress_held = false;
+  services->writer.submit_update(
+      UpdateProgress{record.instance_id, record.progress, record.log_count, record.usage});
 }
 
 void LiveRun::finish_locked(RunStatus status, std::optional<std::string> error) {
@@ -310,7 +323,7 @@ void LiveRun::sweep() {
   if (abandoned || is_terminal(record.status)) return;
   if (progress_held) {
     if (throttle.admit(std::chrono::steady_clock::now())) {
-      submit_record_locked();  // carries the held-back progress and the entries before it
+      submit_progress_locked();  // carries the held-back progress and the entries before it
       return;
     }
     schedule_sweep_locked();  // try again on the next sweep

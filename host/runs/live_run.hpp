@@ -67,6 +67,9 @@ struct RunServices {
   Watchdog& watchdog;
   LogBudget& budget;
   std::shared_ptr<const std::string> workspace;  // options.workspace, for every run's C view
+  // The store takes progress updates without the rest of a record
+  // (Store::writes_progress_alone).
+  bool progress_alone = false;
 };
 
 // The fields of a run's record that change while it is live; the others
@@ -133,6 +136,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::vector<LogEntry> pending_logs;  // accepted, not yet handed to the writer
   bool sweep_scheduled = false;        // a sweep is due on the watchdog
   bool progress_held = false;          // a progress value the throttle held back
+  bool result_unsent = false;          // the agent set a result no record has carried yet
   ProgressThrottle throttle;
   std::size_t accepted_bytes = 0;
   std::uint64_t capped_entries = 0, capped_bytes = 0;  // dropped past the run's cap
@@ -160,6 +164,10 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // Hands the record to the writer, after the entries logged before it, so
   // the store never shows a log_count ahead of the entries it holds.
   void submit_record_locked();
+  // The same when only the progress, the log count or the usage changed
+  // since the last record: a progress update of those few fields, where the
+  // store takes one, instead of a copy of the whole record.
+  void submit_progress_locked();
   void finish_locked(RunStatus status, std::optional<std::string> error);
   // The one entry the host adds at the end: how much the caps dropped.
   void append_dropped_entry_locked();

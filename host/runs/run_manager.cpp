@@ -185,6 +185,7 @@ struct RunManager::Impl {
   void schedule_deadline(std::chrono::milliseconds after, bool is_timeout, const LivePtr& run);
   void fire(bool is_timeout, const LivePtr& run);
   void retire(const Run& final_record);
+  std::optional<Run> show_progress(const UpdateProgress& update, bool want_record);
   void show_committed(const Run& record);
 
   // The worker thread's body and its steps.
@@ -223,6 +224,9 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
       announcements(bus_in),
       events(
           bus_in, announcements, budget, [this](const Run& run) { show_committed(run); },
+          [this](const UpdateProgress& update, bool want_record) {
+            return show_progress(update, want_record);
+          },
           [this](const Run& run) { retire(run); }) {
   // Before anything else: a run the store still calls active belonged to a
   // host that is gone.
@@ -242,7 +246,8 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
   });
   services = std::make_unique<RunServices>(
       RunServices{options, *writer, *watchdog, budget,
-                  std::make_shared<const std::string>(options.workspace.string())});
+                  std::make_shared<const std::string>(options.workspace.string()),
+                  store.writes_progress_alone()});
   if (SharedQueue* queue = store.shared_queue()) {
     HostLink::Callbacks callbacks{
         [this] { return free_slots(); },
@@ -691,7 +696,7 @@ std::uint64_t RunManager::Impl::send_message(const std::string& instance_id, std
     run->record.log_count = entry.seq;
     run->accepted_bytes += entry.message.size();
     seq = entry.seq;
-    run->submit_record_locked();
+    run->submit_progress_locked();
   }
   run->deliver_message(std::move(text));
   return seq;
@@ -825,6 +830,23 @@ void RunManager::Impl::show_committed(const Run& record) {
   }
   std::lock_guard run_lock(run->mutex);
   run->shown.assign(record);
+}
+
+// On the writer thread: a progress update is durable; readers are shown it.
+std::optional<Run> RunManager::Impl::show_progress(const UpdateProgress& update, bool want_record) {
+  LivePtr run;
+  {
+    std::lock_guard lock(mutex);
+    auto it = runs.find(update.instance_id);
+    if (it == runs.end()) return std::nullopt;
+    run = it->second;
+  }
+  std::lock_guard run_lock(run->mutex);
+  run->shown.progress = update.progress;
+  run->shown.log_count = update.log_count;
+  run->shown.usage = update.usage;
+  if (!want_record) return std::nullopt;
+  return run->shown_locked();
 }
 
 // On the writer thread: a run's final record is durable, it leaves the live table.

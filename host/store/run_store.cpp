@@ -179,6 +179,10 @@ struct RunStore::Impl {
         insert_log(writer, insert_logs_sql(1)),
         insert_log_group(writer, insert_logs_sql(kLogRowsPerInsert)),
         raise_log_count(writer, "UPDATE runs SET log_count = max(log_count, ?2) WHERE id = ?1"),
+        update_progress(
+            writer,
+            "UPDATE runs SET progress = ?2, prompt_tokens = ?3, completion_tokens = ?4, "
+            "log_count = max(log_count, ?5) WHERE instance_id = ?1 AND finished = 0"),
         delete_run(writer, "DELETE FROM runs WHERE id = ?1"),
         prune_boundary(writer,
                        "SELECT ended_at, id FROM runs WHERE finished = 1 "
@@ -193,6 +197,7 @@ struct RunStore::Impl {
   bool apply_one(const AppendLogs& op);
   bool apply_one(const DeleteRun& op);
   bool apply_one(const PruneRuns& op);
+  bool apply_one(const UpdateProgress& op);
   // Deletes one bounded chunk; sets `more` when the chunk bound stopped it.
   std::size_t prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more);
   std::optional<std::pair<std::int64_t, bool>> find_run_id(const std::string& instance_id);
@@ -207,21 +212,31 @@ struct RunStore::Impl {
   // times (queued, running, final), and each write touches seven indexes.
   static constexpr std::size_t kNotWrittenHere = std::numeric_limits<std::size_t>::max();
   //
-  // An AppendLogs raises its run's stored log count, unless an upsert of
-  // the run later in the batch (and not behind a delete or prune of it)
-  // carries a count that covers its entries: the run manager hands a run's
-  // entries to the writer before the record that counts them, so in a busy
-  // batch the separate UPDATE is mostly redundant.
+  // An AppendLogs raises its run's stored log count, unless an upsert or a
+  // progress update of the run later in the batch (and not behind a delete
+  // or prune of it) carries a count that covers its entries: the run manager
+  // hands a run's entries to the writer before the record that counts them,
+  // so in a busy batch the separate UPDATE is mostly redundant.
+  //
+  // An UpdateProgress is skipped when an upsert of its run follows it in the
+  // batch (not behind a delete or prune): that record was taken later, and
+  // carries the run's progress, usage and count as they were then.
   struct UpsertPlan {
     std::size_t source = kNotWrittenHere;  // the op whose run to write here
     std::uint64_t log_count = 0;           // the highest count in the group
-    bool log_count_covered = false;        // for an AppendLogs: see above
+    bool covered = false;                  // for an AppendLogs, an UpdateProgress: see above
+  };
+  // Of a run, what the writes after a position in the batch carry.
+  struct LaterWrites {
+    std::uint64_t log_count = 0;  // the highest count an upsert or progress update carries
+    bool upsert = false;          // an upsert of the run follows
   };
   // Fills upsert_plans for `ops`: a group's first position gets the plan,
   // the group's later positions keep kNotWrittenHere.
   void plan_upserts(const std::vector<WriteOp>& ops);
   // Appends the entries; raises the stored count unless it is covered.
   void append_logs(const AppendLogs& op, bool raise_log_count);
+  void write_progress(const UpdateProgress& op);
 
   StoreOptions options;
   SQLite::Database writer;
@@ -230,6 +245,7 @@ struct RunStore::Impl {
   SQLite::Statement insert_log;
   SQLite::Statement insert_log_group;
   SQLite::Statement raise_log_count;
+  SQLite::Statement update_progress;
   SQLite::Statement delete_run;
   SQLite::Statement prune_boundary;
   SQLite::Statement prune_candidates;
@@ -238,7 +254,7 @@ struct RunStore::Impl {
   std::vector<UpsertPlan> upsert_plans;
   std::pmr::unsynchronized_pool_resource plan_memory;
   std::pmr::unordered_map<std::string_view, std::size_t> open_groups{&plan_memory};
-  std::pmr::unordered_map<std::string_view, std::uint64_t> later_counts{&plan_memory};
+  std::pmr::unordered_map<std::string_view, LaterWrites> later_writes{&plan_memory};
 
   // ---- read side: immutable after construction, or thread-safe ----
   const store::HistoryCursorCodec cursors;
@@ -287,21 +303,27 @@ void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
       open_groups.clear();
     }
   }
-  // Backwards: the highest count an upsert after each position carries.
-  later_counts.clear();
+  // Backwards: what the writes after each position carry.
+  later_writes.clear();
   for (std::size_t i = ops.size(); i-- > 0;) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
-      auto [it, is_new] =
-          later_counts.try_emplace(upsert->run().instance_id, upsert->run().log_count);
-      if (!is_new) it->second = std::max(it->second, upsert->run().log_count);
+      LaterWrites& later = later_writes[upsert->run().instance_id];
+      later.log_count = std::max(later.log_count, upsert->run().log_count);
+      later.upsert = true;
+    } else if (const auto* progress = std::get_if<UpdateProgress>(&ops[i])) {
+      // Written here or, when an upsert follows, by that upsert: either way
+      // its count is in the store by the end of the batch.
+      LaterWrites& later = later_writes[progress->instance_id];
+      upsert_plans[i].covered = later.upsert;
+      later.log_count = std::max(later.log_count, progress->log_count);
     } else if (const auto* logs = std::get_if<AppendLogs>(&ops[i])) {
-      const auto it = later_counts.find(logs->instance_id);
-      upsert_plans[i].log_count_covered = !logs->entries.empty() && it != later_counts.end() &&
-                                          it->second >= logs->entries.back().seq;
+      const auto it = later_writes.find(logs->instance_id);
+      upsert_plans[i].covered = !logs->entries.empty() && it != later_writes.end() &&
+                                it->second.log_count >= logs->entries.back().seq;
     } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
-      later_counts.erase(deletion->instance_id);
+      later_writes.erase(deletion->instance_id);
     } else if (std::holds_alternative<PruneRuns>(ops[i])) {
-      later_counts.clear();
+      later_writes.clear();
     }
   }
 }
@@ -309,6 +331,24 @@ void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
 bool RunStore::Impl::apply_one(const AppendLogs& op) {
   append_logs(op, true);
   return false;
+}
+
+bool RunStore::Impl::apply_one(const UpdateProgress& op) {
+  write_progress(op);
+  return false;
+}
+
+void RunStore::Impl::write_progress(const UpdateProgress& op) {
+  update_progress.tryReset();
+  update_progress.clearBindings();
+  update_progress.bind(1, op.instance_id);
+  if (op.progress) update_progress.bind(2, *op.progress);
+  if (op.usage) {
+    update_progress.bind(3, clamp_to_int64(op.usage->prompt_tokens));
+    update_progress.bind(4, clamp_to_int64(op.usage->completion_tokens));
+  }
+  update_progress.bind(5, clamp_to_int64(op.log_count));
+  update_progress.exec();
 }
 
 void RunStore::Impl::append_logs(const AppendLogs& op, bool raise) {
@@ -414,7 +454,11 @@ bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops)
       continue;
     }
     if (const auto* logs = std::get_if<AppendLogs>(&ops[i])) {
-      impl_->append_logs(*logs, !impl_->upsert_plans[i].log_count_covered);
+      impl_->append_logs(*logs, !impl_->upsert_plans[i].covered);
+      continue;
+    }
+    if (const auto* progress = std::get_if<UpdateProgress>(&ops[i])) {
+      if (!impl_->upsert_plans[i].covered) impl_->write_progress(*progress);
       continue;
     }
     const bool unfinished =

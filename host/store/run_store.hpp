@@ -57,6 +57,17 @@ class UpsertRun {
  private:
   std::shared_ptr<const Run> run_;
 };
+// What a live run reports between two changes of its status: its progress,
+// how many log entries it has and the tokens it used, written without the
+// rest of its record. Only for a run whose record is stored; a stored run
+// that has finished is left as it is. A store that does not take these says
+// so (Store::writes_progress_alone), and its runs are sent whole records.
+struct UpdateProgress {
+  std::string instance_id;
+  std::optional<double> progress;
+  std::uint64_t log_count = 0;  // the stored count only grows
+  std::optional<TokenUsage> usage;
+};
 struct AppendLogs {
   std::string instance_id;
   std::vector<LogEntry> entries;  // ascending seq, continuing the run's log
@@ -69,7 +80,7 @@ struct PruneRuns {
   RetentionPolicy policy;
   Timestamp now{};
 };
-using WriteOp = std::variant<UpsertRun, AppendLogs, DeleteRun, PruneRuns>;
+using WriteOp = std::variant<UpsertRun, AppendLogs, DeleteRun, PruneRuns, UpdateProgress>;
 
 class RunStore {
  public:

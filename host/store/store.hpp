@@ -57,6 +57,10 @@ class Store {
   // Deletes finished runs that the policy no longer keeps, with their logs.
   virtual std::size_t prune(const RetentionPolicy& policy, Timestamp now) = 0;
 
+  // True when apply() takes UpdateProgress ops; the writer is then sent
+  // those instead of whole records between a run's changes of status.
+  virtual bool writes_progress_alone() const noexcept { return false; }
+
   // ---- read side [thread-safe] ----
 
   virtual std::optional<Run> get_run(const std::string& instance_id) const = 0;

@@ -63,6 +63,8 @@ void StoreWriter::submit(WriteOp op, Completion on_done) {
     // Nothing moves past another record or a delete of its run.
     if (const auto* upsert = std::get_if<UpsertRun>(&op)) {
       replaceable_.erase(upsert->run().instance_id);
+    } else if (const auto* progress = std::get_if<UpdateProgress>(&op)) {
+      replaceable_.erase(progress->instance_id);
     } else if (const auto* deleted = std::get_if<DeleteRun>(&op)) {
       replaceable_.erase(deleted->instance_id);
     }
@@ -73,40 +75,73 @@ void StoreWriter::submit(WriteOp op, Completion on_done) {
 }
 
 void StoreWriter::submit_update(UpsertRun record) {
+  submit_update_op(WriteOp{std::move(record)});
+}
+
+void StoreWriter::submit_update(UpdateProgress progress) {
+  submit_update_op(WriteOp{std::move(progress)});
+}
+
+void StoreWriter::submit_update_op(WriteOp op) {
   {
     std::lock_guard lock(mutex_);
-    supersede_locked(record);
-    pending_.push_back(Item{WriteOp{std::move(record)}, nullptr});
+    pending_.push_back(Item{std::move(op), nullptr});
+    supersede_locked(pending_.size() - 1);
     ++submitted_seq_;
   }
   work_ready_.notify_one();
 }
 
-void StoreWriter::supersede_locked(UpsertRun& upsert) {
-  const std::size_t position = pending_.size();  // where `upsert` goes
-  // The key views the id inside `upsert`'s record, which stays where it is
-  // on the heap while the op is moved into pending_.
-  const std::string_view id = upsert.run().instance_id;
+namespace {
+
+// The run an update is of, viewed inside the op.
+std::string_view run_of_update(const WriteOp& op) {
+  if (const auto* upsert = std::get_if<UpsertRun>(&op)) return upsert->run().instance_id;
+  return std::get<UpdateProgress>(op).instance_id;
+}
+
+// Whether `newer` makes `older`, both updates of one run, redundant: a
+// record replaces the record of the same status before it and any progress
+// update (it was taken later, so it carries what that one does); a progress
+// update replaces only a progress update.
+bool replaces(const WriteOp& newer, const WriteOp& older) {
+  if (const auto* record = std::get_if<UpsertRun>(&newer)) {
+    const auto* older_record = std::get_if<UpsertRun>(&older);
+    return older_record == nullptr || older_record->run().status == record->run().status;
+  }
+  return std::holds_alternative<UpdateProgress>(older);
+}
+
+}  // namespace
+
+void StoreWriter::supersede_locked(std::size_t position) {
+  Item& newer = pending_[position];
+  // The key views the run's id inside the op: an upsert's record stays where
+  // it is on the heap, and an op stays where it is in pending_ (a deque).
+  const std::string_view id = run_of_update(newer.op);
   const auto entry = replaceable_.find(id);
   if (entry == replaceable_.end()) {
     replaceable_.emplace(id, position);
     return;
   }
   Item& older = pending_[entry->second];
-  auto& older_upsert = std::get<UpsertRun>(older.op);
-  if (older_upsert.run().status == upsert.run().status) {
-    if (!upsert.max_concurrent) upsert.max_concurrent = older_upsert.max_concurrent;
+  if (replaces(newer.op, older.op)) {
+    auto* record = std::get_if<UpsertRun>(&newer.op);
+    const auto* older_record = std::get_if<UpsertRun>(&older.op);
+    if (record != nullptr && older_record != nullptr && !record->max_concurrent) {
+      record->max_concurrent = older_record->max_concurrent;
+    }
     older.superseded = true;
     ++superseded_in_pending_;
     ++superseded_;
   }
-  // Keyed anew by the newer record (the older one's id may be freed below),
+  // Keyed anew by the newer op (the older one's id may be freed below),
   // reusing the map's node.
   auto node = replaceable_.extract(entry);
   node.key() = id;
   node.mapped() = position;
   replaceable_.insert(std::move(node));
-  if (older.superseded) older.op = DeleteRun{};  // frees the older record; never applied
+  if (older.superseded) older.op = DeleteRun{};  // frees the older op; never applied
 }
 
 void StoreWriter::submit_and_wait(WriteOp op) {

@@ -14,13 +14,14 @@
 // an op submitted with a completion (a start, a delete: someone waits for
 // it) is failed at once instead of held, so that nobody waits on a full disk.
 //
-// The queue is bounded by the runs, not by how often they change: a record
-// submitted as an update (submit_update) replaces the run's queued update of
-// the same status, which then leaves the queue unwritten, and goes to the
-// back, behind the log entries it counts. So a store that falls behind, or
-// cannot write for a while, holds one pending update per live run however
-// often the runs report progress, and on_committed sees the latest of them.
-// Every change of status stays its own record.
+// The queue is bounded by the runs, not by how often they change: an update
+// (submit_update: a record, or a progress update of a few fields) replaces
+// the run's queued update that it makes redundant, which then leaves the
+// queue unwritten, and goes to the back, behind the log entries it counts.
+// So a store that falls behind, or cannot write for a while, holds at most a
+// record and a progress update per live run however often the runs report
+// progress, and on_committed sees the latest of them. Every change of status
+// stays its own record.
 //
 // Thread safety: submit*, flush and the getters are [thread-safe]. The
 // on_committed callback and completions run on the writer thread and must
@@ -72,9 +73,14 @@ class StoreWriter {
   // run is durable before the client hears of it, and no thread waits.
   void submit(WriteOp op, Completion on_done);
   // Queues a later record of a run whose first record is already committed
-  // (nobody waits for it). It replaces a queued update of the same run and
-  // status that no other record or delete of the run has followed.
+  // (nobody waits for it). It replaces a queued update of the same run that
+  // no other record or delete of the run has followed: a record of the same
+  // status, or a progress update.
   void submit_update(UpsertRun record);
+  // Queues a progress update of such a run; it replaces a queued progress
+  // update of the run that nothing else of the run has followed. Only for a
+  // store that writes_progress_alone().
+  void submit_update(UpdateProgress progress);
   // Queues one op and returns once it is committed. Throws if it failed.
   // For callers that may block (tests, the API's worker pool).
   void submit_and_wait(WriteOp op);
@@ -87,8 +93,8 @@ class StoreWriter {
   // Why the store last failed (empty while it never has).
   std::string last_error() const;
   std::size_t pending_ops() const;
-  // Records that a later one of the same run replaced before they were
-  // written, since the writer started.
+  // Updates (records and progress updates) that a later update of the same
+  // run replaced before they were written, since the writer started.
   std::uint64_t superseded_records() const;
   std::size_t held_ops() const;
   std::uint64_t committed_batches() const;
@@ -109,9 +115,10 @@ class StoreWriter {
 
   void thread_main();
   Batch take_batch();  // called with mutex_ held
-  // Marks the queued update that `upsert` replaces, if any, and makes
-  // `upsert` the one a later update may replace. With mutex_ held.
-  void supersede_locked(UpsertRun& upsert);
+  void submit_update_op(WriteOp op);
+  // Marks the queued update that the update at `position` replaces, if
+  // any, and makes it the one a later update may replace. With mutex_ held.
+  void supersede_locked(std::size_t position);
   void commit(Batch& batch);
   // After a failed batch: op by op; returns the items to hold.
   std::vector<Item> commit_one_by_one(std::vector<Item>& items);
@@ -130,10 +137,12 @@ class StoreWriter {
   mutable std::mutex mutex_;  // guards everything below
   std::condition_variable work_ready_;
   std::condition_variable committed_;
-  std::vector<Item> pending_;
+  // A deque: an op stays where it is while more are queued, so that
+  // replaceable_ can view the ids inside the ops.
+  std::deque<Item> pending_;
   std::size_t superseded_in_pending_ = 0;
   // Per run, where in pending_ its last update is, while it may be replaced;
-  // keyed by a view of the instance id in that update's record.
+  // keyed by a view of the instance id in that update.
   std::unordered_map<std::string_view, std::size_t> replaceable_;
   std::uint64_t superseded_ = 0;
   // Ops that failed for a passing reason, in order: retried before anything newer.

@@ -403,6 +403,42 @@ TEST_F(RunManagerTest, ProgressIsClampedNaNIgnoredAndCoalescedToTenUpdatesASecon
       << progress_updates << " updates in " << ran_ms << " ms";
 }
 
+// On SQLite a progress report is written as the few fields it changes; the
+// store still shows the run's progress while it runs, with its record whole.
+TEST_F(RunManagerTest, ProgressReachesTheStoreWhileTheRunRuns) {
+  open();
+  const nightshift::Run run =
+      start("installed:runs-ticker", {{"updates", 100000}, {"intervalUs", 20000}}, "a task");
+  ASSERT_TRUE(wait_until([&] {
+    const auto stored = store().get_run(run.instance_id);
+    return stored && stored->status == RunStatus::running && stored->progress &&
+           *stored->progress > 0 && stored->log_count >= 1;
+  })) << "the store never showed the running run's progress";
+  const auto stored = store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->task, std::optional<std::string>("a task"));
+  EXPECT_EQ(stored->params.at("updates"), 100000);
+  EXPECT_EQ(stored->agent_id, "installed:runs-ticker");
+  EXPECT_TRUE(stored->started_at);
+  manager().stop(run.instance_id);
+  EXPECT_EQ(finish(run).status, RunStatus::cancelled);
+}
+
+// A result set while the run goes on is in the store with the next progress
+// report, as a whole record.
+TEST_F(RunManagerTest, AResultSetWhileRunningIsStoredWithTheNextProgressReport) {
+  open();
+  const nightshift::Run run =
+      start("installed:runs-ticker", {{"updates", 100000}, {"intervalUs", 20000}, {"resultAt", 3}});
+  ASSERT_TRUE(wait_until([&] {
+    const auto stored = store().get_run(run.instance_id);
+    return stored && stored->status == RunStatus::running && !stored->result.is_null();
+  })) << "the result set while running never reached the store";
+  EXPECT_EQ(store().get_run(run.instance_id)->result, (boost::json::object{{"at", 3}}));
+  manager().stop(run.instance_id);
+  EXPECT_EQ(finish(run).status, RunStatus::cancelled);
+}
+
 TEST_F(RunManagerTest, ShutdownCancelsWhatStopsAndRecordsTheRestAsInterrupted) {
   auto options = default_options();
   options.max_concurrent = 2;

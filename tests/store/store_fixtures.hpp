@@ -114,4 +114,28 @@ class StoreFixture {
   std::unique_ptr<Store> store_;
 };
 
+// Counts the row writes the SQLite store makes to `runs`, through triggers that a
+// separate connection adds to the database.
+class RowWriteCounter {
+ public:
+  explicit RowWriteCounter(const StoreFixture& fixture)
+      : db_(fixture.path().string(), SQLite::OPEN_READWRITE) {
+    db_.exec(
+        "CREATE TABLE row_writes (run TEXT NOT NULL);"
+        "CREATE TRIGGER count_inserts AFTER INSERT ON runs "
+        "BEGIN INSERT INTO row_writes VALUES (new.instance_id); END;"
+        "CREATE TRIGGER count_updates AFTER UPDATE ON runs "
+        "BEGIN INSERT INTO row_writes VALUES (new.instance_id); END;");
+  }
+  std::int64_t writes_of(const std::string& instance_id) {
+    SQLite::Statement count(db_, "SELECT count(*) FROM row_writes WHERE run = ?1");
+    count.bind(1, instance_id);
+    count.executeStep();
+    return count.getColumn(0).getInt64();
+  }
+
+ private:
+  SQLite::Database db_;
+};
+
 }  // namespace nightshift::testing

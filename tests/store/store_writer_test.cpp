@@ -199,6 +199,12 @@ std::vector<std::string> describe(const std::vector<WriteOp>& ops) {
       std::snprintf(progress, sizeof progress, "%.2f", run.progress.value_or(-1));
       out.push_back(std::string(to_string(run.status)) + " " + progress + " " +
                     std::to_string(run.log_count));
+    } else if (const auto* update = std::get_if<UpdateProgress>(&op)) {
+      char progress[16];
+      std::snprintf(progress, sizeof progress, "%.2f", update->progress.value_or(-1));
+      std::string text = "progress ";
+      text.append(progress).append(" ").append(std::to_string(update->log_count));
+      out.push_back(std::move(text));
     } else {
       out.push_back("other");
     }
@@ -339,6 +345,67 @@ TEST(StoreWriter, AnUpdateNeverMovesPastAnotherRecordOfItsRun) {
   EXPECT_EQ(held.release(),
             (std::vector<std::string>{"running 0.10 0", "running 0.20 0", "running 0.30 0",
                                       "running -1.00 0", "running 0.50 0"}));
+}
+
+// A run ticking while the store is behind, on a store that takes progress
+// alone: one progress update waits per run, behind the entries it counts,
+// and a record replaces it; it never replaces a record.
+TEST(StoreWriter, AProgressUpdateReplacesTheRunsQueuedProgressUpdateAndNeverARecord) {
+  if (kOnPostgresql) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
+  HeldWriter held;
+  StoreWriter& writer = held.writer();
+  nightshift::Run run = held.first_record();
+
+  run.progress = 0.1;
+  writer.submit_update(UpsertRun{run});  // a record: stays
+  for (std::uint64_t tick = 1; tick <= 3; ++tick) {
+    writer.submit(AppendLogs{run.instance_id, log_entries(tick, 1)});
+    writer.submit_update(
+        UpdateProgress{run.instance_id, 0.1 + 0.1 * static_cast<double>(tick), tick, std::nullopt});
+  }
+  EXPECT_EQ(writer.pending_ops(), 5u);
+  EXPECT_EQ(writer.superseded_records(), 2u);
+  run.progress = 0.5;
+  run.log_count = 3;
+  writer.submit_update(UpsertRun{run});  // replaces the progress update, not the record
+  EXPECT_EQ(writer.pending_ops(), 5u);
+  EXPECT_EQ(writer.superseded_records(), 3u);
+  writer.submit_update(UpdateProgress{run.instance_id, 0.6, 3, TokenUsage{4, 5}});
+
+  EXPECT_EQ(held.release(),
+            (std::vector<std::string>{"running 0.10 0", "logs 1", "logs 2", "logs 3",
+                                      "running 0.50 3", "progress 0.60 3"}));
+  const auto stored = held.store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->progress, std::optional<double>(0.6));
+  EXPECT_EQ(stored->log_count, 3u);
+  ASSERT_TRUE(stored->usage);
+  EXPECT_EQ(stored->usage->completion_tokens, 5u);
+}
+
+// Runs whose ids are short enough to live inside the op itself: the queue
+// keys them by views into the queued ops, which must not move.
+TEST(StoreWriter, ProgressUpdatesOfManyRunsReplaceTheirOwnOnlyHoweverLongTheQueue) {
+  if (kOnPostgresql) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
+  HeldWriter held;
+  StoreWriter& writer = held.writer();
+  const nightshift::Run run = held.first_record();
+  // Many other ops first, so that the queue grows well past its first block.
+  for (std::uint64_t seq = 1; seq <= 200; ++seq) {
+    writer.submit(AppendLogs{run.instance_id, log_entries(seq, 1)});
+  }
+  constexpr int kRuns = 64;
+  for (int round = 1; round <= 3; ++round) {
+    for (int i = 0; i < kRuns; ++i) {
+      writer.submit_update(UpdateProgress{std::to_string(1000 + i), static_cast<double>(round) / 4,
+                                          0, std::nullopt});
+    }
+  }
+  EXPECT_EQ(writer.superseded_records(), 2u * kRuns);
+  EXPECT_EQ(writer.pending_ops(), 200u + kRuns);
+  const std::vector<std::string> batch = held.release();
+  ASSERT_EQ(batch.size(), 200u + kRuns);
+  for (std::size_t i = 200; i < batch.size(); ++i) EXPECT_EQ(batch[i], "progress 0.75 0");
 }
 
 TEST(StoreWriter, SubmitAndWaitFromManyThreadsEachSeesItsOwnRun) {

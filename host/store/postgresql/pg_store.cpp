@@ -575,6 +575,9 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
       }
     } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
       if (!append->entries.empty()) appends.push_back(append);
+    } else if (std::holds_alternative<UpdateProgress>(ops[i])) {
+      // writes_progress_alone() is false: its runs send whole records.
+      throw std::invalid_argument("the PostgreSQL store takes a run's progress only in its record");
     } else {
       flush();
       if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {

@@ -12,6 +12,7 @@ class SqliteStore final : public Store {
   explicit SqliteStore(StoreOptions options) : store_(std::move(options)) {}
 
   std::string_view kind() const noexcept override { return "sqlite"; }
+  bool writes_progress_alone() const noexcept override { return true; }
 
   void apply(const std::vector<WriteOp>& ops) override { store_.apply(ops); }
   bool apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) override {

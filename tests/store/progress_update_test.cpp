@@ -1,0 +1,133 @@
+// UpdateProgress: a live run's progress, log count and usage written without
+// the rest of its record (the SQLite store), and refused by a store that
+// takes whole records only (PostgreSQL).
+#include <gtest/gtest.h>
+
+#include "store/run_store.hpp"
+#include "store_fixtures.hpp"
+
+namespace nightshift::testing {
+namespace {
+
+#define SKIP_UNLESS_PROGRESS_ALONE() \
+  if (kOnPostgresql) GTEST_SKIP() << "the PostgreSQL store takes progress in records only"
+
+nightshift::Run running_with_params() {
+  nightshift::Run run = queued_run();
+  run.status = RunStatus::running;
+  run.started_at = run.created_at + std::chrono::milliseconds(1);
+  run.task = "the task";
+  run.params = boost::json::object{{"seconds", 600}};
+  run.host = "this-host";
+  return run;
+}
+
+TEST(ProgressUpdate, WritesProgressUsageAndCountAndLeavesTheRestOfTheRecord) {
+  SKIP_UNLESS_PROGRESS_ALONE();
+  StoreFixture fixture;
+  ASSERT_TRUE(fixture.store().writes_progress_alone());
+  const nightshift::Run run = running_with_params();
+  fixture.put(run);
+  fixture.store().apply({AppendLogs{run.instance_id, log_entries(1, 3)},
+                         UpdateProgress{run.instance_id, 0.5, 3, TokenUsage{10, 20}}});
+  const auto stored = fixture.store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->progress, std::optional<double>(0.5));
+  EXPECT_EQ(stored->log_count, 3u);
+  ASSERT_TRUE(stored->usage);
+  EXPECT_EQ(stored->usage->prompt_tokens, 10u);
+  EXPECT_EQ(stored->usage->completion_tokens, 20u);
+  EXPECT_EQ(stored->status, RunStatus::running);
+  EXPECT_EQ(stored->task, run.task);
+  EXPECT_EQ(stored->params, run.params);
+  EXPECT_EQ(stored->host, run.host);
+  EXPECT_EQ(stored->started_at, run.started_at);
+  EXPECT_EQ(fixture.store().read_logs(run.instance_id, 0, 10).size(), 3u);
+}
+
+TEST(ProgressUpdate, EntriesItCountsCostNoWriteOfTheirOwn) {
+  SKIP_UNLESS_PROGRESS_ALONE();
+  StoreFixture fixture;
+  const nightshift::Run run = running_with_params();
+  fixture.put(run);
+  RowWriteCounter counter(fixture);
+  fixture.store().apply({AppendLogs{run.instance_id, log_entries(1, 4)},
+                         UpdateProgress{run.instance_id, 0.25, 4, std::nullopt}});
+  EXPECT_EQ(counter.writes_of(run.instance_id), 1);
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 4u);
+}
+
+TEST(ProgressUpdate, NeverLowersTheLogCount) {
+  SKIP_UNLESS_PROGRESS_ALONE();
+  StoreFixture fixture;
+  nightshift::Run run = running_with_params();
+  run.log_count = 7;
+  fixture.put(run);
+  fixture.store().apply({UpdateProgress{run.instance_id, 0.9, 2, std::nullopt}});
+  const auto stored = fixture.store().get_run(run.instance_id);
+  EXPECT_EQ(stored->log_count, 7u);
+  EXPECT_EQ(stored->progress, std::optional<double>(0.9));
+}
+
+TEST(ProgressUpdate, LeavesAFinishedRunAsItIs) {
+  SKIP_UNLESS_PROGRESS_ALONE();
+  StoreFixture fixture;
+  nightshift::Run run = running_with_params();
+  run.status = RunStatus::completed;
+  run.ended_at = run.created_at + std::chrono::milliseconds(2);
+  run.progress = 1.0;
+  run.log_count = 2;
+  fixture.put(run);
+  fixture.store().apply({UpdateProgress{run.instance_id, 0.3, 9, TokenUsage{1, 1}}});
+  const auto stored = fixture.store().get_run(run.instance_id);
+  EXPECT_EQ(stored->progress, std::optional<double>(1.0));
+  EXPECT_EQ(stored->log_count, 2u);
+  EXPECT_FALSE(stored->usage);
+}
+
+TEST(ProgressUpdate, OfARunTheStoreDoesNotHoldWritesNothing) {
+  SKIP_UNLESS_PROGRESS_ALONE();
+  StoreFixture fixture;
+  const std::string unknown = generate_uuid();
+  EXPECT_NO_THROW(fixture.store().apply({UpdateProgress{unknown, 0.5, 1, std::nullopt}}));
+  EXPECT_FALSE(fixture.store().get_run(unknown));
+  EXPECT_EQ(fixture.store().count_runs(), 0u);
+}
+
+// A record of the run later in the batch was taken later: it carries the
+// run's progress as it was then, and the update before it is not written.
+TEST(ProgressUpdate, IsSkippedWhenALaterRecordOfItsRunIsInTheBatch) {
+  SKIP_UNLESS_PROGRESS_ALONE();
+  StoreFixture fixture;
+  nightshift::Run run = running_with_params();
+  fixture.put(run);
+  RowWriteCounter counter(fixture);
+  nightshift::Run later = run;
+  later.progress = 0.6;
+  later.log_count = 2;
+  fixture.store().apply({UpdateProgress{run.instance_id, 0.4, 1, std::nullopt},
+                         AppendLogs{run.instance_id, log_entries(1, 2)}, UpsertRun{later}});
+  EXPECT_EQ(counter.writes_of(run.instance_id), 1);
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->progress, std::optional<double>(0.6));
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 2u);
+
+  // After the record, the update is the newer: written.
+  nightshift::Run before = later;
+  before.progress = 0.7;
+  fixture.store().apply({UpsertRun{before}, UpdateProgress{run.instance_id, 0.8, 2, std::nullopt}});
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->progress, std::optional<double>(0.8));
+}
+
+TEST(ProgressUpdate, ThePostgreSQLStoreTakesProgressInRecordsOnly) {
+  if (!kOnPostgresql) GTEST_SKIP() << "the PostgreSQL store's refusal";
+  StoreFixture fixture;
+  EXPECT_FALSE(fixture.store().writes_progress_alone());
+  nightshift::Run run = running_with_params();
+  fixture.put(run);
+  EXPECT_THROW(fixture.store().apply({UpdateProgress{run.instance_id, 0.5, 0, std::nullopt}}),
+               std::invalid_argument);
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->progress, std::nullopt);
+}
+
+}  // namespace
+}  // namespace nightshift::testing
