@@ -30,13 +30,9 @@ TEST(ProgressUpdate, WritesProgressUsageAndCountAndLeavesTheRestOfTheRecord) {
   fixture.put(run);
   fixture.store().apply({AppendLogs{run.instance_id, log_entries(1, 3)},
                          UpdateProgress{run.instance_id, 0.5, 3, TokenUsage{10, 20}}});
+  expect_stored_progress(fixture.store(), run.instance_id, 0.5, 3, TokenUsage{10, 20});
   const auto stored = fixture.store().get_run(run.instance_id);
   ASSERT_TRUE(stored);
-  EXPECT_EQ(stored->progress, std::optional<double>(0.5));
-  EXPECT_EQ(stored->log_count, 3u);
-  ASSERT_TRUE(stored->usage);
-  EXPECT_EQ(stored->usage->prompt_tokens, 10u);
-  EXPECT_EQ(stored->usage->completion_tokens, 20u);
   EXPECT_EQ(stored->status, RunStatus::running);
   EXPECT_EQ(stored->task, run.task);
   EXPECT_EQ(stored->params, run.params);
@@ -64,9 +60,7 @@ TEST(ProgressUpdate, NeverLowersTheLogCount) {
   run.log_count = 7;
   fixture.put(run);
   fixture.store().apply({UpdateProgress{run.instance_id, 0.9, 2, std::nullopt}});
-  const auto stored = fixture.store().get_run(run.instance_id);
-  EXPECT_EQ(stored->log_count, 7u);
-  EXPECT_EQ(stored->progress, std::optional<double>(0.9));
+  expect_stored_progress(fixture.store(), run.instance_id, 0.9, 7, std::nullopt);
 }
 
 TEST(ProgressUpdate, LeavesAFinishedRunAsItIs) {
@@ -79,10 +73,7 @@ TEST(ProgressUpdate, LeavesAFinishedRunAsItIs) {
   run.log_count = 2;
   fixture.put(run);
   fixture.store().apply({UpdateProgress{run.instance_id, 0.3, 9, TokenUsage{1, 1}}});
-  const auto stored = fixture.store().get_run(run.instance_id);
-  EXPECT_EQ(stored->progress, std::optional<double>(1.0));
-  EXPECT_EQ(stored->log_count, 2u);
-  EXPECT_FALSE(stored->usage);
+  expect_stored_progress(fixture.store(), run.instance_id, 1.0, 2, std::nullopt);
 }
 
 TEST(ProgressUpdate, OfARunTheStoreDoesNotHoldWritesNothing) {
@@ -108,8 +99,7 @@ TEST(ProgressUpdate, IsSkippedWhenALaterRecordOfItsRunIsInTheBatch) {
   fixture.store().apply({UpdateProgress{run.instance_id, 0.4, 1, std::nullopt},
                          AppendLogs{run.instance_id, log_entries(1, 2)}, UpsertRun{later}});
   EXPECT_EQ(counter.writes_of(run.instance_id), 1);
-  EXPECT_EQ(fixture.store().get_run(run.instance_id)->progress, std::optional<double>(0.6));
-  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 2u);
+  expect_stored_progress(fixture.store(), run.instance_id, 0.6, 2, std::nullopt);
 
   // After the record, the update is the newer: written.
   nightshift::Run before = later;

@@ -2,6 +2,7 @@
 #pragma once
 
 #include <SQLiteCpp/Database.h>
+#include <gtest/gtest.h>
 
 #include <memory>
 #include <string>
@@ -137,5 +138,21 @@ class RowWriteCounter {
  private:
   SQLite::Database db_;
 };
+
+// Checks the stored run's progress, log count and token usage (none: the
+// store holds no usage for it).
+inline void expect_stored_progress(const Store& store, const std::string& instance_id,
+                                   std::optional<double> progress, std::uint64_t log_count,
+                                   std::optional<TokenUsage> usage) {
+  const auto stored = store.get_run(instance_id);
+  ASSERT_TRUE(stored) << instance_id;
+  EXPECT_EQ(stored->progress, progress);
+  EXPECT_EQ(stored->log_count, log_count);
+  ASSERT_EQ(stored->usage.has_value(), usage.has_value());
+  if (usage) {
+    EXPECT_EQ(stored->usage->prompt_tokens, usage->prompt_tokens);
+    EXPECT_EQ(stored->usage->completion_tokens, usage->completion_tokens);
+  }
+}
 
 }  // namespace nightshift::testing

@@ -375,12 +375,7 @@ TEST(StoreWriter, AProgressUpdateReplacesTheRunsQueuedProgressUpdateAndNeverARec
   EXPECT_EQ(held.release(),
             (std::vector<std::string>{"running 0.10 0", "logs 1", "logs 2", "logs 3",
                                       "running 0.50 3", "progress 0.60 3"}));
-  const auto stored = held.store().get_run(run.instance_id);
-  ASSERT_TRUE(stored);
-  EXPECT_EQ(stored->progress, std::optional<double>(0.6));
-  EXPECT_EQ(stored->log_count, 3u);
-  ASSERT_TRUE(stored->usage);
-  EXPECT_EQ(stored->usage->completion_tokens, 5u);
+  expect_stored_progress(held.store(), run.instance_id, 0.6, 3, TokenUsage{4, 5});
 }
 
 // Runs whose ids are short enough to live inside the op itself: the queue
