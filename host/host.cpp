@@ -9,6 +9,7 @@
 #include <stdexcept>
 #include <system_error>
 
+#include "install_layout.hpp"
 #include "store/run_store.hpp"
 #include "store/store.hpp"
 
@@ -26,20 +27,12 @@ void make_private_dir(const std::filesystem::path& dir) {
   }
 }
 
-// nightshift-worker: beside the running executable as installed
-// (<prefix>/bin/../lib/nightshift/), else as built in this tree.
+// nightshift-worker: as installed, else as built in this tree.
 std::filesystem::path find_worker() {
-  std::error_code error;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (!error) {
-    const auto beside =
-        self.parent_path().parent_path() / "lib" / "nightshift" / "nightshift-worker";
-    if (::access(beside.c_str(), X_OK) == 0) return beside;
-  }
 #ifdef NIGHTSHIFT_BUILD_WORKER_PATH
-  return NIGHTSHIFT_BUILD_WORKER_PATH;
+  return installed_or_built("nightshift-worker", X_OK, NIGHTSHIFT_BUILD_WORKER_PATH);
 #else
-  return {};
+  return installed_or_built("nightshift-worker", X_OK, {});
 #endif
 }
 

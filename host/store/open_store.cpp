@@ -4,8 +4,8 @@
 #include <filesystem>
 #include <stdexcept>
 #include <string>
-#include <system_error>
 
+#include "install_layout.hpp"
 #include "store/automation_store.hpp"
 #include "store/postgresql/module.hpp"
 #include "store/sqlite/sqlite_store.hpp"
@@ -15,20 +15,13 @@ namespace nightshift {
 
 namespace {
 
-// nightshift-store-postgresql.so: beside the running executable as installed
-// (<prefix>/bin/../lib/nightshift/), else as built in this tree.
+// nightshift-store-postgresql.so: as installed, else as built in this tree.
 std::filesystem::path postgresql_module_path() {
-  std::error_code error;
-  const auto self = std::filesystem::read_symlink("/proc/self/exe", error);
-  if (!error) {
-    const auto beside =
-        self.parent_path().parent_path() / "lib" / "nightshift" / postgresql_module::kFileName;
-    if (::access(beside.c_str(), R_OK) == 0) return beside;
-  }
 #ifdef NIGHTSHIFT_BUILD_POSTGRESQL_MODULE_PATH
-  return NIGHTSHIFT_BUILD_POSTGRESQL_MODULE_PATH;
+  return installed_or_built(postgresql_module::kFileName, R_OK,
+                            NIGHTSHIFT_BUILD_POSTGRESQL_MODULE_PATH);
 #else
-  return self.parent_path().parent_path() / "lib" / "nightshift" / postgresql_module::kFileName;
+  return installed_or_built(postgresql_module::kFileName, R_OK, postgresql_module::kFileName);
 #endif
 }
 

@@ -236,7 +236,6 @@ struct RunStore::Impl {
   void plan_upserts(const std::vector<WriteOp>& ops);
   // Appends the entries; raises the stored count unless it is covered.
   void append_logs(const AppendLogs& op, bool raise_log_count);
-  void write_progress(const UpdateProgress& op);
 
   StoreOptions options;
   SQLite::Database writer;
@@ -334,11 +333,6 @@ bool RunStore::Impl::apply_one(const AppendLogs& op) {
 }
 
 bool RunStore::Impl::apply_one(const UpdateProgress& op) {
-  write_progress(op);
-  return false;
-}
-
-void RunStore::Impl::write_progress(const UpdateProgress& op) {
   update_progress.tryReset();
   update_progress.clearBindings();
   update_progress.bind(1, op.instance_id);
@@ -349,6 +343,7 @@ void RunStore::Impl::write_progress(const UpdateProgress& op) {
   }
   update_progress.bind(5, clamp_to_int64(op.log_count));
   update_progress.exec();
+  return false;
 }
 
 void RunStore::Impl::append_logs(const AppendLogs& op, bool raise) {
@@ -458,7 +453,7 @@ bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops)
       continue;
     }
     if (const auto* progress = std::get_if<UpdateProgress>(&ops[i])) {
-      if (!impl_->upsert_plans[i].covered) impl_->write_progress(*progress);
+      if (!impl_->upsert_plans[i].covered) impl_->apply_one(*progress);
       continue;
     }
     const bool unfinished =
