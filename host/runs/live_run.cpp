@@ -112,8 +112,11 @@ bool on_sleep_for(const nightshift_run* c_run, std::uint64_t milliseconds) {
   if (milliseconds == 0) return !token.stop_requested();
   if (milliseconds >= kLongWaitMs) WorkerThread::release_unused_stack();
   try {
+    // Registered before the lock is taken: for a stop requested already it
+    // runs here, at once, and takes that lock.
+    const std::stop_callback on_stop(token, [&run] { run.wake_waiter(); });
     std::unique_lock lock(run.wait_mutex);
-    const bool stopped = run.wait_cv.wait_for(lock, token, bounded_wait(milliseconds),
+    const bool stopped = run.wait_cv.wait_for(lock, bounded_wait(milliseconds),
                                               [&] { return token.stop_requested(); });
     return !stopped;
   } catch (...) {
@@ -129,10 +132,12 @@ bool on_next_message(const nightshift_run* c_run, std::uint64_t timeout_ms,
   std::string message;
   if (timeout_ms >= kLongWaitMs) WorkerThread::release_unused_stack();
   try {
+    const std::stop_callback on_stop(token, [&run] { run.wake_waiter(); });  // as in sleep_for
     std::unique_lock lock(run.wait_mutex);
     if (token.stop_requested()) return false;
-    const bool ready = run.wait_cv.wait_for(lock, token, bounded_wait(timeout_ms),
-                                            [&] { return !run.messages.empty(); });
+    const bool ready = run.wait_cv.wait_for(lock, bounded_wait(timeout_ms), [&] {
+      return token.stop_requested() || !run.messages.empty();
+    });
     if (!ready || token.stop_requested() || run.messages.empty()) return false;
     message = std::move(run.messages.front());
     run.messages.pop_front();
@@ -354,6 +359,13 @@ void LiveRun::deliver_message(std::string text) {
     messages.push_back(std::move(text));
     if (message_waker) message_waker();
   }
+  wait_cv.notify_all();
+}
+
+void LiveRun::wake_waiter() {
+  // Taking the mutex orders this after the waiter's check of its condition:
+  // a waiter that found nothing is waiting by the time this notifies.
+  { const std::lock_guard lock(wait_mutex); }
   wait_cv.notify_all();
 }
 

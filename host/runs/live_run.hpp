@@ -114,8 +114,11 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::atomic<bool> committed{false};
 
   // Where sleep_for and next_message wait; only the run's own thread waits.
+  // A plain condition variable, woken on a stop by a stop_callback the wait
+  // registers (wake_waiter): condition_variable_any would allocate a mutex
+  // of its own for every run.
   std::mutex wait_mutex;
-  std::condition_variable_any wait_cv;
+  std::condition_variable wait_cv;
   // A list, not a deque: an empty deque allocates, and most runs get no
   // message. Guarded by wait_mutex.
   std::list<std::string> messages;
@@ -185,6 +188,9 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // Queues a message (reserved first) for next_message; wakes a waiting
   // agent. [thread-safe]
   void deliver_message(std::string text);
+  // Wakes the run's thread if it waits in sleep_for or next_message. Takes
+  // wait_mutex, so it must not be called with it held. [thread-safe]
+  void wake_waiter();
   // Appends an entry of the host's own (source host), under the same caps as
   // the agent's. [thread-safe]
   void log_from_host(LogLevel level, std::string_view text);
