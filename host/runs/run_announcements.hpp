@@ -19,14 +19,14 @@
 // back into it (they must not block anyway).
 #pragma once
 
+#include <boost/multi_index/hashed_index.hpp>
+#include <boost/multi_index/identity.hpp>
+#include <boost/multi_index/sequenced_index.hpp>
+#include <boost/multi_index_container.hpp>
 #include <cstddef>
-#include <cstdint>
-#include <deque>
 #include <mutex>
 #include <optional>
 #include <string>
-#include <unordered_map>
-#include <utility>
 
 #include "events/event_bus.hpp"
 
@@ -59,28 +59,28 @@ class RunAnnouncements {
   std::size_t size() const;
 
  private:
-  struct Entry {
-    std::uint64_t generation = 0;  // matches its place in order_
-    bool finished = false;         // `finished` went out
-  };
-  using Order = std::deque<std::pair<std::string, std::uint64_t>>;
-  void remember_locked(const std::string& instance_id, bool finished);
-  void erase_locked(std::unordered_map<std::string, Entry>::iterator it);
-  // Drops the oldest of `order` while `count` is above `bound`.
-  void trim_locked(Order& order, const std::size_t& count, std::size_t bound);
+  // The runs of one kind (active, or finished), each id once, oldest
+  // first: found by id, forgotten from the front. One node per run holds
+  // its id, so a run costs one copy of it whichever way it is reached.
+  struct ById {};
+  using Runs = boost::multi_index_container<
+      std::string, boost::multi_index::indexed_by<boost::multi_index::sequenced<>,
+                                                  boost::multi_index::hashed_unique<
+                                                      boost::multi_index::tag<ById>,
+                                                      boost::multi_index::identity<std::string>>>>;
+
+  // Adds the run at the back of `runs`, then forgets the oldest past `bound`.
+  static void remember_locked(Runs& runs, const std::string& instance_id, std::size_t bound);
+  // Forgets the run, active or finished.
+  void erase_locked(const std::string& instance_id);
   void publish_locked(RunEventKind kind, const Run& run);
 
   EventBus& bus_;
   const std::size_t capacity_;
   const std::size_t finished_capacity_;
   mutable std::mutex mutex_;  // guards the rest, and is held while publishing
-  std::unordered_map<std::string, Entry> runs_;
-  std::size_t active_ = 0, finished_ = 0;  // entries of each kind in runs_
-  // Oldest first, active and finished entries apart; an element whose
-  // generation no longer matches its run's entry (finished, forgotten, or
-  // remembered again) is skipped.
-  Order active_order_, finished_order_;
-  std::uint64_t next_generation_ = 0;
+  Runs active_;               // `started` went out, `finished` did not
+  Runs finished_;             // `finished` went out
 };
 
 }  // namespace nightshift
