@@ -353,7 +353,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
     } catch (const CLI::Error&) {
       throw;
     } catch (const std::exception& error) {
-      spdlog::error("nightshift serve: {}", error.what());
+      // Once, on stderr, where the host's log goes too: through the logger
+      // as well, a terminal showed it twice.
       std::cerr << "nightshift serve: " << error.what() << '\n';
       exit_code = 1;
     }
