@@ -136,11 +136,12 @@ bool on_next_message(const nightshift_run* c_run, std::uint64_t timeout_ms,
     std::unique_lock lock(run.wait_mutex);
     if (token.stop_requested()) return false;
     const bool ready = run.wait_cv.wait_for(lock, bounded_wait(timeout_ms), [&] {
-      return token.stop_requested() || !run.messages.empty();
+      return token.stop_requested() || run.has_message_locked();
     });
-    if (!ready || token.stop_requested() || run.messages.empty()) return false;
-    message = std::move(run.messages.front());
-    run.messages.pop_front();
+    if (!ready || token.stop_requested()) return false;
+    std::optional<std::string> taken = run.take_message_locked();
+    if (!taken) return false;
+    message = std::move(*taken);
     if (run.unread_messages > 0) --run.unread_messages;
   } catch (...) {
     return false;
@@ -356,10 +357,29 @@ void LiveRun::message_read() {
 void LiveRun::deliver_message(std::string text) {
   {
     std::lock_guard lock(wait_mutex);
-    messages.push_back(std::move(text));
-    if (message_waker) message_waker();
+    if (!mailbox) mailbox = std::make_unique<Mailbox>();
+    mailbox->messages.push_back(std::move(text));
+    if (mailbox->waker) mailbox->waker();
   }
   wait_cv.notify_all();
+}
+
+std::optional<std::string> LiveRun::take_message_locked() {
+  if (!has_message_locked()) return std::nullopt;
+  std::string text = std::move(mailbox->messages.front());
+  mailbox->messages.pop_front();
+  return text;
+}
+
+void LiveRun::set_message_waker(std::function<void()> waker) {
+  std::lock_guard lock(wait_mutex);
+  if (!mailbox) {
+    if (!waker) return;
+    mailbox = std::make_unique<Mailbox>();
+  }
+  mailbox->waker = std::move(waker);
+  // Messages sent before the process was up are forwarded now.
+  if (mailbox->waker && !mailbox->messages.empty()) mailbox->waker();
 }
 
 void LiveRun::wake_waiter() {

@@ -14,8 +14,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
+#include <deque>
 #include <functional>
-#include <list>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -119,15 +119,18 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // of its own for every run.
   std::mutex wait_mutex;
   std::condition_variable wait_cv;
-  // A list, not a deque: an empty deque allocates, and most runs get no
-  // message. Guarded by wait_mutex.
-  std::list<std::string> messages;
-  // Messages sent and not yet read by the agent: those in `messages`, those
+  // Messages delivered and not yet taken by the agent, and, for a process
+  // run, what wakes its supervisor when one arrives. Made by the first
+  // message or waker: most runs never get a message. Guarded by wait_mutex.
+  struct Mailbox {
+    std::deque<std::string> messages;
+    std::function<void()> waker;
+  };
+  std::unique_ptr<Mailbox> mailbox;
+  // Messages sent and not yet read by the agent: those in the mailbox, those
   // on their way to the agent's process, and those reserved by a sender
   // that has not delivered yet. Guarded by wait_mutex.
   std::size_t unread_messages = 0;
-  // Process isolation: wakes the run's supervisor when a message arrives.
-  std::function<void()> message_waker;  // guarded by wait_mutex
 
   // ---- guarded by `mutex` ----
   std::mutex mutex;
@@ -188,6 +191,12 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // Queues a message (reserved first) for next_message; wakes a waiting
   // agent. [thread-safe]
   void deliver_message(std::string text);
+  // With wait_mutex held: whether a message waits, and the oldest one.
+  bool has_message_locked() const { return mailbox && !mailbox->messages.empty(); }
+  std::optional<std::string> take_message_locked();
+  // Process isolation: what wakes the run's supervisor when a message
+  // arrives (nothing: none); at once if one waits already. [thread-safe]
+  void set_message_waker(std::function<void()> waker);
   // Wakes the run's thread if it waits in sleep_for or next_message. Takes
   // wait_mutex, so it must not be called with it held. [thread-safe]
   void wake_waiter();

@@ -25,18 +25,10 @@ class LiveRunSink final : public isolation::ProcessRunSink {
   }
   std::optional<std::string> take_message() override {
     std::lock_guard lock(run_.wait_mutex);
-    if (run_.messages.empty()) return std::nullopt;
-    std::string text = std::move(run_.messages.front());
-    run_.messages.pop_front();
-    return text;
+    return run_.take_message_locked();
   }
   void message_read() override { run_.message_read(); }
-  void set_waker(std::function<void()> waker) override {
-    std::lock_guard lock(run_.wait_mutex);
-    run_.message_waker = std::move(waker);
-    // Messages sent before the process was up are forwarded now.
-    if (run_.message_waker && !run_.messages.empty()) run_.message_waker();
-  }
+  void set_waker(std::function<void()> waker) override { run_.set_message_waker(std::move(waker)); }
 
  private:
   LiveRun& run_;
