@@ -55,6 +55,7 @@ struct ServeOptions {
   RunManagerOptions runs;
   double stop_grace_seconds = seconds_of(RunManagerOptions{}.stop_grace);
   double run_timeout_seconds = 0;  // 0: no host-wide limit
+  std::size_t thread_stack_kib = RunManagerOptions{}.worker_stack_bytes / 1024;
   api::ServerOptions server;
   std::string log_level = "info";
   std::string isolation = "manifest";  // or "process": every agent in its own process
@@ -241,6 +242,7 @@ int serve(const ServeOptions& options) {
       std::max(std::chrono::milliseconds(100), host_options.host_lease / 6);
   host_options.runs.stop_grace = to_millis(options.stop_grace_seconds);
   host_options.runs.force_process_isolation = options.isolation == "process";
+  host_options.runs.worker_stack_bytes = options.thread_stack_kib * 1024;
   if (options.run_timeout_seconds > 0)
     host_options.runs.default_timeout = to_millis(options.run_timeout_seconds);
 
@@ -314,6 +316,12 @@ void add_serve_command(CLI::App& app, int& exit_code) {
       ->add_option("--log-max-bytes", options->runs.log_max_bytes, "log message bytes kept per run")
       ->capture_default_str()
       ->check(CLI::PositiveNumber);
+  command
+      ->add_option("--thread-stack-kib", options->thread_stack_kib,
+                   "stack of each run in a thread of the host, in KiB (an agent that needs "
+                   "more than this crashes the host; in a process it has ulimit -s)")
+      ->capture_default_str()
+      ->check(CLI::Range(std::size_t{64}, std::size_t{1} << 20));
   command->add_option("--io-threads", options->server.io_threads, "HTTP/WebSocket threads")
       ->capture_default_str()
       ->check(CLI::Range(1, 64));

@@ -663,6 +663,37 @@ TEST_F(CliUnreadBoundTest, ASendPastTheRunsUnreadMessagesExits8) {
   cli({"stop", id});
 }
 
+// A host whose runs in threads get 4 MiB stacks.
+class CliThreadStackTest : public CliTest {
+ protected:
+  std::vector<std::string> extra_serve_arguments() const override {
+    return {"--thread-stack-kib", "4096"};
+  }
+};
+
+TEST_F(CliThreadStackTest, ARunInAThreadGetsTheStackServeWasGiven) {
+  // 2 MiB deep: twice what a run's thread gets by default.
+  const auto result = cli({"start", "runs-stack", "--param", "useKib=2048", "--follow"});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  EXPECT_NE(result.out.find("stack 4096 KiB"), std::string::npos) << result;
+}
+
+TEST_F(CliTest, ARunInAThreadGetsA1MiBStackByDefault) {
+  const auto result = cli({"start", "runs-stack", "--follow"});
+  ASSERT_EQ(result.exit_code, 0) << result;
+  EXPECT_NE(result.out.find("stack 1024 KiB"), std::string::npos) << result;
+}
+
+TEST_F(CliTest, ServeRefusesAThreadStackOutsideItsRange) {
+  for (const char* kib : {"16", "2097152"}) {
+    const auto result = cli({"serve", "--listen", "127.0.0.1:0", "--data-dir",
+                             (dir_ / "other-data").string(), "--thread-stack-kib", kib});
+    EXPECT_NE(result.exit_code, 0) << result;
+    EXPECT_NE(result.err.find("--thread-stack-kib"), std::string::npos) << result;
+    EXPECT_NE(result.err.find("not in range 64 to 1048576"), std::string::npos) << result;
+  }
+}
+
 // ---- remix new ------------------------------------------------------------------
 
 TEST_F(CliTest, RemixNewWritesARemixTheHostRuns) {
