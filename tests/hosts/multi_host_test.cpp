@@ -79,6 +79,32 @@ TEST_F(SharedHostsTest, ARunStartedOnOneHostIsSeenLiveOnTheOthers) {
   EXPECT_EQ(names, (std::set<std::string>{"first", "second", "third"}));
 }
 
+// Progress goes to the store as an update of its own: every host shows it,
+// the one that does not execute the run too, and its clients hear it.
+TEST_F(SharedHostsTest, ARunsProgressIsSeenOnEveryHost) {
+  SharedHost& first = add_host({"first"});
+  SharedHost& second = add_host({"second"});
+  WsClient watcher(second.port());
+  ASSERT_EQ(watcher.read()->at("type").as_string(), "snapshot");
+  HttpClient client(first.port());
+  // Its first tick, a second in, reports 1/60.
+  const std::string id = start_run(client, "installed:sleep", {{"seconds", 60}});
+  const auto progressed = [&](const json::value& run) {
+    return run.at("status").as_string() == "running" && run.at("progress").is_number() &&
+           run.at("progress").to_number<double>() > 0;
+  };
+  EXPECT_TRUE(watcher.read_until([&](const json::object& m) {
+    return m.at("type").as_string() == "run" && m.at("run").at("instanceId").as_string() == id &&
+           progressed(m.at("run"));
+  }));
+  for (SharedHost* host : {&first, &second}) {
+    EXPECT_TRUE(nightshift::testing::wait_until([&] { return progressed(run_on(*host, id)); }, 30s))
+        << host->name() << ": " << json::serialize(run_on(*host, id));
+  }
+  EXPECT_EQ(client.post("/background-agents/" + id + "/stop").result_int(), 202);
+  EXPECT_TRUE(status_everywhere({&first, &second}, id, "cancelled"));
+}
+
 TEST_F(SharedHostsTest, ManyConcurrentStartsAreEachExecutedExactlyOnce) {
   constexpr int kHosts = 3;
   constexpr int kRuns = 10000;

@@ -8,6 +8,7 @@
 #include <boost/json.hpp>
 #include <charconv>
 #include <limits>
+#include <array>
 #include <unordered_set>
 
 #include "store/postgresql/pg_schema.hpp"
@@ -86,6 +87,19 @@ const std::string kUpsertRuns = R"sql(
     max_concurrent = coalesce(excluded.max_concurrent, runs.max_concurrent)
   WHERE runs.fence = excluded.fence
   RETURNING instance_id
+)sql";
+
+// The progress, token usage and log count of many active runs, each with
+// the fence the writer holds for it (a run another host took over, or one
+// already finished, is left alone); the log count only grows. One element
+// per run: an UPDATE joined to two rows of one run takes either.
+const std::string kUpdateProgress = R"sql(
+  UPDATE runs SET progress = u.progress::double precision,
+    prompt_tokens = u.prompt_tokens::bigint, completion_tokens = u.completion_tokens::bigint,
+    log_count = greatest(runs.log_count, u.log_count::bigint)
+  FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[])
+       AS u(instance_id, progress, log_count, prompt_tokens, completion_tokens, fence)
+  WHERE runs.instance_id = u.instance_id AND runs.fence = u.fence::bigint AND NOT runs.finished
 )sql";
 
 // Log entries of many runs in one statement; raises each run's log count.
@@ -239,15 +253,20 @@ void check_history_query(const HistoryQuery& query) {
 // Which upserts of a batch to write, and where: as the SQLite store does it
 // (run_store.cpp, plan_upserts), the upserts of a run up to its next delete
 // or prune are written once, with the last state, at the first position.
+//
+// A progress update is not written when an upsert of its run follows it in
+// the batch (not behind a delete or prune of it): that record was taken
+// later, and carries the run's progress, usage and count as they were then.
 struct UpsertPlan {
   std::vector<std::size_t> source;       // per op: the op to write here, or npos
   std::vector<std::uint64_t> log_count;  // per op: the group's highest count
+  std::vector<bool> superseded;          // per op: an UpdateProgress a later upsert covers
 };
 
 UpsertPlan plan_upserts(const std::vector<WriteOp>& ops) {
   constexpr auto npos = std::numeric_limits<std::size_t>::max();
   UpsertPlan plan{std::vector<std::size_t>(ops.size(), npos),
-                  std::vector<std::uint64_t>(ops.size(), 0)};
+                  std::vector<std::uint64_t>(ops.size(), 0), std::vector<bool>(ops.size())};
   std::unordered_map<std::string_view, std::size_t> open;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
@@ -260,6 +279,18 @@ UpsertPlan plan_upserts(const std::vector<WriteOp>& ops) {
       open.erase(deletion->instance_id);
     } else if (std::holds_alternative<PruneRuns>(ops[i])) {
       open.clear();
+    }
+  }
+  std::unordered_set<std::string_view> upserted_later;
+  for (std::size_t i = ops.size(); i-- > 0;) {
+    if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
+      upserted_later.insert(upsert->run().instance_id);
+    } else if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
+      upserted_later.erase(deletion->instance_id);
+    } else if (std::holds_alternative<PruneRuns>(ops[i])) {
+      upserted_later.clear();
+    } else if (const auto* update = std::get_if<UpdateProgress>(&ops[i])) {
+      plan.superseded[i] = upserted_later.contains(update->instance_id);
     }
   }
   return plan;
@@ -500,6 +531,12 @@ std::size_t PostgresStore::heartbeat_and_rescue() {
 // ---------------------------------------------------------------------------
 // The write side
 
+std::int64_t PostgresStore::fence_of(const std::string& instance_id) {
+  std::lock_guard lock(fences_mutex_);
+  const auto it = fences_.find(instance_id);
+  return it == fences_.end() ? 1 : it->second;
+}
+
 std::int64_t PostgresStore::fence_of(WriteBatch& batch, const Run& run) {
   std::lock_guard lock(fences_mutex_);
   const auto it = fences_.find(run.instance_id);
@@ -537,13 +574,14 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   const UpsertPlan plan = plan_upserts(ops);
   constexpr auto npos = std::numeric_limits<std::size_t>::max();
   bool prune_unfinished = false;
-  // Only upserts and log entries: the whole batch is one pipeline (one
-  // round trip), a start's lone upsert too. A lone log append goes statement
-  // by statement, so that a refusal names the unknown run.
+  // Only upserts, log entries and progress: the whole batch is one pipeline
+  // (one round trip), a start's lone upsert too. A lone log append goes
+  // statement by statement, so that a refusal names the unknown run.
   batch.pipelining =
-      !ops.empty() && (ops.size() > 1 || std::holds_alternative<UpsertRun>(ops.front())) &&
+      !ops.empty() && (ops.size() > 1 || !std::holds_alternative<AppendLogs>(ops.front())) &&
       std::all_of(ops.begin(), ops.end(), [](const WriteOp& op) {
-        return std::holds_alternative<UpsertRun>(op) || std::holds_alternative<AppendLogs>(op);
+        return std::holds_alternative<UpsertRun>(op) || std::holds_alternative<AppendLogs>(op) ||
+               std::holds_alternative<UpdateProgress>(op);
       });
   std::optional<pg::Transaction> transaction;
   if (batch.pipelining) {
@@ -552,17 +590,22 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
     transaction.emplace(batch.conn);
   }
   // Between deletions and prunes, every upsert goes as one statement, then
-  // every log append as one: a run's upserts are written once, at its first
-  // position, so its row exists before any entry of the stretch needs it.
+  // every log append as one, then every progress update as one: a run's
+  // upserts are written once, at its first position, so its row exists
+  // before any entry of the stretch needs it, and a progress update written
+  // (no upsert of its run follows it) is newer than any record before it.
   std::vector<std::size_t> upsert_sources;
   std::vector<std::uint64_t> upsert_counts;
   std::vector<const AppendLogs*> appends;
+  std::vector<const UpdateProgress*> updates;
   const auto flush = [&] {
     if (!upsert_sources.empty()) write_upserts(batch, ops, upsert_sources, upsert_counts);
     upsert_sources.clear();
     upsert_counts.clear();
     if (!appends.empty()) write_logs(batch, appends);
     appends.clear();
+    if (!updates.empty()) write_progress(batch, updates);
+    updates.clear();
   };
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
@@ -575,9 +618,8 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
       }
     } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
       if (!append->entries.empty()) appends.push_back(append);
-    } else if (std::holds_alternative<UpdateProgress>(ops[i])) {
-      // writes_progress_alone() is false: its runs send whole records.
-      throw std::invalid_argument("the PostgreSQL store takes a run's progress only in its record");
+    } else if (const auto* update = std::get_if<UpdateProgress>(&ops[i])) {
+      if (!plan.superseded[i]) updates.push_back(update);
     } else {
       flush();
       if (const auto* deletion = std::get_if<DeleteRun>(&ops[i])) {
@@ -595,7 +637,7 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
     batch.pipelining = false;
     // The notifications ride in the same round trip, after the commit.
     const std::size_t required = batch.steps.size();
-    append_notifications(batch.steps, change_notifications(ops, plan.source));
+    append_notifications(batch.steps, change_notifications(ops, plan.source, plan.superseded));
     std::string notify_error;
     const std::vector<pg::Result> results =
         batch.conn.exec_pipeline(batch.steps, required, notify_error);
@@ -606,7 +648,7 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   } else {
     transaction->commit();
     std::vector<pg::Connection::Step> steps;
-    append_notifications(steps, change_notifications(ops, plan.source));
+    append_notifications(steps, change_notifications(ops, plan.source, plan.superseded));
     if (!steps.empty()) {
       std::string notify_error;
       try {
@@ -703,6 +745,36 @@ void PostgresStore::write_step(WriteBatch& batch, const std::string& name, const
   if (check) check(result);
 }
 
+void PostgresStore::write_progress(WriteBatch& batch,
+                                   const std::vector<const UpdateProgress*>& updates) {
+  std::unordered_map<std::string_view, const UpdateProgress*> newest;
+  std::vector<const UpdateProgress*> written;
+  for (const UpdateProgress* update : updates) {
+    const auto [it, added] = newest.try_emplace(update->instance_id, update);
+    if (added) {
+      written.push_back(update);
+    } else {
+      it->second = update;
+    }
+  }
+  std::array<std::vector<Param>, 6> columns;
+  for (const UpdateProgress* first : written) {
+    const UpdateProgress& update = *newest.at(first->instance_id);
+    columns[0].emplace_back(update.instance_id);
+    columns[1].push_back(update.progress ? Param(double_text(*update.progress)) : std::nullopt);
+    columns[2].emplace_back(u64_text(update.log_count));
+    columns[3].push_back(update.usage ? Param(u64_text(update.usage->prompt_tokens))
+                                      : std::nullopt);
+    columns[4].push_back(update.usage ? Param(u64_text(update.usage->completion_tokens))
+                                      : std::nullopt);
+    columns[5].emplace_back(std::to_string(fence_of(update.instance_id)));
+  }
+  std::vector<Param> params;
+  params.reserve(columns.size());
+  for (const auto& column : columns) params.emplace_back(pg::text_array(column));
+  write_step(batch, "update_progress", kUpdateProgress, std::move(params), nullptr);
+}
+
 void PostgresStore::write_logs(WriteBatch& batch, const std::vector<const AppendLogs*>& appends) {
   std::array<std::vector<Param>, 6> columns;
   for (const AppendLogs* append : appends) {
@@ -736,13 +808,19 @@ void PostgresStore::write_logs(WriteBatch& batch, const std::vector<const Append
 }
 
 std::vector<pg::Connection::Step> PostgresStore::change_notifications(
-    const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources) const {
+    const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources,
+    const std::vector<bool>& superseded) const {
   constexpr auto npos = std::numeric_limits<std::size_t>::max();
   std::vector<std::string> lines;
   std::unordered_map<std::string_view, std::uint64_t> last_seq;
+  std::unordered_set<std::string_view> progressed;  // runs a progress update changed
   bool queued = false;
   for (std::size_t i = 0; i < ops.size(); ++i) {
-    if (std::holds_alternative<UpsertRun>(ops[i])) {
+    if (const auto* update = std::get_if<UpdateProgress>(&ops[i])) {
+      if (!superseded[i] && progressed.insert(update->instance_id).second) {
+        lines.push_back("r" + update->instance_id);
+      }
+    } else if (std::holds_alternative<UpsertRun>(ops[i])) {
       if (sources[i] == npos) continue;
       const Run& run = std::get<UpsertRun>(ops[sources[i]]).run();
       lines.push_back("r" + run.instance_id);

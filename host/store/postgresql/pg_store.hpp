@@ -65,6 +65,7 @@ class PostgresStore final : public Store, public SharedQueue {
 
   bool available() const noexcept override { return reachable_.load(); }
   bool shared() const noexcept override { return true; }
+  bool writes_progress_alone() const noexcept override { return true; }
   std::vector<HostRecord> list_hosts() const override;
   SharedQueue* shared_queue() noexcept override { return this; }
 
@@ -122,12 +123,15 @@ class PostgresStore final : public Store, public SharedQueue {
                      const std::vector<std::size_t>& sources,
                      const std::vector<std::uint64_t>& log_counts);
   void write_logs(WriteBatch& batch, const std::vector<const AppendLogs*>& appends);
+  // The newest progress update of each run among `updates` (oldest first).
+  void write_progress(WriteBatch& batch, const std::vector<const UpdateProgress*>& updates);
   void delete_run(WriteBatch& batch, const DeleteRun& op);
   std::size_t prune_chunk(WriteBatch& batch, const RetentionPolicy& policy, Timestamp now,
                           bool& more);
   // The NOTIFYs of what the batch changed, sent once it has committed.
-  std::vector<pg::Connection::Step> change_notifications(
-      const std::vector<WriteOp>& ops, const std::vector<std::size_t>& sources) const;
+  std::vector<pg::Connection::Step> change_notifications(const std::vector<WriteOp>& ops,
+                                                         const std::vector<std::size_t>& sources,
+                                                         const std::vector<bool>& superseded) const;
   // Appends the notifications' own transaction: see the definition.
   static void append_notifications(std::vector<pg::Connection::Step>& steps,
                                    std::vector<pg::Connection::Step> notifications);
@@ -140,6 +144,7 @@ class PostgresStore final : public Store, public SharedQueue {
   // The fence this host holds for a run it writes: 1 (never claimed) or
   // what its claim returned. [thread-safe]
   std::int64_t fence_of(WriteBatch& batch, const Run& run);
+  std::int64_t fence_of(const std::string& instance_id);  // of a run still active
   void hold_fence(const std::string& instance_id, std::int64_t fence);
 
   void register_host(pg::Connection& conn);
