@@ -112,6 +112,21 @@ Delivery read_delivery(const SQLite::Statement& s) {
   return out;
 }
 
+// The columns of a pending retry, as pending_retry_at reads them.
+constexpr const char* kPendingRetrySelect =
+    "SELECT failed_run_id, due_at, attempt, agent_id, task, params FROM pending_retries";
+
+PendingRetry pending_retry_at(const SQLite::Statement& s) {
+  PendingRetry retry;
+  retry.failed_run_id = s.getColumn(0).getString();
+  retry.due_at = from_ms(s.getColumn(1).getInt64());
+  retry.attempt = static_cast<std::uint32_t>(s.getColumn(2).getInt64());
+  retry.agent_id = s.getColumn(3).getString();
+  retry.task = text_at(s, 4);
+  retry.params = object_from(s.getColumn(5).getString());
+  return retry;
+}
+
 }  // namespace
 
 struct SqliteAutomationStore::Impl {
@@ -241,10 +256,11 @@ std::optional<PendingRetry> SqliteAutomationStore::take_pending_retry(
       return std::nullopt;
     }
   }
-  for (PendingRetry& retry : list_pending_retries()) {
-    if (retry.failed_run_id == failed_run_id) return std::move(retry);
-  }
-  return std::nullopt;
+  std::lock_guard lock(impl_->mutex);
+  SQLite::Statement s(impl_->db, std::string(kPendingRetrySelect) + " WHERE failed_run_id = ?1");
+  s.bind(1, failed_run_id);
+  if (!s.executeStep()) return std::nullopt;
+  return pending_retry_at(s);
 }
 
 void SqliteAutomationStore::release_pending_retry(const std::string& failed_run_id,
@@ -265,20 +281,9 @@ void SqliteAutomationStore::finish_pending_retry(const std::string& failed_run_i
 
 std::vector<PendingRetry> SqliteAutomationStore::list_pending_retries() const {
   std::lock_guard lock(impl_->mutex);
-  SQLite::Statement s(impl_->db,
-                      "SELECT failed_run_id, due_at, attempt, agent_id, task, params "
-                      "FROM pending_retries ORDER BY due_at");
+  SQLite::Statement s(impl_->db, std::string(kPendingRetrySelect) + " ORDER BY due_at");
   std::vector<PendingRetry> out;
-  while (s.executeStep()) {
-    PendingRetry retry;
-    retry.failed_run_id = s.getColumn(0).getString();
-    retry.due_at = from_ms(s.getColumn(1).getInt64());
-    retry.attempt = static_cast<std::uint32_t>(s.getColumn(2).getInt64());
-    retry.agent_id = s.getColumn(3).getString();
-    retry.task = text_at(s, 4);
-    retry.params = object_from(s.getColumn(5).getString());
-    out.push_back(std::move(retry));
-  }
+  while (s.executeStep()) out.push_back(pending_retry_at(s));
   return out;
 }
 

@@ -26,6 +26,8 @@ PendingRetry waiting_retry(const std::string& failed_run_id) {
   retry.due_at = now_ms();
   retry.attempt = 2;
   retry.agent_id = "installed:echo";
+  retry.task = "again";
+  retry.params = boost::json::object{{"n", 1}};
   return retry;
 }
 
@@ -56,7 +58,11 @@ TEST(PendingRetryStore, ARetryWhoseRunIsStoredIsFinishedNotTakenAgain) {
   // The other retry is untouched.
   const auto taken = automation->take_pending_retry(waiting_id);
   ASSERT_TRUE(taken);
+  EXPECT_EQ(taken->failed_run_id, waiting_id);
   EXPECT_EQ(taken->attempt, 2u);
+  EXPECT_EQ(taken->agent_id, "installed:echo");
+  EXPECT_EQ(taken->task, std::optional<std::string>("again"));
+  EXPECT_EQ(taken->params, (boost::json::object{{"n", 1}}));
 }
 
 }  // namespace
