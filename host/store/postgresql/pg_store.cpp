@@ -5,10 +5,10 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <array>
 #include <boost/json.hpp>
 #include <charconv>
 #include <limits>
-#include <array>
 #include <unordered_set>
 
 #include "store/postgresql/pg_schema.hpp"
@@ -747,19 +747,20 @@ void PostgresStore::write_step(WriteBatch& batch, const std::string& name, const
 
 void PostgresStore::write_progress(WriteBatch& batch,
                                    const std::vector<const UpdateProgress*>& updates) {
-  std::unordered_map<std::string_view, const UpdateProgress*> newest;
-  std::vector<const UpdateProgress*> written;
+  // One per run, in the order the runs first appear; a later update replaces its run's.
+  std::vector<const UpdateProgress*> newest;
+  std::unordered_map<std::string_view, std::size_t> position;
   for (const UpdateProgress* update : updates) {
-    const auto [it, added] = newest.try_emplace(update->instance_id, update);
+    const auto [it, added] = position.try_emplace(update->instance_id, newest.size());
     if (added) {
-      written.push_back(update);
+      newest.push_back(update);
     } else {
-      it->second = update;
+      newest[it->second] = update;
     }
   }
   std::array<std::vector<Param>, 6> columns;
-  for (const UpdateProgress* first : written) {
-    const UpdateProgress& update = *newest.at(first->instance_id);
+  for (const UpdateProgress* latest : newest) {
+    const UpdateProgress& update = *latest;
     columns[0].emplace_back(update.instance_id);
     columns[1].push_back(update.progress ? Param(double_text(*update.progress)) : std::nullopt);
     columns[2].emplace_back(u64_text(update.log_count));
