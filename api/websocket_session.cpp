@@ -1,13 +1,9 @@
 #include "api/websocket_session.hpp"
 
 #include <malloc.h>
-#include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <spdlog/spdlog.h>
-#include <sys/socket.h>
 
 #include <algorithm>
-#include <array>
 #include <boost/asio/post.hpp>
 #include <boost/beast/core/bind_handler.hpp>
 #include <boost/beast/core/buffers_to_string.hpp>
@@ -26,6 +22,10 @@ namespace {
 constexpr std::size_t kBacklogPageEntries = 500;
 // What a message's prefix adds to its body, for the queue's byte bound.
 constexpr std::size_t kPrefixBytes = 32;
+// At most this many queued messages, or about this many bytes, go to the
+// socket in one write.
+constexpr std::size_t kBatchMessages = 128;
+constexpr std::size_t kBatchBytes = 256 * 1024;
 
 SharedBody make_body(std::string text) {
   return std::make_shared<const std::string>(std::move(text));
@@ -48,6 +48,7 @@ WebSocketSession::~WebSocketSession() {
 
 void WebSocketSession::start(beast::http::request<beast::http::string_body> request) {
   upgrade_request_ = std::move(request);
+  ws_.next_layer().keep_alive_while_writing(weak_from_this());
   beast::get_lowest_layer(ws_).expires_never();
   websocket::stream_base::timeout timeouts{};
   timeouts.handshake_timeout = context_.options.ws_idle_timeout;  // also the close handshake
@@ -58,8 +59,6 @@ void WebSocketSession::start(beast::http::request<beast::http::string_body> requ
     response.set(beast::http::field::server, "nightshift");
   }));
   ws_.read_message_max(context_.options.ws_max_message_bytes);
-  ws_.auto_fragment(false);
-  ws_.text(true);
   ws_.async_accept(upgrade_request_,
                    beast::bind_front_handler(&WebSocketSession::on_accept, shared_from_this()));
 }
@@ -385,56 +384,53 @@ void WebSocketSession::enqueue(std::string_view type, SharedBody body) {
 
 void WebSocketSession::write_next() {
   // Nothing goes out before the snapshot, which is put at the front.
-  if (writing_ || queue_.empty() || !snapshot_queued_) return;
-  writing_ = true;
-  if (queue_.size() > 1 && !corked_) set_corked(true);
-  const Outgoing& message = queue_.front();
-  prefix_ = wire::message_prefix(message.type, next_seq_++);
-  const std::array<net::const_buffer, 2> buffers{net::buffer(prefix_), net::buffer(*message.body)};
-  ws_.async_write(buffers,
-                  beast::bind_front_handler(&WebSocketSession::on_write, shared_from_this()));
+  if (writing_ != 0 || queue_.empty() || !snapshot_queued_) return;
+  BatchingStream& socket = ws_.next_layer();
+  std::size_t bytes = 0;
+  for (const Outgoing& message : queue_) {
+    if (writing_ == kBatchMessages || bytes >= kBatchBytes) break;
+    prefix_.clear();
+    wire::append_message_prefix(prefix_, message.type, next_seq_++);
+    socket.queue_text_message(prefix_, message.body);
+    bytes += message.body->size();
+    ++writing_;
+  }
+  socket.async_flush(
+      [self = shared_from_this()](const beast::error_code& error) { self->on_write(error); });
 }
 
-void WebSocketSession::on_write(beast::error_code error, std::size_t) {
-  writing_ = false;
-  count_sent(queue_.front().body);
-  queue_.pop_front();
+void WebSocketSession::on_write(const beast::error_code& error) {
+  for (; writing_ != 0; --writing_) {
+    count_sent(queue_.front().body);
+    queue_.pop_front();
+  }
   if (error) {
     // The read side sees the failure too and finishes the session.
-    for (const Outgoing& dropped : queue_) count_sent(dropped.body);
-    queue_.clear();
+    drop_unwritten();
     closing_ = true;
     return;
   }
   if (closing_) return;
   pump_backlogs();
   write_next();
-  if (!writing_ && corked_) set_corked(false);
 }
 
-void WebSocketSession::set_corked(bool corked) {
-  // Advisory: a socket that refuses only sends more packets.
-  const int value = corked ? 1 : 0;
-  auto& socket = beast::get_lowest_layer(ws_).socket();
-  if (::setsockopt(socket.native_handle(), IPPROTO_TCP, TCP_CORK, &value, sizeof value) == 0) {
-    corked_ = corked;
+void WebSocketSession::drop_unwritten() {
+  // The messages being written stay alive until their write completes.
+  while (queue_.size() > writing_) {
+    count_sent(queue_.back().body);
+    queue_.pop_back();
   }
 }
 
 void WebSocketSession::close_slow_client() {
   context_.metrics.websocket_slow_client_closed();
-  // Drop what was not handed to the socket yet; the message being written
-  // must stay alive until its write completes.
-  while (queue_.size() > (writing_ ? 1u : 0u)) {
-    count_sent(queue_.back().body);
-    queue_.pop_back();
-  }
+  drop_unwritten();
   close_with(websocket::close_code::try_again_later,
              "the client did not keep up with its messages; reconnect for a fresh snapshot");
 }
 
 void WebSocketSession::close_with(websocket::close_code code, std::string_view reason) {
-  if (corked_) set_corked(false);  // the close frame goes out at once
   if (closing_ || finished_) return;
   closing_ = true;
   // A peer that reads nothing would hold the close handshake forever: after
@@ -457,12 +453,8 @@ void WebSocketSession::finish() {
   log_subscriptions_.clear();
   context_.hub.leave(this);
   if (accepted_) context_.metrics.websocket_closed();
-  // Nothing more is written: what waits in the queue is dropped now (the
-  // message being written stays alive until its write completes).
-  while (queue_.size() > (writing_ ? 1u : 0u)) {
-    count_sent(queue_.back().body);
-    queue_.pop_back();
-  }
+  // Nothing more is written: what waits in the queue is dropped now.
+  drop_unwritten();
   // After many slow clients, the last to go with nothing else queued gives
   // the freed memory back to the system.
   if (context_.metrics.websocket_queued_bytes() <= static_cast<std::int64_t>(queue_bytes_) &&

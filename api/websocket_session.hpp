@@ -10,9 +10,11 @@
 // Each queued message is a type and a body shared with every other session
 // that sends the same event (shared_event.hpp); the seq is given when the
 // message is handed to the socket, written as a small prefix in front of the
-// shared body (one buffer sequence, no copy). Because numbering happens at
-// write time, the snapshot, read on the worker pool, can still go out first:
-// nothing is written until it is at the front of the queue.
+// shared body (no copy). Because numbering happens at write time, the
+// snapshot, read on the worker pool, can still go out first: nothing is
+// written until it is at the front of the queue. Whatever waits in the queue
+// when the socket is free leaves in one gathered write (batching_stream.hpp),
+// so a client that fell behind catches up in a few system calls.
 //
 // Nothing slow runs on the I/O threads: the snapshot's reads, the check that
 // a subscribed run exists, and the reads of a subscription's backlog run on
@@ -43,6 +45,7 @@
 #include <variant>
 #include <vector>
 
+#include "api/batching_stream.hpp"
 #include "api/connection_count.hpp"
 #include "api/history_cache.hpp"
 #include "api/io_types.hpp"
@@ -145,16 +148,16 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   // This session's share of the bound of all sessions together.
   std::size_t fair_share() const;
   bool has_room_for_backlog() const;
+  // Hands the socket what waits at the front of the queue, up to a batch.
   void write_next();
-  void on_write(boost::beast::error_code error, std::size_t bytes);
-  // While several messages wait, the socket is corked so that they leave in
-  // as few packets as their size allows, and uncorked when the queue empties.
-  void set_corked(bool corked);
+  void on_write(const boost::beast::error_code& error);
+  // Drops the queued messages not handed to the socket yet.
+  void drop_unwritten();
   void close_slow_client();
   void close_with(boost::beast::websocket::close_code code, std::string_view reason);
   void finish();
 
-  boost::beast::websocket::stream<TcpStream> ws_;
+  boost::beast::websocket::stream<BatchingStream> ws_;
   const IoStrand strand_;  // ws_'s; copied so the pool may post to it
   Context context_;
   ConnectionCount::Slot connection_;
@@ -165,12 +168,11 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   std::vector<Delivery> inbox_;     // guarded by inbox_mutex_
   bool drain_posted_ = false;       // guarded by inbox_mutex_
   std::vector<Delivery> draining_;  // on the strand: the inbox being handled
-  std::deque<Outgoing> queue_;      // front is being written while writing_
+  std::deque<Outgoing> queue_;      // its first `writing_` messages are being written
   std::size_t queue_bytes_ = 0;
-  std::string prefix_;  // of the message being written
+  std::size_t writing_ = 0;
+  std::string prefix_;  // scratch for a message's prefix
   bool snapshot_queued_ = false;
-  bool writing_ = false;
-  bool corked_ = false;
   bool closing_ = false;   // no more messages are queued
   bool finished_ = false;  // left the hub
   bool accepted_ = false;

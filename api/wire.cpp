@@ -4,6 +4,7 @@
 #include <boost/json/parse.hpp>
 #include <boost/json/serialize.hpp>
 #include <boost/json/string.hpp>
+#include <charconv>
 
 #include "api/api_error.hpp"
 #include "catalog/json_numbers.hpp"
@@ -196,14 +197,14 @@ std::string parse_message_body(std::string_view body, std::size_t max_text_bytes
   return std::string(value);
 }
 
-std::string message_prefix(std::string_view type, std::uint64_t seq) {
-  std::string prefix;
-  prefix.reserve(type.size() + 40);
-  prefix += "{\"type\":";
-  prefix += json_quoted(type);
-  prefix += ",\"seq\":";
-  prefix += std::to_string(seq);
-  return prefix;
+void append_message_prefix(std::string& out, std::string_view type, std::uint64_t seq) {
+  // Types are this file's own words (letters only): nothing to escape.
+  out += "{\"type\":\"";
+  out += type;
+  out += "\",\"seq\":";
+  char digits[24];
+  const auto end = std::to_chars(std::begin(digits), std::end(digits), seq).ptr;
+  out.append(digits, end);
 }
 
 std::string snapshot_body(std::string_view active_array, std::string_view history_array) {

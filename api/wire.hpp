@@ -84,9 +84,10 @@ std::string parse_message_body(std::string_view body, std::size_t max_text_bytes
 
 // ---- WebSocket server messages ---------------------------------------------
 
-// `{"type":"<type>","seq":<seq>`: the part of a message each connection
-// writes itself; a body below follows it.
-std::string message_prefix(std::string_view type, std::uint64_t seq);
+// Appends `{"type":"<type>","seq":<seq>` to `out`: the part of a message
+// each connection writes itself; a body below follows it. `type` is one of
+// the message types of api.md (letters only, written as it is).
+void append_message_prefix(std::string& out, std::string_view type, std::uint64_t seq);
 
 // Type "snapshot", from arrays serialized by runs_array.
 std::string snapshot_body(std::string_view active_array, std::string_view history_array);

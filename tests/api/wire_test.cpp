@@ -290,7 +290,9 @@ TEST(WireRunAndLogShapes, V11FieldsUsageAcceptsMessagesAndSource) {
 }
 
 json::object message(std::string_view type, std::uint64_t seq, std::string_view body) {
-  return json::parse(wire::message_prefix(type, seq) + std::string(body)).as_object();
+  std::string message;
+  wire::append_message_prefix(message, type, seq);
+  return json::parse(message + std::string(body)).as_object();
 }
 
 TEST(WireWebSocket, SnapshotIsTypeSeqActiveAndHistory) {

@@ -1,0 +1,126 @@
+#include "api/batching_stream.hpp"
+
+#include <boost/asio/error.hpp>
+#include <boost/asio/write.hpp>
+#include <cstdint>
+
+namespace nightshift::api {
+
+namespace net = boost::asio;
+using boost::beast::error_code;
+
+namespace {
+
+// RFC 6455, 5.2: FIN set, opcode 1 (text); a server's frames are not masked.
+constexpr unsigned char kFinalTextFrame = 0x81;
+
+void append_frame_header(std::string& out, std::uint64_t payload_size) {
+  out.push_back(static_cast<char>(kFinalTextFrame));
+  if (payload_size < 126) {
+    out.push_back(static_cast<char>(payload_size));
+    return;
+  }
+  const int length_bytes = payload_size <= 0xFFFF ? 2 : 8;
+  out.push_back(static_cast<char>(length_bytes == 2 ? 126 : 127));
+  for (int shift = 8 * (length_bytes - 1); shift >= 0; shift -= 8) {
+    out.push_back(static_cast<char>((payload_size >> shift) & 0xFF));
+  }
+}
+
+}  // namespace
+
+void BatchingStream::Batch::clear() {
+  bytes.clear();
+  pieces.clear();
+  flushes.clear();
+}
+
+BatchingStream::BatchingStream(TcpStream&& stream)
+    : stream_(std::move(stream)), state_(std::make_shared<State>()) {
+  state_->owner = this;
+}
+
+BatchingStream::~BatchingStream() {
+  // The socket closes with stream_; a write in flight then completes with
+  // an error and finds no owner. (With keep_alive_while_writing, the owner
+  // cannot be gone while a write is in flight.)
+  state_->owner = nullptr;
+}
+
+void BatchingStream::keep_alive_while_writing(std::weak_ptr<void> owner) {
+  state_->keep_alive = std::move(owner);
+}
+
+void BatchingStream::queue_bytes(std::string_view bytes) {
+  Batch& batch = state_->filling;
+  if (!batch.pieces.empty() && !batch.pieces.back().body &&
+      batch.pieces.back().offset + batch.pieces.back().size == batch.bytes.size()) {
+    batch.pieces.back().size += bytes.size();  // right after the previous bytes-only piece
+  } else {
+    batch.pieces.push_back(Piece{batch.bytes.size(), bytes.size(), nullptr});
+  }
+  batch.bytes.append(bytes);
+}
+
+void BatchingStream::queue_text_message(std::string_view prefix,
+                                        std::shared_ptr<const std::string> body) {
+  if (state_->error) return;
+  Batch& batch = state_->filling;
+  const std::size_t offset = batch.bytes.size();
+  append_frame_header(batch.bytes, prefix.size() + body->size());
+  batch.bytes.append(prefix);
+  batch.pieces.push_back(Piece{offset, batch.bytes.size() - offset, std::move(body)});
+}
+
+void BatchingStream::async_flush(FlushHandler done) {
+  if (state_->error) {
+    net::post(get_executor(), [done = std::move(done), error = state_->error] { done(error); });
+    return;
+  }
+  state_->filling.flushes.push_back(std::move(done));
+  start_write();
+}
+
+void BatchingStream::start_write() {
+  State& state = *state_;
+  if (state.in_flight || (state.filling.pieces.empty() && state.filling.flushes.empty())) return;
+  std::swap(state.filling, state.writing);  // `filling` gets the cleared buffers, capacity kept
+  state.buffers.clear();
+  for (const Piece& piece : state.writing.pieces) {
+    if (piece.size != 0)
+      state.buffers.emplace_back(state.writing.bytes.data() + piece.offset, piece.size);
+    if (piece.body && !piece.body->empty()) state.buffers.emplace_back(net::buffer(*piece.body));
+  }
+  state.in_flight = true;
+  net::async_write(stream_.socket(), state.buffers,
+                   [state = state_, owner = state.keep_alive.lock()](
+                       const error_code& error, std::size_t) { on_written(state, error); });
+}
+
+void BatchingStream::on_written(const std::shared_ptr<State>& state, error_code error) {
+  state->in_flight = false;
+  if (state->owner == nullptr) {
+    // The stream is gone: nobody waits that may still be called.
+    state->writing.clear();
+    state->filling.clear();
+    return;
+  }
+  if (error && !state->error) state->error = error;
+  std::vector<FlushHandler> flushes = std::move(state->writing.flushes);
+  state->writing.clear();
+  if (state->error) {
+    // Nothing more can be written: whoever waits for what was queued hears so.
+    for (FlushHandler& done : state->filling.flushes) flushes.push_back(std::move(done));
+    state->filling.clear();
+  }
+  // Called before the next write starts, so that what they queue in
+  // answer leaves with it.
+  for (FlushHandler& done : flushes) done(state->error);
+  if (!state->error && state->owner != nullptr) state->owner->start_write();
+}
+
+void teardown(boost::beast::role_type role, BatchingStream& stream, error_code& error) {
+  boost::beast::websocket::teardown(role, stream.next_layer().socket(), error);
+}
+
+}  // namespace nightshift::api
