@@ -9,6 +9,7 @@
 #include <system_error>
 
 #include "api/server.hpp"
+#include "bench_support.hpp"
 #include "host.hpp"
 
 namespace nightshift::bench {
@@ -68,23 +69,10 @@ void make_history(Host& host, std::size_t runs) {
   }
 }
 
-sigset_t stop_signals() {
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  return signals;
-}
-
 }  // namespace
 
 void serve_until_signal(const BenchServerOptions& options) {
-  // Blocked before any thread exists, so that every thread inherits the mask
-  // and sigwait below is the only place they are taken.
-  const sigset_t signals = stop_signals();
-  if (const int error = pthread_sigmask(SIG_BLOCK, &signals, nullptr); error != 0) {
-    throw std::system_error(error, std::generic_category(), "pthread_sigmask");
-  }
+  const sigset_t signals = block_stop_signals();
   ScratchDir dir;
   Host host(host_options(options, dir));
   make_history(host, options.history);

@@ -1,5 +1,6 @@
 #include "bench_support.hpp"
 
+#include <pthread.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -90,6 +91,17 @@ std::uint64_t raise_open_file_limit(std::uint64_t needed) {
                              " are needed; raise the hard limit (ulimit -Hn) and run it again");
   }
   return limit.rlim_cur;
+}
+
+sigset_t block_stop_signals() {
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  if (const int error = pthread_sigmask(SIG_BLOCK, &signals, nullptr); error != 0) {
+    throw std::system_error(error, std::generic_category(), "pthread_sigmask");
+  }
+  return signals;
 }
 
 }  // namespace nightshift::bench

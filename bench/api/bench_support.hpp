@@ -3,6 +3,8 @@
 // sockets need.
 #pragma once
 
+#include <signal.h>
+
 #include <boost/asio/ip/tcp.hpp>
 #include <boost/beast/http.hpp>
 #include <chrono>
@@ -43,5 +45,11 @@ double milliseconds_between(Clock::time_point from, Clock::time_point to);
 // Raises the soft limit of open files to the hard limit and returns the new
 // soft limit; throws when it stays below `needed`, saying how to raise it.
 std::uint64_t raise_open_file_limit(std::uint64_t needed);
+
+// Blocks SIGINT and SIGTERM in this thread and returns them, for sigwait.
+// Call it before any thread is started, so that every thread inherits the
+// mask and sigwait is the only place the signals are taken. Throws when the
+// mask cannot be set.
+sigset_t block_stop_signals();
 
 }  // namespace nightshift::bench

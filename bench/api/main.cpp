@@ -4,6 +4,9 @@
 //   nightshift-bench-api serve [--io-threads N ...]
 //       a real host on 127.0.0.1 with a history of 50 finished echo runs;
 //       prints "URL TOKEN" and serves until SIGINT/SIGTERM
+//   nightshift-bench-api serve-bare [--io-threads N]
+//       the ceiling of ws-fanout: a bare WebSocket fan-out server (no engine,
+//       no store) that the same clients measure; prints "URL TOKEN"
 //   nightshift-bench-api ws-fanout --url URL --token T [--clients 1000 --runs 50]
 //       WebSocket clients in this process; prints the delay from each start
 //       request to each client's `started` event
@@ -15,6 +18,7 @@
 #include <cstdio>
 #include <iostream>
 
+#include "bare_fanout.hpp"
 #include "bench_server.hpp"
 #include "start_latency.hpp"
 #include "ws_fanout.hpp"
@@ -71,6 +75,13 @@ int main(int argc, char** argv) {
   serve_command->add_option("--max-queued", serve.max_queued,
                             "runs waiting for a slot (0: default)");
 
+  BareFanoutOptions bare;
+  auto* bare_command = app.add_subcommand(
+      "serve-bare",
+      "the ceiling of ws-fanout: a bare WebSocket fan-out server, until SIGINT/SIGTERM");
+  bare_command->add_option("--io-threads", bare.io_threads, "its threads")
+      ->check(CLI::Range(1, 64));
+
   ClientOptions fanout_host;
   WsFanoutOptions fanout;
   auto* fanout_command =
@@ -93,6 +104,8 @@ int main(int argc, char** argv) {
   try {
     if (serve_command->parsed()) {
       serve_until_signal(serve);
+    } else if (bare_command->parsed()) {
+      serve_bare_fanout_until_signal(bare);
     } else if (fanout_command->parsed()) {
       fanout.host = parse_host_url(fanout_host.url, fanout_host.token);
       report_ws_fanout(fanout, measure_ws_fanout(fanout));

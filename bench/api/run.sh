@@ -69,10 +69,12 @@ calc() { awk "BEGIN { printf \"%.1f\", $1 }"; }
 now() { date +%s.%N; }
 
 # Starts a fresh host in its own process and sets url and token.
+# start_host [MODE]: `serve` (a real host, the default) or `serve-bare` (the
+# bare WebSocket fan-out server, the ceiling of figure 3).
 start_host() {
   rm -f "$work/host.out" "$work/host.err"
   : >"$work/host.out"
-  "$bench_api" serve "$@" >"$work/host.out" 2>"$work/host.err" &
+  "$bench_api" "${1:-serve}" >"$work/host.out" 2>"$work/host.err" &
   host_pid=$!
   for _ in $(seq 300); do
     [ -s "$work/host.out" ] && break
@@ -215,6 +217,12 @@ start_host
 ws_p99=$(awk '$1 == "ws_fanout_p99_ms" { print $2 }' "$work/ws.txt")
 ws_complete=$(awk '$1 == "ws_fanout_complete" { print ($2 == 1 ? "every event read" : "EVENTS MISSING") }' "$work/ws.txt")
 stop_host
+echo "-- the same clients against the bare fan-out server (the ceiling)"
+start_host serve-bare
+"$bench_api" ws-fanout --url "$url" --token "$token" --clients "$ws_clients" --runs 50 |
+  tee "$work/ws-bare.txt"
+ws_bare_p99=$(awk '$1 == "ws_fanout_p99_ms" { print $2 }' "$work/ws-bare.txt")
+stop_host
 
 echo "== 4. POST /background-agents/start at 1,000/s on one connection"
 start_host
@@ -234,5 +242,6 @@ row "  vs Celery 5 + Redis no-op tasks" "${ratio}x" ">= 10x" "Celery $celery_rat
 row "  started (wrk -c$connections), wrk p99" "$started_rate runs/s" "" "p99 $start_p99, $refused not 201"
 row "GET /background-agents (${size} B)" "$list_rate req/s" ">= 80% of nginx" \
   "nginx $nginx_rate req/s: ${list_share}%"
-row "WebSocket $ws_clients clients, p99 start->started" "$ws_p99 ms" "<= 20 ms" "$ws_complete"
+row "WebSocket $ws_clients clients, p99 start->started" "$ws_p99 ms" "<= 20 ms" \
+  "bare fan-out server $ws_bare_p99 ms; $ws_complete"
 row "POST start p99 at 1,000/s" "$latency_p99 ms" "<= 1 ms" ""
