@@ -11,6 +11,16 @@ using boost::beast::error_code;
 
 namespace {
 
+// What a batch keeps of its buffers between writes; a burst's larger ones
+// are given back, so that an idle session holds a few hundred bytes here.
+constexpr std::size_t kKeptBytes = 1024;
+constexpr std::size_t kKeptPieces = 16;
+
+template <class Container>
+void give_back_if_over(Container& container, std::size_t kept) {
+  if (container.capacity() > kept) Container().swap(container);
+}
+
 // RFC 6455, 5.2: FIN set, opcode 1 (text); a server's frames are not masked.
 constexpr unsigned char kFinalTextFrame = 0x81;
 
@@ -108,6 +118,9 @@ void BatchingStream::on_written(const std::shared_ptr<State>& state, error_code 
   if (error && !state->error) state->error = error;
   std::vector<FlushHandler> flushes = std::move(state->writing.flushes);
   state->writing.clear();
+  give_back_if_over(state->writing.bytes, kKeptBytes);
+  give_back_if_over(state->writing.pieces, kKeptPieces);
+  give_back_if_over(state->buffers, 2 * kKeptPieces);
   if (state->error) {
     // Nothing more can be written: whoever waits for what was queued hears so.
     for (FlushHandler& done : state->filling.flushes) flushes.push_back(std::move(done));
