@@ -178,14 +178,21 @@ void WebSocketSession::unsubscribe(const std::string& instance_id) {
   context_.hub.unsubscribe_logs(instance_id, this);
 }
 
+std::size_t WebSocketSession::queued_bytes(const SharedBody& body) {
+  return body->size() + kPrefixBytes;
+}
+
 void WebSocketSession::count_queued(const SharedBody& body) {
-  const std::size_t bytes = body->size() + kPrefixBytes;
+  const std::size_t bytes = queued_bytes(body);
   queue_bytes_ += bytes;
   context_.metrics.websocket_queued(static_cast<std::int64_t>(bytes));
 }
 
 void WebSocketSession::count_sent(const SharedBody& body) {
-  const std::size_t bytes = body->size() + kPrefixBytes;
+  count_sent_bytes(queued_bytes(body));
+}
+
+void WebSocketSession::count_sent_bytes(std::size_t bytes) {
   queue_bytes_ -= bytes;
   context_.metrics.websocket_queued(-static_cast<std::int64_t>(bytes));
 }
@@ -400,10 +407,13 @@ void WebSocketSession::write_next() {
 }
 
 void WebSocketSession::on_write(const beast::error_code& error) {
+  // One update of the sessions' shared count for the whole batch.
+  std::size_t sent = 0;
   for (; writing_ != 0; --writing_) {
-    count_sent(queue_.front().body);
+    sent += queued_bytes(queue_.front().body);
     queue_.pop_front();
   }
+  count_sent_bytes(sent);
   if (error) {
     // The read side sees the failure too and finishes the session.
     drop_unwritten();
