@@ -21,13 +21,12 @@ void give_back_if_over(Container& container, std::size_t kept) {
   if (container.capacity() > kept) Container().swap(container);
 }
 
-// RFC 6455, 5.2: FIN set, opcode 1 (text); a server's frames are not masked.
-constexpr unsigned char kFinalTextFrame = 0x81;
+}  // namespace
 
-void append_frame_header(std::string& out, std::uint64_t payload_size) {
-  out.push_back(static_cast<char>(kFinalTextFrame));
+void append_text_frame_header(std::string& out, std::uint64_t payload_size) {
+  out.push_back(static_cast<char>(0x81));  // FIN, opcode 1 (text)
   if (payload_size < 126) {
-    out.push_back(static_cast<char>(payload_size));
+    out.push_back(static_cast<char>(payload_size));  // not masked: a server's frame
     return;
   }
   const int length_bytes = payload_size <= 0xFFFF ? 2 : 8;
@@ -36,8 +35,6 @@ void append_frame_header(std::string& out, std::uint64_t payload_size) {
     out.push_back(static_cast<char>((payload_size >> shift) & 0xFF));
   }
 }
-
-}  // namespace
 
 void BatchingStream::Batch::clear() {
   bytes.clear();
@@ -77,7 +74,7 @@ void BatchingStream::queue_text_message(std::string_view prefix,
   if (state_->error) return;
   Batch& batch = state_->filling;
   const std::size_t offset = batch.bytes.size();
-  append_frame_header(batch.bytes, prefix.size() + body->size());
+  append_text_frame_header(batch.bytes, prefix.size() + body->size());
   batch.bytes.append(prefix);
   batch.pieces.push_back(Piece{offset, batch.bytes.size() - offset, std::move(body)});
 }

@@ -31,6 +31,7 @@
 #include <boost/beast/core/role.hpp>
 #include <boost/beast/websocket/teardown.hpp>
 #include <cstddef>
+#include <cstdint>
 #include <functional>
 #include <memory>
 #include <string>
@@ -41,6 +42,10 @@
 #include "api/io_types.hpp"
 
 namespace nightshift::api {
+
+// Appends the header of a final, unmasked text frame (RFC 6455, 5.2: what
+// a server sends) whose payload is `payload_size` bytes.
+void append_text_frame_header(std::string& out, std::uint64_t payload_size);
 
 class BatchingStream {
  public:

@@ -8,7 +8,6 @@
 #include <boost/beast/core.hpp>
 #include <boost/beast/http.hpp>
 #include <boost/beast/websocket.hpp>
-#include <cstdint>
 #include <iostream>
 #include <memory>
 #include <mutex>
@@ -17,6 +16,7 @@
 #include <thread>
 #include <vector>
 
+#include "api/batching_stream.hpp"
 #include "bench_support.hpp"
 
 namespace nightshift::bench {
@@ -33,17 +33,8 @@ using Frame = std::shared_ptr<const std::string>;
 
 // One unmasked final text frame (RFC 6455) holding `payload`.
 Frame text_frame(const std::string& payload) {
-  std::string frame(1, static_cast<char>(0x81));
-  const std::uint64_t size = payload.size();
-  if (size < 126) {
-    frame.push_back(static_cast<char>(size));
-  } else if (size <= 0xFFFF) {
-    frame.push_back(static_cast<char>(126));
-    for (int shift = 8; shift >= 0; shift -= 8) frame.push_back(static_cast<char>(size >> shift));
-  } else {
-    frame.push_back(static_cast<char>(127));
-    for (int shift = 56; shift >= 0; shift -= 8) frame.push_back(static_cast<char>(size >> shift));
-  }
+  std::string frame;
+  api::append_text_frame_header(frame, payload.size());
   return std::make_shared<const std::string>(frame + payload);
 }
 
