@@ -188,11 +188,7 @@ void WebSocketSession::count_queued(const SharedBody& body) {
   context_.metrics.websocket_queued(static_cast<std::int64_t>(bytes));
 }
 
-void WebSocketSession::count_sent(const SharedBody& body) {
-  count_sent_bytes(queued_bytes(body));
-}
-
-void WebSocketSession::count_sent_bytes(std::size_t bytes) {
+void WebSocketSession::count_sent(std::size_t bytes) {
   queue_bytes_ -= bytes;
   context_.metrics.websocket_queued(-static_cast<std::int64_t>(bytes));
 }
@@ -413,7 +409,7 @@ void WebSocketSession::on_write(const beast::error_code& error) {
     sent += queued_bytes(queue_.front().body);
     queue_.pop_front();
   }
-  count_sent_bytes(sent);
+  count_sent(sent);
   if (error) {
     // The read side sees the failure too and finishes the session.
     drop_unwritten();
@@ -427,10 +423,12 @@ void WebSocketSession::on_write(const beast::error_code& error) {
 
 void WebSocketSession::drop_unwritten() {
   // The messages being written stay alive until their write completes.
+  std::size_t dropped = 0;
   while (queue_.size() > writing_) {
-    count_sent(queue_.back().body);
+    dropped += queued_bytes(queue_.back().body);
     queue_.pop_back();
   }
+  count_sent(dropped);
 }
 
 void WebSocketSession::close_slow_client() {

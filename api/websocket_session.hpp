@@ -138,12 +138,12 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
 
   // Queues one message, numbered when it is written.
   void enqueue(std::string_view type, SharedBody body);
-  // Counts a message's bytes in and out of the queue, for this session's
-  // bound and the bound of all sessions together (Metrics).
+  // Counts bytes in and out of the queue, for this session's bound and the
+  // bound of all sessions together (Metrics); a message counts as
+  // queued_bytes(body).
   static std::size_t queued_bytes(const SharedBody& body);
   void count_queued(const SharedBody& body);
-  void count_sent(const SharedBody& body);
-  void count_sent_bytes(std::size_t bytes);
+  void count_sent(std::size_t bytes);
   // Whether the queue is past this session's bounds, or the sessions together
   // are past theirs while this one holds more than its share.
   bool over_bound() const;
