@@ -230,13 +230,10 @@ RunManager::Impl::Impl(Catalog& catalog_in, Store& store_in, EventBus& bus_in,
           [this](const Run& run) { retire(run); }) {
   // Before anything else: a run the store still calls active belonged to a
   // host that is gone.
-  const std::vector<std::string> interrupted = store.mark_interrupted(now_ms(), kRecoveryError);
-  if (!interrupted.empty()) {
+  interrupted_at_start = store.mark_interrupted(now_ms(), kRecoveryError);
+  if (!interrupted_at_start.empty()) {
     spdlog::warn("marked {} run(s) left active by the previous host as failed (interrupted)",
-                 interrupted.size());
-  }
-  for (const std::string& id : interrupted) {
-    if (std::optional<Run> run = store.get_run(id)) interrupted_at_start.push_back(std::move(*run));
+                 interrupted_at_start.size());
   }
   writer = std::make_unique<StoreWriter>(
       store, [this](const std::vector<WriteOp>& ops) { events.on_committed(ops); });

@@ -468,15 +468,16 @@ bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops)
   return prune_unfinished;
 }
 
-std::vector<std::string> RunStore::mark_interrupted(Timestamp now, const std::string& error) {
+std::vector<Run> RunStore::mark_interrupted(Timestamp now, const std::string& error) {
   SQLite::Transaction transaction(impl_->writer, SQLite::TransactionBehavior::IMMEDIATE);
   SQLite::Statement mark(impl_->writer,
-                         "UPDATE runs SET status = 'failed', finished = 1, error = ?1, "
-                         "ended_at = ?2 WHERE finished = 0 RETURNING instance_id");
+                         std::string("UPDATE runs SET status = 'failed', finished = 1, error = ?1, "
+                                     "ended_at = ?2 WHERE finished = 0 RETURNING ") +
+                             store::kRunColumns);
   mark.bind(1, error);
   mark.bind(2, store::to_ms(now));
-  std::vector<std::string> marked;
-  while (mark.executeStep()) marked.push_back(mark.getColumn(0).getString());
+  std::vector<Run> marked;
+  while (mark.executeStep()) marked.push_back(store::read_run(mark));
   transaction.commit();
   return marked;
 }

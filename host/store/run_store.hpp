@@ -97,8 +97,9 @@ class RunStore {
   void apply(const std::vector<WriteOp>& ops);
 
   // Start-up recovery: every run still in an active status becomes failed
-  // with `error` and ended_at = `now`. Returns the instance ids it marked.
-  std::vector<std::string> mark_interrupted(Timestamp now, const std::string& error);
+  // with `error` and ended_at = `now`. Returns the runs it marked, as
+  // they now are.
+  std::vector<Run> mark_interrupted(Timestamp now, const std::string& error);
 
   // Deletes finished runs that the policy no longer keeps, with their logs.
   // Returns how many runs were deleted.

@@ -52,8 +52,9 @@ class Store {
   virtual bool apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) = 0;
   // Start-up recovery: every run still active becomes failed with `error`.
   // A store shared by several hosts marks only the runs of this host.
-  // Returns the instance ids of the runs it marked.
-  virtual std::vector<std::string> mark_interrupted(Timestamp now, const std::string& error) = 0;
+  // Returns the runs it marked, as they now are, in one statement: a host
+  // coming back after a crash reads no run twice.
+  virtual std::vector<Run> mark_interrupted(Timestamp now, const std::string& error) = 0;
   // Deletes finished runs that the policy no longer keeps, with their logs.
   virtual std::size_t prune(const RetentionPolicy& policy, Timestamp now) = 0;
 

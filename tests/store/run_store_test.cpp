@@ -45,6 +45,23 @@ void expect_same_run(const nightshift::Run& a, const nightshift::Run& b) {
   EXPECT_EQ(a.log_count, b.log_count);
 }
 
+// The runs mark_interrupted answered, each checked to be as it is now stored
+// (failed, interrupted): their ids, sorted.
+std::vector<std::string> marked_ids(const Store& store, const std::vector<nightshift::Run>& runs,
+                                    Timestamp now, const std::string& error) {
+  std::vector<std::string> ids;
+  for (const nightshift::Run& run : runs) {
+    EXPECT_EQ(run.status, RunStatus::failed) << run.instance_id;
+    EXPECT_EQ(run.error, error) << run.instance_id;
+    EXPECT_EQ(run.ended_at, now) << run.instance_id;
+    const auto stored = store.get_run(run.instance_id);
+    EXPECT_TRUE(stored) << run.instance_id;
+    if (stored) expect_same_run(run, *stored);
+    ids.push_back(run.instance_id);
+  }
+  return sorted(std::move(ids));
+}
+
 TEST(RunStoreSchema, MigratesAnEmptyFileToTheLatestVersionInWalMode) {
   SKIP_UNLESS_SQLITE();
   StoreFixture fixture;
@@ -369,14 +386,16 @@ TEST(RunStoreRecovery, MarkInterruptedFailsEveryActiveRunAndNothingElse) {
   if (kOnPostgresql) {
     // A shared store's queued runs belong to the queue, not to the host
     // that stopped: another host (or this one, restarted) runs them.
-    EXPECT_EQ(sorted(fixture.store().mark_interrupted(now, "interrupted: the host stopped")),
+    const std::string error = "interrupted: the host stopped";
+    EXPECT_EQ(marked_ids(fixture.store(), fixture.store().mark_interrupted(now, error), now, error),
               sorted({running.instance_id, stopping.instance_id}));
     expect_same_run(*fixture.store().get_run(queued.instance_id), queued);
     EXPECT_EQ(fixture.store().list_active(std::nullopt).size(), 1u);
     EXPECT_EQ(fixture.store().list_history({}).runs.size(), 3u);
     return;
   }
-  EXPECT_EQ(sorted(fixture.store().mark_interrupted(now, "interrupted: the host stopped")),
+  const std::string error = "interrupted: the host stopped";
+  EXPECT_EQ(marked_ids(fixture.store(), fixture.store().mark_interrupted(now, error), now, error),
             sorted({queued.instance_id, running.instance_id, stopping.instance_id}));
   for (const nightshift::Run& run : {queued, running, stopping}) {
     const auto stored = fixture.store().get_run(run.instance_id);

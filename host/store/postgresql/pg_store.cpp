@@ -921,19 +921,26 @@ std::size_t PostgresStore::prune_chunk(WriteBatch& batch, const RetentionPolicy&
   return doomed.size();
 }
 
-std::vector<std::string> PostgresStore::mark_interrupted(Timestamp now, const std::string& error) {
+std::vector<Run> PostgresStore::mark_interrupted(Timestamp now, const std::string& error) {
   auto conn = borrow_writer();
   pg::Transaction transaction(*conn);
   const pg::Result marked = conn->exec(
-      "UPDATE runs SET status = 'failed', finished = true, error = $1, ended_at = $2, "
-      "fence = fence + 1 WHERE NOT finished AND (host = $3 OR "
-      "(host IS NULL AND status <> 'queued' AND admitted_by = $3)) RETURNING instance_id",
+      std::string("UPDATE runs SET status = 'failed', finished = true, error = $1, ended_at = $2, "
+                  "fence = fence + 1 WHERE NOT finished AND (host = $3 OR "
+                  "(host IS NULL AND status <> 'queued' AND admitted_by = $3)) RETURNING ") +
+          kRunColumns,
       {error, ms_text(now), location_.host_name});
+  std::vector<Run> runs;
   std::vector<std::string> ids;
-  for (int i = 0; i < marked.rows(); ++i) ids.push_back(marked.string(i, 0));
+  runs.reserve(static_cast<std::size_t>(marked.rows()));
+  ids.reserve(static_cast<std::size_t>(marked.rows()));
+  for (int i = 0; i < marked.rows(); ++i) {
+    runs.push_back(read_run(marked, i));
+    ids.push_back(runs.back().instance_id);
+  }
   notify_runs_changed(*conn, ids);
   transaction.commit();
-  return ids;
+  return runs;
 }
 
 std::size_t PostgresStore::prune(const RetentionPolicy& policy, Timestamp now) {

@@ -51,7 +51,7 @@ class PostgresStore final : public Store, public SharedQueue {
   bool apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) override;
   // Only the runs this host executed: queued runs stay in the shared queue
   // for any host, other hosts' runs are theirs (or their rescuers').
-  std::vector<std::string> mark_interrupted(Timestamp now, const std::string& error) override;
+  std::vector<Run> mark_interrupted(Timestamp now, const std::string& error) override;
   std::size_t prune(const RetentionPolicy& policy, Timestamp now) override;
 
   std::optional<Run> get_run(const std::string& instance_id) const override;

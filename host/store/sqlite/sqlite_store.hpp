@@ -18,7 +18,7 @@ class SqliteStore final : public Store {
   bool apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) override {
     return store_.apply_reporting_unfinished_prune(ops);
   }
-  std::vector<std::string> mark_interrupted(Timestamp now, const std::string& error) override {
+  std::vector<Run> mark_interrupted(Timestamp now, const std::string& error) override {
     return store_.mark_interrupted(now, error);
   }
   std::size_t prune(const RetentionPolicy& policy, Timestamp now) override {
