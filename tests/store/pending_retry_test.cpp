@@ -4,20 +4,12 @@
 
 #include "store/automation_store.hpp"
 #include "store_fixtures.hpp"
-#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
-#include "store/postgresql/pg_automation_store.hpp"
-#endif
 
 namespace nightshift::testing {
 namespace {
 
 std::unique_ptr<AutomationStore> automation_store(StoreFixture& fixture) {
-#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
-  return std::make_unique<PgAutomationStore>(test_postgres().conninfo(fixture.database()),
-                                             "store-test");
-#else
-  return std::make_unique<SqliteAutomationStore>(fixture.path());
-#endif
+  return open_test_automation_store(fixture.path(), fixture.database());
 }
 
 PendingRetry waiting_retry(const std::string& failed_run_id) {

@@ -4,6 +4,7 @@
 // still answer, and the run says what could not be read.
 #include <gtest/gtest.h>
 
+#include "postgres_environment.hpp"
 #include "store/shared_queue.hpp"
 #include "store_fixtures.hpp"
 

@@ -84,7 +84,7 @@ TEST(ProgressUpdate, IsSkippedWhenALaterRecordOfItsRunIsInTheBatch) {
   nightshift::Run run = running_with_params();
   fixture.put(run);
   std::optional<RowWriteCounter> counter;
-  if (!kOnPostgresql) counter.emplace(fixture);  // (it counts in the SQLite file)
+  if (!on_postgresql()) counter.emplace(fixture);  // (it counts in the SQLite file)
   nightshift::Run later = run;
   later.progress = 0.6;
   later.log_count = 2;

@@ -16,7 +16,7 @@ std::vector<std::string> sorted(std::vector<std::string> ids) {
   return ids;
 }
 
-constexpr int kLatestSchemaVersion = kOnPostgresql ? 4 : 9;
+const int kLatestSchemaVersion = on_postgresql() ? 4 : 9;
 // What step 7 made besides columns (which a rebuild of the runs table drops),
 // taken away so that the step can run again.
 constexpr const char* kDropAutomationTables =
@@ -383,7 +383,7 @@ TEST(RunStoreRecovery, MarkInterruptedFailsEveryActiveRunAndNothingElse) {
       {UpsertRun{queued}, UpsertRun{running}, UpsertRun{stopping}, UpsertRun{done}});
 
   const Timestamp now = at_ms(9'000'000);
-  if (kOnPostgresql) {
+  if (on_postgresql()) {
     // A shared store's queued runs belong to the queue, not to the host
     // that stopped: another host (or this one, restarted) runs them.
     const std::string error = "interrupted: the host stopped";

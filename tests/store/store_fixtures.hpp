@@ -4,19 +4,33 @@
 #include <SQLiteCpp/Database.h>
 #include <gtest/gtest.h>
 
+#include <filesystem>
 #include <memory>
 #include <string>
 
 #include "model/run.hpp"
+#include "store/automation_store.hpp"
 #include "store/run_store.hpp"
-#include "store/sqlite/sqlite_store.hpp"
 #include "store/store.hpp"
 #include "test_support.hpp"
-#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
-#include "postgres_environment.hpp"
-#endif
 
 namespace nightshift::testing {
+
+// The store the tests run on. The tests shared by both programs are
+// compiled once and linked into each; each program defines these in a file
+// of its own: sqlite_backend.cpp (store_tests) or postgres_environment.cpp
+// (store_tests_postgresql, each test on a fresh database of a private
+// server that the program starts and stops).
+bool on_postgresql();
+// The run store of a fixture: SQLite at `file`, or on PostgreSQL the
+// database named by `database` (created, and named there, when empty).
+std::unique_ptr<Store> open_test_store(const std::filesystem::path& file, std::string& database);
+// The automation store beside it (the same file or database).
+std::unique_ptr<AutomationStore> open_test_automation_store(const std::filesystem::path& file,
+                                                            const std::string& database);
+// Rows in one of the store's tables.
+std::int64_t count_test_rows(const std::filesystem::path& file, const std::string& database,
+                             const std::string& table);
 
 inline Timestamp at_ms(std::int64_t ms) {
   return Timestamp{std::chrono::milliseconds{ms}};
@@ -52,19 +66,9 @@ inline std::vector<LogEntry> log_entries(std::uint64_t first_seq, std::size_t co
   return entries;
 }
 
-// True when these tests run against PostgreSQL (store_tests_postgresql):
-// the same tests, built a second time, each on a fresh database of a
-// private server that the test program starts and stops.
-constexpr bool kOnPostgresql =
-#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
-    true;
-#else
-    false;
-#endif
-
 // For a test that looks into the SQLite file itself.
 #define SKIP_UNLESS_SQLITE() \
-  if (kOnPostgresql) GTEST_SKIP() << "looks into the SQLite file; the PostgreSQL run skips it"
+  if (on_postgresql()) GTEST_SKIP() << "looks into the SQLite file; the PostgreSQL run skips it"
 
 // A store in its own temporary directory (SQLite) or its own database
 // (PostgreSQL).
@@ -78,37 +82,17 @@ class StoreFixture {
     open();
   }
   void put(const Run& run) { store_->apply({UpsertRun{run}}); }
-#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
-  // The store's database on the test server (PostgreSQL).
-  const std::string& database() const {
-    return database_;
-  }
-#endif
+  // The store's database on the test server (PostgreSQL; empty on SQLite).
+  const std::string& database() const { return database_; }
   // A separate connection, for looking at what the store wrote (SQLite).
-  SQLite::Database inspect() const {
-    return SQLite::Database(path().string());
-  }
+  SQLite::Database inspect() const { return SQLite::Database(path().string()); }
   // Rows in one of the store's tables, on either store.
   std::int64_t count_rows(const std::string& table) const {
-#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
-    return test_postgres().count_rows(database_, table);
-#else
-    return inspect().execAndGet("SELECT count(*) FROM " + table).getInt64();
-#endif
+    return count_test_rows(path(), database_, table);
   }
 
  private:
-  void open() {
-#ifdef NIGHTSHIFT_STORE_TESTS_ON_POSTGRESQL
-    if (database_.empty()) database_ = test_postgres().create_database();
-    StoreLocation location;
-    location.uri = test_postgres().conninfo(database_);
-    location.host_name = "store-test";
-    store_ = open_store(location);
-#else
-    store_ = std::make_unique<SqliteStore>(StoreOptions{path(), 4});
-#endif
-  }
+  void open() { store_ = open_test_store(path(), database_); }
 
   TempDir dir_;
   std::string database_;

@@ -351,7 +351,7 @@ TEST(StoreWriter, AnUpdateNeverMovesPastAnotherRecordOfItsRun) {
 // alone: one progress update waits per run, behind the entries it counts,
 // and a record replaces it; it never replaces a record.
 TEST(StoreWriter, AProgressUpdateReplacesTheRunsQueuedProgressUpdateAndNeverARecord) {
-  if (kOnPostgresql) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
+  if (on_postgresql()) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
   HeldWriter held;
   StoreWriter& writer = held.writer();
   nightshift::Run run = held.first_record();
@@ -381,7 +381,7 @@ TEST(StoreWriter, AProgressUpdateReplacesTheRunsQueuedProgressUpdateAndNeverARec
 // Runs whose ids are short enough to live inside the op itself: the queue
 // keys them by views into the queued ops, which must not move.
 TEST(StoreWriter, ProgressUpdatesOfManyRunsReplaceTheirOwnOnlyHoweverLongTheQueue) {
-  if (kOnPostgresql) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
+  if (on_postgresql()) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
   HeldWriter held;
   StoreWriter& writer = held.writer();
   const nightshift::Run run = held.first_record();
