@@ -209,28 +209,12 @@ bool LogBudget::reserve(std::size_t bytes) noexcept {
 }
 
 void RunState::assign(const Run& run) {
-  status = run.status;
-  started_at = run.started_at;
-  ended_at = run.ended_at;
-  progress = run.progress;
-  error = run.error;
-  result = run.result;
-  log_count = run.log_count;
-  usage = run.usage;
-  host = run.host;
+  each_field([&](auto mine, auto theirs) { this->*mine = run.*theirs; });
 }
 
 Run RunState::applied_to(const Run& identity) const {
   Run run = identity;
-  run.status = status;
-  run.started_at = started_at;
-  run.ended_at = ended_at;
-  run.progress = progress;
-  run.error = error;
-  run.result = result;
-  run.log_count = log_count;
-  run.usage = usage;
-  run.host = host;
+  each_field([&](auto mine, auto theirs) { run.*theirs = this->*mine; });
   return run;
 }
 

@@ -91,6 +91,21 @@ struct RunState {
   void assign(const Run& run);
   // `identity`'s fixed fields with these changing ones.
   Run applied_to(const Run& identity) const;
+
+  // Calls visit(&RunState::field, &Run::field) for each field above: the
+  // one list that assign and applied_to both walk.
+  template <class Visit>
+  static void each_field(Visit&& visit) {
+    visit(&RunState::status, &Run::status);
+    visit(&RunState::started_at, &Run::started_at);
+    visit(&RunState::ended_at, &Run::ended_at);
+    visit(&RunState::progress, &Run::progress);
+    visit(&RunState::error, &Run::error);
+    visit(&RunState::result, &Run::result);
+    visit(&RunState::log_count, &Run::log_count);
+    visit(&RunState::usage, &Run::usage);
+    visit(&RunState::host, &Run::host);
+  }
 };
 
 struct LiveRun : std::enable_shared_from_this<LiveRun> {
