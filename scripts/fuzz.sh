@@ -62,11 +62,13 @@ fi
 echo "fuzz: building the fuzzers in $build"
 targets=()
 for name in $fuzzers; do targets+=("fuzz_$name"); done
+build_started=$SECONDS
 cmake --build "$build" --target "${targets[@]}" -j "$(nproc)" >"$build/fuzz-build.log" 2>&1 || {
   tail -n 50 "$build/fuzz-build.log" >&2
   echo "fuzz: building the fuzzers failed (log: $build/fuzz-build.log)" >&2
   exit 1
 }
+echo "fuzz: built in $((SECONDS - build_started)) s"
 
 # The longest input each fuzzer makes: enough to reach its bounds (front
 # matter 64 KiB, nesting, header limits) without slowing every run.
