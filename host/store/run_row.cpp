@@ -25,21 +25,24 @@ void bind_optional_text(SQLite::Statement& statement, int index,
   }
 }
 
-std::optional<Timestamp> optional_time(const SQLite::Statement& statement, int index) {
-  if (statement.isColumnNull(index)) return std::nullopt;
-  return from_ms(statement.getColumn(index).getInt64());
-}
+// A row of the statement as read_run_fields reads it.
+class StatementRow {
+ public:
+  explicit StatementRow(const SQLite::Statement& statement) : statement_(statement) {}
+  bool is_null(RunField field) const { return statement_.isColumnNull(index(field)); }
+  std::string text(RunField field) const { return statement_.getColumn(index(field)).getString(); }
+  std::string_view json(RunField field) const {
+    const SQLite::Column column = statement_.getColumn(index(field));
+    return {column.getText(), static_cast<std::size_t>(column.getBytes())};
+  }
+  std::int64_t int64(RunField field) const { return statement_.getColumn(index(field)).getInt64(); }
+  double real(RunField field) const { return statement_.getColumn(index(field)).getDouble(); }
+  bool boolean(RunField field) const { return statement_.getColumn(index(field)).getInt() != 0; }
 
-std::optional<std::string> optional_text(const SQLite::Statement& statement, int index) {
-  if (statement.isColumnNull(index)) return std::nullopt;
-  return statement.getColumn(index).getString();
-}
-
-template <class T>
-T parse_or_throw(std::optional<T> parsed, const std::string& what, const std::string& text) {
-  if (!parsed) throw std::runtime_error("stored run has an unknown " + what + " '" + text + "'");
-  return *parsed;
-}
+ private:
+  static int index(RunField field) { return static_cast<int>(field); }
+  const SQLite::Statement& statement_;
+};
 
 }  // namespace
 
@@ -85,89 +88,8 @@ void bind_run(SQLite::Statement& statement, const Run& run) {
   statement.bind(kFinishedParameter, is_terminal(run.status) ? 1 : 0);
 }
 
-// A row that cannot be read in full (edited by hand, damaged, written by a
-// newer version) still becomes one entry: each field is read on its own, a
-// field that fails keeps its empty value, and the run says what was wrong in
-// its error. An unknown status reads as failed, so that the run is finished
-// and can be deleted; one list never fails for one bad row.
 Run read_run(const SQLite::Statement& statement) {
-  Run run;
-  std::string problems;
-  const auto field = [&](const char* name, const auto& read) {
-    try {
-      read();
-    } catch (const std::exception& failure) {
-      if (!problems.empty()) problems += "; ";
-      problems += name;
-      problems += ": ";
-      problems += failure.what();
-    }
-  };
-  bool status_read = false;
-  field("instanceId", [&] { run.instance_id = statement.getColumn(0).getString(); });
-  field("threadId", [&] { run.thread_id = statement.getColumn(1).getString(); });
-  field("agentId", [&] { run.agent_id = statement.getColumn(2).getString(); });
-  field("agentName", [&] { run.agent_name = statement.getColumn(3).getString(); });
-  field("agentSource", [&] {
-    const std::string source = statement.getColumn(4).getString();
-    run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
-  });
-  field("task", [&] { run.task = optional_text(statement, 5); });
-  field("params", [&] {
-    const boost::json::value params = boost::json::parse(statement.getColumn(6).getString());
-    if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
-    run.params = params.get_object();
-  });
-  field("status", [&] {
-    const std::string status = statement.getColumn(7).getString();
-    run.status = parse_or_throw(parse_run_status(status), "status", status);
-    status_read = true;
-  });
-  field("createdAt", [&] { run.created_at = from_ms(statement.getColumn(8).getInt64()); });
-  field("startedAt", [&] { run.started_at = optional_time(statement, 9); });
-  field("endedAt", [&] { run.ended_at = optional_time(statement, 10); });
-  field("progress", [&] {
-    if (!statement.isColumnNull(11)) run.progress = statement.getColumn(11).getDouble();
-  });
-  field("error", [&] { run.error = optional_text(statement, 12); });
-  field("result", [&] {
-    if (!statement.isColumnNull(13))
-      run.result = boost::json::parse(statement.getColumn(13).getString());
-  });
-  field("logCount",
-        [&] { run.log_count = static_cast<std::uint64_t>(statement.getColumn(14).getInt64()); });
-  field("usage", [&] {
-    if (!statement.isColumnNull(15)) {
-      run.usage = TokenUsage{static_cast<std::uint64_t>(statement.getColumn(15).getInt64()),
-                             static_cast<std::uint64_t>(statement.getColumn(16).getInt64())};
-    }
-  });
-  field("acceptsMessages", [&] { run.accepts_messages = statement.getColumn(17).getInt() != 0; });
-  field("isolation", [&] {
-    const std::string isolation = statement.getColumn(18).getString();
-    run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
-  });
-  field("host", [&] { run.host = optional_text(statement, 19); });
-  field("attempt", [&] {
-    const std::int64_t attempt = statement.getColumn(20).getInt64();
-    if (attempt < 1 || attempt > UINT32_MAX) {
-      throw std::runtime_error("stored attempt " + std::to_string(attempt) + " is out of range");
-    }
-    run.attempt = static_cast<std::uint32_t>(attempt);
-  });
-  field("retryOf", [&] { run.retry_of = optional_text(statement, 21); });
-  field("rerunOf", [&] { run.rerun_of = optional_text(statement, 22); });
-  field("scheduleId", [&] { run.schedule_id = optional_text(statement, 23); });
-  if (problems.empty()) return run;
-  if (!status_read) run.status = RunStatus::failed;
-  if (is_terminal(run.status) && !run.ended_at) run.ended_at = run.created_at;
-  std::string error = "the stored record of this run could not be read in full (" + problems + ")";
-  if (run.error) {
-    error += "; its recorded error: ";
-    error += *run.error;
-  }
-  run.error = std::move(error);
-  return run;
+  return read_run_fields(StatementRow(statement));
 }
 
 }  // namespace nightshift::store

@@ -5,17 +5,9 @@
 #include <SQLiteCpp/Statement.h>
 
 #include "model/run.hpp"
+#include "store/run_fields.hpp"
 
 namespace nightshift::store {
-
-// The columns every run query selects, in the order read_run expects.
-inline constexpr const char* kRunColumns =
-    "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
-    "created_at, started_at, ended_at, progress, error, result, log_count, prompt_tokens, "
-    "completion_tokens, accepts_messages, isolation, host, attempt, retry_of, rerun_of, "
-    "schedule_id";
-// How many columns kRunColumns names (a query's next column is at this index).
-inline constexpr int kRunColumnCount = 24;
 
 // Throws std::invalid_argument when the run cannot be stored as it is (a
 // terminal run without endedAt). bind_run checks it too. (In
@@ -34,14 +26,7 @@ void bind_run(SQLite::Statement& statement, const Run& run);
 
 // Reads the current row, selected with kRunColumns starting at column 0.
 // Never throws for a malformed stored value: the run reads as well as it can
-// and its error says which fields could not be read (see run_row.cpp).
+// and its error says which fields could not be read (read_run_fields).
 Run read_run(const SQLite::Statement& statement);
-
-inline std::int64_t to_ms(Timestamp t) {
-  return t.time_since_epoch().count();
-}
-inline Timestamp from_ms(std::int64_t ms) {
-  return Timestamp{std::chrono::milliseconds{ms}};
-}
 
 }  // namespace nightshift::store

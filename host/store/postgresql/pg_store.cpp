@@ -25,7 +25,6 @@ constexpr std::size_t kMaxHistoryLimit = 500;
 constexpr std::int64_t kPruneChunkRuns = 256;
 constexpr std::uint64_t kPruneChunkLogEntries = 200000;
 
-// The columns every run query selects, in the order read_run expects.
 // The database's clock in Unix milliseconds: heartbeats and leases are
 // measured on it, so hosts with skewed clocks still agree.
 constexpr const char* kDbNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
@@ -41,12 +40,9 @@ constexpr std::size_t kMaxPayload = 7000;
 // The host name of changes every host re-reads, the writer's included.
 constexpr const char* kEveryHost = "*";
 
-constexpr const char* kRunColumns =
-    "instance_id, thread_id, agent_id, agent_name, agent_source, task, params, status, "
-    "created_at, started_at, ended_at, progress, error, result, log_count, prompt_tokens, "
-    "completion_tokens, accepts_messages, isolation, attempt, retry_of, rerun_of, schedule_id, "
-    "host";
-constexpr int kRunColumnCount = 24;
+// The columns every run query selects: the same list as the SQLite store's.
+using store::kRunColumnCount;
+using store::kRunColumns;
 
 // The upsert of many runs: one text array per column, unnested in order.
 // Every row carries the fence the writer holds for the run; a stored row
@@ -147,98 +143,27 @@ std::string u64_text(std::uint64_t value) {
   return std::to_string(std::min<std::uint64_t>(value, std::numeric_limits<std::int64_t>::max()));
 }
 
-template <class T>
-T parse_or_throw(std::optional<T> parsed, const std::string& what, const std::string& text) {
-  if (!parsed) throw std::runtime_error("stored run has an unknown " + what + " '" + text + "'");
-  return *parsed;
-}
+// A row of a result as read_run_fields reads it.
+class ResultRow {
+ public:
+  ResultRow(const pg::Result& result, int row) : result_(result), row_(row) {}
+  bool is_null(store::RunField field) const { return result_.is_null(row_, index(field)); }
+  std::string text(store::RunField field) const { return result_.string(row_, index(field)); }
+  std::string_view json(store::RunField field) const { return result_.text(row_, index(field)); }
+  std::int64_t int64(store::RunField field) const { return result_.int64(row_, index(field)); }
+  double real(store::RunField field) const { return result_.real(row_, index(field)); }
+  bool boolean(store::RunField field) const { return result_.boolean(row_, index(field)); }
 
-// As the SQLite store reads a row (run_row.cpp): a row that cannot be read
-// in full (edited by hand, damaged, written by a newer version) still
-// becomes one entry. Each field is read on its own, a field that fails keeps
-// its empty value, and the run's error says which fields and why; an unknown
-// status reads as failed, so that the run is finished and can be deleted,
-// and one list never fails for one bad row.
+ private:
+  static int index(store::RunField field) { return static_cast<int>(field); }
+  const pg::Result& result_;
+  int row_;
+};
+
+// A run selected with kRunColumns from column 0, read as the SQLite store
+// reads one (store/run_fields.hpp): never throws for a malformed value.
 Run read_run(const pg::Result& r, int row) {
-  Run run;
-  std::string problems;
-  const auto field = [&](const char* name, const auto& read) {
-    try {
-      read();
-    } catch (const std::exception& failure) {
-      if (!problems.empty()) problems += "; ";
-      problems += name;
-      problems += ": ";
-      problems += failure.what();
-    }
-  };
-  bool status_read = false;
-  field("instanceId", [&] { run.instance_id = r.string(row, 0); });
-  field("threadId", [&] { run.thread_id = r.string(row, 1); });
-  field("agentId", [&] { run.agent_id = r.string(row, 2); });
-  field("agentName", [&] { run.agent_name = r.string(row, 3); });
-  field("agentSource", [&] {
-    const std::string source = r.string(row, 4);
-    run.agent_source = parse_or_throw(parse_agent_source(source), "agent source", source);
-  });
-  field("task", [&] { run.task = r.optional_string(row, 5); });
-  field("params", [&] {
-    const boost::json::value params = boost::json::parse(r.text(row, 6));
-    if (!params.is_object()) throw std::runtime_error("stored run params are not a JSON object");
-    run.params = params.get_object();
-  });
-  field("status", [&] {
-    const std::string status = r.string(row, 7);
-    run.status = parse_or_throw(parse_run_status(status), "status", status);
-    status_read = true;
-  });
-  field("createdAt", [&] { run.created_at = store::from_ms(r.int64(row, 8)); });
-  field("startedAt", [&] {
-    if (const auto t = r.optional_int64(row, 9)) run.started_at = store::from_ms(*t);
-  });
-  field("endedAt", [&] {
-    if (const auto t = r.optional_int64(row, 10)) run.ended_at = store::from_ms(*t);
-  });
-  field("progress", [&] {
-    if (!r.is_null(row, 11)) run.progress = r.real(row, 11);
-  });
-  field("error", [&] { run.error = r.optional_string(row, 12); });
-  field("result", [&] {
-    if (!r.is_null(row, 13)) run.result = boost::json::parse(r.text(row, 13));
-  });
-  field("logCount", [&] { run.log_count = static_cast<std::uint64_t>(r.int64(row, 14)); });
-  field("usage", [&] {
-    if (!r.is_null(row, 15)) {
-      run.usage = TokenUsage{static_cast<std::uint64_t>(r.int64(row, 15)),
-                             static_cast<std::uint64_t>(r.optional_int64(row, 16).value_or(0))};
-    }
-  });
-  field("acceptsMessages", [&] { run.accepts_messages = r.boolean(row, 17); });
-  field("isolation", [&] {
-    const std::string isolation = r.string(row, 18);
-    run.isolation = parse_or_throw(parse_isolation(isolation), "isolation", isolation);
-  });
-  field("attempt", [&] {
-    const std::int64_t attempt = r.int64(row, 19);
-    if (attempt < 1 || attempt > std::numeric_limits<std::uint32_t>::max()) {
-      throw std::runtime_error("stored attempt " + std::to_string(attempt) + " is out of range");
-    }
-    run.attempt = static_cast<std::uint32_t>(attempt);
-  });
-  field("retryOf", [&] { run.retry_of = r.optional_string(row, 20); });
-  field("rerunOf", [&] { run.rerun_of = r.optional_string(row, 21); });
-  field("scheduleId", [&] { run.schedule_id = r.optional_string(row, 22); });
-  field("host", [&] { run.host = r.optional_string(row, 23); });
-  if (problems.empty()) return run;
-  if (!status_read) run.status = RunStatus::failed;
-  if (is_terminal(run.status) && !run.ended_at) run.ended_at = run.created_at;
-  std::string error = "the stored record of this run could not be read in full (" + problems + ")";
-  if (run.error) {
-    error += "; its recorded error: ";
-    error += *run.error;
-  }
-  run.error = std::move(error);
-  return run;
+  return store::read_run_fields(ResultRow(r, row));
 }
 
 void check_history_query(const HistoryQuery& query) {
