@@ -24,7 +24,11 @@ int main(int argc, char** argv) {
   try {
     app.parse(argc, argv);
   } catch (const CLI::ParseError& error) {
-    return app.exit(error);
+    // --help and --version exit 0; any other command line the parser
+    // refuses (an unknown option, a missing argument, a value out of range)
+    // is a usage error: 2, as every command's --help says, not CLI11's own
+    // numbers.
+    return app.exit(error) == 0 ? 0 : 2;
   }
   return exit_code;
 }

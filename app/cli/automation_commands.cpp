@@ -55,9 +55,10 @@ bool colour() {
   return colour_enabled(STDOUT_FILENO);
 }
 
+// In this terminal's zone, named: a schedule's own zone is beside it.
 std::string when(const json::object& object, std::string_view key) {
   const auto time = parse_timestamp(string_member(object, key));
-  return time ? format_local(*time) : "-";
+  return time ? format_local_zoned(*time) : "-";
 }
 
 // A full id, or a unique prefix of one of `items`' ids.

@@ -131,6 +131,13 @@ std::string format_local(TimePoint when) {
   return text;
 }
 
+std::string format_local_zoned(TimePoint when) {
+  const auto parts = local_tm(when);
+  char text[64];
+  std::strftime(text, sizeof text, "%Y-%m-%d %H:%M:%S %Z", &parts);
+  return text;
+}
+
 std::string format_clock(TimePoint when) {
   const auto parts = local_tm(when);
   char text[16];

@@ -29,6 +29,9 @@ std::optional<TimePoint> parse_timestamp(std::string_view text);
 std::string format_relative(TimePoint when, TimePoint now);
 // Local time, "2026-11-24 06:46:31".
 std::string format_local(TimePoint when);
+// Local time with its zone, "2026-11-24 06:46:31 CET": for times set by a
+// schedule in a zone of its own, so that they are not read in that one.
+std::string format_local_zoned(TimePoint when);
 // Local time of day with milliseconds, "06:46:31.482", for log lines.
 std::string format_clock(TimePoint when);
 

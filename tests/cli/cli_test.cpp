@@ -618,6 +618,18 @@ TEST_F(CliTest, InvalidParamsExit7WithTheHostsMessageNamingTheParam) {
   EXPECT_EQ(malformed.exit_code, 2) << malformed;
 }
 
+TEST_F(CliTest, ACommandLineTheParserRefusesExits2AndSaysWhy) {
+  const auto unknown_option = cli({"schedule", "add", "echo", "@daily", "--cron", "@daily"});
+  EXPECT_EQ(unknown_option.exit_code, 2) << unknown_option;
+  EXPECT_NE(unknown_option.err.find("--cron"), std::string::npos) << unknown_option;
+  const auto missing_argument = cli({"schedule", "add", "echo"});
+  EXPECT_EQ(missing_argument.exit_code, 2) << missing_argument;
+  EXPECT_NE(missing_argument.err.find("CRON"), std::string::npos) << missing_argument;
+  const auto help = cli({"start", "--help"});
+  EXPECT_EQ(help.exit_code, 0) << help;
+  EXPECT_NE(help.out.find("Exit codes"), std::string::npos) << help;
+}
+
 TEST_F(CliTest, StopOfAFinishedRunAndRmOfAnActiveRunExit9) {
   const auto finished = start({"echo"});
   cli({"wait", finished});

@@ -3,6 +3,10 @@
 #include <gtest/gtest.h>
 
 #include <boost/json.hpp>
+#include <cstdlib>
+#include <ctime>
+#include <optional>
+#include <string>
 
 #include "cli/exit_codes.hpp"
 #include "cli/format.hpp"
@@ -43,6 +47,26 @@ TEST(CliFormat, RecentTimesAreRelative) {
   EXPECT_EQ(format_relative(now - 2min - 5s, now), "2 min ago");
   EXPECT_EQ(format_relative(now - 3h, now), "3 h ago");
   EXPECT_EQ(format_relative(now - 72h, now), format_local(now - 72h).substr(0, 16));
+}
+
+TEST(CliFormat, ZonedTimesNameTheTerminalsZone) {
+  const char* saved = std::getenv("TZ");
+  const std::optional<std::string> previous =
+      saved ? std::optional<std::string>(saved) : std::nullopt;
+  ::setenv("TZ", "America/New_York", 1);
+  ::tzset();
+  const auto when = parse_timestamp("2026-12-03T02:00:00.000Z");
+  ASSERT_TRUE(when);
+  EXPECT_EQ(format_local_zoned(*when), "2026-12-02 21:00:00 EST");
+  ::setenv("TZ", "UTC", 1);
+  ::tzset();
+  EXPECT_EQ(format_local_zoned(*when), "2026-12-03 02:00:00 UTC");
+  if (previous) {
+    ::setenv("TZ", previous->c_str(), 1);
+  } else {
+    ::unsetenv("TZ");
+  }
+  ::tzset();
 }
 
 TEST(CliFormat, LongTextIsCutToOneLineWithAnEllipsis) {
