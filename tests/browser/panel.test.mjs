@@ -185,6 +185,12 @@ describe('Background Agents panel', () => {
     assert.match(await row.innerText(), /Europe\/Berlin/);
     await row.getByTestId('schedule-next').locator('time').waitFor(WAIT);
     await screenshot(page, 'schedules-view');
+    // The buttons' cell is as tall as its row (the task makes the row two
+    // lines), so the row's border runs straight under it.
+    const rowBox = await row.boundingBox();
+    const actionsBox = await row.locator('td.actions').boundingBox();
+    assert.ok(Math.abs(actionsBox.y + actionsBox.height - (rowBox.y + rowBox.height)) < 1,
+              `the actions cell ends at ${actionsBox.y + actionsBox.height}, its row at ${rowBox.y + rowBox.height}`);
     await row.getByTestId('schedule-toggle').click();
     await page.locator('[data-testid="schedule-row"][data-enabled="false"]').waitFor(WAIT);
     assert.equal(await row.getByTestId('schedule-next').locator('time').count(), 0);
