@@ -89,6 +89,13 @@ describe('Background Agents panel', () => {
     await waitForStatus(history, 'cancelled');
     assert.equal(await active.count(), 0);
     await screenshot(page, 'sleep-cancelled-in-history');
+    // Time, duration and host stay in their column: they fit, or what does
+    // not is clipped there (with an ellipsis) instead of running under the task.
+    const when = await history.locator('.when').evaluate((node) => ({
+      text: node.textContent, overflows: node.scrollWidth > node.clientWidth,
+      clipped: getComputedStyle(node).overflowX === 'hidden' && getComputedStyle(node).textOverflow === 'ellipsis',
+    }));
+    assert.ok(!when.overflows || when.clipped, `'${when.text}' runs out of its column`);
   });
 
   test('a message typed under an active run reaches its agent and shows as yours in the log', async () => {
