@@ -46,7 +46,14 @@ Scheduler::Scheduler(Catalog& catalog, RunManager& runs, EventBus& bus, Automati
     : catalog_(catalog), runs_(runs), bus_(bus), store_(store) {
   due_ = std::make_unique<DueQueue>("ns-schedule", [this](const std::string& id) { fire(id); });
   const Timestamp now = now_ms();
-  std::lock_guard lock(mutex_);
+  {
+    std::lock_guard lock(mutex_);
+    load_locked(now);
+  }
+  recover_firings();
+}
+
+void Scheduler::load_locked(Timestamp now) {
   for (Schedule& schedule : store_.list_schedules()) {
     Entry entry{std::move(schedule), nullptr};
     try {
@@ -68,6 +75,109 @@ Scheduler::Scheduler(Catalog& catalog, RunManager& runs, EventBus& bus, Automati
     const std::string id = entry.schedule.id;
     entries_.emplace(id, std::move(entry));
   }
+}
+
+// A time this host claimed before it stopped, whose run it may not have
+// recorded: the claim named the run, so it is started now under that id
+// unless the store has it. A firing meanwhile (a catch-up) claims a time of
+// its own and names its own run: the two marks never mix.
+void Scheduler::recover_firings() {
+  std::vector<Schedule> claimed;
+  {
+    std::lock_guard lock(mutex_);
+    for (const auto& [id, entry] : entries_) {
+      const Schedule& s = entry.schedule;
+      if (s.firing_run_id && s.firing_host.value_or("") == runs_.host_name()) claimed.push_back(s);
+    }
+  }
+  for (const Schedule& schedule : claimed) {
+    const std::string& run_id = *schedule.firing_run_id;
+    std::optional<Run> recorded;
+    try {
+      recorded = runs_.get(run_id);
+    } catch (const std::exception& error) {
+      spdlog::warn(
+          "schedule {}: cannot tell whether run {} of a claimed time was recorded ({}); "
+          "tried again at the next start",
+          schedule.id, run_id, error.what());
+      continue;
+    }
+    if (recorded) {
+      // Recorded: only its link from the schedule was lost.
+      std::lock_guard lock(mutex_);
+      try {
+        store_.set_schedule_last_run(schedule.id, run_id);
+      } catch (const std::exception& error) {
+        spdlog::warn("schedule {}: its last run stays unset until the next start: {}", schedule.id,
+                     error.what());
+        continue;
+      }
+      if (auto it = entries_.find(schedule.id); it != entries_.end()) {
+        it->second.schedule.last_run_id = run_id;
+        it->second.schedule.firing_run_id.reset();
+        it->second.schedule.firing_host.reset();
+      }
+      continue;
+    }
+    spdlog::warn(
+        "schedule {}: the host stopped after claiming a time and before recording its run; "
+        "starting that run ({}) now",
+        schedule.id, run_id);
+    start_claimed(schedule, run_id);
+  }
+}
+
+// Starts the run of a claimed time (or skips it, as the overlap says), links
+// it from the schedule and clears the firing mark.
+void Scheduler::start_claimed(Schedule schedule, const std::string& run_id) {
+  const std::string id = schedule.id;
+  bool skip = false;
+  if (schedule.overlap == Overlap::skip && schedule.last_run_id) {
+    const auto previous = runs_.get(*schedule.last_run_id);
+    skip = previous && is_active(previous->status);
+  }
+  bool started = false;
+  try {
+    if (skip) {
+      skipped_.fetch_add(1, std::memory_order_relaxed);
+      spdlog::info("schedule {}: its previous run {} is still active; this time is skipped", id,
+                   *schedule.last_run_id);
+    } else {
+      start_run(schedule, run_id);
+      started = true;
+      scheduled_starts_.fetch_add(1, std::memory_order_relaxed);
+      schedule.last_run_id = run_id;
+    }
+    std::lock_guard lock(mutex_);
+    if (started) {
+      store_.set_schedule_last_run(id, run_id);
+    } else {
+      store_.clear_schedule_firing(id, run_id);
+    }
+    if (auto it = entries_.find(id); it != entries_.end()) {
+      if (started) it->second.schedule.last_run_id = run_id;
+      it->second.schedule.firing_run_id.reset();
+      it->second.schedule.firing_host.reset();
+    }
+  } catch (const std::exception& error) {
+    if (started) {
+      spdlog::warn("schedule {} started run {} but could not record it as its last run: {}", id,
+                   run_id, error.what());
+    } else {
+      spdlog::warn("schedule {} could not start its run: {}", id, error.what());
+      try {
+        std::lock_guard lock(mutex_);
+        store_.clear_schedule_firing(id, run_id);
+      } catch (const std::exception& clear_error) {
+        // Left marked: the next start of this host starts the run then.
+        spdlog::warn("schedule {}: its firing mark stays until the next start: {}", id,
+                     clear_error.what());
+      }
+    }
+  }
+  schedule.firing_run_id.reset();
+  schedule.firing_host.reset();
+  publish(ScheduleEventKind::updated, schedule);
 }
 
 Scheduler::~Scheduler() {
@@ -250,8 +360,9 @@ std::optional<Schedule> Scheduler::get(const std::string& id) const {
   return it->second.schedule;
 }
 
-Run Scheduler::start_run(const Schedule& schedule) {
+Run Scheduler::start_run(const Schedule& schedule, std::optional<std::string> instance_id) {
   StartRequest request;
+  request.instance_id = std::move(instance_id);
   request.agent_id = schedule.agent_id;
   request.task = schedule.task;
   request.params = schedule.params;
@@ -284,6 +395,8 @@ Run Scheduler::trigger(const std::string& id) {
 // On the due queue's thread: the schedule's time has come.
 void Scheduler::fire(const std::string& id) {
   Schedule schedule;
+  // The run this time starts, named in the claim (see recover_firings).
+  const std::string run_id = generate_uuid();
   {
     std::lock_guard lock(mutex_);
     auto it = entries_.find(id);
@@ -299,7 +412,8 @@ void Scheduler::fire(const std::string& id) {
     // the schedule as stored (another host may have edited it).
     std::optional<Schedule> claimed;
     try {
-      claimed = store_.claim_schedule_time(id, it->second.schedule.next_run_at, next);
+      claimed = store_.claim_schedule_time(id, it->second.schedule.next_run_at, next, run_id,
+                                           runs_.host_name());
     } catch (const std::exception& error) {
       // The store cannot be reached: the time is tried again shortly (its
       // copy here is unchanged, so a refresh would not queue it again).
@@ -316,30 +430,7 @@ void Scheduler::fire(const std::string& id) {
     schedule = *claimed;
     adopt_locked(schedule);  // queued at its new time
   }
-  bool skip = false;
-  if (schedule.overlap == Overlap::skip && schedule.last_run_id) {
-    const auto previous = runs_.get(*schedule.last_run_id);
-    skip = previous && is_active(previous->status);
-  }
-  if (skip) {
-    skipped_.fetch_add(1, std::memory_order_relaxed);
-    spdlog::info("schedule {}: its previous run {} is still active; this time is skipped", id,
-                 *schedule.last_run_id);
-  } else {
-    try {
-      const std::string started = start_run(schedule).instance_id;
-      scheduled_starts_.fetch_add(1, std::memory_order_relaxed);
-      schedule.last_run_id = started;
-      std::lock_guard lock(mutex_);
-      store_.set_schedule_last_run(id, started);
-      if (auto it = entries_.find(id); it != entries_.end()) {
-        it->second.schedule.last_run_id = started;
-      }
-    } catch (const std::exception& error) {
-      spdlog::warn("schedule {} could not start its run: {}", id, error.what());
-    }
-  }
-  publish(ScheduleEventKind::updated, schedule);
+  start_claimed(std::move(schedule), run_id);
 }
 
 // Makes the entry of `id` what the store holds (gone when it is gone).

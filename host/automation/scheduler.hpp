@@ -108,7 +108,10 @@ class Scheduler {
   bool adopt_locked(const Schedule& stored);
   void publish_all(const std::vector<std::pair<ScheduleEventKind, Schedule>>& changes);
   void fire(const std::string& id);
-  Run start_run(const Schedule& schedule);
+  void load_locked(Timestamp now);  // the store's schedules into entries_, queued
+  void recover_firings();
+  void start_claimed(Schedule schedule, const std::string& run_id);
+  Run start_run(const Schedule& schedule, std::optional<std::string> instance_id = std::nullopt);
   void publish(ScheduleEventKind kind, const Schedule& schedule);
 
   Catalog& catalog_;

@@ -30,6 +30,12 @@ struct Schedule {
   Timestamp created_at{};
   std::optional<Timestamp> next_run_at;  // none while disabled (or when no time matches)
   std::optional<std::string> last_run_id;
+  // A time claimed and its run not recorded yet: the id that run gets and
+  // the host that claimed it. The claim names the run before it starts, so
+  // that a host back from a crash in between starts that run (once) instead
+  // of losing the time. Kept by the store only; never on the wire.
+  std::optional<std::string> firing_run_id;
+  std::optional<std::string> firing_host;
 };
 
 // The events a webhook may subscribe to.

@@ -271,7 +271,7 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   auto run = std::make_shared<LiveRun>();
   run->services = services.get();
   Run& r = run->record;
-  r.instance_id = generate_uuid();
+  r.instance_id = request.instance_id ? *request.instance_id : generate_uuid();
   do {
     r.thread_id = generate_uuid();
   } while (r.thread_id == r.instance_id);
@@ -1278,6 +1278,9 @@ bool RunManager::store_ok() const noexcept {
 }
 std::string_view RunManager::store_kind() const noexcept {
   return impl_->store.kind();
+}
+const std::string& RunManager::host_name() const noexcept {
+  return impl_->options.host_name;
 }
 std::vector<HostRecord> RunManager::hosts() const {
   if (impl_->store.shared()) return impl_->store.list_hosts();

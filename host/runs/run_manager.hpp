@@ -78,6 +78,11 @@ struct StartRequest {
   std::optional<std::string> retry_of{};
   std::optional<std::string> rerun_of{};
   std::optional<std::string> schedule_id{};
+  // The run's id when the caller chose it (a schedule names the run of a
+  // time when it claims the time, so that a host back from a crash before
+  // the run was recorded starts that run, not another); generated when
+  // unset. The caller makes sure that no run has it yet.
+  std::optional<std::string> instance_id{};
 };
 
 // Why a run operation was refused. `code` is the API error code.
@@ -189,6 +194,8 @@ class RunManager {
   bool store_ok() const noexcept;
   // "sqlite" or "postgresql".
   std::string_view store_kind() const noexcept;
+  // This host's name among the hosts of the store (RunManagerOptions::host_name).
+  const std::string& host_name() const noexcept;
   // The hosts sharing the store (GET /hosts); with a single-host store,
   // this one. Reads the store: not for an I/O thread.
   std::vector<HostRecord> hosts() const;

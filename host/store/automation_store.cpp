@@ -55,7 +55,11 @@ json::object object_from(const std::string& text) {
   return std::move(value.get_object());
 }
 
+// put_schedule writes the first 11; the firing mark is written by claims.
 constexpr const char* kScheduleColumns =
+    "id, agent_id, task, params, cron, timezone, enabled, overlap, created_at, next_run_at, "
+    "last_run_id, firing_run_id, firing_host";
+constexpr const char* kScheduleWrittenColumns =
     "id, agent_id, task, params, cron, timezone, enabled, overlap, created_at, next_run_at, "
     "last_run_id";
 
@@ -72,6 +76,8 @@ Schedule read_schedule(const SQLite::Statement& s) {
   out.created_at = from_ms(s.getColumn(8).getInt64());
   out.next_run_at = time_at(s, 9);
   out.last_run_id = text_at(s, 10);
+  out.firing_run_id = text_at(s, 11);
+  out.firing_host = text_at(s, 12);
   return out;
 }
 
@@ -150,9 +156,16 @@ SqliteAutomationStore::~SqliteAutomationStore() = default;
 
 void SqliteAutomationStore::put_schedule(const Schedule& schedule) {
   std::lock_guard lock(impl_->mutex);
-  SQLite::Statement s(impl_->db, std::string("INSERT OR REPLACE INTO schedules (") +
-                                     kScheduleColumns +
-                                     ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)");
+  // An upsert, not INSERT OR REPLACE: a replace would drop the firing mark.
+  SQLite::Statement s(
+      impl_->db,
+      std::string("INSERT INTO schedules (") + kScheduleWrittenColumns +
+          ") VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11) "
+          "ON CONFLICT (id) DO UPDATE SET agent_id = excluded.agent_id, task = excluded.task, "
+          "params = excluded.params, cron = excluded.cron, timezone = excluded.timezone, "
+          "enabled = excluded.enabled, overlap = excluded.overlap, "
+          "created_at = excluded.created_at, next_run_at = excluded.next_run_at, "
+          "last_run_id = excluded.last_run_id");
   s.bind(1, schedule.id);
   s.bind(2, schedule.agent_id);
   bind_text(s, 3, schedule.task);
@@ -194,15 +207,19 @@ std::optional<Schedule> SqliteAutomationStore::get_schedule(const std::string& i
 
 std::optional<Schedule> SqliteAutomationStore::claim_schedule_time(const std::string& id,
                                                                    std::optional<Timestamp> due,
-                                                                   std::optional<Timestamp> next) {
+                                                                   std::optional<Timestamp> next,
+                                                                   const std::string& firing_run_id,
+                                                                   const std::string& firing_host) {
   std::lock_guard lock(impl_->mutex);
   SQLite::Transaction transaction(impl_->db);
   SQLite::Statement update(impl_->db,
-                           "UPDATE schedules SET next_run_at = ?3 WHERE id = ?1 AND enabled = 1 "
-                           "AND next_run_at IS ?2");
+                           "UPDATE schedules SET next_run_at = ?3, firing_run_id = ?4, "
+                           "firing_host = ?5 WHERE id = ?1 AND enabled = 1 AND next_run_at IS ?2");
   update.bind(1, id);
   bind_time(update, 2, due);
   bind_time(update, 3, next);
+  update.bind(4, firing_run_id);
+  update.bind(5, firing_host);
   if (update.exec() == 0) return std::nullopt;
   SQLite::Statement s(impl_->db,
                       std::string("SELECT ") + kScheduleColumns + " FROM schedules WHERE id = ?1");
@@ -217,7 +234,22 @@ std::optional<Schedule> SqliteAutomationStore::claim_schedule_time(const std::st
 void SqliteAutomationStore::set_schedule_last_run(const std::string& id,
                                                   const std::string& run_id) {
   std::lock_guard lock(impl_->mutex);
-  SQLite::Statement s(impl_->db, "UPDATE schedules SET last_run_id = ?2 WHERE id = ?1");
+  SQLite::Statement s(impl_->db,
+                      "UPDATE schedules SET last_run_id = ?2, "
+                      "firing_host = CASE WHEN firing_run_id = ?2 THEN NULL ELSE firing_host END, "
+                      "firing_run_id = CASE WHEN firing_run_id = ?2 THEN NULL ELSE firing_run_id "
+                      "END WHERE id = ?1");
+  s.bind(1, id);
+  s.bind(2, run_id);
+  s.exec();
+}
+
+void SqliteAutomationStore::clear_schedule_firing(const std::string& id,
+                                                  const std::string& run_id) {
+  std::lock_guard lock(impl_->mutex);
+  SQLite::Statement s(impl_->db,
+                      "UPDATE schedules SET firing_run_id = NULL, firing_host = NULL "
+                      "WHERE id = ?1 AND firing_run_id = ?2");
   s.bind(1, id);
   s.bind(2, run_id);
   s.exec();

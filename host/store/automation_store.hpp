@@ -37,18 +37,29 @@ class AutomationStore {
   virtual bool shared() const noexcept { return false; }
 
   // ---- schedules ----
-  virtual void put_schedule(const Schedule& schedule) = 0;  // insert or replace
+  // Insert or replace; the firing fields are left as they are (only the
+  // calls below set and clear them).
+  virtual void put_schedule(const Schedule& schedule) = 0;
   virtual bool delete_schedule(const std::string& id) = 0;  // false: none had that id
   virtual std::vector<Schedule> list_schedules() const = 0;
   virtual std::optional<Schedule> get_schedule(const std::string& id) const = 0;
   // A firing's claim: moves the enabled schedule's next time from `due` to
-  // `next` only if it still is `due` (compare and set), and returns the
-  // schedule as stored after the move; nullopt when another host fired it
-  // first, or it was changed, disabled or deleted meanwhile.
+  // `next` only if it still is `due` (compare and set), marks the firing
+  // (the run id it will start, the claiming host: firing_run_id and
+  // firing_host), and returns the schedule as stored after the move;
+  // nullopt when another host fired it first, or it was changed, disabled
+  // or deleted meanwhile.
   virtual std::optional<Schedule> claim_schedule_time(const std::string& id,
                                                       std::optional<Timestamp> due,
-                                                      std::optional<Timestamp> next) = 0;
+                                                      std::optional<Timestamp> next,
+                                                      const std::string& firing_run_id,
+                                                      const std::string& firing_host) = 0;
+  // Sets the schedule's last run; clears its firing mark when the mark
+  // names that run.
   virtual void set_schedule_last_run(const std::string& id, const std::string& run_id) = 0;
+  // Clears the firing mark naming `run_id` (the time was skipped, or its
+  // run could not be started).
+  virtual void clear_schedule_firing(const std::string& id, const std::string& run_id) = 0;
 
   // ---- retries waiting for their time ----
   // Keeps the first one for a failed run (a second finished event, or the
@@ -114,8 +125,11 @@ class SqliteAutomationStore final : public AutomationStore {
   std::vector<Schedule> list_schedules() const override;
   std::optional<Schedule> get_schedule(const std::string& id) const override;
   std::optional<Schedule> claim_schedule_time(const std::string& id, std::optional<Timestamp> due,
-                                              std::optional<Timestamp> next) override;
+                                              std::optional<Timestamp> next,
+                                              const std::string& firing_run_id,
+                                              const std::string& firing_host) override;
   void set_schedule_last_run(const std::string& id, const std::string& run_id) override;
+  void clear_schedule_firing(const std::string& id, const std::string& run_id) override;
 
   void add_pending_retry(const PendingRetry& retry) override;
   std::vector<PendingRetry> list_pending_retries() const override;

@@ -205,6 +205,13 @@ constexpr std::array kMigrations{
       -- retries are in it.
       CREATE INDEX runs_by_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
     )sql"},
+    Migration{10, R"sql(
+      -- v1.1: a schedule's time claimed and its run not recorded yet: the
+      -- id that run gets and the host that claimed it (cleared once the run
+      -- is recorded), so that a host back from a crash in between starts it.
+      ALTER TABLE schedules ADD COLUMN firing_run_id TEXT;
+      ALTER TABLE schedules ADD COLUMN firing_host TEXT;
+    )sql"},
 };
 
 }  // namespace

@@ -4,6 +4,9 @@
 #include <SQLiteCpp/Database.h>
 #include <SQLiteCpp/Statement.h>
 
+#include <map>
+#include <tuple>
+
 #include "automation_fixture.hpp"
 
 namespace nightshift {
@@ -195,6 +198,78 @@ TEST(SchedulesTest, SchedulesPersistAndAMissedTimeStartsOneRunAfterDowntime) {
   EXPECT_FALSE(still_off->enabled);
   EXPECT_FALSE(still_off->next_run_at);
   EXPECT_EQ(runs_of_schedule(fixture, disabled.id), 0u);
+}
+
+// The host stopped between claiming a time and recording its run: the claim
+// named the run, so the next start starts that run, once; a run that was
+// recorded is only linked; a mark left by another host is not this host's.
+TEST(SchedulesTest, ATimeClaimedBeforeTheHostStoppedStartsItsNamedRunAtTheNextStart) {
+  AutomationHost fixture;
+  fixture.open();
+  ScheduleInput daily = input("installed:echo", "@daily");
+  daily.task = std::string("claimed, then the host stopped");
+  const Schedule lost = fixture.automation().schedules().create(daily);
+  const Schedule linked =
+      fixture.automation().schedules().create(input("installed:echo", "@daily"));
+  const Schedule elsewhere =
+      fixture.automation().schedules().create(input("installed:echo", "@daily"));
+  StartRequest of_linked;
+  of_linked.agent_id = "installed:echo";
+  of_linked.schedule_id = linked.id;
+  const std::string recorded = fixture.runs().start(of_linked).instance_id;
+  const std::string host = fixture.runs().host_name();
+  fixture.close();
+
+  const std::string lost_run = generate_uuid();
+  {
+    SQLite::Database db(fixture.database().string(), SQLite::OPEN_READWRITE);
+    SQLite::Statement mark(
+        db, "UPDATE schedules SET firing_run_id = ?1, firing_host = ?2 WHERE id = ?3");
+    for (const auto& [schedule, run, by] :
+         {std::tuple{lost.id, lost_run, host}, std::tuple{linked.id, recorded, host},
+          std::tuple{elsewhere.id, std::string("run-of-another-host"), host + "-other"}}) {
+      mark.bind(1, run);
+      mark.bind(2, by);
+      mark.bind(3, schedule);
+      ASSERT_EQ(mark.exec(), 1);
+      mark.reset();
+    }
+  }
+  fixture.open();
+  const auto started =
+      fixture.wait_for_run([&](const nightshift::Run& r) { return r.instance_id == lost_run; });
+  ASSERT_TRUE(started) << "the claimed time's run was not started";
+  EXPECT_EQ(started->schedule_id, std::optional<std::string>(lost.id));
+  EXPECT_EQ(started->task, std::optional<std::string>("claimed, then the host stopped"));
+  ASSERT_TRUE(wait_until([&] {
+    return fixture.automation().schedules().get(lost.id)->last_run_id ==
+           std::optional<std::string>(lost_run);
+  }));
+  EXPECT_EQ(fixture.automation().schedules().get(linked.id)->last_run_id,
+            std::optional<std::string>(recorded));
+  EXPECT_EQ(runs_of_schedule(fixture, linked.id), 1u) << "a recorded run is not started again";
+  EXPECT_EQ(runs_of_schedule(fixture, elsewhere.id), 0u);
+  const auto marks = [&] {
+    std::map<std::string, std::optional<std::string>> out;
+    SQLite::Database db(fixture.database().string(), SQLite::OPEN_READONLY);
+    SQLite::Statement read(db, "SELECT id, firing_run_id FROM schedules");
+    while (read.executeStep()) {
+      out[read.getColumn(0).getString()] =
+          read.getColumn(1).isNull() ? std::nullopt
+                                     : std::optional<std::string>(read.getColumn(1).getString());
+    }
+    return out;
+  };
+  auto after = marks();
+  EXPECT_FALSE(after[lost.id]);
+  EXPECT_FALSE(after[linked.id]);
+  EXPECT_EQ(after[elsewhere.id], std::optional<std::string>("run-of-another-host"));
+
+  // Started once: another restart starts nothing more.
+  fixture.close();
+  fixture.open();
+  EXPECT_EQ(runs_of_schedule(fixture, lost.id), 1u);
+  EXPECT_EQ(runs_of_schedule(fixture, linked.id), 1u);
 }
 
 }  // namespace

@@ -44,11 +44,11 @@ TEST_F(PgAutomationStoreTest, AScheduleTimeIsClaimedByOneHost) {
   a->put_schedule(s);
   ASSERT_EQ(b->list_schedules().size(), 1u);
 
-  const auto claimed = a->claim_schedule_time(s.id, due, due + 5min);
+  const auto claimed = a->claim_schedule_time(s.id, due, due + 5min, "run-1", "a");
   ASSERT_TRUE(claimed);
   EXPECT_EQ(claimed->next_run_at, std::optional<Timestamp>(due + 5min));
   EXPECT_EQ(claimed->params, s.params);
-  EXPECT_FALSE(b->claim_schedule_time(s.id, due, due + 5min)) << "the time was taken";
+  EXPECT_FALSE(b->claim_schedule_time(s.id, due, due + 5min, "run-x", "b")) << "the time was taken";
   a->set_schedule_last_run(s.id, "run-1");
   // An edit from an older copy keeps the run the firing recorded.
   s.task = "edited";
@@ -61,9 +61,9 @@ TEST_F(PgAutomationStoreTest, AScheduleTimeIsClaimedByOneHost) {
   // Disabled: no claim; deleted: none either.
   s.enabled = false;
   a->put_schedule(s);
-  EXPECT_FALSE(b->claim_schedule_time(s.id, due + 5min, due + 10min));
+  EXPECT_FALSE(b->claim_schedule_time(s.id, due + 5min, due + 10min, "run-2", "b"));
   EXPECT_TRUE(a->delete_schedule(s.id));
-  EXPECT_FALSE(b->claim_schedule_time(s.id, due + 5min, due + 10min));
+  EXPECT_FALSE(b->claim_schedule_time(s.id, due + 5min, due + 10min, "run-2", "b"));
 }
 
 TEST_F(PgAutomationStoreTest, ManyHostsRacingForOneTimeLetOneWinEachTime) {
@@ -80,7 +80,7 @@ TEST_F(PgAutomationStoreTest, ManyHostsRacingForOneTimeLetOneWinEachTime) {
       std::vector<std::jthread> racers;
       for (auto& each : hosts) {
         racers.emplace_back([&, store = each.get()] {
-          if (store->claim_schedule_time(s.id, due, due + 1min)) ++wins;
+          if (store->claim_schedule_time(s.id, due, due + 1min, generate_uuid(), "racer")) ++wins;
         });
       }
     }

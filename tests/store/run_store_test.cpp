@@ -16,7 +16,7 @@ std::vector<std::string> sorted(std::vector<std::string> ids) {
   return ids;
 }
 
-const int kLatestSchemaVersion = on_postgresql() ? 4 : 9;
+const int kLatestSchemaVersion = on_postgresql() ? 5 : 10;
 // What step 7 made besides columns (which a rebuild of the runs table drops),
 // taken away so that the step can run again.
 constexpr const char* kDropAutomationTables =

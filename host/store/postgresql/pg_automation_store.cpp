@@ -49,7 +49,11 @@ json::object object_from(const std::string& text) {
   return std::move(value.get_object());
 }
 
+// put_schedule writes the first 11; the firing mark is written by claims.
 constexpr const char* kScheduleColumns =
+    "id, agent_id, task, params, cron, timezone, enabled, overlap, created_at, next_run_at, "
+    "last_run_id, firing_run_id, firing_host";
+constexpr const char* kScheduleWrittenColumns =
     "id, agent_id, task, params, cron, timezone, enabled, overlap, created_at, next_run_at, "
     "last_run_id";
 
@@ -66,6 +70,8 @@ Schedule read_schedule(const pg::Result& r, int row) {
   out.created_at = from_ms(r.int64(row, 8));
   out.next_run_at = time_at(r, row, 9);
   out.last_run_id = r.optional_string(row, 10);
+  out.firing_run_id = r.optional_string(row, 11);
+  out.firing_host = r.optional_string(row, 12);
   return out;
 }
 
@@ -154,7 +160,7 @@ void PgAutomationStore::put_schedule(const Schedule& s) {
   // created_at and last_run_id are kept on a replace: the run a firing on
   // another host recorded is not overwritten by an edit made from an older
   // copy (set_schedule_last_run sets it).
-  exec(std::string("INSERT INTO schedules (") + kScheduleColumns +
+  exec(std::string("INSERT INTO schedules (") + kScheduleWrittenColumns +
            ") VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) "
            "ON CONFLICT (id) DO UPDATE SET agent_id = EXCLUDED.agent_id, task = EXCLUDED.task, "
            "params = EXCLUDED.params, cron = EXCLUDED.cron, timezone = EXCLUDED.timezone, "
@@ -191,22 +197,38 @@ std::optional<Schedule> PgAutomationStore::get_schedule(const std::string& id) c
 
 std::optional<Schedule> PgAutomationStore::claim_schedule_time(const std::string& id,
                                                                std::optional<Timestamp> due,
-                                                               std::optional<Timestamp> next) {
+                                                               std::optional<Timestamp> next,
+                                                               const std::string& firing_run_id,
+                                                               const std::string& firing_host) {
   std::lock_guard lock(mutex_);
   // One statement: of several hosts whose due queues fire the same time,
   // the first update moves next_run_at and the others match no row.
-  const pg::Result r = exec(std::string("UPDATE schedules SET next_run_at = $3 WHERE id = $1 "
-                                        "AND enabled AND next_run_at IS NOT DISTINCT FROM $2 "
-                                        "RETURNING ") +
-                                kScheduleColumns,
-                            {id, time_param(due), time_param(next)});
+  const pg::Result r =
+      exec(std::string("UPDATE schedules SET next_run_at = $3, firing_run_id = $4, "
+                       "firing_host = $5 WHERE id = $1 AND enabled "
+                       "AND next_run_at IS NOT DISTINCT FROM $2 RETURNING ") +
+               kScheduleColumns,
+           {id, time_param(due), time_param(next), firing_run_id, firing_host});
   if (r.rows() == 0) return std::nullopt;
   return read_schedule(r, 0);
 }
 
 void PgAutomationStore::set_schedule_last_run(const std::string& id, const std::string& run_id) {
   std::lock_guard lock(mutex_);
-  exec("UPDATE schedules SET last_run_id = $2 WHERE id = $1", {id, run_id});
+  exec(
+      "UPDATE schedules SET last_run_id = $2, "
+      "firing_host = CASE WHEN firing_run_id = $2 THEN NULL ELSE firing_host END, "
+      "firing_run_id = CASE WHEN firing_run_id = $2 THEN NULL ELSE firing_run_id END "
+      "WHERE id = $1",
+      {id, run_id});
+}
+
+void PgAutomationStore::clear_schedule_firing(const std::string& id, const std::string& run_id) {
+  std::lock_guard lock(mutex_);
+  exec(
+      "UPDATE schedules SET firing_run_id = NULL, firing_host = NULL "
+      "WHERE id = $1 AND firing_run_id = $2",
+      {id, run_id});
 }
 
 // ---- pending retries ----

@@ -44,8 +44,11 @@ class PgAutomationStore final : public AutomationStore {
   std::vector<Schedule> list_schedules() const override;
   std::optional<Schedule> get_schedule(const std::string& id) const override;
   std::optional<Schedule> claim_schedule_time(const std::string& id, std::optional<Timestamp> due,
-                                              std::optional<Timestamp> next) override;
+                                              std::optional<Timestamp> next,
+                                              const std::string& firing_run_id,
+                                              const std::string& firing_host) override;
   void set_schedule_last_run(const std::string& id, const std::string& run_id) override;
+  void clear_schedule_firing(const std::string& id, const std::string& run_id) override;
 
   void add_pending_retry(const PendingRetry& retry) override;
   std::vector<PendingRetry> list_pending_retries() const override;

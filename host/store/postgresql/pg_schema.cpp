@@ -187,6 +187,13 @@ constexpr std::array kMigrations{
       -- started just before it died is not started again by another host.
       CREATE INDEX runs_by_retry_of ON runs (retry_of) WHERE retry_of IS NOT NULL;
     )sql"},
+    Migration{5, R"sql(
+      -- A schedule's time claimed and its run not recorded yet: the id that
+      -- run gets and the host that claimed it (cleared once the run is
+      -- recorded), so that the host, back from a crash in between, starts it.
+      ALTER TABLE schedules ADD COLUMN firing_run_id TEXT;
+      ALTER TABLE schedules ADD COLUMN firing_host TEXT;
+    )sql"},
 };
 
 }  // namespace
