@@ -131,13 +131,13 @@ void Scheduler::recover_firings() {
 // it from the schedule and clears the firing mark.
 void Scheduler::start_claimed(Schedule schedule, const std::string& run_id) {
   const std::string id = schedule.id;
-  bool skip = false;
-  if (schedule.overlap == Overlap::skip && schedule.last_run_id) {
-    const auto previous = runs_.get(*schedule.last_run_id);
-    skip = previous && is_active(previous->status);
-  }
   bool started = false;
   try {
+    bool skip = false;
+    if (schedule.overlap == Overlap::skip && schedule.last_run_id) {
+      const auto previous = runs_.get(*schedule.last_run_id);
+      skip = previous && is_active(previous->status);
+    }
     if (skip) {
       skipped_.fetch_add(1, std::memory_order_relaxed);
       spdlog::info("schedule {}: its previous run {} is still active; this time is skipped", id,
@@ -160,6 +160,14 @@ void Scheduler::start_claimed(Schedule schedule, const std::string& run_id) {
       it->second.schedule.firing_host.reset();
     }
   } catch (const std::exception& error) {
+    const auto* refused = dynamic_cast<const RunError*>(&error);
+    if (!started && refused && refused->code() == RunError::Code::shutting_down) {
+      // The host is stopping: the mark stays, and its next start starts the run.
+      spdlog::info(
+          "schedule {}: the host is stopping; run {} of this time starts at its next start", id,
+          run_id);
+      return;
+    }
     if (started) {
       spdlog::warn("schedule {} started run {} but could not record it as its last run: {}", id,
                    run_id, error.what());
