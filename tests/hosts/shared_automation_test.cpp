@@ -27,7 +27,8 @@ SharedHostSettings automated(const std::string& name) {
 std::size_t count_runs(SharedHost& host,
                        const std::function<bool(const nightshift::Run&)>& predicate) {
   std::size_t count = 0;
-  for (const nightshift::Run& run : testing::every_run(host.runs())) count += predicate(run) ? 1 : 0;
+  for (const nightshift::Run& run : testing::every_run(host.runs()))
+    count += predicate(run) ? 1 : 0;
   return count;
 }
 
@@ -121,6 +122,44 @@ TEST_F(SharedHostsTest, EachScheduleTimeStartsOneRunAcrossTheHosts) {
   const auto run = second.runs().get(*last->last_run_id);
   ASSERT_TRUE(run);
   EXPECT_EQ(run->schedule_id, schedule.id);
+}
+
+// A host claimed a time and stopped before recording its run: the claim
+// named the run and the host, so the other hosts leave it, and the host
+// starts that run when it comes back.
+TEST_F(SharedHostsTest, ATimeClaimedByAHostThatStoppedIsStartedByThatHostWhenItComesBack) {
+  add_host(automated("first"));
+  SharedHost& second = add_host(automated("second"));
+  ScheduleInput input;
+  input.agent_id = "installed:echo";
+  input.cron = "0 3 1 1 *";  // far away: the test claims the time itself
+  const Schedule schedule = second.host().automation().schedules().create(input);
+  AutomationStore& store = second.host().automation().store();
+  const std::optional<Schedule> stored = store.get_schedule(schedule.id);
+  ASSERT_TRUE(stored && stored->next_run_at);
+  const std::string run_id = generate_uuid();
+  ASSERT_TRUE(store.claim_schedule_time(schedule.id, stored->next_run_at,
+                                        *stored->next_run_at + 24h * 365, run_id, "first"));
+  hosts_.erase(hosts_.begin());  // "first" stops without having started it
+
+  // A host starting meanwhile does not take another host's claim.
+  SharedHost& third = add_host(automated("third"));
+  EXPECT_FALSE(testing::wait_until([&] { return third.runs().get(run_id).has_value(); }, 1s, 50ms));
+  EXPECT_EQ(store.get_schedule(schedule.id)->firing_run_id, std::optional<std::string>(run_id));
+
+  SharedHost& back = add_host(automated("first"));
+  ASSERT_TRUE(testing::wait_until([&] { return second.runs().get(run_id).has_value(); }, 20s, 20ms))
+      << "the claimed time's run was not started by its host";
+  const auto run = second.runs().get(run_id);
+  EXPECT_EQ(run->schedule_id, std::optional<std::string>(schedule.id));
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        const auto now = store.get_schedule(schedule.id);
+        return now && now->last_run_id == std::optional<std::string>(run_id) && !now->firing_run_id;
+      },
+      20s, 20ms));
+  const auto of_schedule = [&](const nightshift::Run& r) { return r.schedule_id == schedule.id; };
+  EXPECT_EQ(count_runs(back, of_schedule), 1u);
 }
 
 TEST_F(SharedHostsTest, AFailedRunIsRetriedOnceAcrossTheHosts) {
