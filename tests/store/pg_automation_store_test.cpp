@@ -25,17 +25,6 @@ class PgAutomationStoreTest : public ::testing::Test {
   StoreFixture fixture_;
 };
 
-Schedule schedule_due_at(Timestamp due) {
-  Schedule s;
-  s.id = generate_uuid();
-  s.agent_id = "installed:echo";
-  s.params = {{"n", 1}};
-  s.cron = "*/5 * * * *";
-  s.created_at = now_ms();
-  s.next_run_at = due;
-  return s;
-}
-
 TEST_F(PgAutomationStoreTest, AScheduleTimeIsClaimedByOneHost) {
   auto a = host("a");
   auto b = host("b");

@@ -11,17 +11,6 @@ namespace {
 
 using namespace std::chrono_literals;
 
-Schedule schedule_due_at(Timestamp due) {
-  Schedule s;
-  s.id = generate_uuid();
-  s.agent_id = "installed:echo";
-  s.params = {{"n", 1}};
-  s.cron = "*/5 * * * *";
-  s.created_at = now_ms();
-  s.next_run_at = due;
-  return s;
-}
-
 TEST(ScheduleFiringStore, AClaimMarksItsRunUntilThatRunIsLinked) {
   StoreFixture fixture;
   const auto store = open_test_automation_store(fixture.path(), fixture.database());

@@ -37,6 +37,18 @@ inline Timestamp at_ms(std::int64_t ms) {
 }
 
 // A queued run with only the required fields set.
+// An enabled every-five-minutes schedule of installed:echo whose next time is `due`.
+inline Schedule schedule_due_at(Timestamp due) {
+  Schedule s;
+  s.id = generate_uuid();
+  s.agent_id = "installed:echo";
+  s.params = {{"n", 1}};
+  s.cron = "*/5 * * * *";
+  s.created_at = now_ms();
+  s.next_run_at = due;
+  return s;
+}
+
 inline Run queued_run(const std::string& agent_id = "installed:echo",
                       Timestamp created = at_ms(1'000'000)) {
   Run run;
