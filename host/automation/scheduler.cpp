@@ -104,18 +104,12 @@ void Scheduler::recover_firings() {
     }
     if (recorded) {
       // Recorded: only its link from the schedule was lost.
-      std::lock_guard lock(mutex_);
       try {
-        store_.set_schedule_last_run(schedule.id, run_id);
+        std::lock_guard lock(mutex_);
+        settle_firing_locked(schedule.id, run_id, true);
       } catch (const std::exception& error) {
         spdlog::warn("schedule {}: its last run stays unset until the next start: {}", schedule.id,
                      error.what());
-        continue;
-      }
-      if (auto it = entries_.find(schedule.id); it != entries_.end()) {
-        it->second.schedule.last_run_id = run_id;
-        it->second.schedule.firing_run_id.reset();
-        it->second.schedule.firing_host.reset();
       }
       continue;
     }
@@ -149,16 +143,7 @@ void Scheduler::start_claimed(Schedule schedule, const std::string& run_id) {
       schedule.last_run_id = run_id;
     }
     std::lock_guard lock(mutex_);
-    if (started) {
-      store_.set_schedule_last_run(id, run_id);
-    } else {
-      store_.clear_schedule_firing(id, run_id);
-    }
-    if (auto it = entries_.find(id); it != entries_.end()) {
-      if (started) it->second.schedule.last_run_id = run_id;
-      it->second.schedule.firing_run_id.reset();
-      it->second.schedule.firing_host.reset();
-    }
+    settle_firing_locked(id, run_id, started);
   } catch (const std::exception& error) {
     const auto* refused = dynamic_cast<const RunError*>(&error);
     if (!started && refused && refused->code() == RunError::Code::shutting_down) {
@@ -175,7 +160,7 @@ void Scheduler::start_claimed(Schedule schedule, const std::string& run_id) {
       spdlog::warn("schedule {} could not start its run: {}", id, error.what());
       try {
         std::lock_guard lock(mutex_);
-        store_.clear_schedule_firing(id, run_id);
+        settle_firing_locked(id, run_id, false);
       } catch (const std::exception& clear_error) {
         // Left marked: the next start of this host starts the run then.
         spdlog::warn("schedule {}: its firing mark stays until the next start: {}", id,
@@ -186,6 +171,23 @@ void Scheduler::start_claimed(Schedule schedule, const std::string& run_id) {
   schedule.firing_run_id.reset();
   schedule.firing_host.reset();
   publish(ScheduleEventKind::updated, schedule);
+}
+
+// What became of a claimed time: its run linked from the schedule
+// (`linked`), or the time given up. Either way the firing mark goes, in the
+// store and in the entry. Callers hold mutex_; throws what the store throws.
+void Scheduler::settle_firing_locked(const std::string& id, const std::string& run_id,
+                                     bool linked) {
+  if (linked) {
+    store_.set_schedule_last_run(id, run_id);
+  } else {
+    store_.clear_schedule_firing(id, run_id);
+  }
+  if (auto it = entries_.find(id); it != entries_.end()) {
+    if (linked) it->second.schedule.last_run_id = run_id;
+    it->second.schedule.firing_run_id.reset();
+    it->second.schedule.firing_host.reset();
+  }
 }
 
 Scheduler::~Scheduler() {

@@ -111,6 +111,7 @@ class Scheduler {
   void load_locked(Timestamp now);  // the store's schedules into entries_, queued
   void recover_firings();
   void start_claimed(Schedule schedule, const std::string& run_id);
+  void settle_firing_locked(const std::string& id, const std::string& run_id, bool linked);
   Run start_run(const Schedule& schedule, std::optional<std::string> instance_id = std::nullopt);
   void publish(ScheduleEventKind kind, const Schedule& schedule);
 
