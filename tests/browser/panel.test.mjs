@@ -245,6 +245,30 @@ describe('Background Agents panel', () => {
     await narrow.close();
   });
 
+  test('from 800 to 1400 px wide, every run shows its agent\'s whole name and keeps room for its task', async () => {
+    const sized = await browser.context.newPage();
+    await sized.goto(`${host.panelUrl}#/background-agents`);
+    await waitForConnection(sized, 'live');
+    await rowByTask(sized, 'history-list', 'listen for the browser test').waitFor(WAIT);
+    for (const width of [1400, 1200, 1100, 900, 800]) {
+      await sized.setViewportSize({width, height: 800});
+      const rows = await sized.getByTestId('run-row').evaluateAll((nodes) => nodes.map((row) => {
+        const name = row.querySelector('[data-testid="run-agent"]');
+        const task = row.querySelector('.task');
+        return {agent: name.textContent, nameCut: name.scrollWidth > name.clientWidth,
+                taskWidth: task.getBoundingClientRect().width,
+                columns: getComputedStyle(row.querySelector('.run-summary')).gridTemplateColumns};
+      }));
+      assert.ok(rows.length >= 3, `${rows.length} rows at ${width} px`);
+      for (const row of rows) {
+        assert.ok(!row.nameCut, `'${row.agent}' is cut at ${width} px`);
+        assert.ok(row.taskWidth >= 160, `the task of a '${row.agent}' run is ${row.taskWidth} px wide at ${width} px (${row.columns})`);
+      }
+    }
+    await screenshot(sized, 'rows-at-800-px');
+    await sized.close();
+  });
+
   test('no script errors on the page', () => {
     assert.deepEqual(browser.errors, []);
   });
