@@ -230,7 +230,7 @@ void add_schedule(CLI::App& app, int& exit_code) {
                    "or @hourly, @daily, @weekly, @monthly")
       ->required();
   add_command->add_option("--task", add->task, "the task of each run");
-  add_command->add_option("--param", add->params,
+  add_command->add_option("--param,-p", add->params,
                           "KEY=VALUE, repeatable; VALUE is JSON when it parses as JSON");
   add_command->add_option("--timezone,--tz", add->timezone,
                           "IANA time zone of the cron times (default UTC), e.g. Europe/Berlin");

@@ -534,7 +534,7 @@ void add_id_argument(CLI::App& command, std::string& id) {
 
 void add_param_option(CLI::App& command, std::vector<std::string>& params) {
   command
-      .add_option("--param", params,
+      .add_option("--param,-p", params,
                   "KEY=VALUE, repeatable; VALUE is JSON when it parses as JSON, else a "
                   "string; a dotted KEY sets a nested member")
       ->allow_extra_args(false);

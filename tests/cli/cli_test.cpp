@@ -283,7 +283,7 @@ TEST_F(CliTest, StartFollowOfASleepEndsWithTheRunAndItsOutcome) {
   const auto completed = cli({"start", "sleep", "--param", "seconds=0.5", "--follow"});
   EXPECT_EQ(completed.exit_code, 0) << completed;
   const auto failed =
-      cli({"start", "sleep", "--param", "seconds=0.3", "--param", "failWith=boom", "--follow"});
+      cli({"start", "sleep", "--param", "seconds=0.3", "-p", "failWith=boom", "--follow"});
   EXPECT_EQ(failed.exit_code, 20) << failed;
   EXPECT_NE(failed.err.find("boom"), std::string::npos) << failed;
 }
