@@ -91,34 +91,47 @@ void Scheduler::recover_firings() {
     }
   }
   for (const Schedule& schedule : claimed) {
-    const std::string& run_id = *schedule.firing_run_id;
-    std::optional<Run> recorded;
-    try {
-      recorded = runs_.get(run_id);
-    } catch (const std::exception& error) {
-      spdlog::warn(
-          "schedule {}: cannot tell whether run {} of a claimed time was recorded ({}); "
-          "tried again at the next start",
-          schedule.id, run_id, error.what());
-      continue;
-    }
-    if (recorded) {
-      // Recorded: only its link from the schedule was lost.
-      try {
-        std::lock_guard lock(mutex_);
-        settle_firing_locked(schedule.id, run_id, true);
-      } catch (const std::exception& error) {
-        spdlog::warn("schedule {}: its last run stays unset until the next start: {}", schedule.id,
-                     error.what());
-      }
-      continue;
-    }
-    spdlog::warn(
-        "schedule {}: the host stopped after claiming a time and before recording its run; "
-        "starting that run ({}) now",
-        schedule.id, run_id);
-    start_claimed(schedule, run_id);
+    finish_firing(schedule, "the host stopped after claiming a time and before recording its run");
   }
+}
+
+// With a shared store: the times claimed by hosts that stopped heartbeating
+// before recording their runs, which the store moved to this host.
+void Scheduler::take_over_firings() {
+  for (const Schedule& schedule : store_.adopt_schedule_firings(runs_.host_name())) {
+    finish_firing(schedule,
+                  "a host that stopped heartbeating claimed a time and did not record its run; "
+                  "this host takes it over");
+  }
+}
+
+// A claimed time (schedule.firing_run_id, this host's) whose run may not
+// have been recorded: linked when the store has the run, else started.
+void Scheduler::finish_firing(const Schedule& schedule, std::string_view why) {
+  const std::string& run_id = *schedule.firing_run_id;
+  std::optional<Run> recorded;
+  try {
+    recorded = runs_.get(run_id);
+  } catch (const std::exception& error) {
+    spdlog::warn(
+        "schedule {}: cannot tell whether run {} of a claimed time was recorded ({}); "
+        "tried again at the next start",
+        schedule.id, run_id, error.what());
+    return;
+  }
+  if (recorded) {
+    // Recorded: only its link from the schedule was lost.
+    try {
+      std::lock_guard lock(mutex_);
+      settle_firing_locked(schedule.id, run_id, true);
+    } catch (const std::exception& error) {
+      spdlog::warn("schedule {}: its last run stays unset until the next start: {}", schedule.id,
+                   error.what());
+    }
+    return;
+  }
+  spdlog::warn("schedule {}: {}; starting that run ({}) now", schedule.id, why, run_id);
+  start_claimed(schedule, run_id);
 }
 
 // Starts the run of a claimed time (or skips it, as the overlap says), links
@@ -208,6 +221,7 @@ void Scheduler::refresh() {
     changes = refresh_locked(store_.list_schedules());
   }
   publish_all(changes);
+  take_over_firings();
 }
 
 std::vector<std::pair<ScheduleEventKind, Schedule>> Scheduler::refresh_locked(

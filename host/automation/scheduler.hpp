@@ -26,6 +26,7 @@
 #include <optional>
 #include <stdexcept>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "automation/cron.hpp"
@@ -85,7 +86,9 @@ class Scheduler {
   void stop();
 
   // Re-reads every schedule from a shared store (other hosts' changes) and
-  // moves the due queue to match; does nothing on a single-host store.
+  // moves the due queue to match, then finishes the times that hosts which
+  // stopped heartbeating claimed and did not record a run for (the store
+  // gives each to one host); does nothing on a single-host store.
   void refresh();
 
   std::uint64_t scheduled_starts() const { return scheduled_starts_.load(); }
@@ -110,6 +113,8 @@ class Scheduler {
   void fire(const std::string& id);
   void load_locked(Timestamp now);  // the store's schedules into entries_, queued
   void recover_firings();
+  void take_over_firings();
+  void finish_firing(const Schedule& schedule, std::string_view why);
   void start_claimed(Schedule schedule, const std::string& run_id);
   void settle_firing_locked(const std::string& id, const std::string& run_id, bool linked);
   Run start_run(const Schedule& schedule, std::optional<std::string> instance_id = std::nullopt);

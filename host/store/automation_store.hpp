@@ -60,6 +60,16 @@ class AutomationStore {
   // Clears the firing mark naming `run_id` (the time was skipped, or its
   // run could not be started).
   virtual void clear_schedule_firing(const std::string& id, const std::string& run_id) = 0;
+  // A shared store: the firing marks of hosts that have not heartbeated for
+  // a host lease (they died or stopped between a claim and its run, and did
+  // not come back) become `host`'s, which is to finish them; each mark goes
+  // to one host, and a host that comes back meanwhile keeps its own. The
+  // schedules as stored after the move. A single-host store has none to
+  // give: its host finishes its own marks when it starts.
+  virtual std::vector<Schedule> adopt_schedule_firings(const std::string& host) {
+    (void)host;
+    return {};
+  }
 
   // ---- retries waiting for their time ----
   // Keeps the first one for a failed run (a second finished event, or the

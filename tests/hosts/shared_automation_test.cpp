@@ -162,6 +162,39 @@ TEST_F(SharedHostsTest, ATimeClaimedByAHostThatStoppedIsStartedByThatHostWhenItC
   EXPECT_EQ(count_runs(back, of_schedule), 1u);
 }
 
+TEST_F(SharedHostsTest, ATimeClaimedByAHostThatNeverComesBackIsStartedByAnotherAfterItsLease) {
+  add_host(automated("first"));
+  SharedHostSettings short_lease = automated("second");
+  short_lease.lease = 1500ms;
+  SharedHost& second = add_host(short_lease);
+  ScheduleInput input;
+  input.agent_id = "installed:echo";
+  input.task = "from the claimed time";
+  input.cron = "0 3 1 1 *";  // far away: the test claims the time itself
+  const Schedule schedule = second.host().automation().schedules().create(input);
+  AutomationStore& store = second.host().automation().store();
+  const std::optional<Schedule> stored = store.get_schedule(schedule.id);
+  ASSERT_TRUE(stored && stored->next_run_at);
+  const std::string run_id = generate_uuid();
+  ASSERT_TRUE(store.claim_schedule_time(schedule.id, stored->next_run_at,
+                                        *stored->next_run_at + 24h * 365, run_id, "first"));
+  hosts_.erase(hosts_.begin());  // "first" stops without having started it, for good
+
+  ASSERT_TRUE(testing::wait_until([&] { return second.runs().get(run_id).has_value(); }, 30s, 20ms))
+      << "the time claimed by the host that left was not started";
+  const auto run = second.runs().get(run_id);
+  EXPECT_EQ(run->schedule_id, std::optional<std::string>(schedule.id));
+  EXPECT_EQ(run->task, std::optional<std::string>("from the claimed time"));
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        const auto now = store.get_schedule(schedule.id);
+        return now && now->last_run_id == std::optional<std::string>(run_id) && !now->firing_run_id;
+      },
+      20s, 20ms));
+  const auto of_schedule = [&](const nightshift::Run& r) { return r.schedule_id == schedule.id; };
+  EXPECT_EQ(count_runs(second, of_schedule), 1u);
+}
+
 TEST_F(SharedHostsTest, AFailedRunIsRetriedOnceAcrossTheHosts) {
   constexpr int kRuns = 6;
   SharedHost& first = add_host(automated("first"));

@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <atomic>
+#include <map>
 #include <thread>
 
 #include "postgres_environment.hpp"
@@ -74,6 +75,85 @@ TEST_F(PgAutomationStoreTest, ManyHostsRacingForOneTimeLetOneWinEachTime) {
       }
     }
     ASSERT_EQ(wins.load(), 1) << "time " << time;
+    due += 1min;
+  }
+}
+
+// The hosts table as the run stores of other hosts would have written it:
+// `name` last heartbeated `ago_ms` before the database's now.
+void put_host(const std::string& database, const std::string& name, long ago_ms) {
+  test_postgres().execute(
+      "INSERT INTO hosts (name, incarnation, started_at, last_seen_at, stopped, version) "
+      "VALUES ('" +
+          name + "', 'test', 0, (extract(epoch from clock_timestamp()) * 1000)::bigint - " +
+          std::to_string(ago_ms) +
+          ", false, 'test') "
+          "ON CONFLICT (name) DO UPDATE SET last_seen_at = excluded.last_seen_at",
+      database);
+}
+
+TEST_F(PgAutomationStoreTest, AClaimedTimeOfAHostGoneForALeaseMovesToOneLivingHost) {
+  put_host(fixture_.database(), "gone", 3600000);
+  put_host(fixture_.database(), "back", 3600000);
+  put_host(fixture_.database(), "alive", 0);
+  put_host(fixture_.database(), "a", 0);
+  auto a = host("a");
+  auto b = host("b");
+  const Timestamp due = now_ms();
+  std::map<std::string, Schedule> by_host;
+  for (const std::string name : {"gone", "back", "alive", "a"}) {
+    Schedule s = schedule_due_at(due);
+    a->put_schedule(s);
+    ASSERT_TRUE(a->claim_schedule_time(s.id, due, due + 5min, "run-of-" + name, name));
+    by_host.emplace(name, s);
+  }
+  // "back" heartbeats again before anyone moves its mark: it keeps it.
+  put_host(fixture_.database(), "back", 0);
+
+  const std::vector<Schedule> adopted = a->adopt_schedule_firings("a");
+  ASSERT_EQ(adopted.size(), 1u);
+  EXPECT_EQ(adopted[0].id, by_host.at("gone").id);
+  EXPECT_EQ(adopted[0].firing_run_id, std::optional<std::string>("run-of-gone"));
+  EXPECT_EQ(adopted[0].firing_host, std::optional<std::string>("a"));
+  EXPECT_EQ(adopted[0].next_run_at, std::optional<Timestamp>(due + 5min));
+  EXPECT_TRUE(b->adopt_schedule_firings("b").empty()) << "the mark is a's now, and a is alive";
+  for (const std::string name : {"back", "alive", "a"}) {
+    const auto stored = b->get_schedule(by_host.at(name).id);
+    ASSERT_TRUE(stored);
+    EXPECT_EQ(stored->firing_host, std::optional<std::string>(name)) << name;
+    EXPECT_EQ(stored->firing_run_id, std::optional<std::string>("run-of-" + name)) << name;
+  }
+  // Linking the run clears the mark, whoever holds it.
+  a->set_schedule_last_run(by_host.at("gone").id, "run-of-gone");
+  EXPECT_FALSE(a->get_schedule(by_host.at("gone").id)->firing_run_id);
+}
+
+TEST_F(PgAutomationStoreTest, ManyHostsTakingOverTheSameGoneHostsTimeLetOneHaveIt) {
+  constexpr int kHosts = 6;
+  constexpr int kTimes = 10;
+  std::vector<std::unique_ptr<PgAutomationStore>> hosts;
+  for (int i = 0; i < kHosts; ++i) hosts.push_back(host("h" + std::to_string(i)));
+  put_host(fixture_.database(), "gone", 3600000);
+  Timestamp due = now_ms();
+  const Schedule s = schedule_due_at(due);
+  hosts[0]->put_schedule(s);
+  for (int time = 0; time < kTimes; ++time) {
+    ASSERT_TRUE(hosts[0]->claim_schedule_time(s.id, due, due + 1min, "run-" + std::to_string(time),
+                                              "gone"));
+    std::atomic<int> takers{0};
+    {
+      std::vector<std::jthread> racers;
+      for (int i = 0; i < kHosts; ++i) {
+        racers.emplace_back([&, i] {
+          if (!hosts[static_cast<std::size_t>(i)]
+                   ->adopt_schedule_firings("h" + std::to_string(i))
+                   .empty()) {
+            ++takers;
+          }
+        });
+      }
+    }
+    ASSERT_EQ(takers.load(), 1) << "time " << time;
     due += 1min;
   }
 }

@@ -13,7 +13,7 @@ nightshift_postgresql_open_store(const nightshift::StoreLocation& location) {
 
 extern "C" __attribute__((visibility("default"))) nightshift::AutomationStore*
 nightshift_postgresql_open_automation_store(const nightshift::StoreLocation& location) {
-  return new nightshift::PgAutomationStore(location.uri, location.host_name);
+  return new nightshift::PgAutomationStore(location.uri, location.host_name, location.host_lease);
 }
 
 // Checked against the types the host calls them through.

@@ -133,8 +133,11 @@ std::string hold_ms(std::chrono::milliseconds hold) {
 
 }  // namespace
 
-PgAutomationStore::PgAutomationStore(const std::string& conninfo, std::string host_name)
-    : host_name_(std::move(host_name)), conn_(std::make_unique<pg::Connection>(conninfo)) {
+PgAutomationStore::PgAutomationStore(const std::string& conninfo, std::string host_name,
+                                     std::chrono::milliseconds host_lease)
+    : host_name_(std::move(host_name)),
+      host_lease_(host_lease),
+      conn_(std::make_unique<pg::Connection>(conninfo)) {
   const pg::Result tables = conn_->exec(
       "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() AND "
       "tablename IN ('schedules', 'webhooks', 'deliveries', 'pending_retries')");
@@ -229,6 +232,43 @@ void PgAutomationStore::clear_schedule_firing(const std::string& id, const std::
       "UPDATE schedules SET firing_run_id = NULL, firing_host = NULL "
       "WHERE id = $1 AND firing_run_id = $2",
       {id, run_id});
+}
+
+std::vector<Schedule> PgAutomationStore::adopt_schedule_firings(const std::string& host) {
+  // The database's clock, as the heartbeats are written (the run store).
+  static const std::string gone =
+      "last_seen_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - $2";
+  const std::string lease = std::to_string(host_lease_.count());
+  std::lock_guard lock(mutex_);
+  const pg::Result marked = exec(
+      "SELECT s.id, s.firing_run_id, s.firing_host FROM schedules s "
+      "JOIN hosts ON hosts.name = s.firing_host "
+      "WHERE s.firing_run_id IS NOT NULL AND s.firing_host <> $1 AND hosts." +
+          gone,
+      {host, lease});
+  std::vector<Schedule> adopted;
+  for (int row = 0; row < marked.rows(); ++row) {
+    const std::string id = marked.string(row, 0);
+    const std::string run_id = marked.string(row, 1);
+    const std::string from = marked.string(row, 2);
+    pg::Transaction transaction(*conn_);
+    // The gone host's row is locked first: a host of that name coming back
+    // meanwhile registers (refreshing the row) either after this move, and
+    // then finds its mark moved, or before it, and then keeps its mark.
+    if (conn_->exec("SELECT 1 FROM hosts WHERE name = $1 AND " + gone + " FOR SHARE", {from, lease})
+            .rows() == 0) {
+      continue;
+    }
+    // Compare and set: of several hosts adopting at once, one moves it.
+    const pg::Result moved = conn_->exec(
+        "UPDATE schedules SET firing_host = $4 WHERE id = $1 AND firing_run_id = $2 "
+        "AND firing_host = $3 RETURNING " +
+            std::string(kScheduleColumns),
+        {id, run_id, from, host});
+    transaction.commit();
+    if (moved.rows() == 1) adopted.push_back(read_schedule(moved, 0));
+  }
+  return adopted;
 }
 
 // ---- pending retries ----

@@ -3,7 +3,9 @@
 // of schema step 2, applied when the run store opens), so that they are one
 // set whichever host is asked, and each piece of due work is claimed by
 // exactly one host:
-//   - a schedule's firing: compare and set of its next time;
+//   - a schedule's firing: compare and set of its next time, which also
+//     marks the run the claiming host will start; a mark left by a host that
+//     stopped heartbeating for a host lease is moved to one living host;
 //   - a waiting retry: marked taken by one host, then started (the row
 //     stays as a marker, so that a host that sees the failure late cannot
 //     queue it again; started rows are deleted a day later); one taken by a
@@ -19,6 +21,7 @@
 // store's one connection (automation writes are few and small).
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -31,8 +34,10 @@ namespace nightshift {
 class PgAutomationStore final : public AutomationStore {
  public:
   // Connects to `conninfo` as the host `host_name`. The tables must exist
-  // (the run store migrates first); throws naming what to fix.
-  PgAutomationStore(const std::string& conninfo, std::string host_name);
+  // (the run store migrates first); throws naming what to fix. A host whose
+  // heartbeat is older than `host_lease` is gone (adopt_schedule_firings).
+  PgAutomationStore(const std::string& conninfo, std::string host_name,
+                    std::chrono::milliseconds host_lease = std::chrono::seconds(30));
   ~PgAutomationStore() override;
   PgAutomationStore(const PgAutomationStore&) = delete;
   PgAutomationStore& operator=(const PgAutomationStore&) = delete;
@@ -49,6 +54,7 @@ class PgAutomationStore final : public AutomationStore {
                                               const std::string& firing_host) override;
   void set_schedule_last_run(const std::string& id, const std::string& run_id) override;
   void clear_schedule_firing(const std::string& id, const std::string& run_id) override;
+  std::vector<Schedule> adopt_schedule_firings(const std::string& host) override;
 
   void add_pending_retry(const PendingRetry& retry) override;
   std::vector<PendingRetry> list_pending_retries() const override;
@@ -75,6 +81,7 @@ class PgAutomationStore final : public AutomationStore {
   pg::Result exec(const std::string& sql, const std::vector<pg::Param>& params = {}) const;
 
   const std::string host_name_;
+  const std::chrono::milliseconds host_lease_;
   mutable std::mutex mutex_;  // guards conn_
   std::unique_ptr<pg::Connection> conn_;
 };
