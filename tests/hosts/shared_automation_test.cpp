@@ -124,75 +124,89 @@ TEST_F(SharedHostsTest, EachScheduleTimeStartsOneRunAcrossTheHosts) {
   EXPECT_EQ(run->schedule_id, schedule.id);
 }
 
+// A schedule (of an echo, with `task`) made on `host`, whose far-away time
+// the test claims for the host `claimer` as its scheduler would: the claim
+// names the run it will start.
+struct ClaimedTime {
+  Schedule schedule;
+  std::string run_id;
+};
+
+void claim_a_time(SharedHost& host, const std::string& claimer, std::optional<std::string> task,
+                  ClaimedTime* claimed) {
+  ScheduleInput input;
+  input.agent_id = "installed:echo";
+  input.task = std::move(task);
+  input.cron = "0 3 1 1 *";  // far away: no scheduler fires it during the test
+  claimed->schedule = host.host().automation().schedules().create(input);
+  AutomationStore& store = host.host().automation().store();
+  const std::optional<Schedule> stored = store.get_schedule(claimed->schedule.id);
+  ASSERT_TRUE(stored && stored->next_run_at);
+  claimed->run_id = generate_uuid();
+  ASSERT_TRUE(store.claim_schedule_time(claimed->schedule.id, stored->next_run_at,
+                                        *stored->next_run_at + 24h * 365, claimed->run_id,
+                                        claimer));
+}
+
+// Waits until `host` has the claimed time's run, of the schedule, and the
+// schedule links it with its firing mark cleared; then checks that the
+// schedule has that one run.
+void expect_the_claimed_run(SharedHost& host, const ClaimedTime& claimed) {
+  ASSERT_TRUE(
+      testing::wait_until([&] { return host.runs().get(claimed.run_id).has_value(); }, 30s, 20ms))
+      << "the claimed time's run was not started";
+  EXPECT_EQ(host.runs().get(claimed.run_id)->schedule_id,
+            std::optional<std::string>(claimed.schedule.id));
+  AutomationStore& store = host.host().automation().store();
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        const auto now = store.get_schedule(claimed.schedule.id);
+        return now && now->last_run_id == std::optional<std::string>(claimed.run_id) &&
+               !now->firing_run_id;
+      },
+      20s, 20ms));
+  const auto of_schedule = [&](const nightshift::Run& r) {
+    return r.schedule_id == claimed.schedule.id;
+  };
+  EXPECT_EQ(count_runs(host, of_schedule), 1u);
+}
+
 // A host claimed a time and stopped before recording its run: the claim
 // named the run and the host, so the other hosts leave it, and the host
 // starts that run when it comes back.
 TEST_F(SharedHostsTest, ATimeClaimedByAHostThatStoppedIsStartedByThatHostWhenItComesBack) {
   add_host(automated("first"));
   SharedHost& second = add_host(automated("second"));
-  ScheduleInput input;
-  input.agent_id = "installed:echo";
-  input.cron = "0 3 1 1 *";  // far away: the test claims the time itself
-  const Schedule schedule = second.host().automation().schedules().create(input);
-  AutomationStore& store = second.host().automation().store();
-  const std::optional<Schedule> stored = store.get_schedule(schedule.id);
-  ASSERT_TRUE(stored && stored->next_run_at);
-  const std::string run_id = generate_uuid();
-  ASSERT_TRUE(store.claim_schedule_time(schedule.id, stored->next_run_at,
-                                        *stored->next_run_at + 24h * 365, run_id, "first"));
+  ClaimedTime claimed;
+  ASSERT_NO_FATAL_FAILURE(claim_a_time(second, "first", std::nullopt, &claimed));
   hosts_.erase(hosts_.begin());  // "first" stops without having started it
 
-  // A host starting meanwhile does not take another host's claim.
+  // A host starting meanwhile does not take another host's claim (its lease
+  // has not passed).
   SharedHost& third = add_host(automated("third"));
-  EXPECT_FALSE(testing::wait_until([&] { return third.runs().get(run_id).has_value(); }, 1s, 50ms));
-  EXPECT_EQ(store.get_schedule(schedule.id)->firing_run_id, std::optional<std::string>(run_id));
+  EXPECT_FALSE(
+      testing::wait_until([&] { return third.runs().get(claimed.run_id).has_value(); }, 1s, 50ms));
+  EXPECT_EQ(third.host().automation().store().get_schedule(claimed.schedule.id)->firing_run_id,
+            std::optional<std::string>(claimed.run_id));
 
   SharedHost& back = add_host(automated("first"));
-  ASSERT_TRUE(testing::wait_until([&] { return second.runs().get(run_id).has_value(); }, 20s, 20ms))
-      << "the claimed time's run was not started by its host";
-  const auto run = second.runs().get(run_id);
-  EXPECT_EQ(run->schedule_id, std::optional<std::string>(schedule.id));
-  ASSERT_TRUE(testing::wait_until(
-      [&] {
-        const auto now = store.get_schedule(schedule.id);
-        return now && now->last_run_id == std::optional<std::string>(run_id) && !now->firing_run_id;
-      },
-      20s, 20ms));
-  const auto of_schedule = [&](const nightshift::Run& r) { return r.schedule_id == schedule.id; };
-  EXPECT_EQ(count_runs(back, of_schedule), 1u);
+  expect_the_claimed_run(back, claimed);
 }
 
+// The same host never comes back: once it has not heartbeated for a host
+// lease, another host takes the claim over and starts the run.
 TEST_F(SharedHostsTest, ATimeClaimedByAHostThatNeverComesBackIsStartedByAnotherAfterItsLease) {
   add_host(automated("first"));
   SharedHostSettings short_lease = automated("second");
   short_lease.lease = 1500ms;
   SharedHost& second = add_host(short_lease);
-  ScheduleInput input;
-  input.agent_id = "installed:echo";
-  input.task = "from the claimed time";
-  input.cron = "0 3 1 1 *";  // far away: the test claims the time itself
-  const Schedule schedule = second.host().automation().schedules().create(input);
-  AutomationStore& store = second.host().automation().store();
-  const std::optional<Schedule> stored = store.get_schedule(schedule.id);
-  ASSERT_TRUE(stored && stored->next_run_at);
-  const std::string run_id = generate_uuid();
-  ASSERT_TRUE(store.claim_schedule_time(schedule.id, stored->next_run_at,
-                                        *stored->next_run_at + 24h * 365, run_id, "first"));
+  ClaimedTime claimed;
+  ASSERT_NO_FATAL_FAILURE(claim_a_time(second, "first", "from the claimed time", &claimed));
   hosts_.erase(hosts_.begin());  // "first" stops without having started it, for good
 
-  ASSERT_TRUE(testing::wait_until([&] { return second.runs().get(run_id).has_value(); }, 30s, 20ms))
-      << "the time claimed by the host that left was not started";
-  const auto run = second.runs().get(run_id);
-  EXPECT_EQ(run->schedule_id, std::optional<std::string>(schedule.id));
-  EXPECT_EQ(run->task, std::optional<std::string>("from the claimed time"));
-  ASSERT_TRUE(testing::wait_until(
-      [&] {
-        const auto now = store.get_schedule(schedule.id);
-        return now && now->last_run_id == std::optional<std::string>(run_id) && !now->firing_run_id;
-      },
-      20s, 20ms));
-  const auto of_schedule = [&](const nightshift::Run& r) { return r.schedule_id == schedule.id; };
-  EXPECT_EQ(count_runs(second, of_schedule), 1u);
+  expect_the_claimed_run(second, claimed);
+  EXPECT_EQ(second.runs().get(claimed.run_id)->task,
+            std::optional<std::string>("from the claimed time"));
 }
 
 TEST_F(SharedHostsTest, AFailedRunIsRetriedOnceAcrossTheHosts) {
