@@ -349,7 +349,8 @@ void add_serve_command(CLI::App& app, int& exit_code) {
   command
       ->add_option("--host-lease", options->host_lease_seconds,
                    "seconds without a heartbeat after which the other hosts of a shared store "
-                   "fail this host's active runs as interrupted")
+                   "fail this host's active runs as interrupted and start the schedule "
+                   "times it claimed without starting their runs")
       ->capture_default_str()
       ->check(CLI::Range(1.0, 3600.0));
   command->add_option("--log-level", options->log_level, "trace, debug, info, warn, error")
