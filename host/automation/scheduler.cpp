@@ -2,6 +2,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include <algorithm>
+
 namespace nightshift {
 
 namespace {
@@ -214,14 +216,21 @@ void Scheduler::stop() {
 void Scheduler::refresh() {
   if (!store_.shared()) return;
   std::vector<std::pair<ScheduleEventKind, Schedule>> changes;
+  bool others_marked = false;
   {
     // The store is read under the lock, as this host's own writes are
     // made: a schedule created here meanwhile is never taken for deleted.
     std::lock_guard lock(mutex_);
-    changes = refresh_locked(store_.list_schedules());
+    std::vector<Schedule> stored = store_.list_schedules();
+    // Only a mark of another host can be one to take over: without one, no
+    // query for hosts that stopped heartbeating.
+    others_marked = std::any_of(stored.begin(), stored.end(), [&](const Schedule& s) {
+      return s.firing_run_id && s.firing_host != runs_.host_name();
+    });
+    changes = refresh_locked(std::move(stored));
   }
   publish_all(changes);
-  take_over_firings();
+  if (others_marked) take_over_firings();
 }
 
 std::vector<std::pair<ScheduleEventKind, Schedule>> Scheduler::refresh_locked(

@@ -66,10 +66,7 @@ class AutomationStore {
   // to one host, and a host that comes back meanwhile keeps its own. The
   // schedules as stored after the move. A single-host store has none to
   // give: its host finishes its own marks when it starts.
-  virtual std::vector<Schedule> adopt_schedule_firings(const std::string& host) {
-    (void)host;
-    return {};
-  }
+  virtual std::vector<Schedule> adopt_schedule_firings(const std::string& /*host*/) { return {}; }
 
   // ---- retries waiting for their time ----
   // Keeps the first one for a failed run (a second finished event, or the

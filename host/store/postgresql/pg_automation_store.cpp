@@ -235,9 +235,8 @@ void PgAutomationStore::clear_schedule_firing(const std::string& id, const std::
 }
 
 std::vector<Schedule> PgAutomationStore::adopt_schedule_firings(const std::string& host) {
-  // The database's clock, as the heartbeats are written (the run store).
-  static const std::string gone =
-      "last_seen_at < (extract(epoch from clock_timestamp()) * 1000)::bigint - $2";
+  // Gone: no heartbeat (the run store's) for a lease, on the database's clock.
+  const std::string gone = std::string("last_seen_at < ") + pg::kDbNowMs + " - $2";
   const std::string lease = std::to_string(host_lease_.count());
   std::lock_guard lock(mutex_);
   const pg::Result marked = exec(

@@ -141,4 +141,8 @@ std::string text_array(const std::vector<Param>& values);
 // The connection string without its password, for messages.
 std::string redact(const std::string& conninfo);
 
+// The database's clock in Unix milliseconds, as SQL: heartbeats and leases
+// are measured on it, so hosts with skewed clocks still agree.
+inline constexpr const char* kDbNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+
 }  // namespace nightshift::pg

@@ -25,9 +25,7 @@ constexpr std::size_t kMaxHistoryLimit = 500;
 constexpr std::int64_t kPruneChunkRuns = 256;
 constexpr std::uint64_t kPruneChunkLogEntries = 200000;
 
-// The database's clock in Unix milliseconds: heartbeats and leases are
-// measured on it, so hosts with skewed clocks still agree.
-constexpr const char* kDbNowMs = "(extract(epoch from clock_timestamp()) * 1000)::bigint";
+using pg::kDbNowMs;
 
 // The channels: what changed (payload: the writing host's name, then one
 // line per change), a run joined the queue, a request for a host (payload:
