@@ -158,6 +158,26 @@ TEST(SleepAgent, FailWithFailsWithThatMessageAtTheEnd) {
   EXPECT_FALSE(outcome.result_json.has_value());
 }
 
+// The params are parsed in a small buffer on the stack first: params far
+// past it (a long message, many extra params, nesting) parse the same.
+TEST(SleepAgent, ParamsLargerThanItsParseBufferParseTheSame) {
+  const std::string message(5000, 'x');
+  json::object params{{"instructions", ""}, {"seconds", 0.05}, {"failWith", message}};
+  json::value nested = json::array{};
+  for (int depth = 0; depth < 30; ++depth)
+    nested = json::array{nested};  // within the default limit of 32
+  params["deep"] = nested;
+  for (int i = 0; i < 100; ++i) params["extra" + std::to_string(i)] = std::string(40, 'y');
+  const auto outcome = run(NIGHTSHIFT_TEST_SLEEP, "", json::serialize(params));
+  EXPECT_EQ(outcome.return_code, NIGHTSHIFT_RUN_FAILED);
+  EXPECT_EQ(outcome.error, message);
+  EXPECT_EQ(messages(outcome.logs), (std::vector<std::string>{"tick 1/1"}));
+
+  const auto bad = run(NIGHTSHIFT_TEST_SLEEP, "", R"({"seconds": 1, "failWith": )");
+  EXPECT_EQ(bad.return_code, NIGHTSHIFT_RUN_FAILED);
+  EXPECT_EQ(bad.error, "sleep: the params are not a JSON object");
+}
+
 TEST(SleepAgent, EmptyFailWithCompletes) {
   const auto outcome =
       run(NIGHTSHIFT_TEST_SLEEP, "", R"({"instructions":"","seconds":0,"failWith":""})");
