@@ -2,6 +2,7 @@
 // and webhooks are one set whichever host is asked, and each schedule time,
 // retry and webhook delivery is acted on by exactly one host while every
 // host runs its scheduler, retrier and webhook dispatcher.
+#include <algorithm>
 #include <map>
 #include <set>
 
@@ -254,6 +255,41 @@ TEST_F(SharedHostsTest, AFailedRunIsRetriedOnceAcrossTheHosts) {
   EXPECT_EQ(first.host().automation().stats().retries_started +
                 second.host().automation().stats().retries_started,
             static_cast<std::uint64_t>(kRuns));
+}
+
+// A host took a retry and stopped for good before starting it: once that
+// host has not heartbeated for a host lease, another host starts the retry
+// (not ten minutes later, when a taken retry is free for anyone).
+TEST_F(SharedHostsTest, ARetryTakenByAHostThatNeverComesBackIsStartedByAnotherAfterItsLease) {
+  SharedHost& first = add_host(automated("first"));
+  SharedHostSettings short_lease = automated("second");
+  short_lease.lease = 1500ms;
+  SharedHost& second = add_host(short_lease);
+  PendingRetry retry;
+  retry.failed_run_id = generate_uuid();
+  retry.attempt = 2;
+  retry.agent_id = "installed:echo";
+  retry.task = "the retry a host took";
+  retry.due_at = now_ms() + 3s;  // after "first" has stopped
+  second.host().automation().store().add_pending_retry(retry);
+  ASSERT_TRUE(first.host().automation().store().take_pending_retry(retry.failed_run_id));
+  hosts_.erase(hosts_.begin());  // "first" stops without having started it, for good
+
+  const auto retries = [&] {
+    return count_runs(
+        second, [&](const nightshift::Run& run) { return run.retry_of == retry.failed_run_id; });
+  };
+  ASSERT_TRUE(testing::wait_until([&] { return retries() >= 1; }, 30s, 20ms))
+      << "the taken retry was not started";
+  EXPECT_EQ(retries(), 1u);
+  const auto started = testing::every_run(second.runs());
+  const auto run = std::find_if(started.begin(), started.end(), [&](const nightshift::Run& r) {
+    return r.retry_of == retry.failed_run_id;
+  });
+  ASSERT_NE(run, started.end());
+  EXPECT_EQ(run->attempt, 2u);
+  EXPECT_EQ(run->task, retry.task);
+  EXPECT_EQ(run->host, std::optional<std::string>("second"));
 }
 
 TEST_F(SharedHostsTest, AWebhookIsDeliveredOncePerEventWhileTwoHostsRun) {

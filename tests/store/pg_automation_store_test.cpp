@@ -194,6 +194,36 @@ TEST_F(PgAutomationStoreTest, AWaitingRetryIsTakenByOneHostAndNeverQueuedAgain) 
   EXPECT_TRUE(b->take_pending_retry("failed-2"));
 }
 
+// A retry taken by a host that then stopped heartbeating for a host lease is
+// not left for ten minutes: the other hosts (which have failed that host's
+// runs by then) take it over, as they take over its claimed schedule times.
+// One taken by a host that still heartbeats stays its own.
+TEST_F(PgAutomationStoreTest, ARetryTakenByAHostGoneForALeaseIsTakenByOneOtherHost) {
+  put_host(fixture_.database(), "gone", 3600000);
+  put_host(fixture_.database(), "alive", 0);
+  auto gone = host("gone");
+  auto alive = host("alive");
+  auto b = host("b");
+  auto c = host("c");
+  PendingRetry retry;
+  retry.due_at = now_ms();
+  retry.agent_id = "installed:echo";
+  for (const std::string id : {"taken-by-gone", "taken-by-alive"}) {
+    retry.failed_run_id = id;
+    b->add_pending_retry(retry);
+  }
+  ASSERT_TRUE(gone->take_pending_retry("taken-by-gone"));
+  ASSERT_TRUE(alive->take_pending_retry("taken-by-alive"));
+
+  const std::vector<PendingRetry> waiting = b->list_pending_retries();
+  ASSERT_EQ(waiting.size(), 1u);
+  EXPECT_EQ(waiting[0].failed_run_id, "taken-by-gone");
+  EXPECT_FALSE(b->take_pending_retry("taken-by-alive")) << "its taker still heartbeats";
+  EXPECT_TRUE(b->take_pending_retry("taken-by-gone"));
+  EXPECT_FALSE(c->take_pending_retry("taken-by-gone")) << "b has it now, and b is not gone";
+  EXPECT_TRUE(c->list_pending_retries().empty());
+}
+
 TEST_F(PgAutomationStoreTest, ADeliveryIsMadeOnceAndHeldByTheHostThatMadeIt) {
   auto a = host("a");
   auto b = host("b");

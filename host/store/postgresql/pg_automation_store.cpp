@@ -21,8 +21,22 @@ namespace {
 // failure later cannot queue it again), then is deleted.
 constexpr std::chrono::hours kStartedRetryKept{24};
 // A retry taken and neither started nor released for this long was taken by
-// a host that died (a start takes seconds): any host may take it again.
+// a host that died (a start takes seconds): any host may take it again. A
+// host that stopped heartbeating for a host lease gives up its retries
+// sooner (taken_by_a_gone_host).
 constexpr std::chrono::minutes kTakenRetryLease{10};
+
+// A host row whose host has not heartbeated (the run store's heartbeat) for
+// the host lease, in milliseconds as parameter $`lease`, on the database's
+// clock: the other hosts have failed its runs, and take over its claims.
+std::string gone_for_lease(int lease) {
+  return std::string("last_seen_at < ") + pg::kDbNowMs + " - $" + std::to_string(lease);
+}
+
+// A retry taken by a host gone for the lease ($`lease`).
+std::string taken_by_a_gone_host(int lease) {
+  return "taken_by IN (SELECT name FROM hosts WHERE " + gone_for_lease(lease) + ")";
+}
 
 pg::Param text_param(const std::optional<std::string>& text) {
   return text;
@@ -235,8 +249,7 @@ void PgAutomationStore::clear_schedule_firing(const std::string& id, const std::
 }
 
 std::vector<Schedule> PgAutomationStore::adopt_schedule_firings(const std::string& host) {
-  // Gone: no heartbeat (the run store's) for a lease, on the database's clock.
-  const std::string gone = std::string("last_seen_at < ") + pg::kDbNowMs + " - $2";
+  const std::string gone = gone_for_lease(2);
   const std::string lease = std::to_string(host_lease_.count());
   std::lock_guard lock(mutex_);
   const pg::Result marked = exec(
@@ -285,9 +298,10 @@ std::vector<PendingRetry> PgAutomationStore::list_pending_retries() const {
   std::lock_guard lock(mutex_);
   const pg::Result r =
       exec(std::string("SELECT ") + kRetryColumns +
-               " FROM pending_retries WHERE NOT started AND (taken_by IS NULL OR taken_at < $1) "
-               "ORDER BY due_at",
-           {ms_param(now_ms() - kTakenRetryLease)});
+               " FROM pending_retries WHERE NOT started AND (taken_by IS NULL OR taken_at < $1 "
+               "OR " +
+               taken_by_a_gone_host(2) + ") ORDER BY due_at",
+           {ms_param(now_ms() - kTakenRetryLease), std::to_string(host_lease_.count())});
   std::vector<PendingRetry> out;
   out.reserve(static_cast<std::size_t>(r.rows()));
   for (int row = 0; row < r.rows(); ++row) out.push_back(read_retry(r, row));
@@ -301,9 +315,11 @@ std::optional<PendingRetry> PgAutomationStore::take_pending_retry(
   const pg::Result r =
       exec(std::string("UPDATE pending_retries SET taken_by = $2, taken_at = $3 "
                        "WHERE failed_run_id = $1 AND NOT started "
-                       "AND (taken_by IS NULL OR taken_by = $2 OR taken_at < $4) RETURNING ") +
-               kRetryColumns + ", EXISTS (SELECT 1 FROM runs WHERE retry_of = $1) AS run_exists",
-           {failed_run_id, host_name_, ms_param(now), ms_param(now - kTakenRetryLease)});
+                       "AND (taken_by IS NULL OR taken_by = $2 OR taken_at < $4 OR ") +
+               taken_by_a_gone_host(5) + ") RETURNING " + kRetryColumns +
+               ", EXISTS (SELECT 1 FROM runs WHERE retry_of = $1) AS run_exists",
+           {failed_run_id, host_name_, ms_param(now), ms_param(now - kTakenRetryLease),
+            std::to_string(host_lease_.count())});
   if (r.rows() == 0) return std::nullopt;
   // A host that died between starting the retry's run and marking the retry
   // started: the run is there, so the retry is marked started now, not

@@ -35,7 +35,8 @@ class PgAutomationStore final : public AutomationStore {
  public:
   // Connects to `conninfo` as the host `host_name`. The tables must exist
   // (the run store migrates first); throws naming what to fix. A host whose
-  // heartbeat is older than `host_lease` is gone (adopt_schedule_firings).
+  // heartbeat is older than `host_lease` is gone: its claimed schedule times
+  // (adopt_schedule_firings) and the retries it took go to other hosts.
   PgAutomationStore(const std::string& conninfo, std::string host_name,
                     std::chrono::milliseconds host_lease = std::chrono::seconds(30));
   ~PgAutomationStore() override;
