@@ -245,25 +245,43 @@ describe('Background Agents panel', () => {
     await narrow.close();
   });
 
-  test('from 800 to 1400 px wide, every run shows its agent\'s whole name and keeps room for its task', async () => {
+  test('from 420 to 1400 px wide, every run shows where it came from and keeps room for its task, and from 600 px its agent\'s whole name', async () => {
     const sized = await browser.context.newPage();
     await sized.goto(`${host.panelUrl}#/background-agents`);
     await waitForConnection(sized, 'live');
     await rowByTask(sized, 'history-list', 'listen for the browser test').waitFor(WAIT);
-    for (const width of [1400, 1200, 1100, 900, 800]) {
+    // A re-run of an ended run: the same agent, task and buttons, and a
+    // "re-run" label, which takes no room from its task.
+    const original = (await host.api('GET', '/background-agents')).history
+      .find((run) => run.task === 'nap for the browser test');
+    assert.ok(original, 'the nap is in History');
+    const rerun = await host.api('POST', `/background-agents/${original.instanceId}/rerun`, {});
+    await host.api('POST', `/background-agents/${rerun.instanceId}/stop`);
+    const rerunRow = sized.locator(`[data-testid="history-list"] [data-run-id="${rerun.instanceId}"]`);
+    await rerunRow.getByTestId('run-origin').filter({hasText: 're-run'}).waitFor(WAIT);
+    for (const width of [1400, 1200, 1100, 900, 800, 600, 420]) {
       await sized.setViewportSize({width, height: 800});
       const rows = await sized.getByTestId('run-row').evaluateAll((nodes) => nodes.map((row) => {
         const name = row.querySelector('[data-testid="run-agent"]');
         const task = row.querySelector('.task');
-        return {agent: name.textContent, nameCut: name.scrollWidth > name.clientWidth,
+        const origin = row.querySelector('[data-testid="run-origin"]');
+        const originCut = !origin.hidden &&
+          origin.getBoundingClientRect().right > row.querySelector('.agent').getBoundingClientRect().right + 0.5;
+        return {id: row.dataset.runId, agent: name.textContent, nameCut: name.scrollWidth > name.clientWidth, originCut,
                 taskWidth: task.getBoundingClientRect().width,
                 columns: getComputedStyle(row.querySelector('.run-summary')).gridTemplateColumns};
       }));
       assert.ok(rows.length >= 3, `${rows.length} rows at ${width} px`);
       for (const row of rows) {
-        assert.ok(!row.nameCut, `'${row.agent}' is cut at ${width} px`);
+        // On a phone a long name may end in an ellipsis (the status and the
+        // buttons share its line); from 600 px on it never does.
+        if (width >= 600) assert.ok(!row.nameCut, `'${row.agent}' is cut at ${width} px`);
+        assert.ok(!row.originCut, `the origin of a '${row.agent}' run is cut at ${width} px`);
         assert.ok(row.taskWidth >= 160, `the task of a '${row.agent}' run is ${row.taskWidth} px wide at ${width} px (${row.columns})`);
       }
+      const widthOf = (id) => rows.find((row) => row.id === id).taskWidth;
+      assert.ok(Math.abs(widthOf(rerun.instanceId) - widthOf(original.instanceId)) < 1,
+        `at ${width} px the re-run's task is ${widthOf(rerun.instanceId)} px wide, its original's ${widthOf(original.instanceId)} px`);
     }
     await screenshot(sized, 'rows-at-800-px');
     await sized.close();

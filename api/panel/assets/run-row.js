@@ -58,11 +58,11 @@ export class RunRow {
     this.element = el('li', {class: 'run', 'data-testid': 'run-row', 'data-run-id': id},
       el('div', {class: 'run-summary', onclick: (event) => this.onSummaryClick(event)},
         this.expandButton, this.statusBadge,
-        el('span', {class: 'agent'}, this.agentName, this.agentKind, this.isolation),
+        el('span', {class: 'agent'}, this.agentName, this.origin, this.agentKind, this.isolation),
         el('span', {class: 'when'}, this.started, el('span', {class: 'sep', 'aria-hidden': 'true'}, '·'), this.duration,
           this.hostSep, this.host),
         this.task, el('span', {class: 'meter'}, this.progress, this.usage),
-        el('span', {class: 'actions'}, this.origin, this.stopButton, this.rerunButton, this.deleteButton)),
+        el('span', {class: 'actions'}, this.stopButton, this.rerunButton, this.deleteButton)),
       this.error, this.logSlot);
     this.update(run);
   }
