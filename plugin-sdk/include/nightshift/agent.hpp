@@ -201,7 +201,7 @@ class RunContext {
 // What the host says about itself when it loads the plugin (SDK 1.1): handed
 // to an agent class's static init(). Copies, so it may be kept.
 struct HostInfo {
-  std::string host_version;  // e.g. "0.1.0"
+  std::string host_version;  // e.g. "1.1.0"
   std::string plugin_path;   // the plugin library's own file (absolute)
   std::uint32_t abi_major = 0;
   std::uint32_t abi_minor = 0;  // the host's ABI minor: what it offers
