@@ -275,18 +275,28 @@ TEST_F(SharedHostsTest, ARetryTakenByAHostThatNeverComesBackIsStartedByAnotherAf
   ASSERT_TRUE(first.host().automation().store().take_pending_retry(retry.failed_run_id));
   hosts_.erase(hosts_.begin());  // "first" stops without having started it, for good
 
-  const auto retries = [&] {
-    return count_runs(
-        second, [&](const nightshift::Run& run) { return run.retry_of == retry.failed_run_id; });
+  const auto retry_run = [&]() -> std::optional<nightshift::Run> {
+    const auto runs = testing::every_run(second.runs());
+    const auto found = std::find_if(runs.begin(), runs.end(), [&](const nightshift::Run& r) {
+      return r.retry_of == retry.failed_run_id;
+    });
+    if (found == runs.end()) return std::nullopt;
+    return *found;
   };
-  ASSERT_TRUE(testing::wait_until([&] { return retries() >= 1; }, 30s, 20ms))
-      << "the taken retry was not started";
-  EXPECT_EQ(retries(), 1u);
-  const auto started = testing::every_run(second.runs());
-  const auto run = std::find_if(started.begin(), started.end(), [&](const nightshift::Run& r) {
-    return r.retry_of == retry.failed_run_id;
-  });
-  ASSERT_NE(run, started.end());
+  // Ended: until a host claims it from the shared queue, it has no host.
+  ASSERT_TRUE(testing::wait_until(
+      [&] {
+        const auto run = retry_run();
+        return run && is_terminal(run->status);
+      },
+      30s, 20ms))
+      << "the taken retry was not started, or did not end";
+  EXPECT_EQ(count_runs(second,
+                       [&](const nightshift::Run& r) { return r.retry_of == retry.failed_run_id; }),
+            1u);
+  const auto run = retry_run();
+  ASSERT_TRUE(run);
+  EXPECT_EQ(run->status, RunStatus::completed);
   EXPECT_EQ(run->attempt, 2u);
   EXPECT_EQ(run->task, retry.task);
   EXPECT_EQ(run->host, std::optional<std::string>("second"));
