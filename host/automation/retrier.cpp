@@ -148,6 +148,7 @@ void Retrier::start_due(const std::string& failed_run_id) {
   request.params = retry->params;
   request.attempt = retry->attempt;
   request.retry_of = retry->failed_run_id;
+  request.instance_id = retry->run_id;
   try {
     const Run run = runs_.start(request);
     started_.fetch_add(1, std::memory_order_relaxed);

@@ -81,6 +81,10 @@ struct PendingRetry {
   std::string agent_id;
   std::optional<std::string> task;
   boost::json::object params;
+  // The id its run gets, chosen when a store shared by several hosts has it
+  // taken (kept by a host that takes it over): a run under that id is
+  // recorded once, whichever hosts start it. Unset: a new id.
+  std::optional<std::string> run_id;
 };
 
 }  // namespace nightshift

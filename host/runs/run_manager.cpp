@@ -356,7 +356,7 @@ void RunManager::Impl::start(StartRequest request, StartCallback done) {
   }
   // The run is durable before anyone hears of it; until then it is hidden
   // (`committed` is false) and nothing else changes its record.
-  writer->submit(UpsertRun{run->record},
+  writer->submit(UpsertRun::first(run->record),
                  [this, run, place, done = std::move(done)](const std::string& error) {
                    on_start_committed(run, place, error, done);
                  });
@@ -981,20 +981,21 @@ void RunManager::Impl::start_shared(StartRequest request, StartCallback done) {
 void RunManager::Impl::submit_queued(StoreWriter& start_writer, const Run& record,
                                      std::optional<std::uint32_t> cap, const StartCallback& done) {
   try {
-    start_writer.submit(UpsertRun{record, cap}, [this, record, done](const std::string& error) {
-      link->queue_place_settled(error.empty());
-      if (!error.empty()) {
-        done(StartOutcome{std::nullopt, std::make_exception_ptr(
-                                            RunError(RunError::Code::store_failed,
-                                                     "the run could not be recorded, so it was not "
-                                                     "started: " +
-                                                         error))});
-        return;
-      }
-      starts.fetch_add(1, std::memory_order_relaxed);
-      done(StartOutcome{record, nullptr});
-      link->wake();
-    });
+    start_writer.submit(
+        UpsertRun::first(record, cap), [this, record, done](const std::string& error) {
+          link->queue_place_settled(error.empty());
+          if (!error.empty()) {
+            done(StartOutcome{std::nullopt, std::make_exception_ptr(RunError(
+                                                RunError::Code::store_failed,
+                                                "the run could not be recorded, so it was not "
+                                                "started: " +
+                                                    error))});
+            return;
+          }
+          starts.fetch_add(1, std::memory_order_relaxed);
+          done(StartOutcome{record, nullptr});
+          link->wake();
+        });
   } catch (...) {
     link->queue_place_settled(false);
     done(StartOutcome{std::nullopt, std::current_exception()});

@@ -4,6 +4,7 @@
 #include <SQLiteCpp/Statement.h>
 #include <SQLiteCpp/Transaction.h>
 #include <fcntl.h>
+#include <sqlite3.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -36,11 +37,15 @@ std::string run_select(const char* tail) {
   return std::string("SELECT ") + store::kRunColumns + tail;
 }
 
-const std::string kUpsertRun =
+// A run's first record (UpsertRun::first): an id recorded already fails it.
+const std::string kInsertRun =
     std::string("INSERT INTO runs (") + store::kRunColumns +
     ", finished) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13, ?14, ?15, ?16, "
-    "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25) "
-    "ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id, "
+    "?17, ?18, ?19, ?20, ?21, ?22, ?23, ?24, ?25)";
+
+const std::string kUpsertRun =
+    kInsertRun +
+    " ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id, "
     "agent_id = excluded.agent_id, agent_name = excluded.agent_name, "
     "agent_source = excluded.agent_source, task = excluded.task, params = excluded.params, "
     "status = excluded.status, finished = excluded.finished, created_at = excluded.created_at, "
@@ -179,7 +184,9 @@ struct RunStore::Impl {
       : options(std::move(opts)),
         writer(open_writer(options.database)),
         upsert_run(writer, kUpsertRun),
+        insert_run(writer, kInsertRun),
         find_run(writer, "SELECT id, finished FROM runs WHERE instance_id = ?1"),
+        find_thread(writer, "SELECT thread_id FROM runs WHERE instance_id = ?1"),
         insert_log(writer, insert_logs_sql(1)),
         insert_log_group(writer, insert_logs_sql(kLogRowsPerInsert)),
         raise_log_count(writer, "UPDATE runs SET log_count = max(log_count, ?2) WHERE id = ?1"),
@@ -205,8 +212,9 @@ struct RunStore::Impl {
   // Deletes one bounded chunk; sets `more` when the chunk bound stopped it.
   std::size_t prune_chunk(const RetentionPolicy& policy, Timestamp now, bool& more);
   std::optional<std::pair<std::int64_t, bool>> find_run_id(const std::string& instance_id);
-  // Writes `run` with `log_count` in place of its own.
-  void write_run(const Run& run, std::uint64_t log_count);
+  // Writes `run` with `log_count` in place of its own; `first`: as its
+  // first record (UpsertRun::first).
+  void write_run(const Run& run, std::uint64_t log_count, bool first);
 
   // Upsert coalescing. Within one batch, the upserts of a run up to its next
   // DeleteRun (or the next PruneRuns, which may delete any run) form a group,
@@ -228,6 +236,7 @@ struct RunStore::Impl {
   struct UpsertPlan {
     std::size_t source = kNotWrittenHere;  // the op whose run to write here
     std::uint64_t log_count = 0;           // the highest count in the group
+    bool first = false;                    // the group holds its run's first record
     bool covered = false;                  // for an AppendLogs, an UpdateProgress: see above
   };
   // Of a run, what the writes after a position in the batch carry.
@@ -244,7 +253,9 @@ struct RunStore::Impl {
   StoreOptions options;
   SQLite::Database writer;
   SQLite::Statement upsert_run;
+  SQLite::Statement insert_run;
   SQLite::Statement find_run;
+  SQLite::Statement find_thread;
   SQLite::Statement insert_log;
   SQLite::Statement insert_log_group;
   SQLite::Statement raise_log_count;
@@ -275,16 +286,36 @@ std::optional<std::pair<std::int64_t, bool>> RunStore::Impl::find_run_id(
   return found;
 }
 
-void RunStore::Impl::write_run(const Run& run, std::uint64_t log_count) {
-  upsert_run.tryReset();
-  upsert_run.clearBindings();
-  store::bind_run(upsert_run, run);
-  upsert_run.bind(store::kLogCountParameter, clamp_to_int64(log_count));
-  upsert_run.exec();
+void RunStore::Impl::write_run(const Run& run, std::uint64_t log_count, bool first) {
+  const auto write = [&](SQLite::Statement& statement) {
+    statement.tryReset();
+    statement.clearBindings();
+    store::bind_run(statement, run);
+    statement.bind(store::kLogCountParameter, clamp_to_int64(log_count));
+    statement.exec();
+  };
+  if (!first) {
+    write(upsert_run);
+    return;
+  }
+  try {
+    write(insert_run);
+  } catch (const SQLite::Exception& error) {
+    insert_run.tryReset();
+    if ((error.getExtendedErrorCode() & 0xff) != SQLITE_CONSTRAINT) throw;
+    find_thread.tryReset();
+    find_thread.bind(1, run.instance_id);
+    const bool recorded = find_thread.executeStep();
+    const std::string thread_id = recorded ? find_thread.getColumn(0).getString() : "";
+    find_thread.tryReset();
+    if (!recorded) throw;  // another constraint
+    if (thread_id != run.thread_id) throw RunIdRecorded(run.instance_id);
+    write(upsert_run);  // this run's own record, written before
+  }
 }
 
 bool RunStore::Impl::apply_one(const UpsertRun& op) {
-  write_run(op.run(), op.run().log_count);
+  write_run(op.run(), op.run().log_count, op.is_first());
   return false;
 }
 
@@ -296,6 +327,7 @@ void RunStore::Impl::plan_upserts(const std::vector<WriteOp>& ops) {
       const auto [group, is_new] = open_groups.try_emplace(upsert->run().instance_id, i);
       UpsertPlan& first = upsert_plans[group->second];
       first.source = i;
+      first.first = first.first || upsert->is_first();
       // The stored count only grows (see kUpsertRun): the group writes the
       // highest, as its upserts one by one would have left it.
       first.log_count =
@@ -448,7 +480,7 @@ bool RunStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops)
         // refused if it could not have been written on its own.
         store::check_writable(upsert->run());
       } else {
-        impl_->write_run(std::get<UpsertRun>(ops[plan.source]).run(), plan.log_count);
+        impl_->write_run(std::get<UpsertRun>(ops[plan.source]).run(), plan.log_count, plan.first);
       }
       continue;
     }

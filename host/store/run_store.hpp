@@ -29,6 +29,15 @@ struct StoreOptions {
   std::size_t read_connections = 4;
 };
 
+// A run's first record (UpsertRun::first) whose id another run has in the
+// store. A refusal of that record, not a failure of the store.
+class RunIdRecorded : public std::runtime_error {
+ public:
+  explicit RunIdRecorded(const std::string& instance_id)
+      : std::runtime_error("a run with id " + instance_id +
+                           " is recorded already (another host started it)") {}
+};
+
 // A cursor that did not come from next_cursor.
 class InvalidCursor : public std::invalid_argument {
  public:
@@ -47,7 +56,21 @@ class UpsertRun {
   UpsertRun(Run run, std::optional<std::uint32_t> cap = std::nullopt)
       : max_concurrent(cap), run_(std::make_shared<const Run>(std::move(run))) {}
 
+  // A run's first record. It never replaces another run's: when a run with
+  // its id is recorded already the store refuses it (RunIdRecorded), so
+  // that a run whose id was chosen before it started (a schedule's claimed
+  // time, a retry taken from a shared store) runs once even when two hosts
+  // start it, e.g. one that paused past its host lease and the one that
+  // took its work over. The same record applied again by the same run (its
+  // thread id) is accepted: a commit whose answer was lost is retried.
+  static UpsertRun first(Run run, std::optional<std::uint32_t> cap = std::nullopt) {
+    UpsertRun upsert(std::move(run), cap);
+    upsert.first_ = true;
+    return upsert;
+  }
+
   const Run& run() const noexcept { return *run_; }
+  bool is_first() const noexcept { return first_; }
 
   // Its agent's cap (limits.maxConcurrent) when the run is admitted: a store
   // shared by several hosts claims queued runs by it. Kept by later upserts
@@ -56,6 +79,7 @@ class UpsertRun {
 
  private:
   std::shared_ptr<const Run> run_;
+  bool first_ = false;
 };
 // What a live run reports between two changes of its status: its progress,
 // how many log entries it has and the tokens it used, written without the

@@ -272,7 +272,9 @@ TEST_F(SharedHostsTest, ARetryTakenByAHostThatNeverComesBackIsStartedByAnotherAf
   retry.task = "the retry a host took";
   retry.due_at = now_ms() + 3s;  // after "first" has stopped
   second.host().automation().store().add_pending_retry(retry);
-  ASSERT_TRUE(first.host().automation().store().take_pending_retry(retry.failed_run_id));
+  const std::optional<PendingRetry> taken =
+      first.host().automation().store().take_pending_retry(retry.failed_run_id);
+  ASSERT_TRUE(taken && taken->run_id);
   hosts_.erase(hosts_.begin());  // "first" stops without having started it, for good
 
   const auto retry_run = [&]() -> std::optional<nightshift::Run> {
@@ -300,6 +302,30 @@ TEST_F(SharedHostsTest, ARetryTakenByAHostThatNeverComesBackIsStartedByAnotherAf
   EXPECT_EQ(run->attempt, 2u);
   EXPECT_EQ(run->task, retry.task);
   EXPECT_EQ(run->host, std::optional<std::string>("second"));
+
+  // The run has the id "first" chose when it took the retry. Had "first"
+  // only paused past its lease, it would start the retry when it woke,
+  // under that id: the store refuses that second run.
+  EXPECT_EQ(run->instance_id, *taken->run_id);
+  StartRequest late{"installed:echo", retry.task, {}};
+  late.attempt = retry.attempt;
+  late.retry_of = retry.failed_run_id;
+  late.instance_id = taken->run_id;
+  try {
+    second.runs().start(late);
+    ADD_FAILURE() << "the retry was recorded twice";
+  } catch (const RunError& error) {
+    EXPECT_EQ(error.code(), RunError::Code::store_failed);
+    EXPECT_NE(std::string(error.what()).find("is recorded already"), std::string::npos)
+        << error.what();
+  }
+  EXPECT_EQ(count_runs(second,
+                       [&](const nightshift::Run& r) { return r.retry_of == retry.failed_run_id; }),
+            1u);
+  const auto after = retry_run();
+  ASSERT_TRUE(after);
+  EXPECT_EQ(after->thread_id, run->thread_id);
+  EXPECT_EQ(after->status, RunStatus::completed);
 }
 
 TEST_F(SharedHostsTest, AWebhookIsDeliveredOncePerEventWhileTwoHostsRun) {

@@ -133,6 +133,34 @@ TEST_F(RunManagerTest, StartOfUnknownAgentIsRefusedAndRecordsNothing) {
   EXPECT_EQ(store().count_runs(), 0u);
 }
 
+// A run whose id its caller chose (a schedule's claimed time, a retry taken
+// from a shared store) and that another host recorded already is not run a
+// second time: the start is refused, and the recorded run stays as it was.
+TEST_F(RunManagerTest, AStartUnderAnIdARecordedRunHasIsRefusedAndChangesNothing) {
+  open();
+  const nightshift::Run recorded = finish(start("installed:echo", {}, "the run recorded first"));
+  StartRequest again;
+  again.agent_id = "installed:echo";
+  again.task = "the same id, started again";
+  again.instance_id = recorded.instance_id;
+  try {
+    manager().start(again);
+    FAIL() << "a second run was started under a recorded run's id";
+  } catch (const RunError& e) {
+    EXPECT_EQ(e.code(), RunError::Code::store_failed);
+    EXPECT_NE(std::string(e.what()).find("is recorded already"), std::string::npos) << e.what();
+  }
+  EXPECT_EQ(store().count_runs(), 1u);
+  const auto stored = store().get_run(recorded.instance_id);
+  ASSERT_TRUE(stored);
+  EXPECT_EQ(stored->task, recorded.task);
+  EXPECT_EQ(stored->thread_id, recorded.thread_id);
+  EXPECT_EQ(stored->status, RunStatus::completed);
+  EXPECT_TRUE(manager().active().empty());
+  // The host goes on starting runs.
+  EXPECT_EQ(finish(start("installed:echo", {}, "next")).status, RunStatus::completed);
+}
+
 TEST_F(RunManagerTest, QueuedRunsStartInFifoOrderAndAFullQueueRefusesStarts) {
   auto options = default_options();
   options.max_concurrent = 1;

@@ -212,16 +212,30 @@ TEST_F(PgAutomationStoreTest, ARetryTakenByAHostGoneForALeaseIsTakenByOneOtherHo
     retry.failed_run_id = id;
     b->add_pending_retry(retry);
   }
-  ASSERT_TRUE(gone->take_pending_retry("taken-by-gone"));
+  const std::optional<PendingRetry> taken = gone->take_pending_retry("taken-by-gone");
+  ASSERT_TRUE(taken);
   ASSERT_TRUE(alive->take_pending_retry("taken-by-alive"));
+  // Its run's id is chosen by the first take, and kept by every take after:
+  // the gone host, had it only paused, would start a run under the same id
+  // as the host that took its retry over, and the store records one.
+  ASSERT_TRUE(taken->run_id);
+  EXPECT_TRUE(is_uuid(*taken->run_id)) << *taken->run_id;
 
   const std::vector<PendingRetry> waiting = b->list_pending_retries();
   ASSERT_EQ(waiting.size(), 1u);
   EXPECT_EQ(waiting[0].failed_run_id, "taken-by-gone");
+  EXPECT_EQ(waiting[0].run_id, taken->run_id);
   EXPECT_FALSE(b->take_pending_retry("taken-by-alive")) << "its taker still heartbeats";
-  EXPECT_TRUE(b->take_pending_retry("taken-by-gone"));
+  const std::optional<PendingRetry> taken_over = b->take_pending_retry("taken-by-gone");
+  ASSERT_TRUE(taken_over);
+  EXPECT_EQ(taken_over->run_id, taken->run_id);
   EXPECT_FALSE(c->take_pending_retry("taken-by-gone")) << "b has it now, and b is not gone";
   EXPECT_TRUE(c->list_pending_retries().empty());
+  // Put back to wait (b could not start it now): the next take keeps the id.
+  b->release_pending_retry("taken-by-gone", now_ms());
+  const std::optional<PendingRetry> again = c->take_pending_retry("taken-by-gone");
+  ASSERT_TRUE(again);
+  EXPECT_EQ(again->run_id, taken->run_id);
 }
 
 TEST_F(PgAutomationStoreTest, ADeliveryIsMadeOnceAndHeldByTheHostThatMadeIt) {

@@ -16,7 +16,7 @@ std::vector<std::string> sorted(std::vector<std::string> ids) {
   return ids;
 }
 
-const int kLatestSchemaVersion = on_postgresql() ? 5 : 10;
+const int kLatestSchemaVersion = on_postgresql() ? 6 : 10;
 // What step 7 made besides columns (which a rebuild of the runs table drops),
 // taken away so that the step can run again.
 constexpr const char* kDropAutomationTables =
@@ -253,6 +253,72 @@ TEST(RunStoreRecords, ATerminalRunWithoutEndTimeIsRefusedAndTheBatchRolledBack) 
   broken.status = RunStatus::completed;
   EXPECT_THROW(fixture.store().apply({UpsertRun{fine}, UpsertRun{broken}}), std::invalid_argument);
   EXPECT_EQ(fixture.store().count_runs(), 0u);
+}
+
+// Another run (its own thread id) under an id the store has: what a host
+// that paused past its lease and then started a retry or a claimed time
+// another host had started would write.
+nightshift::Run another_run_with_the_id_of(const nightshift::Run& recorded) {
+  nightshift::Run other = queued_run("installed:sleep");
+  other.instance_id = recorded.instance_id;
+  return other;
+}
+
+TEST(RunStoreFirstRecords, AFirstRecordUnderAnIdAnotherRunHasIsRefusedAndChangesNothing) {
+  StoreFixture fixture;
+  const nightshift::Run recorded =
+      finished_run("installed:echo", RunStatus::completed, at_ms(2'000'000));
+  fixture.store().apply({UpsertRun::first(recorded)});
+  try {
+    fixture.store().apply({UpsertRun::first(another_run_with_the_id_of(recorded))});
+    FAIL() << "a second run was recorded under a recorded run's id";
+  } catch (const RunIdRecorded& error) {
+    EXPECT_NE(std::string(error.what()).find(recorded.instance_id + " is recorded already"),
+              std::string::npos)
+        << error.what();
+  }
+  EXPECT_EQ(fixture.store().count_runs(), 1u);
+  expect_same_run(*fixture.store().get_run(recorded.instance_id), recorded);
+}
+
+TEST(RunStoreFirstRecords, ARefusedFirstRecordFailsItsWholeBatch) {
+  StoreFixture fixture;
+  const nightshift::Run recorded = queued_run();
+  fixture.put(recorded);
+  const nightshift::Run fresh = queued_run();
+  nightshift::Run later_state = another_run_with_the_id_of(recorded);
+  // The refused run's first record and a later state of it, coalesced into
+  // one write: still refused.
+  const nightshift::Run first_state = later_state;
+  later_state.status = RunStatus::running;
+  later_state.started_at = later_state.created_at + std::chrono::milliseconds(1);
+  EXPECT_ANY_THROW(fixture.store().apply(
+      {UpsertRun::first(fresh), UpsertRun::first(first_state), UpsertRun{later_state}}));
+  EXPECT_EQ(fixture.store().count_runs(), 1u);
+  EXPECT_FALSE(fixture.store().get_run(fresh.instance_id));
+  expect_same_run(*fixture.store().get_run(recorded.instance_id), recorded);
+}
+
+// A commit whose answer was lost is tried again by the writer: the run's own
+// first record, written already, is taken as an update.
+TEST(RunStoreFirstRecords, TheSameRunsFirstRecordWrittenAgainIsAccepted) {
+  StoreFixture fixture;
+  nightshift::Run run = queued_run();
+  fixture.store().apply({UpsertRun::first(run)});
+  EXPECT_NO_THROW(fixture.store().apply({UpsertRun::first(run)}));
+  EXPECT_EQ(fixture.store().count_runs(), 1u);
+  expect_same_run(*fixture.store().get_run(run.instance_id), run);
+}
+
+// Only a first record is checked: every later record of a run updates it.
+TEST(RunStoreFirstRecords, ALaterRecordUpdatesTheRecordedRun) {
+  StoreFixture fixture;
+  nightshift::Run run = queued_run();
+  fixture.store().apply({UpsertRun::first(run)});
+  run.status = RunStatus::running;
+  run.started_at = run.created_at + std::chrono::milliseconds(1);
+  fixture.put(run);
+  expect_same_run(*fixture.store().get_run(run.instance_id), run);
 }
 
 TEST(RunStoreRecords, ListActiveIsNewestCreatedFirstAndNarrowsByAgent) {

@@ -470,6 +470,28 @@ TEST(StoreWriter, ABadOpIsRefusedAloneItsWaiterHearsWhyAndTheRestOfItsBatchCommi
   EXPECT_EQ(seen.ids().back(), after.instance_id);
 }
 
+// Two hosts started a run under the same chosen id (a retry, a claimed
+// time): the second first record is refused alone, its starter hears why,
+// and the first record beside it in the batch commits.
+TEST(StoreWriter, AFirstRecordUnderARecordedIdIsRefusedAloneAndItsStarterHearsWhy) {
+  HeldWriter held;
+  const nightshift::Run recorded = held.first_record();
+  const nightshift::Run fresh = queued_run();
+  nightshift::Run same_id = queued_run("installed:sleep");
+  same_id.instance_id = recorded.instance_id;
+  std::string fresh_error = "not answered", same_id_error = "not answered";
+  held.writer().submit(UpsertRun::first(fresh), [&](const std::string& e) { fresh_error = e; });
+  held.writer().submit(UpsertRun::first(same_id), [&](const std::string& e) { same_id_error = e; });
+  held.release();
+  EXPECT_EQ(fresh_error, "");
+  EXPECT_NE(same_id_error.find("a run with id " + recorded.instance_id + " is recorded already"),
+            std::string::npos)
+      << same_id_error;
+  EXPECT_TRUE(held.store().get_run(fresh.instance_id));
+  EXPECT_EQ(held.store().get_run(recorded.instance_id)->agent_id, recorded.agent_id);
+  EXPECT_TRUE(held.writer().healthy()) << "a refused record is not a store that cannot write";
+}
+
 TEST(StoreWriter, FlushWaitsForEverythingSubmittedBefore) {
   StoreFixture fixture;
   StoreWriter writer(fixture.store(), nullptr);

@@ -127,8 +127,9 @@ Delivery read_delivery(const pg::Result& r, int row, int first = 0) {
   return out;
 }
 
-constexpr const char* kRetryColumns = "failed_run_id, due_at, attempt, agent_id, task, params";
-constexpr int kRetryColumnCount = 6;
+constexpr const char* kRetryColumns =
+    "failed_run_id, due_at, attempt, agent_id, task, params, run_id";
+constexpr int kRetryColumnCount = 7;
 
 PendingRetry read_retry(const pg::Result& r, int row) {
   PendingRetry retry;
@@ -138,6 +139,7 @@ PendingRetry read_retry(const pg::Result& r, int row) {
   retry.agent_id = r.string(row, 3);
   retry.task = r.optional_string(row, 4);
   retry.params = object_from(r.string(row, 5));
+  retry.run_id = r.optional_string(row, 6);
   return retry;
 }
 
@@ -313,13 +315,14 @@ std::optional<PendingRetry> PgAutomationStore::take_pending_retry(
   std::lock_guard lock(mutex_);
   const Timestamp now = now_ms();
   const pg::Result r =
-      exec(std::string("UPDATE pending_retries SET taken_by = $2, taken_at = $3 "
+      exec(std::string("UPDATE pending_retries SET taken_by = $2, taken_at = $3, "
+                       "run_id = coalesce(run_id, $6) "
                        "WHERE failed_run_id = $1 AND NOT started "
                        "AND (taken_by IS NULL OR taken_by = $2 OR taken_at < $4 OR ") +
                taken_by_a_gone_host(5) + ") RETURNING " + kRetryColumns +
                ", EXISTS (SELECT 1 FROM runs WHERE retry_of = $1) AS run_exists",
            {failed_run_id, host_name_, ms_param(now), ms_param(now - kTakenRetryLease),
-            std::to_string(host_lease_.count())});
+            std::to_string(host_lease_.count()), generate_uuid()});
   if (r.rows() == 0) return std::nullopt;
   // A host that died between starting the retry's run and marking the retry
   // started: the run is there, so the retry is marked started now, not

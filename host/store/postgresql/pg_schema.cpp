@@ -194,6 +194,12 @@ constexpr std::array kMigrations{
       ALTER TABLE schedules ADD COLUMN firing_run_id TEXT;
       ALTER TABLE schedules ADD COLUMN firing_host TEXT;
     )sql"},
+    Migration{6, R"sql(
+      -- The id the run of a taken retry gets, chosen by the first host that
+      -- takes it and kept by any host that takes it over, so that two hosts
+      -- starting it (one paused past its lease) record one run.
+      ALTER TABLE pending_retries ADD COLUMN run_id TEXT;
+    )sql"},
 };
 
 }  // namespace

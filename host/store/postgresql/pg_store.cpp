@@ -42,10 +42,8 @@ constexpr const char* kEveryHost = "*";
 using store::kRunColumnCount;
 using store::kRunColumns;
 
-// The upsert of many runs: one text array per column, unnested in order.
-// Every row carries the fence the writer holds for the run; a stored row
-// whose fence differs is left alone: another host has taken the run over.
-const std::string kUpsertRuns = R"sql(
+// The insert of many runs: one text array per column, unnested in order.
+const std::string kInsertRunRows = R"sql(
   INSERT INTO runs (instance_id, thread_id, agent_id, agent_name, agent_source, task, params,
                     status, finished, created_at, started_at, ended_at, progress, error, result,
                     log_count, prompt_tokens, completion_tokens, accepts_messages, isolation,
@@ -68,6 +66,16 @@ const std::string kUpsertRuns = R"sql(
                             accepts_messages, isolation, attempt, retry_of, rerun_of,
                             schedule_id, host, fence, max_concurrent, position)
   ORDER BY u.position
+)sql";
+
+// Runs' first records (UpsertRun::first): an id recorded already fails the
+// statement (unique_violation), and so the batch.
+const std::string kInsertRuns = kInsertRunRows + " RETURNING instance_id";
+
+// The upsert of many runs. Every row carries the fence the writer holds for
+// the run; a stored row whose fence differs is left alone: another host has
+// taken the run over.
+const std::string kUpsertRuns = kInsertRunRows + R"sql(
   ON CONFLICT (instance_id) DO UPDATE SET thread_id = excluded.thread_id,
     agent_id = excluded.agent_id, agent_name = excluded.agent_name,
     agent_source = excluded.agent_source, task = excluded.task, params = excluded.params,
@@ -183,18 +191,21 @@ void check_history_query(const HistoryQuery& query) {
 struct UpsertPlan {
   std::vector<std::size_t> source;       // per op: the op to write here, or npos
   std::vector<std::uint64_t> log_count;  // per op: the group's highest count
+  std::vector<bool> first;               // per op: the group holds its run's first record
   std::vector<bool> superseded;          // per op: an UpdateProgress a later upsert covers
 };
 
 UpsertPlan plan_upserts(const std::vector<WriteOp>& ops) {
   constexpr auto npos = std::numeric_limits<std::size_t>::max();
   UpsertPlan plan{std::vector<std::size_t>(ops.size(), npos),
-                  std::vector<std::uint64_t>(ops.size(), 0), std::vector<bool>(ops.size())};
+                  std::vector<std::uint64_t>(ops.size(), 0), std::vector<bool>(ops.size()),
+                  std::vector<bool>(ops.size())};
   std::unordered_map<std::string_view, std::size_t> open;
   for (std::size_t i = 0; i < ops.size(); ++i) {
     if (const auto* upsert = std::get_if<UpsertRun>(&ops[i])) {
       const auto [group, is_new] = open.try_emplace(upsert->run().instance_id, i);
       plan.source[group->second] = i;
+      if (upsert->is_first()) plan.first[group->second] = true;
       plan.log_count[group->second] =
           is_new ? upsert->run().log_count
                  : std::max(plan.log_count[group->second], upsert->run().log_count);
@@ -488,6 +499,20 @@ bool PostgresStore::apply_reporting_unfinished_prune(const std::vector<WriteOp>&
   } catch (const StoreUnavailable&) {
     reachable_.store(false);
     throw;
+  } catch (const pg::PgError& error) {
+    // A run's first record whose id is recorded: refused when another run
+    // has it; written as an update when it is this run's own record, whose
+    // commit answered too late (the connection was lost after COMMIT).
+    // A batch fails whole, and the writer applies its ops one by one.
+    constexpr const char* kUniqueViolation = "23505";
+    const auto* upsert = ops.size() == 1 ? std::get_if<UpsertRun>(&ops.front()) : nullptr;
+    if (error.sqlstate() != kUniqueViolation || upsert == nullptr || !upsert->is_first()) throw;
+    const Run& run = upsert->run();
+    const pg::Result recorded = borrow_writer()->exec(
+        "SELECT thread_id FROM runs WHERE instance_id = $1", {run.instance_id});
+    if (recorded.rows() == 0) throw;  // another constraint
+    if (recorded.string(0, 0) != run.thread_id) throw RunIdRecorded(run.instance_id);
+    return apply_reporting_unfinished_prune({UpsertRun(run, upsert->max_concurrent)});
   }
 }
 
@@ -519,12 +544,16 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
   // (no upsert of its run follows it) is newer than any record before it.
   std::vector<std::size_t> upsert_sources;
   std::vector<std::uint64_t> upsert_counts;
+  std::vector<bool> upsert_firsts;
   std::vector<const AppendLogs*> appends;
   std::vector<const UpdateProgress*> updates;
   const auto flush = [&] {
-    if (!upsert_sources.empty()) write_upserts(batch, ops, upsert_sources, upsert_counts);
+    if (!upsert_sources.empty()) {
+      write_upserts(batch, ops, upsert_sources, upsert_counts, upsert_firsts);
+    }
     upsert_sources.clear();
     upsert_counts.clear();
+    upsert_firsts.clear();
     if (!appends.empty()) write_logs(batch, appends);
     appends.clear();
     if (!updates.empty()) write_progress(batch, updates);
@@ -538,6 +567,7 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
         store::check_writable(std::get<UpsertRun>(ops[plan.source[i]]).run());
         upsert_sources.push_back(plan.source[i]);
         upsert_counts.push_back(plan.log_count[i]);
+        upsert_firsts.push_back(plan.first[i]);
       }
     } else if (const auto* append = std::get_if<AppendLogs>(&ops[i])) {
       if (!append->entries.empty()) appends.push_back(append);
@@ -602,9 +632,24 @@ bool PostgresStore::apply_in_transaction(const std::vector<WriteOp>& ops) {
 
 void PostgresStore::write_upserts(WriteBatch& batch, const std::vector<WriteOp>& ops,
                                   const std::vector<std::size_t>& sources,
-                                  const std::vector<std::uint64_t>& log_counts) {
+                                  const std::vector<std::uint64_t>& log_counts,
+                                  const std::vector<bool>& firsts) {
+  // Runs' first records go as an insert, the others as an upsert.
+  for (const bool first : {true, false}) {
+    std::vector<std::size_t> picked;
+    for (std::size_t k = 0; k < sources.size(); ++k) {
+      if (firsts[k] == first) picked.push_back(k);
+    }
+    if (!picked.empty()) write_run_rows(batch, ops, sources, log_counts, picked, first);
+  }
+}
+
+void PostgresStore::write_run_rows(WriteBatch& batch, const std::vector<WriteOp>& ops,
+                                   const std::vector<std::size_t>& sources,
+                                   const std::vector<std::uint64_t>& log_counts,
+                                   const std::vector<std::size_t>& picked, bool first) {
   std::array<std::vector<Param>, 26> columns;
-  for (std::size_t k = 0; k < sources.size(); ++k) {
+  for (const std::size_t k : picked) {
     const UpsertRun& upsert = std::get<UpsertRun>(ops[sources[k]]);
     const Run& run = upsert.run();
     columns[0].emplace_back(run.instance_id);
@@ -641,11 +686,12 @@ void PostgresStore::write_upserts(WriteBatch& batch, const std::vector<WriteOp>&
   for (const auto& column : columns) params.emplace_back(pg::text_array(column));
   params.emplace_back(location_.host_name);
   std::vector<std::string> ids;
-  ids.reserve(sources.size());
-  for (const std::size_t source : sources)
-    ids.push_back(std::get<UpsertRun>(ops[source]).run().instance_id);
-  write_step(batch, "upsert_runs", kUpsertRuns, std::move(params),
-             [&batch, ids = std::move(ids)](const pg::Result& written) {
+  ids.reserve(picked.size());
+  for (const std::size_t k : picked) {
+    ids.push_back(std::get<UpsertRun>(ops[sources[k]]).run().instance_id);
+  }
+  write_step(batch, first ? "insert_runs" : "upsert_runs", first ? kInsertRuns : kUpsertRuns,
+             std::move(params), [&batch, ids = std::move(ids)](const pg::Result& written) {
                if (written.rows() == static_cast<int>(ids.size())) return;
                std::unordered_set<std::string_view> landed;
                for (int i = 0; i < written.rows(); ++i) landed.insert(written.text(i, 0));

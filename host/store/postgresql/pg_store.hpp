@@ -119,9 +119,16 @@ class PostgresStore final : public Store, public SharedQueue {
   // run manager's writers of starts beside its main writer), each on a
   // write connection of its own; a run's writes come from one of them.
   bool apply_in_transaction(const std::vector<WriteOp>& ops);
+  // Per k: the run of ops[sources[k]] with log_counts[k], as its first
+  // record when firsts[k].
   void write_upserts(WriteBatch& batch, const std::vector<WriteOp>& ops,
                      const std::vector<std::size_t>& sources,
-                     const std::vector<std::uint64_t>& log_counts);
+                     const std::vector<std::uint64_t>& log_counts, const std::vector<bool>& firsts);
+  // One statement for the rows `picked` (indexes into sources).
+  void write_run_rows(WriteBatch& batch, const std::vector<WriteOp>& ops,
+                      const std::vector<std::size_t>& sources,
+                      const std::vector<std::uint64_t>& log_counts,
+                      const std::vector<std::size_t>& picked, bool first);
   void write_logs(WriteBatch& batch, const std::vector<const AppendLogs*>& appends);
   // The newest progress update of each run among `updates` (oldest first).
   void write_progress(WriteBatch& batch, const std::vector<const UpdateProgress*>& updates);
