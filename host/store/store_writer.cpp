@@ -308,6 +308,11 @@ std::vector<StoreWriter::Item> StoreWriter::commit_one_by_one(std::vector<Item>&
           continue;  // nothing else depends on an op somebody waited for
         }
         held.push_back(std::move(item));
+      } else if (dynamic_cast<const RunIdRecorded*>(&e) != nullptr) {
+        // Two hosts started the run of one retry or schedule time: the
+        // other host's is the one, and this start is refused.
+        spdlog::warn("store writer: {}; this host's start of it was not recorded", error);
+        complete(item, error);
       } else {
         spdlog::error("store writer: a write was refused and dropped ({}): {}",
                       item.op.index() == 0 ? "run record" : "log, delete or prune", error);
