@@ -20,6 +20,11 @@ json::value optional_time(const std::optional<Timestamp>& time) {
   return json::string(format_rfc3339(*time));
 }
 
+json::value optional_string(const OptionalText& text) {
+  if (!text) return nullptr;
+  return json::string(*text);
+}
+
 json::value optional_string(const std::optional<std::string>& text) {
   if (!text) return nullptr;
   return json::string(*text);

@@ -40,6 +40,7 @@ namespace nightshift::api::wire {
 boost::json::value optional_time(const std::optional<Timestamp>& time);
 // null, or the text as a JSON string.
 boost::json::value optional_string(const std::optional<std::string>& text);
+boost::json::value optional_string(const OptionalText& text);
 // 400 invalid_request with `message`, for a body that cannot be used.
 ApiError invalid_request(const std::string& message);
 

@@ -40,6 +40,7 @@
 #include <vector>
 
 #include "host.hpp"
+#include "runs/worker_thread.hpp"
 #include "store/store.hpp"
 
 namespace nightshift::bench {
@@ -316,7 +317,7 @@ double echo_runs_per_second(const std::filesystem::path& agents_dir, int total, 
 }
 
 // Where the resident memory is, from /proc/self/smaps: the worker threads'
-// stacks (mappings of exactly `stack_bytes`), the heap (with what malloc
+// stacks (read-write mappings of a worker stack's size), the heap (with what malloc
 // has handed out of it), mapped files, and the rest.
 std::string resident_parts(std::size_t stack_bytes) {
   std::ifstream smaps("/proc/self/smaps");
@@ -376,7 +377,7 @@ double sleeping_runs_mib(const std::filesystem::path& agents_dir, int count, dou
   *start_secs = seconds_since(start);
   std::this_thread::sleep_for(200ms);  // every agent is parked in sleep_for
   const double rss = resident_mib();
-  *parts = resident_parts(options.worker_stack_bytes);
+  *parts = resident_parts(WorkerThread::stack_mapping_bytes(options.worker_stack_bytes));
   const auto stats = manager.stats();
   if (stats.running != static_cast<std::size_t>(count)) {
     std::fprintf(stderr, "  warning: only %zu of %d runs running\n", stats.running, count);

@@ -71,7 +71,7 @@ StartRequest Automation::rerun_request(const std::string& instance_id) const {
   }
   StartRequest request;
   request.agent_id = run->agent_id;
-  request.task = run->task;
+  request.task = std::optional<std::string>(run->task);
   request.params = run->params;
   request.rerun_of = instance_id;
   return request;

@@ -104,7 +104,7 @@ void Retrier::consider(const Run& failed) {
   retry.failed_run_id = failed.instance_id;
   retry.attempt = failed.attempt + 1;
   retry.agent_id = failed.agent_id;
-  retry.task = failed.task;
+  retry.task = std::optional<std::string>(failed.task);
   retry.params = failed.params;
   const auto wait =
       backoff(limits.retry_backoff_seconds.value_or(kDefaultRetryBackoffSeconds), failed.attempt);

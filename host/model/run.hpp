@@ -12,6 +12,8 @@
 #include <string>
 #include <string_view>
 
+#include "model/optional_text.hpp"
+
 namespace nightshift {
 
 // Wall-clock time with millisecond precision: what the API and the store show.
@@ -67,27 +69,27 @@ struct Run {
   std::string agent_id;     // "<source>:<name>"
   std::string agent_name;
   AgentSource agent_source = AgentSource::installed;
-  std::optional<std::string> task;
+  OptionalText task;
   boost::json::object params;  // the merged params the agent receives
   RunStatus status = RunStatus::queued;
   Timestamp created_at{};
   std::optional<Timestamp> started_at;
   std::optional<Timestamp> ended_at;
   std::optional<double> progress;  // 0..1, or none when never reported
-  std::optional<std::string> error;
+  OptionalText error;
   boost::json::value result;  // null when the agent set none
   std::uint64_t log_count = 0;
   std::optional<TokenUsage> usage;          // none until the agent reports any
   bool accepts_messages = false;            // the agent's manifest says "messages": true
   Isolation isolation = Isolation::thread;  // runs recorded before v1.1 ran in the host
-  std::optional<std::string> host;          // the host executing it; none while queued
+  OptionalText host;                        // the host executing it; none while queued
   // Where the run came from (v1.1): 1 for a first attempt, N+1 for the retry
   // of attempt N; the run it retries, the run it was re-run from, and the
   // schedule that started it.
   std::uint32_t attempt = 1;
-  std::optional<std::string> retry_of{};
-  std::optional<std::string> rerun_of{};
-  std::optional<std::string> schedule_id{};
+  OptionalText retry_of{};
+  OptionalText rerun_of{};
+  OptionalText schedule_id{};
 
   // endedAt - startedAt once ended; the time so far while active; 0 while
   // queued. Never negative.

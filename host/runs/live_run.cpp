@@ -218,8 +218,8 @@ Run RunState::applied_to(const Run& identity) const {
   return run;
 }
 
-void LiveRun::bind_abi() {
-  nightshift_run& c = c_run;
+nightshift_run LiveRun::abi_view() {
+  nightshift_run c{};
   c.struct_size = sizeof(nightshift_run);
   c.host_data = this;
   c.instance_id = record.instance_id.c_str();
@@ -238,6 +238,7 @@ void LiveRun::bind_abi() {
   c.set_error = &on_set_error;
   c.next_message = &on_next_message;
   c.report_usage = &on_report_usage;
+  return c;
 }
 
 void LiveRun::submit_logs_locked() {

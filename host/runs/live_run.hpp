@@ -81,11 +81,11 @@ struct RunState {
   std::optional<Timestamp> started_at;
   std::optional<Timestamp> ended_at;
   std::optional<double> progress;
-  std::optional<std::string> error;
+  OptionalText error;
   boost::json::value result;
   std::uint64_t log_count = 0;
   std::optional<TokenUsage> usage;
-  std::optional<std::string> host;
+  OptionalText host;
 
   // Takes the changing fields of `run`.
   void assign(const Run& run);
@@ -122,8 +122,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // remixes, then the start request).
   isolation::ProcessLimits process_limits;
   std::optional<std::uint32_t> max_concurrent;  // its agent's cap (limits.maxConcurrent)
-  nightshift_run c_run{};
-  std::stop_source stop;  // thread-safe by itself
+  std::stop_source stop;                        // thread-safe by itself
   // The first record is durable: the run may be shown. Set under both the
   // run's and the manager's mutex; read under either.
   std::atomic<bool> committed{false};
@@ -162,7 +161,7 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   std::size_t accepted_bytes = 0;
   std::uint64_t capped_entries = 0, capped_bytes = 0;  // dropped past the run's cap
   std::uint64_t full_entries = 0, full_bytes = 0;      // dropped: the log buffer was full
-  std::optional<std::string> agent_error;
+  OptionalText agent_error;
   bool timed_out = false;
   bool agent_returned = false;
   bool killed = false;     // process isolation: killed after the stop grace
@@ -171,10 +170,13 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
 
   // Fixed before the run is shared (see `record`). [any thread]
   const std::string& instance_id() const noexcept { return record.instance_id; }
-  const std::optional<std::string>& task() const noexcept { return record.task; }
+  const OptionalText& task() const noexcept { return record.task; }
 
-  // Points the C view at this run's fields and the callbacks below.
-  void bind_abi();
+  // The C view the agent is handed: this run's fields and the callbacks
+  // below. Made on the stack of the thread that calls the agent, for the
+  // length of the call (the ABI's contract): a sleeping run does not keep
+  // it on the heap. [any thread; reads only fixed fields]
+  nightshift_run abi_view();
 
   // ---- with `mutex` held ----
   // The run as readers are shown it: as last committed.

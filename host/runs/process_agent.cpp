@@ -9,7 +9,7 @@ namespace {
 
 class LiveRunSink final : public isolation::ProcessRunSink {
  public:
-  explicit LiveRunSink(LiveRun& run) : run_(run), c_(run.c_run) {}
+  explicit LiveRunSink(LiveRun& run) : run_(run), c_(run.abi_view()) {}
 
   void log(std::int32_t level, std::string_view text) override {
     c_.log(&c_, level, text.data(), text.size());
@@ -32,7 +32,7 @@ class LiveRunSink final : public isolation::ProcessRunSink {
 
  private:
   LiveRun& run_;
-  const nightshift_run& c_;
+  const nightshift_run c_;  // the run's C view, for the callbacks the agent's frames call
 };
 
 }  // namespace
@@ -48,7 +48,7 @@ AgentExit run_agent_in_process(LiveRun& run, const RunManagerOptions& options,
   spec.instance_id = run.instance_id();
   spec.workspace = run.workspace ? *run.workspace : std::string();
   spec.params_json = run.params_json;
-  spec.task = run.task();
+  spec.task = std::optional<std::string>(run.task());
   spec.limits = run.process_limits;
   spec.stop_grace = options.stop_grace;
   spec.kill_grace = options.kill_grace;

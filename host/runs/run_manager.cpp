@@ -117,6 +117,9 @@ struct RunManager::Impl {
   const std::shared_ptr<isolation::Spawner> spawner =
       options.process_spawner ? std::make_shared<isolation::Spawner>() : nullptr;
   const Timestamp started_at = now_ms();
+  // options.host_name as every run this host executes carries it: one text
+  // that their records share.
+  const OptionalText host_name = options.host_name;
 
   // ---- counters, any thread ----
   std::atomic<std::uint64_t> starts{0}, stops{0}, completed{0}, failed{0}, cancelled{0};
@@ -318,7 +321,6 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
   } else if (options.default_timeout && options.default_timeout->count() > 0) {
     run->timeout = options.default_timeout;
   }
-  run->bind_abi();
   return run;
 }
 
@@ -485,7 +487,7 @@ bool RunManager::Impl::begin_run(LiveRun& run) {
   if (run.record.status != RunStatus::queued) return false;
   run.record.status = RunStatus::running;
   run.record.started_at = now_ms();
-  if (!options.host_name.empty()) run.record.host = options.host_name;
+  if (!options.host_name.empty()) run.record.host = host_name;
   run.submit_record_locked();
   if (run.timeout) schedule_deadline(*run.timeout, true, run.shared_from_this());
   return true;
@@ -493,7 +495,8 @@ bool RunManager::Impl::begin_run(LiveRun& run) {
 
 std::int32_t RunManager::Impl::call_agent(LiveRun& run, std::optional<std::string>& crash) {
   try {
-    return run.plugin->entry().run(&run.c_run);
+    const nightshift_run view = run.abi_view();
+    return run.plugin->entry().run(&view);
   } catch (const std::exception& e) {
     crash = e.what();
   } catch (...) {
@@ -1033,12 +1036,12 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
   for (Run& record : claimed) {
     LivePtr run;
     try {
-      StartRequest request{record.agent_id, record.task, record.params};
+      StartRequest request{record.agent_id, std::optional<std::string>(record.task), record.params};
       // Where the run came from, as the admitting host recorded it.
       request.attempt = record.attempt;
-      request.retry_of = record.retry_of;
-      request.rerun_of = record.rerun_of;
-      request.schedule_id = record.schedule_id;
+      request.retry_of = std::optional<std::string>(record.retry_of);
+      request.rerun_of = std::optional<std::string>(record.rerun_of);
+      request.schedule_id = std::optional<std::string>(record.schedule_id);
       run = make_live_run(request, catalog.resolve(record.agent_id, record.params));
       run->record.instance_id = record.instance_id;
       run->record.thread_id = record.thread_id;
@@ -1056,11 +1059,10 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
           run->deliver_message(std::move(entry.message));
         }
       }
-      run->bind_abi();
     } catch (const std::exception& e) {
       // This host cannot run it: it fails, under this host's claim.
       record.status = RunStatus::failed;
-      record.host = options.host_name;
+      record.host = host_name;
       record.ended_at = now_ms();
       record.error =
           "host " + options.host_name + " cannot run " + record.agent_id + ": " + e.what();
@@ -1072,7 +1074,7 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
     const auto place = admission.reserve();
     if (!place) {
       // Closed (shutting down) since the claim: the run ends here.
-      run->record.host = options.host_name;
+      run->record.host = host_name;
       run->finish_locked(RunStatus::failed,
                          "interrupted: host " + options.host_name + " shut down as it claimed it");
       continue;

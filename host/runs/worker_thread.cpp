@@ -8,6 +8,7 @@
 #include <cerrno>
 #include <climits>
 #include <cstdint>
+#include <cstdio>
 #include <iterator>
 #include <memory>
 #include <mutex>
@@ -20,10 +21,16 @@ namespace nightshift {
 
 namespace {
 
-struct Start {
-  std::function<void()> body;
-  std::string name;
-  std::uintptr_t stack_low = 0;
+// What a thread is started with, at the top of its own stack mapping, above
+// the stack pthread is given (on the page that holds pthread's descriptor,
+// resident from the thread's first instruction): a run's thread keeps no
+// heap block for its start.
+struct alignas(WorkerThread::kBodyAlign) Start {
+  void (*run)(void*) noexcept;
+  void (*destroy)(void*) noexcept;
+  std::uintptr_t stack_low;
+  const char* name;
+  alignas(WorkerThread::kBodyAlign) unsigned char body[WorkerThread::kMostBodyBytes];
 };
 
 // The lowest usable address of this thread's stack (above its guard), when
@@ -31,10 +38,13 @@ struct Start {
 thread_local std::uintptr_t t_stack_low = 0;
 
 void* thread_entry(void* arg) noexcept {
-  const std::unique_ptr<Start> start(static_cast<Start*>(arg));
-  pthread_setname_np(pthread_self(), start->name.c_str());
-  t_stack_low = start->stack_low;
-  start->body();  // noexcept by contract: the run manager's body catches everything
+  Start& start = *static_cast<Start*>(arg);
+  char name[16];  // what a thread's name may hold, with its end
+  std::snprintf(name, sizeof name, "%s", start.name);
+  pthread_setname_np(pthread_self(), name);
+  t_stack_low = start.stack_low;
+  start.run(start.body);
+  start.destroy(start.body);
   return nullptr;
 }
 
@@ -138,9 +148,9 @@ __attribute__((noinline)) std::uintptr_t below_callers_stack() noexcept {
 // kernel sizes by the machine's CPU count (256 buckets per CPU). Older
 // kernels refuse the call (EINVAL) and use the global hash already.
 void use_the_global_futex_hash() noexcept {
-  constexpr int kPrFutexHash = 78;  // PR_FUTEX_HASH; Debian 12's headers predate it
-  constexpr unsigned long kSetSlots = 1;       // PR_FUTEX_HASH_SET_SLOTS
-  constexpr unsigned long kGlobalHash = 0;     // its size argument: "the global hash"
+  constexpr int kPrFutexHash = 78;          // PR_FUTEX_HASH; Debian 12's headers predate it
+  constexpr unsigned long kSetSlots = 1;    // PR_FUTEX_HASH_SET_SLOTS
+  constexpr unsigned long kGlobalHash = 0;  // its size argument: "the global hash"
   static const bool done = [] {
     ::prctl(kPrFutexHash, kSetSlots, kGlobalHash, 0UL, 0UL);  // advice: ignored on failure
     return true;
@@ -148,38 +158,47 @@ void use_the_global_futex_hash() noexcept {
   static_cast<void>(done);
 }
 
-}  // namespace
-
-WorkerThread WorkerThread::start(std::size_t stack_bytes, const char* name,
-                                 std::function<void()> body) {
-  use_the_global_futex_hash();
+// The read-write part of a thread's stack mapping: whole pages, room for the
+// stack asked for (at least the system's minimum) and, above it, its Start.
+std::size_t usable_bytes(std::size_t stack_bytes) noexcept {
   const std::size_t page = page_size();
   const auto min_stack = static_cast<std::size_t>(PTHREAD_STACK_MIN);
-  const std::size_t usable =
-      (std::max(stack_bytes, min_stack) + page - 1) / page * page;  // whole pages
-  const std::size_t mapping_bytes = usable + page;                  // and a guard page
+  return (std::max(stack_bytes, min_stack) + sizeof(Start) + page - 1) / page * page;
+}
+
+}  // namespace
+
+std::size_t WorkerThread::stack_mapping_bytes(std::size_t stack_bytes) noexcept {
+  return usable_bytes(stack_bytes);
+}
+
+WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name, void* body,
+                                      BodyMove move_to, BodyOp run, BodyOp destroy) {
+  use_the_global_futex_hash();
+  const std::size_t page = page_size();
+  const std::size_t usable = usable_bytes(stack_bytes);
+  const std::size_t mapping_bytes = usable + page;  // and a guard page
   StackPool& pool = StackPool::instance();
   void* const mapping = pool.take(mapping_bytes);
   char* const stack = static_cast<char*>(mapping) + page;
-  std::unique_ptr<Start> start;
-  try {
-    start = std::make_unique<Start>(Start{std::move(body), std::string(name).substr(0, 15),
-                                          reinterpret_cast<std::uintptr_t>(stack)});
-  } catch (...) {
-    pool.give_back(mapping, mapping_bytes);
-    throw;
-  }
+  // The Start at the very top; the thread's stack is everything below it.
+  auto* const start = ::new (stack + usable - sizeof(Start)) Start{};
+  start->run = run;
+  start->destroy = destroy;
+  start->stack_low = reinterpret_cast<std::uintptr_t>(stack);
+  start->name = name;
+  move_to(start->body, body);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
-  pthread_attr_setstack(&attr, stack, usable);
+  pthread_attr_setstack(&attr, stack, usable - sizeof(Start));
   WorkerThread thread;
-  const int rc = pthread_create(&thread.thread_, &attr, &thread_entry, start.get());
+  const int rc = pthread_create(&thread.thread_, &attr, &thread_entry, start);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    destroy(start->body);
     pool.give_back(mapping, mapping_bytes);
     throw std::system_error(rc, std::generic_category(), "could not start a thread");
   }
-  start.release();  // the thread owns it now
   thread.joinable_ = true;
   thread.stack_ = mapping;
   thread.stack_mapping_bytes_ = mapping_bytes;

@@ -20,17 +20,35 @@
 #include <pthread.h>
 
 #include <cstddef>
-#include <functional>
+#include <new>
+#include <type_traits>
+#include <utility>
 
 namespace nightshift {
 
 class WorkerThread {
  public:
   WorkerThread() = default;
-  // Starts `body` on a new thread named `name` (at most 15 characters) with
-  // a stack of `stack_bytes` (raised to the system's minimum). Throws
-  // std::system_error when the thread cannot be made.
-  static WorkerThread start(std::size_t stack_bytes, const char* name, std::function<void()> body);
+  // Starts `body` (a noexcept callable, called once) on a new thread named
+  // `name` (a string literal; cut to 15 characters) with a stack of
+  // `stack_bytes` (raised to the system's minimum). `body` is kept at the
+  // top of the thread's own stack mapping, not on the heap, and destroyed on
+  // the thread once it has been called. Throws std::system_error when the
+  // thread cannot be made.
+  template <class Body>
+  static WorkerThread start(std::size_t stack_bytes, const char* name, Body body) {
+    static_assert(std::is_nothrow_invocable_v<Body&>, "a worker's body must be noexcept");
+    static_assert(std::is_nothrow_move_constructible_v<Body>);
+    static_assert(sizeof(Body) <= kMostBodyBytes && alignof(Body) <= kBodyAlign,
+                  "a worker's body must be small: capture pointers, not values");
+    return start_body(stack_bytes, name, &body, &BodyOps<Body>::move_to, &BodyOps<Body>::run,
+                      &BodyOps<Body>::destroy);
+  }
+
+  // The size of the read-write mapping (the stack, and above it what the
+  // thread is started with) a thread of `stack_bytes` gets: how it shows in
+  // /proc/PID/smaps, beside its guard page.
+  static std::size_t stack_mapping_bytes(std::size_t stack_bytes) noexcept;
 
   WorkerThread(WorkerThread&& other) noexcept;
   WorkerThread& operator=(WorkerThread&& other) noexcept;
@@ -54,7 +72,24 @@ class WorkerThread {
   // How many stacks the pool holds for the next threads. [thread-safe]
   static std::size_t pooled_stacks() noexcept;
 
+  // The most a body may take, and its alignment.
+  static constexpr std::size_t kMostBodyBytes = 48;
+  static constexpr std::size_t kBodyAlign = 16;
+
  private:
+  template <class Body>
+  struct BodyOps {
+    static void move_to(void* place, void* from) noexcept {
+      ::new (place) Body(std::move(*static_cast<Body*>(from)));
+    }
+    static void run(void* body) noexcept { (*static_cast<Body*>(body))(); }
+    static void destroy(void* body) noexcept { static_cast<Body*>(body)->~Body(); }
+  };
+  using BodyOp = void (*)(void*) noexcept;
+  using BodyMove = void (*)(void*, void*) noexcept;
+  static WorkerThread start_body(std::size_t stack_bytes, const char* name, void* body,
+                                 BodyMove move_to, BodyOp run, BodyOp destroy);
+
   pthread_t thread_{};
   bool joinable_ = false;
   void* stack_ = nullptr;  // the stack's mapping (guard page first); null when not ours

@@ -16,8 +16,8 @@ void bind_optional_time(SQLite::Statement& statement, int index,
   }
 }
 
-void bind_optional_text(SQLite::Statement& statement, int index,
-                        const std::optional<std::string>& text) {
+// Binds without a copy: `text` must outlive the statement's execution.
+void bind_optional_text(SQLite::Statement& statement, int index, const OptionalText& text) {
   if (text) {
     statement.bindNoCopy(index, *text);
   } else {

@@ -33,7 +33,14 @@ constexpr double max_seconds = 365.0 * 24 * 60 * 60;
 // (about 1.3 MiB of 10,000 sleeping runs in nightshift-bench-engine; with
 // half these buffers the parser went to the heap again). The parser's stack
 // and the value need no more for the params this agent reads.
-SleepParams parse_params(const std::string& params_json) {
+//
+// Never inlined: inlined, its 1.5 KiB of buffers stayed in run()'s frame
+// for the whole run, so every tick's calls went that much deeper into the
+// stack, and a sleeping run's thread kept a third stack page resident (or
+// gave it back and faulted it in again at every tick) as soon as the host's
+// frames grew by a few hundred bytes. Called, its frame is gone before the
+// first sleep, which gives back the pages it touched.
+[[gnu::noinline]] SleepParams parse_params(const std::string& params_json) {
   unsigned char parser_stack[512];
   unsigned char value_buffer[1024];
   boost::json::monotonic_resource value_memory(value_buffer, sizeof value_buffer);

@@ -1,7 +1,8 @@
-// WorkerThread: stacks from the pool, given back on join, reused by the next
-// thread with fresh thread-local storage; and release_unused_stack giving
-// back the pages below the live stack. Residency is read with mincore(2),
-// which reports it exactly: no timing, no measurement.
+// WorkerThread: a body called once on its thread, kept on the thread's own
+// stack mapping and destroyed there; stacks from the pool, given back on
+// join, reused by the next thread with fresh thread-local storage; and
+// release_unused_stack giving back the pages below the live stack. Residency is read with
+// mincore(2), which reports it exactly: no timing, no measurement.
 #include "runs/worker_thread.hpp"
 
 #include <gtest/gtest.h>
@@ -15,7 +16,9 @@
 #include <cstdio>
 #include <cstring>
 #include <fstream>
+#include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 namespace nightshift {
@@ -44,9 +47,10 @@ StackRange own_stack() {
   return {low, low + size};
 }
 
-// Resident pages among [low, high), both page-aligned.
+// Resident pages among [low, high); `low` page-aligned, `high` anywhere in
+// its page (a worker's stack ends a little under its mapping's end).
 std::size_t resident_pages(std::uintptr_t low, std::uintptr_t high) {
-  const std::size_t pages = (high - low) / page_size();
+  const std::size_t pages = (high - low + page_size() - 1) / page_size();
   std::vector<unsigned char> residency(pages);
   EXPECT_EQ(::mincore(reinterpret_cast<void*>(low), high - low, residency.data()), 0)
       << std::strerror(errno);
@@ -74,6 +78,49 @@ __attribute__((noinline)) std::uintptr_t below_here(std::uintptr_t depth) {
 std::size_t safe_depth(const StackRange& stack) {
   const std::uintptr_t left = below_here(0) - stack.low;
   return std::min<std::uintptr_t>(256 * 1024, left / 2) & ~(page_size() - 1);
+}
+
+// What a body saw of itself and its thread.
+struct Seen {
+  int calls = 0;
+  std::thread::id thread;
+  std::uintptr_t body = 0;  // the body's own address while it ran
+  StackRange stack;
+  char name[16] = {};
+};
+
+// A body that records where it is; `keep` stands for what a run's body
+// holds (its run), to see when the body is destroyed.
+struct RecordingBody {
+  Seen* seen;
+  std::shared_ptr<int> keep;
+  void operator()() noexcept {
+    ++seen->calls;
+    seen->thread = std::this_thread::get_id();
+    seen->body = reinterpret_cast<std::uintptr_t>(this);
+    seen->stack = own_stack();
+    pthread_getname_np(pthread_self(), seen->name, sizeof seen->name);
+  }
+};
+
+TEST(WorkerThreadTest, ABodyRunsOnceOnItsThreadFromTheTopOfItsStackAndIsDestroyedThere) {
+  Seen seen;
+  auto keep = std::make_shared<int>(7);
+  WorkerThread thread =
+      WorkerThread::start(kStackBytes, "ns-a-name-longer-than-15", RecordingBody{&seen, keep});
+  thread.join();
+  EXPECT_EQ(seen.calls, 1);
+  EXPECT_NE(seen.thread, std::this_thread::get_id());
+  EXPECT_STREQ(seen.name, "ns-a-name-longe") << "a thread's name is cut to 15 characters";
+  // Kept above the stack pthreads was given, inside the same mapping: not
+  // on the heap.
+  EXPECT_GE(seen.body, seen.stack.high);
+  EXPECT_LT(seen.body, seen.stack.high + page_size());
+  EXPECT_GE(seen.stack.high - seen.stack.low, kStackBytes);
+  EXPECT_EQ(WorkerThread::stack_mapping_bytes(kStackBytes) % page_size(), 0u);
+  EXPECT_GE(WorkerThread::stack_mapping_bytes(kStackBytes), seen.stack.high - seen.stack.low);
+  // Destroyed on its thread, before the join returned: what it held is let go.
+  EXPECT_EQ(keep.use_count(), 1);
 }
 
 TEST(WorkerThreadTest, ReleasingTheUnusedStackDropsThePagesADeepCallTouched) {
@@ -117,7 +164,8 @@ TEST(WorkerThreadTest, AProcessWithWorkersUsesTheGlobalFutexHash) {
   constexpr unsigned long kGetSlots = 2;
   // Some threads first, so that a kernel that has one makes a private hash.
   std::vector<WorkerThread> threads;
-  for (int i = 0; i < 4; ++i) threads.push_back(WorkerThread::start(kStackBytes, "t", [] {}));
+  for (int i = 0; i < 4; ++i)
+    threads.push_back(WorkerThread::start(kStackBytes, "t", []() noexcept {}));
   for (WorkerThread& thread : threads) thread.join();
   const int slots = ::prctl(kPrFutexHash, kGetSlots, 0UL, 0UL, 0UL);
   if (slots < 0) GTEST_SKIP() << "this kernel has no private futex hash";

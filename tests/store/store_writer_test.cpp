@@ -292,9 +292,11 @@ TEST(StoreWriter, AnUpdateReplacesTheRunsQueuedUpdateOfTheSameStatusBehindItsLog
 }
 
 // A host with thousands of runs logging has that many writes queued at once:
-// a batch of log entries must not take the room of a whole run record.
+// a batch of log entries must not take the room of a whole run record (a
+// third of one, now that a record keeps its rarely set texts in a pointer
+// each: 344 bytes, where a queued write takes 88).
 TEST(StoreWriter, AQueuedLogBatchIsNotTheSizeOfARunRecord) {
-  EXPECT_LT(sizeof(WriteOp), sizeof(nightshift::Run) / 4)
+  EXPECT_LT(sizeof(WriteOp), sizeof(nightshift::Run) / 3)
       << "sizeof(WriteOp) " << sizeof(WriteOp) << ", sizeof(Run) " << sizeof(nightshift::Run);
   // Copies of an upsert share its record, which never changes.
   const UpsertRun upsert{HeldWriter::running_run()};

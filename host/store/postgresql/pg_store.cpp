@@ -657,14 +657,14 @@ void PostgresStore::write_run_rows(WriteBatch& batch, const std::vector<WriteOp>
     columns[2].emplace_back(run.agent_id);
     columns[3].emplace_back(run.agent_name);
     columns[4].emplace_back(std::string(to_string(run.agent_source)));
-    columns[5].push_back(run.task);
+    columns[5].push_back(std::optional<std::string>(run.task));
     columns[6].emplace_back(boost::json::serialize(run.params));
     columns[7].emplace_back(std::string(to_string(run.status)));
     columns[8].emplace_back(ms_text(run.created_at));
     columns[9].push_back(optional_ms(run.started_at));
     columns[10].push_back(optional_ms(run.ended_at));
     columns[11].push_back(run.progress ? Param(double_text(*run.progress)) : std::nullopt);
-    columns[12].push_back(run.error);
+    columns[12].push_back(std::optional<std::string>(run.error));
     columns[13].push_back(run.result.is_null() ? std::nullopt
                                                : Param(boost::json::serialize(run.result)));
     columns[14].emplace_back(u64_text(log_counts[k]));
@@ -673,10 +673,10 @@ void PostgresStore::write_run_rows(WriteBatch& batch, const std::vector<WriteOp>
     columns[17].emplace_back(run.accepts_messages ? "true" : "false");
     columns[18].emplace_back(std::string(to_string(run.isolation)));
     columns[19].emplace_back(std::to_string(run.attempt));
-    columns[20].push_back(run.retry_of);
-    columns[21].push_back(run.rerun_of);
-    columns[22].push_back(run.schedule_id);
-    columns[23].push_back(run.host);
+    columns[20].push_back(std::optional<std::string>(run.retry_of));
+    columns[21].push_back(std::optional<std::string>(run.rerun_of));
+    columns[22].push_back(std::optional<std::string>(run.schedule_id));
+    columns[23].push_back(std::optional<std::string>(run.host));
     columns[24].emplace_back(std::to_string(fence_of(batch, run)));
     columns[25].push_back(upsert.max_concurrent ? Param(std::to_string(*upsert.max_concurrent))
                                                 : std::nullopt);
