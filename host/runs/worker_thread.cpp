@@ -10,9 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <iterator>
-#include <memory>
 #include <mutex>
-#include <string>
 #include <system_error>
 #include <utility>
 #include <vector>
