@@ -9,7 +9,9 @@
 // never called again. A handler must not subscribe or unsubscribe itself.
 #pragma once
 
+#include <algorithm>
 #include <chrono>
+#include <climits>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -87,14 +89,17 @@ class EventBus {
 // under that run's lock.
 class ProgressThrottle {
  public:
+  // `interval`: at most about 24 days (it is kept in 32 bits: every live run
+  // has a throttle).
   explicit ProgressThrottle(std::chrono::milliseconds interval = std::chrono::milliseconds(100))
-      : interval_(interval) {}
+      : interval_(static_cast<std::int32_t>(
+            std::clamp<std::chrono::milliseconds::rep>(interval.count(), 0, INT32_MAX))) {}
   // True when an update at `now` may be published now.
   bool admit(std::chrono::steady_clock::time_point now);
 
  private:
-  std::chrono::milliseconds interval_;
   std::chrono::steady_clock::time_point last_{};
+  std::chrono::duration<std::int32_t, std::milli> interval_;
   bool any_ = false;
 };
 

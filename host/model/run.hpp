@@ -62,16 +62,20 @@ enum class Isolation { thread, process };
 std::string_view to_string(Isolation isolation);
 std::optional<Isolation> parse_isolation(std::string_view text);
 
-// One run, as the API's Run object describes it (api.md).
+// One run, as the API's Run object describes it (api.md). Its fields are
+// ordered so that none leaves a gap for alignment: a host keeps one for every
+// live run, and copies it for every commit and every reader.
 struct Run {
   std::string instance_id;  // UUID v4
   std::string thread_id;    // a second UUID v4, never equal to instance_id
   std::string agent_id;     // "<source>:<name>"
   std::string agent_name;
   AgentSource agent_source = AgentSource::installed;
+  Isolation isolation = Isolation::thread;  // runs recorded before v1.1 ran in the host
   OptionalText task;
   boost::json::object params;  // the merged params the agent receives
   RunStatus status = RunStatus::queued;
+  bool accepts_messages = false;  // the agent's manifest says "messages": true
   Timestamp created_at{};
   std::optional<Timestamp> started_at;
   std::optional<Timestamp> ended_at;
@@ -79,10 +83,8 @@ struct Run {
   OptionalText error;
   boost::json::value result;  // null when the agent set none
   std::uint64_t log_count = 0;
-  std::optional<TokenUsage> usage;          // none until the agent reports any
-  bool accepts_messages = false;            // the agent's manifest says "messages": true
-  Isolation isolation = Isolation::thread;  // runs recorded before v1.1 ran in the host
-  OptionalText host;                        // the host executing it; none while queued
+  std::optional<TokenUsage> usage;  // none until the agent reports any
+  OptionalText host;                // the host executing it; none while queued
   // Where the run came from (v1.1): 1 for a first attempt, N+1 for the retry
   // of attempt N; the run it retries, the run it was re-run from, and the
   // schedule that started it.

@@ -10,9 +10,21 @@ Admission::Admission(std::size_t max_running, std::size_t max_queued)
   if (max_running_ == 0) throw std::invalid_argument("at least one run must be allowed at once");
 }
 
-bool Admission::at_cap(const std::string& agent) const {
-  const auto it = agents_.find(agent);
-  return it != agents_.end() && it->second.cap && it->second.running >= *it->second.cap;
+bool Admission::at_cap(const AgentState& agent) {
+  return agent.cap && agent.running >= *agent.cap;
+}
+
+void Admission::add_member(const std::string& id, Agents::value_type& agent, bool holds_slot,
+                           bool counted_pending) {
+  const auto [member, added] = members_.try_emplace(RunKey(id));
+  if (!added) --member->second.agent->second.members;  // reserved again under the same id
+  member->second = Member{&agent, holds_slot, counted_pending};
+  ++agent.second.members;
+}
+
+void Admission::erase_member(Members::iterator member) {
+  --member->second.agent->second.members;
+  members_.erase(member);
 }
 
 std::size_t Admission::running_of(const std::string& agent) const {
@@ -23,8 +35,12 @@ std::size_t Admission::running_of(const std::string& agent) const {
 std::optional<Admission::Place> Admission::reserve(const Ticket& ticket) {
   if (closed_) return std::nullopt;
   const bool tracked = !ticket.id.empty();
-  if (tracked) agents_[ticket.agent].cap = ticket.cap;
-  const bool capped = tracked && at_cap(ticket.agent);
+  Agents::value_type* agent = nullptr;
+  if (tracked) {
+    agent = &*agents_.try_emplace(ticket.agent).first;
+    agent->second.cap = ticket.cap;
+  }
+  const bool capped = tracked && at_cap(agent->second);
   // A free slot goes to a waiting run first: a new run never overtakes one
   // that could use it. Every run left in the queue while a slot is free is
   // held back by its agent's cap (take_launchable moved the others), so
@@ -32,8 +48,8 @@ std::optional<Admission::Place> Admission::reserve(const Ticket& ticket) {
   if (!capped && slots_used_ < max_running_ && pending_uncapped_ == 0) {
     ++slots_used_;
     if (tracked) {
-      members_[ticket.id] = Member{ticket.agent, true, false};
-      ++agents_[ticket.agent].running;
+      add_member(ticket.id, *agent, true, false);
+      ++agent->second.running;
     }
     return Place::slot;
   }
@@ -41,22 +57,23 @@ std::optional<Admission::Place> Admission::reserve(const Ticket& ticket) {
     ++queue_used_;
     const bool could_run = !capped;
     if (could_run) ++pending_uncapped_;
-    if (tracked) members_[ticket.id] = Member{ticket.agent, false, could_run};
+    if (tracked) add_member(ticket.id, *agent, false, could_run);
     return Place::queue;
   }
-  if (tracked && agents_[ticket.agent].running == 0) agents_.erase(ticket.agent);
+  if (tracked && agent->second.running == 0 && agent->second.members == 0) {
+    agents_.erase(ticket.agent);
+  }
   return std::nullopt;
 }
 
 void Admission::give_slot_back(const std::string& id) {
   if (slots_used_ > 0) --slots_used_;
-  const auto it = members_.find(id);
+  if (id.empty()) return;
+  const auto it = members_.find(RunKey(id));
   if (it == members_.end()) return;
-  if (it->second.holds_slot) {
-    auto agent = agents_.find(it->second.agent);
-    if (agent != agents_.end() && agent->second.running > 0) --agent->second.running;
-  }
-  members_.erase(it);
+  AgentState& agent = it->second.agent->second;
+  if (it->second.holds_slot && agent.running > 0) --agent.running;
+  erase_member(it);
 }
 
 void Admission::cancel(Place place, const std::string& id) {
@@ -65,17 +82,17 @@ void Admission::cancel(Place place, const std::string& id) {
     return;
   }
   if (queue_used_ > 0) --queue_used_;
-  const auto it = members_.find(id);
+  const auto it = id.empty() ? members_.end() : members_.find(RunKey(id));
   if (it != members_.end()) {
     if (it->second.counted_pending && pending_uncapped_ > 0) --pending_uncapped_;
-    members_.erase(it);
+    erase_member(it);
   } else if (id.empty() && pending_uncapped_ > 0) {
     --pending_uncapped_;
   }
 }
 
 void Admission::enqueue(std::string id) {
-  const auto it = members_.find(id);
+  const auto it = id.empty() ? members_.end() : members_.find(RunKey(id));
   if (it != members_.end()) {
     if (it->second.counted_pending && pending_uncapped_ > 0) --pending_uncapped_;
     it->second.counted_pending = false;
@@ -90,7 +107,9 @@ bool Admission::remove_queued(const std::string& id) {
   if (it == queue_.end()) return false;
   queue_.erase(it);
   --queue_used_;
-  members_.erase(id);
+  if (const auto member = members_.find(RunKey(id)); member != members_.end()) {
+    erase_member(member);
+  }
   return true;
 }
 
@@ -98,14 +117,15 @@ std::vector<std::string> Admission::take_launchable() {
   std::vector<std::string> out;
   if (closed_) return out;
   for (auto it = queue_.begin(); it != queue_.end() && slots_used_ < max_running_;) {
-    const auto member = members_.find(*it);
+    const auto member = it->empty() ? members_.end() : members_.find(RunKey(*it));
     if (member != members_.end()) {
-      if (at_cap(member->second.agent)) {
+      AgentState& agent = member->second.agent->second;
+      if (at_cap(agent)) {
         ++it;  // waits for its agent; the runs behind it may go
         continue;
       }
       member->second.holds_slot = true;
-      ++agents_[member->second.agent].running;
+      ++agent.running;
     }
     out.push_back(std::move(*it));
     it = queue_.erase(it);

@@ -18,6 +18,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "model/run_key.hpp"
+
 namespace nightshift {
 
 class Admission {
@@ -69,15 +71,23 @@ class Admission {
  private:
   struct AgentState {
     std::size_t running = 0;           // slots its runs hold
+    std::size_t members = 0;           // its runs in members_ (which point at this entry)
     std::optional<std::uint32_t> cap;  // the latest cap a ticket named
   };
+  using Agents = std::unordered_map<std::string, AgentState>;
+  // An entry per active run: kept small (a RunKey, a pointer into agents_),
+  // since a host may hold ten thousand runs at once.
   struct Member {
-    std::string agent;
+    Agents::value_type* agent = nullptr;  // its entry in agents_, kept while it is a member
     bool holds_slot = false;
     bool counted_pending = false;  // a queue reservation that could have used a slot
   };
+  using Members = std::unordered_map<RunKey, Member, RunKey::Hash>;
 
-  bool at_cap(const std::string& agent) const;
+  static bool at_cap(const AgentState& agent);
+  void add_member(const std::string& id, Agents::value_type& agent, bool holds_slot,
+                  bool counted_pending);
+  void erase_member(Members::iterator member);
   void give_slot_back(const std::string& id);
 
   const std::size_t max_running_;
@@ -88,8 +98,8 @@ class Admission {
   // free slot is theirs before a newer run's.
   std::size_t pending_uncapped_ = 0;
   std::deque<std::string> queue_;
-  std::unordered_map<std::string, Member> members_;     // runs reserved with a ticket id
-  std::unordered_map<std::string, AgentState> agents_;  // agents with capped or running runs
+  Members members_;  // runs reserved with a ticket id
+  Agents agents_;    // agents named by a ticket: their caps, and their runs
   bool closed_ = false;
 };
 

@@ -42,15 +42,17 @@ void append_entry(LiveRun& run, LogLevel level, std::string_view text, LogSource
     const RunManagerOptions& options = services.options;
     if (run.record.log_count >= options.log_max_entries ||
         run.accepted_bytes + text.size() > options.log_max_bytes) {
-      ++run.capped_entries;
-      run.capped_bytes += text.size();
       services.budget.count_dropped();
+      if (!run.drops) run.drops = std::make_unique<LiveRun::Drops>();
+      ++run.drops->capped_entries;
+      run.drops->capped_bytes += text.size();
       return;
     }
     if (!services.budget.reserve(text.size() + LogBudget::kEntryOverhead)) {
-      ++run.full_entries;
-      run.full_bytes += text.size();
       services.budget.count_dropped();
+      if (!run.drops) run.drops = std::make_unique<LiveRun::Drops>();
+      ++run.drops->full_entries;
+      run.drops->full_bytes += text.size();
       return;
     }
     run.pending_logs.push_back(
@@ -111,16 +113,13 @@ bool on_sleep_for(const nightshift_run* c_run, std::uint64_t milliseconds) {
   std::stop_token token = run.stop.get_token();
   if (milliseconds == 0) return !token.stop_requested();
   if (milliseconds >= kLongWaitMs) WorkerThread::release_unused_stack();
-  try {
-    // Registered before the lock is taken: for a stop requested already it
-    // runs here, at once, and takes that lock.
-    const std::stop_callback on_stop(token, [&run] { run.wake_waiter(); });
-    std::unique_lock lock(run.wait_mutex);
-    const bool stopped = run.wait_cv.wait_for(lock, bounded_wait(milliseconds),
-                                              [&] { return token.stop_requested(); });
-    return !stopped;
-  } catch (...) {
-    return !token.stop_requested();
+  const auto deadline = std::chrono::steady_clock::now() + bounded_wait(milliseconds);
+  // For a stop requested already it runs here, at once.
+  const std::stop_callback on_stop(token, [&run]() noexcept { run.wake_waiter(); });
+  for (;;) {
+    const std::uint32_t ticket = run.wakeup.ticket();
+    if (token.stop_requested()) return false;
+    if (!run.wakeup.wait_until(ticket, deadline)) return !token.stop_requested();
   }
 }
 
@@ -131,18 +130,24 @@ bool on_next_message(const nightshift_run* c_run, std::uint64_t timeout_ms,
   std::stop_token token = run.stop.get_token();
   std::string message;
   if (timeout_ms >= kLongWaitMs) WorkerThread::release_unused_stack();
+  const auto deadline = std::chrono::steady_clock::now() + bounded_wait(timeout_ms);
+  const std::stop_callback on_stop(token, [&run]() noexcept { run.wake_waiter(); });
   try {
-    const std::stop_callback on_stop(token, [&run] { run.wake_waiter(); });  // as in sleep_for
-    std::unique_lock lock(run.wait_mutex);
-    if (token.stop_requested()) return false;
-    const bool ready = run.wait_cv.wait_for(lock, bounded_wait(timeout_ms), [&] {
-      return token.stop_requested() || run.has_message_locked();
-    });
-    if (!ready || token.stop_requested()) return false;
-    std::optional<std::string> taken = run.take_message_locked();
-    if (!taken) return false;
-    message = std::move(*taken);
-    if (run.unread_messages > 0) --run.unread_messages;
+    for (;;) {
+      // Taken before the mailbox is looked at: a message delivered after the
+      // look wakes the wait below.
+      const std::uint32_t ticket = run.wakeup.ticket();
+      if (token.stop_requested()) return false;
+      {
+        std::lock_guard lock(run.wait_mutex);
+        if (std::optional<std::string> taken = run.take_message_locked()) {
+          message = std::move(*taken);
+          if (run.unread_messages > 0) --run.unread_messages;
+          break;
+        }
+      }
+      if (!run.wakeup.wait_until(ticket, deadline)) return false;
+    }
   } catch (...) {
     return false;
   }
@@ -267,8 +272,8 @@ void LiveRun::submit_progress_locked() {
   }
   submit_logs_locked();
   progress_held = false;
-  services->writer.submit_update(
-      UpdateProgress{record.instance_id, record.progress, record.log_count, record.usage});
+  services->writer.submit_progress(record.instance_id, record.progress, record.log_count,
+                                   record.usage);
 }
 
 void LiveRun::finish_locked(RunStatus status, std::optional<std::string> error) {
@@ -279,7 +284,8 @@ void LiveRun::finish_locked(RunStatus status, std::optional<std::string> error) 
 }
 
 void LiveRun::append_dropped_entry_locked() {
-  if (capped_entries == 0 && full_entries == 0) return;
+  if (!drops) return;
+  const auto [capped_entries, capped_bytes, full_entries, full_bytes] = *drops;
   const RunManagerOptions& options = services->options;
   std::string message;
   if (capped_entries > 0) {
@@ -324,7 +330,7 @@ void LiveRun::sweep() {
 
 bool LiveRun::reserve_message(std::size_t max) {
   std::lock_guard lock(wait_mutex);
-  if (unread_messages >= max) return false;
+  if (unread_messages >= max || unread_messages == UINT32_MAX) return false;
   ++unread_messages;
   return true;
 }
@@ -346,7 +352,7 @@ void LiveRun::deliver_message(std::string text) {
     mailbox->messages.push_back(std::move(text));
     if (mailbox->waker) mailbox->waker();
   }
-  wait_cv.notify_all();
+  wake_waiter();
 }
 
 std::optional<std::string> LiveRun::take_message_locked() {
@@ -365,13 +371,6 @@ void LiveRun::set_message_waker(std::function<void()> waker) {
   mailbox->waker = std::move(waker);
   // Messages sent before the process was up are forwarded now.
   if (mailbox->waker && !mailbox->messages.empty()) mailbox->waker();
-}
-
-void LiveRun::wake_waiter() {
-  // Taking the mutex orders this after the waiter's check of its condition:
-  // a waiter that found nothing is waiting by the time this notifies.
-  { const std::lock_guard lock(wait_mutex); }
-  wait_cv.notify_all();
 }
 
 void LiveRun::log_from_host(LogLevel level, std::string_view text) {

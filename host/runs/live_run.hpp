@@ -12,7 +12,6 @@
 
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
@@ -27,6 +26,7 @@
 #include "isolation/process_run.hpp"
 #include "loader/plugin_loader.hpp"
 #include "model/run.hpp"
+#include "runs/wakeup.hpp"
 #include "runs/worker_thread.hpp"
 
 namespace nightshift {
@@ -109,6 +109,11 @@ struct RunState {
 };
 
 struct LiveRun : std::enable_shared_from_this<LiveRun> {
+  // A host keeps thousands of these at once (a sleeping run is little more
+  // than its thread and this): the small fields sit together rather than
+  // each padded out to 8 bytes, and what most runs never need (the mailbox,
+  // the counts of dropped log entries) is made when it is first needed.
+
   // ---- fixed before the run is shared ----
   RunServices* services = nullptr;  // not to be touched once `abandoned` is set
   std::string params_json;
@@ -116,23 +121,26 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // shutdown keeps it.
   std::shared_ptr<const std::string> workspace;
   std::shared_ptr<const LoadedPlugin> plugin;  // keeps the library mapped
-  std::optional<std::chrono::milliseconds> timeout;
-  Isolation isolation = Isolation::thread;
+  std::chrono::milliseconds timeout{0};        // its time limit; 0: none
   // What a process run's agent is held to, of its limits (merged: manifest,
   // remixes, then the start request).
   isolation::ProcessLimits process_limits;
-  std::optional<std::uint32_t> max_concurrent;  // its agent's cap (limits.maxConcurrent)
   std::stop_source stop;                        // thread-safe by itself
+  std::optional<std::uint32_t> max_concurrent;  // its agent's cap (limits.maxConcurrent)
+  Isolation isolation = Isolation::thread;
   // The first record is durable: the run may be shown. Set under both the
   // run's and the manager's mutex; read under either.
   std::atomic<bool> committed{false};
 
-  // Where sleep_for and next_message wait; only the run's own thread waits.
-  // A plain condition variable, woken on a stop by a stop_callback the wait
-  // registers (wake_waiter): condition_variable_any would allocate a mutex
-  // of its own for every run.
+  // Where sleep_for and next_message wait (only the run's own thread waits),
+  // woken by a stop (a stop_callback the wait registers) and by a message.
+  Wakeup wakeup;
+  // Messages sent and not yet read by the agent: those in the mailbox, those
+  // on their way to the agent's process, and those reserved by a sender
+  // that has not delivered yet. Guarded by wait_mutex.
+  std::uint32_t unread_messages = 0;
+  // Guards the mailbox and unread_messages.
   std::mutex wait_mutex;
-  std::condition_variable wait_cv;
   // Messages delivered and not yet taken by the agent, and, for a process
   // run, what wakes its supervisor when one arrives. Made by the first
   // message or waker: most runs never get a message. Guarded by wait_mutex.
@@ -141,10 +149,6 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
     std::function<void()> waker;
   };
   std::unique_ptr<Mailbox> mailbox;
-  // Messages sent and not yet read by the agent: those in the mailbox, those
-  // on their way to the agent's process, and those reserved by a sender
-  // that has not delivered yet. Guarded by wait_mutex.
-  std::size_t unread_messages = 0;
 
   // ---- guarded by `mutex` ----
   std::mutex mutex;
@@ -154,14 +158,19 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   Run record;
   RunState shown;                      // the record as last committed: what readers are shown
   std::vector<LogEntry> pending_logs;  // accepted, not yet handed to the writer
-  bool sweep_scheduled = false;        // a sweep is due on the watchdog
-  bool progress_held = false;          // a progress value the throttle held back
-  bool result_unsent = false;          // the agent set a result no record has carried yet
   ProgressThrottle throttle;
   std::size_t accepted_bytes = 0;
-  std::uint64_t capped_entries = 0, capped_bytes = 0;  // dropped past the run's cap
-  std::uint64_t full_entries = 0, full_bytes = 0;      // dropped: the log buffer was full
+  // What the caps dropped of the agent's log; made by the first drop (most
+  // runs never have one).
+  struct Drops {
+    std::uint64_t capped_entries = 0, capped_bytes = 0;  // past the run's cap
+    std::uint64_t full_entries = 0, full_bytes = 0;      // the host's log buffer was full
+  };
+  std::unique_ptr<Drops> drops;
   OptionalText agent_error;
+  bool sweep_scheduled = false;  // a sweep is due on the watchdog
+  bool progress_held = false;    // a progress value the throttle held back
+  bool result_unsent = false;    // the agent set a result no record has carried yet
   bool timed_out = false;
   bool agent_returned = false;
   bool killed = false;     // process isolation: killed after the stop grace
@@ -214,9 +223,9 @@ struct LiveRun : std::enable_shared_from_this<LiveRun> {
   // Process isolation: what wakes the run's supervisor when a message
   // arrives (nothing: none); at once if one waits already. [thread-safe]
   void set_message_waker(std::function<void()> waker);
-  // Wakes the run's thread if it waits in sleep_for or next_message. Takes
-  // wait_mutex, so it must not be called with it held. [thread-safe]
-  void wake_waiter();
+  // Wakes the run's thread if it waits in sleep_for or next_message.
+  // [thread-safe; takes no lock]
+  void wake_waiter() noexcept { wakeup.wake_all(); }
   // Appends an entry of the host's own (source host), under the same caps as
   // the agent's. [thread-safe]
   void log_from_host(LogLevel level, std::string_view text);

@@ -11,19 +11,20 @@ RunAnnouncements::RunAnnouncements(EventBus& bus, std::size_t capacity,
       finished_capacity_(finished_capacity == 0 ? 1 : finished_capacity) {}
 
 std::optional<RunEventKind> RunAnnouncements::announce(const Run& run, bool only_if_new) {
+  RunKey key(run.instance_id);
   std::lock_guard lock(mutex_);
   // Finished: whatever comes now is older news or a repeat.
-  if (finished_.get<ById>().count(run.instance_id) > 0) return std::nullopt;
+  if (finished_.get<ById>().count(key) > 0) return std::nullopt;
   const bool ended = is_terminal(run.status);
   auto& active = active_.get<ById>();
-  const auto it = active.find(run.instance_id);
+  const auto it = active.find(key);
   RunEventKind kind = RunEventKind::updated;
   if (it != active.end()) {
     if (only_if_new) return std::nullopt;
     if (ended) {
       kind = RunEventKind::finished;
       active.erase(it);
-      remember_locked(finished_, run.instance_id, finished_capacity_);
+      remember_locked(finished_, std::move(key), finished_capacity_);
     }
   } else {
     // First heard of. Already ended (another host executed it before this
@@ -31,11 +32,11 @@ std::optional<RunEventKind> RunAnnouncements::announce(const Run& run, bool only
     // then that it finished.
     kind = RunEventKind::started;
     if (ended) {
-      remember_locked(finished_, run.instance_id, finished_capacity_);
+      remember_locked(finished_, std::move(key), finished_capacity_);
       publish_locked(RunEventKind::started, run);
       kind = RunEventKind::finished;
     } else {
-      remember_locked(active_, run.instance_id, capacity_);
+      remember_locked(active_, std::move(key), capacity_);
     }
   }
   publish_locked(kind, run);
@@ -43,14 +44,16 @@ std::optional<RunEventKind> RunAnnouncements::announce(const Run& run, bool only
 }
 
 void RunAnnouncements::deleted(const Run& record) {
+  const RunKey key(record.instance_id);
   std::lock_guard lock(mutex_);
-  erase_locked(record.instance_id);
+  erase_locked(key);
   publish_locked(RunEventKind::deleted, record);
 }
 
 void RunAnnouncements::forget(const std::string& instance_id) {
+  const RunKey key(instance_id);
   std::lock_guard lock(mutex_);
-  erase_locked(instance_id);
+  erase_locked(key);
 }
 
 std::size_t RunAnnouncements::size() const {
@@ -58,14 +61,13 @@ std::size_t RunAnnouncements::size() const {
   return active_.size() + finished_.size();
 }
 
-void RunAnnouncements::remember_locked(Runs& runs, const std::string& instance_id,
-                                       std::size_t bound) {
-  runs.push_back(instance_id);
+void RunAnnouncements::remember_locked(Runs& runs, RunKey key, std::size_t bound) {
+  runs.push_back(std::move(key));
   while (runs.size() > bound) runs.pop_front();
 }
 
-void RunAnnouncements::erase_locked(const std::string& instance_id) {
-  if (active_.get<ById>().erase(instance_id) == 0) finished_.get<ById>().erase(instance_id);
+void RunAnnouncements::erase_locked(const RunKey& key) {
+  if (active_.get<ById>().erase(key) == 0) finished_.get<ById>().erase(key);
 }
 
 void RunAnnouncements::publish_locked(RunEventKind kind, const Run& run) {

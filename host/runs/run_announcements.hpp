@@ -29,6 +29,7 @@
 #include <string>
 
 #include "events/event_bus.hpp"
+#include "model/run_key.hpp"
 
 namespace nightshift {
 
@@ -61,18 +62,20 @@ class RunAnnouncements {
  private:
   // The runs of one kind (active, or finished), each id once, oldest
   // first: found by id, forgotten from the front. One node per run holds
-  // its id, so a run costs one copy of it whichever way it is reached.
+  // its id (a RunKey: a host's ids in 16 bytes, without a heap block), so a
+  // run costs one copy of it whichever way it is reached.
   struct ById {};
   using Runs = boost::multi_index_container<
-      std::string, boost::multi_index::indexed_by<boost::multi_index::sequenced<>,
-                                                  boost::multi_index::hashed_unique<
-                                                      boost::multi_index::tag<ById>,
-                                                      boost::multi_index::identity<std::string>>>>;
+      RunKey,
+      boost::multi_index::indexed_by<
+          boost::multi_index::sequenced<>,
+          boost::multi_index::hashed_unique<boost::multi_index::tag<ById>,
+                                            boost::multi_index::identity<RunKey>, RunKey::Hash>>>;
 
   // Adds the run at the back of `runs`, then forgets the oldest past `bound`.
-  static void remember_locked(Runs& runs, const std::string& instance_id, std::size_t bound);
+  static void remember_locked(Runs& runs, RunKey key, std::size_t bound);
   // Forgets the run, active or finished.
-  void erase_locked(const std::string& instance_id);
+  void erase_locked(const RunKey& key);
   void publish_locked(RunEventKind kind, const Run& run);
 
   EventBus& bus_;

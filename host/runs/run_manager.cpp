@@ -319,7 +319,7 @@ LivePtr RunManager::Impl::make_live_run(const StartRequest& request, ResolvedAge
     run->timeout = std::chrono::milliseconds(
         static_cast<std::int64_t>(std::ceil(*limits.timeout_seconds * 1000.0)));
   } else if (options.default_timeout && options.default_timeout->count() > 0) {
-    run->timeout = options.default_timeout;
+    run->timeout = *options.default_timeout;
   }
   return run;
 }
@@ -489,7 +489,7 @@ bool RunManager::Impl::begin_run(LiveRun& run) {
   run.record.started_at = now_ms();
   if (!options.host_name.empty()) run.record.host = host_name;
   run.submit_record_locked();
-  if (run.timeout) schedule_deadline(*run.timeout, true, run.shared_from_this());
+  if (run.timeout.count() > 0) schedule_deadline(run.timeout, true, run.shared_from_this());
   return true;
 }
 
@@ -515,7 +515,7 @@ bool RunManager::Impl::end_run(LiveRun& run, const AgentExit& exit) {
   run.append_dropped_entry_locked();
   const std::int32_t rc = exit.rc;
   if (run.timed_out) {
-    run.finish_locked(RunStatus::failed, "timed out after " + format_seconds(*run.timeout) + " s");
+    run.finish_locked(RunStatus::failed, "timed out after " + format_seconds(run.timeout) + " s");
   } else if (exit.killed) {
     run.killed = true;
     run.finish_locked(RunStatus::cancelled, "killed after " + format_seconds(options.stop_grace) +

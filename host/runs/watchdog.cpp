@@ -66,12 +66,34 @@ void Watchdog::run_task(const Task& task) noexcept {
   }
 }
 
+namespace {
+
+// Empties a round's tasks and keeps the buffer for the next round, unless a
+// burst made it far larger than rounds need.
+void keep_buffer(std::vector<Watchdog::Task>& tasks) {
+  constexpr std::size_t kKeptTasks = 16384;  // 512 KiB
+  if (tasks.capacity() > kKeptTasks) {
+    std::vector<Watchdog::Task>().swap(tasks);
+  } else {
+    tasks.clear();
+  }
+}
+
+}  // namespace
+
 void Watchdog::main() {
   constexpr auto kNever = Clock::time_point::max();
   auto next_periodic = Clock::now() + period_;
   // Set while batched tasks wait: when they run, however often the thread
   // wakes for other reasons meanwhile.
   auto next_sweep = kNever;
+  // What runs this round, swapped with the queues so that they keep their
+  // buffers: the threads that queue tasks (a run's own thread, at every log
+  // line or progress tick) never grow a vector and free the old buffer,
+  // which would then stay cached by malloc for that thread, unused, as long
+  // as it lives (sleeping, mostly).
+  std::vector<Task> posted;
+  std::vector<Task> swept;
   std::unique_lock lock(mutex_);
   while (!stopping_) {
     if (!batched_.empty() && next_sweep == kNever) next_sweep = Clock::now() + sweep_delay_;
@@ -90,9 +112,7 @@ void Watchdog::main() {
       due.push_back(std::move(deadlines_.begin()->second));
       deadlines_.erase(deadlines_.begin());
     }
-    std::vector<Task> posted;
     posted.swap(posted_);
-    std::vector<Task> swept;
     if (now >= next_sweep) {
       swept.swap(batched_);
       next_sweep = kNever;
@@ -105,6 +125,8 @@ void Watchdog::main() {
     for (const Task& task : due) run_task(task);
     for (const Task& task : swept) run_task(task);
     if (periodic_now && periodic_) run_task(periodic_);
+    keep_buffer(posted);
+    keep_buffer(swept);
     lock.lock();
   }
 }

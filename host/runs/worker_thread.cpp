@@ -197,7 +197,6 @@ WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name,
     pool.give_back(mapping, mapping_bytes);
     throw std::system_error(rc, std::generic_category(), "could not start a thread");
   }
-  thread.joinable_ = true;
   thread.stack_ = mapping;
   thread.stack_mapping_bytes_ = mapping_bytes;
   return thread;
@@ -222,7 +221,6 @@ void WorkerThread::release_unused_stack() noexcept {
 
 WorkerThread::WorkerThread(WorkerThread&& other) noexcept
     : thread_(other.thread_),
-      joinable_(std::exchange(other.joinable_, false)),
       stack_(std::exchange(other.stack_, nullptr)),
       stack_mapping_bytes_(std::exchange(other.stack_mapping_bytes_, 0)) {}
 
@@ -230,7 +228,6 @@ WorkerThread& WorkerThread::operator=(WorkerThread&& other) noexcept {
   if (this != &other) {
     join();
     thread_ = other.thread_;
-    joinable_ = std::exchange(other.joinable_, false);
     stack_ = std::exchange(other.stack_, nullptr);
     stack_mapping_bytes_ = std::exchange(other.stack_mapping_bytes_, 0);
   }
@@ -242,19 +239,15 @@ WorkerThread::~WorkerThread() {
 }
 
 void WorkerThread::join() noexcept {
-  if (!joinable_) return;
+  if (!joinable()) return;
   pthread_join(thread_, nullptr);
-  joinable_ = false;
   // The thread is gone: nothing runs on its stack any more.
-  if (stack_ != nullptr) {
-    StackPool::instance().give_back(std::exchange(stack_, nullptr), stack_mapping_bytes_);
-  }
+  StackPool::instance().give_back(std::exchange(stack_, nullptr), stack_mapping_bytes_);
 }
 
 void WorkerThread::detach() noexcept {
-  if (!joinable_) return;
+  if (!joinable()) return;
   pthread_detach(thread_);
-  joinable_ = false;
   stack_ = nullptr;  // left mapped: the thread may still be on it
 }
 

@@ -63,7 +63,7 @@ class WorkerThread {
   // thread. [thread-safe: acts on the calling thread only]
   static void release_unused_stack() noexcept;
 
-  bool joinable() const noexcept { return joinable_; }
+  bool joinable() const noexcept { return stack_ != nullptr; }
   void join() noexcept;
   // Lets the thread finish on its own (shutdown gave up on it). Its stack
   // is not reused: nobody learns when the thread is done with it.
@@ -91,8 +91,9 @@ class WorkerThread {
                                  BodyMove move_to, BodyOp run, BodyOp destroy);
 
   pthread_t thread_{};
-  bool joinable_ = false;
-  void* stack_ = nullptr;  // the stack's mapping (guard page first); null when not ours
+  // The stack's mapping (guard page first) while the thread is ours to join;
+  // null before it starts and once it is joined or detached.
+  void* stack_ = nullptr;
   std::size_t stack_mapping_bytes_ = 0;
 };
 

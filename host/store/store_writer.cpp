@@ -82,6 +82,46 @@ void StoreWriter::submit_update(UpdateProgress progress) {
   submit_update_op(WriteOp{std::move(progress)});
 }
 
+void StoreWriter::submit_progress(std::string_view instance_id, std::optional<double> progress,
+                                  std::uint64_t log_count, std::optional<TokenUsage> usage) {
+  {
+    std::lock_guard lock(mutex_);
+    const auto entry = replaceable_.find(instance_id);
+    auto* const older = entry == replaceable_.end()
+                            ? nullptr
+                            : std::get_if<UpdateProgress>(&pending_[entry->second].op);
+    if (older == nullptr) {
+      pending_.push_back(
+          Item{UpdateProgress{std::string(instance_id), progress, log_count, usage}, nullptr});
+      supersede_locked(pending_.size() - 1);
+    } else {
+      // The key views the id the newer update takes over: out of the map
+      // while it moves, then keyed anew by the newer update (its node reused).
+      auto node = replaceable_.extract(entry);
+      Item newer{UpdateProgress{std::move(older->instance_id), progress, log_count, usage},
+                 nullptr};
+      try {
+        pending_.push_back(std::move(newer));  // on a throw, nothing was moved
+      } catch (...) {
+        older->instance_id = std::move(std::get<UpdateProgress>(newer.op).instance_id);
+        node.key() = older->instance_id;
+        replaceable_.insert(std::move(node));
+        throw;
+      }
+      Item& replaced = pending_[node.mapped()];
+      replaced.superseded = true;
+      replaced.op = DeleteRun{};  // never applied; holds nothing any more
+      ++superseded_in_pending_;
+      ++superseded_;
+      node.key() = std::get<UpdateProgress>(pending_.back().op).instance_id;
+      node.mapped() = pending_.size() - 1;
+      replaceable_.insert(std::move(node));
+    }
+    ++submitted_seq_;
+  }
+  work_ready_.notify_one();
+}
+
 void StoreWriter::submit_update_op(WriteOp op) {
   {
     std::lock_guard lock(mutex_);

@@ -81,6 +81,13 @@ class StoreWriter {
   // update of the run that nothing else of the run has followed. Only for a
   // store that writes_progress_alone().
   void submit_update(UpdateProgress progress);
+  // The same, the update made here: when it replaces a queued progress
+  // update it takes over that update's copy of the run's id instead of a new
+  // one. A run reporting progress at every tick then neither allocates nor
+  // frees on its own thread (what a thread frees, malloc keeps cached for
+  // that thread, unused while the run sleeps).
+  void submit_progress(std::string_view instance_id, std::optional<double> progress,
+                       std::uint64_t log_count, std::optional<TokenUsage> usage);
   // Queues one op and returns once it is committed. Throws if it failed.
   // For callers that may block (tests, the API's worker pool).
   void submit_and_wait(WriteOp op);

@@ -152,6 +152,29 @@ TEST(AdmissionTest, ManyStartsNeverExceedTheCap) {
   EXPECT_EQ(admission.running(), 0u);
 }
 
+TEST(AdmissionTest, ARefusedStartKeepsTheAgentOfARunThatWaits) {
+  // A waiting run's entry points at its agent's: a refusal of another run
+  // of that agent, with none of its runs running, must not drop it (under
+  // ASan a dropped one is a use after free when the run is launched).
+  Admission admission(2, 1);
+  ASSERT_EQ(admission.reserve(ticket("o1", "other", std::nullopt)), Place::slot);
+  ASSERT_EQ(admission.reserve(ticket("o2", "other", std::nullopt)), Place::slot);
+  ASSERT_EQ(admission.reserve(ticket("c1", "capped", 1)), Place::queue);
+  admission.enqueue("c1");
+  EXPECT_EQ(admission.reserve(ticket("c2", "capped", 1)), std::nullopt) << "the queue is full";
+  admission.release_slot("o1");
+  EXPECT_EQ(admission.take_launchable(), std::vector<std::string>{"c1"});
+  EXPECT_EQ(admission.running_of("capped"), 1u);
+  admission.release_slot("o2");
+  EXPECT_EQ(admission.reserve(ticket("c3", "capped", 1)), Place::queue)
+      << "its agent is at its cap of 1, though a slot is free";
+  admission.enqueue("c3");
+  admission.release_slot("c1");
+  EXPECT_EQ(admission.running_of("capped"), 0u);
+  EXPECT_EQ(admission.take_launchable(), std::vector<std::string>{"c3"});
+  EXPECT_EQ(admission.running_of("capped"), 1u);
+}
+
 TEST(AdmissionTest, CancelledCappedReservationFreesItsAgentsPlace) {
   Admission admission(4, 4);
   ASSERT_EQ(admission.reserve(ticket("x1", "capped", 1)), Place::slot);

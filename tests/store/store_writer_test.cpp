@@ -222,6 +222,12 @@ class HeldWriter {
           {
             std::lock_guard lock(mutex_);
             batches_.push_back(describe(ops));
+            progress_ids_.clear();
+            for (const WriteOp& op : ops) {
+              if (const auto* update = std::get_if<UpdateProgress>(&op)) {
+                progress_ids_.push_back(update->instance_id);
+              }
+            }
           }
           if (first_.exchange(false)) gate_.wait_open();
         }) {}
@@ -248,6 +254,11 @@ class HeldWriter {
     EXPECT_EQ(batches_.size(), 2u);
     return batches_.empty() ? std::vector<std::string>{} : batches_.back();
   }
+  // The runs of the progress updates in the last batch, in order.
+  std::vector<std::string> progress_ids() {
+    std::lock_guard lock(mutex_);
+    return progress_ids_;
+  }
   StoreWriter& writer() { return writer_; }
   Store& store() { return fixture_.store(); }
 
@@ -257,6 +268,7 @@ class HeldWriter {
   std::atomic<bool> first_{true};
   std::mutex mutex_;
   std::vector<std::vector<std::string>> batches_;
+  std::vector<std::string> progress_ids_;
   StoreWriter writer_;  // last: its thread calls into the members above
 };
 
@@ -351,37 +363,53 @@ TEST(StoreWriter, AnUpdateNeverMovesPastAnotherRecordOfItsRun) {
 
 // A run ticking while the store is behind, on a store that takes progress
 // alone: one progress update waits per run, behind the entries it counts,
-// and a record replaces it; it never replaces a record.
+// and a record replaces it; it never replaces a record. The same whether
+// the caller made the update (submit_update) or the writer did
+// (submit_progress, the run's own path, which takes over the replaced
+// update's copy of the id).
 TEST(StoreWriter, AProgressUpdateReplacesTheRunsQueuedProgressUpdateAndNeverARecord) {
   if (on_postgresql()) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
   HeldWriter held;
   StoreWriter& writer = held.writer();
   nightshift::Run run = held.first_record();
+  const auto submit_progress = [&](double progress, std::uint64_t log_count,
+                                   std::optional<TokenUsage> usage, bool made_here) {
+    if (made_here) {
+      writer.submit_progress(run.instance_id, progress, log_count, usage);
+    } else {
+      writer.submit_update(UpdateProgress{run.instance_id, progress, log_count, usage});
+    }
+  };
 
   run.progress = 0.1;
   writer.submit_update(UpsertRun{run});  // a record: stays
   for (std::uint64_t tick = 1; tick <= 3; ++tick) {
     writer.submit(AppendLogs{run.instance_id, log_entries(tick, 1)});
-    writer.submit_update(
-        UpdateProgress{run.instance_id, 0.1 + 0.1 * static_cast<double>(tick), tick, std::nullopt});
+    submit_progress(0.1 + 0.1 * static_cast<double>(tick), tick, std::nullopt, tick != 2);
   }
+  submit_progress(0.45, 3, TokenUsage{1, 2}, true);  // takes the id of one the writer made
   EXPECT_EQ(writer.pending_ops(), 5u);
-  EXPECT_EQ(writer.superseded_records(), 2u);
+  EXPECT_EQ(writer.superseded_records(), 3u);
   run.progress = 0.5;
   run.log_count = 3;
   writer.submit_update(UpsertRun{run});  // replaces the progress update, not the record
   EXPECT_EQ(writer.pending_ops(), 5u);
-  EXPECT_EQ(writer.superseded_records(), 3u);
-  writer.submit_update(UpdateProgress{run.instance_id, 0.6, 3, TokenUsage{4, 5}});
+  EXPECT_EQ(writer.superseded_records(), 4u);
+  submit_progress(0.6, 3, TokenUsage{4, 5}, true);
+  submit_progress(0.7, 3, TokenUsage{6, 7}, false);
+  submit_progress(0.8, 3, TokenUsage{8, 9}, true);
+  EXPECT_EQ(writer.superseded_records(), 6u);
 
   EXPECT_EQ(held.release(),
             (std::vector<std::string>{"running 0.10 0", "logs 1", "logs 2", "logs 3",
-                                      "running 0.50 3", "progress 0.60 3"}));
-  expect_stored_progress(held.store(), run.instance_id, 0.6, 3, TokenUsage{4, 5});
+                                      "running 0.50 3", "progress 0.80 3"}));
+  EXPECT_EQ(held.progress_ids(), std::vector<std::string>{run.instance_id});
+  expect_stored_progress(held.store(), run.instance_id, 0.8, 3, TokenUsage{8, 9});
 }
 
 // Runs whose ids are short enough to live inside the op itself: the queue
-// keys them by views into the queued ops, which must not move.
+// keys them by views into the queued ops, which must not move, and follows
+// an id that submit_progress moves from the replaced update to the new one.
 TEST(StoreWriter, ProgressUpdatesOfManyRunsReplaceTheirOwnOnlyHoweverLongTheQueue) {
   if (on_postgresql()) GTEST_SKIP() << "the PostgreSQL store takes progress in records only";
   HeldWriter held;
@@ -392,17 +420,25 @@ TEST(StoreWriter, ProgressUpdatesOfManyRunsReplaceTheirOwnOnlyHoweverLongTheQueu
     writer.submit(AppendLogs{run.instance_id, log_entries(seq, 1)});
   }
   constexpr int kRuns = 64;
-  for (int round = 1; round <= 3; ++round) {
+  for (int round = 1; round <= 4; ++round) {
     for (int i = 0; i < kRuns; ++i) {
-      writer.submit_update(UpdateProgress{std::to_string(1000 + i), static_cast<double>(round) / 4,
-                                          0, std::nullopt});
+      const std::string id = std::to_string(1000 + i);
+      const double progress = static_cast<double>(round) / 4;
+      if ((round + i) % 3 == 0) {
+        writer.submit_update(UpdateProgress{id, progress, 0, std::nullopt});
+      } else {
+        writer.submit_progress(id, progress, 0, std::nullopt);
+      }
     }
   }
-  EXPECT_EQ(writer.superseded_records(), 2u * kRuns);
+  EXPECT_EQ(writer.superseded_records(), 3u * kRuns);
   EXPECT_EQ(writer.pending_ops(), 200u + kRuns);
   const std::vector<std::string> batch = held.release();
   ASSERT_EQ(batch.size(), 200u + kRuns);
-  for (std::size_t i = 200; i < batch.size(); ++i) EXPECT_EQ(batch[i], "progress 0.75 0");
+  for (std::size_t i = 200; i < batch.size(); ++i) EXPECT_EQ(batch[i], "progress 1.00 0");
+  std::vector<std::string> expected;
+  for (int i = 0; i < kRuns; ++i) expected.push_back(std::to_string(1000 + i));
+  EXPECT_EQ(held.progress_ids(), expected) << "each update kept its own run's id";
 }
 
 TEST(StoreWriter, SubmitAndWaitFromManyThreadsEachSeesItsOwnRun) {
