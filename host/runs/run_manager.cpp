@@ -1036,12 +1036,16 @@ void RunManager::Impl::execute_claimed(std::vector<Run> claimed) {
   for (Run& record : claimed) {
     LivePtr run;
     try {
-      StartRequest request{record.agent_id, std::optional<std::string>(record.task), record.params};
-      // Where the run came from, as the admitting host recorded it.
-      request.attempt = record.attempt;
-      request.retry_of = std::optional<std::string>(record.retry_of);
-      request.rerun_of = std::optional<std::string>(record.rerun_of);
-      request.schedule_id = std::optional<std::string>(record.schedule_id);
+      // Where the run came from, as the admitting host recorded it. (Made
+      // whole at once: GCC 12 at -O1 took assigning the optional texts
+      // afterwards for a use of uninitialized memory.)
+      const StartRequest request{.agent_id = record.agent_id,
+                                 .task = std::optional<std::string>(record.task),
+                                 .params = record.params,
+                                 .attempt = record.attempt,
+                                 .retry_of = std::optional<std::string>(record.retry_of),
+                                 .rerun_of = std::optional<std::string>(record.rerun_of),
+                                 .schedule_id = std::optional<std::string>(record.schedule_id)};
       run = make_live_run(request, catalog.resolve(record.agent_id, record.params));
       run->record.instance_id = record.instance_id;
       run->record.thread_id = record.thread_id;
