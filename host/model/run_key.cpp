@@ -1,6 +1,5 @@
 #include "model/run_key.hpp"
 
-#include <cstring>
 #include <functional>
 
 namespace nightshift {

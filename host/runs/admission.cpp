@@ -22,6 +22,10 @@ void Admission::add_member(const std::string& id, Agents::value_type& agent, boo
   ++agent.second.members;
 }
 
+Admission::Members::iterator Admission::find_member(const std::string& id) {
+  return id.empty() ? members_.end() : members_.find(RunKey(id));
+}
+
 void Admission::erase_member(Members::iterator member) {
   --member->second.agent->second.members;
   members_.erase(member);
@@ -68,8 +72,7 @@ std::optional<Admission::Place> Admission::reserve(const Ticket& ticket) {
 
 void Admission::give_slot_back(const std::string& id) {
   if (slots_used_ > 0) --slots_used_;
-  if (id.empty()) return;
-  const auto it = members_.find(RunKey(id));
+  const auto it = find_member(id);
   if (it == members_.end()) return;
   AgentState& agent = it->second.agent->second;
   if (it->second.holds_slot && agent.running > 0) --agent.running;
@@ -82,7 +85,7 @@ void Admission::cancel(Place place, const std::string& id) {
     return;
   }
   if (queue_used_ > 0) --queue_used_;
-  const auto it = id.empty() ? members_.end() : members_.find(RunKey(id));
+  const auto it = find_member(id);
   if (it != members_.end()) {
     if (it->second.counted_pending && pending_uncapped_ > 0) --pending_uncapped_;
     erase_member(it);
@@ -92,7 +95,7 @@ void Admission::cancel(Place place, const std::string& id) {
 }
 
 void Admission::enqueue(std::string id) {
-  const auto it = id.empty() ? members_.end() : members_.find(RunKey(id));
+  const auto it = find_member(id);
   if (it != members_.end()) {
     if (it->second.counted_pending && pending_uncapped_ > 0) --pending_uncapped_;
     it->second.counted_pending = false;
@@ -107,7 +110,7 @@ bool Admission::remove_queued(const std::string& id) {
   if (it == queue_.end()) return false;
   queue_.erase(it);
   --queue_used_;
-  if (const auto member = members_.find(RunKey(id)); member != members_.end()) {
+  if (const auto member = find_member(id); member != members_.end()) {
     erase_member(member);
   }
   return true;
@@ -117,7 +120,7 @@ std::vector<std::string> Admission::take_launchable() {
   std::vector<std::string> out;
   if (closed_) return out;
   for (auto it = queue_.begin(); it != queue_.end() && slots_used_ < max_running_;) {
-    const auto member = it->empty() ? members_.end() : members_.find(RunKey(*it));
+    const auto member = find_member(*it);
     if (member != members_.end()) {
       AgentState& agent = member->second.agent->second;
       if (at_cap(agent)) {

@@ -87,6 +87,8 @@ class Admission {
   static bool at_cap(const AgentState& agent);
   void add_member(const std::string& id, Agents::value_type& agent, bool holds_slot,
                   bool counted_pending);
+  // A run's entry; end() for an untracked (empty) id.
+  Members::iterator find_member(const std::string& id);
   void erase_member(Members::iterator member);
   void give_slot_back(const std::string& id);
 

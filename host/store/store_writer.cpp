@@ -95,27 +95,12 @@ void StoreWriter::submit_progress(std::string_view instance_id, std::optional<do
           Item{UpdateProgress{std::string(instance_id), progress, log_count, usage}, nullptr});
       supersede_locked(pending_.size() - 1);
     } else {
-      // The key views the id the newer update takes over: out of the map
-      // while it moves, then keyed anew by the newer update (its node reused).
+      pending_.push_back(Item{UpdateProgress{std::string(), progress, log_count, usage}, nullptr});
+      // It takes over the replaced update's copy of the id, which the run's
+      // key views: the key leaves the map before the id moves.
       auto node = replaceable_.extract(entry);
-      Item newer{UpdateProgress{std::move(older->instance_id), progress, log_count, usage},
-                 nullptr};
-      try {
-        pending_.push_back(std::move(newer));  // on a throw, nothing was moved
-      } catch (...) {
-        older->instance_id = std::move(std::get<UpdateProgress>(newer.op).instance_id);
-        node.key() = older->instance_id;
-        replaceable_.insert(std::move(node));
-        throw;
-      }
-      Item& replaced = pending_[node.mapped()];
-      replaced.superseded = true;
-      replaced.op = DeleteRun{};  // never applied; holds nothing any more
-      ++superseded_in_pending_;
-      ++superseded_;
-      node.key() = std::get<UpdateProgress>(pending_.back().op).instance_id;
-      node.mapped() = pending_.size() - 1;
-      replaceable_.insert(std::move(node));
+      std::get<UpdateProgress>(pending_.back().op).instance_id = std::move(older->instance_id);
+      replace_locked(std::move(node), pending_.size() - 1);
     }
     ++submitted_seq_;
   }
@@ -155,16 +140,20 @@ bool replaces(const WriteOp& newer, const WriteOp& older) {
 }  // namespace
 
 void StoreWriter::supersede_locked(std::size_t position) {
-  Item& newer = pending_[position];
   // The key views the run's id inside the op: an upsert's record stays where
   // it is on the heap, and an op stays where it is in pending_ (a deque).
-  const std::string_view id = run_of_update(newer.op);
+  const std::string_view id = run_of_update(pending_[position].op);
   const auto entry = replaceable_.find(id);
   if (entry == replaceable_.end()) {
     replaceable_.emplace(id, position);
     return;
   }
-  Item& older = pending_[entry->second];
+  replace_locked(replaceable_.extract(entry), position);
+}
+
+void StoreWriter::replace_locked(Replaceable::node_type node, std::size_t position) {
+  Item& newer = pending_[position];
+  Item& older = pending_[node.mapped()];
   if (replaces(newer.op, older.op)) {
     auto* record = std::get_if<UpsertRun>(&newer.op);
     const auto* older_record = std::get_if<UpsertRun>(&older.op);
@@ -177,8 +166,7 @@ void StoreWriter::supersede_locked(std::size_t position) {
   }
   // Keyed anew by the newer op (the older one's id may be freed below),
   // reusing the map's node.
-  auto node = replaceable_.extract(entry);
-  node.key() = id;
+  node.key() = run_of_update(newer.op);
   node.mapped() = position;
   replaceable_.insert(std::move(node));
   if (older.superseded) older.op = DeleteRun{};  // frees the older op; never applied

@@ -126,6 +126,11 @@ class StoreWriter {
   // Marks the queued update that the update at `position` replaces, if
   // any, and makes it the one a later update may replace. With mutex_ held.
   void supersede_locked(std::size_t position);
+  using Replaceable = std::unordered_map<std::string_view, std::size_t>;
+  // The same once the run's queued update is known: `node` is its entry,
+  // taken out of replaceable_, and goes back keyed by the update at
+  // `position`. With mutex_ held.
+  void replace_locked(Replaceable::node_type node, std::size_t position);
   void commit(Batch& batch);
   // After a failed batch: op by op; returns the items to hold.
   std::vector<Item> commit_one_by_one(std::vector<Item>& items);
@@ -150,7 +155,7 @@ class StoreWriter {
   std::size_t superseded_in_pending_ = 0;
   // Per run, where in pending_ its last update is, while it may be replaced;
   // keyed by a view of the instance id in that update.
-  std::unordered_map<std::string_view, std::size_t> replaceable_;
+  Replaceable replaceable_;
   std::uint64_t superseded_ = 0;
   // Ops that failed for a passing reason, in order: retried before anything newer.
   std::vector<Item> held_;
