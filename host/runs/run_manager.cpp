@@ -35,6 +35,9 @@ using SteadyClock = std::chrono::steady_clock;
 
 // How long log entries and held-back progress may wait to be batched.
 constexpr std::chrono::milliseconds kSweepDelay{10};
+// How long a run's thread stays parked for the next run of the same agent
+// before it ends (see WorkerThread).
+constexpr std::chrono::seconds kIdleThreadLife{2};
 
 const char* const kRecoveryError = "interrupted: the host stopped while this run was active";
 const char* const kShutdownError = "interrupted: the host shut down before this run stopped";
@@ -191,12 +194,17 @@ struct RunManager::Impl {
   std::optional<Run> show_progress(const UpdateProgress& update, bool want_record);
   void show_committed(const Run& record);
 
-  // The worker thread's body and its steps.
-  void run_worker(const LivePtr& run) noexcept;
+  // The worker thread's body and its steps. run_worker returns the run the
+  // thread goes on with (see worker_done), or null.
+  LivePtr run_worker(const LivePtr& run) noexcept;
   bool begin_run(LiveRun& run);
   static std::int32_t call_agent(LiveRun& run, std::optional<std::string>& crash);
   bool end_run(LiveRun& run, const AgentExit& exit);
-  void worker_done(const LivePtr& run);
+  LivePtr worker_done(const LivePtr& run);
+  // [watchdog thread] Ends the threads parked longer than kIdleThreadLife,
+  // in a round that comes back while any are parked.
+  void schedule_idle_retirement();
+  bool idle_retirement_scheduled = false;  // [watchdog thread]
 
   // Several hosts on one store (link is set).
   void start_shared(StartRequest request, StartCallback done);
@@ -433,8 +441,13 @@ void RunManager::Impl::launch_all(std::vector<LivePtr> runs_to_launch) {
       // The run's mutex is held until the handle is stored: the worker's
       // first step takes it, so it never runs without its handle in place.
       std::lock_guard run_lock(run->mutex);
-      run->thread = WorkerThread::start(options.worker_stack_bytes, "ns-run",
-                                        [this, run]() noexcept { run_worker(run); });
+      run->thread = WorkerThread::start(options.worker_stack_bytes, "ns-run", run->plugin,
+                                        [this, run]() mutable noexcept {
+                                          LivePtr current = std::move(run);
+                                          while ((current = run_worker(current))) {
+                                            WorkerThread::tidy();
+                                          }
+                                        });
       continue;
     } catch (const std::exception& e) {
       const std::string error = std::string("could not start a worker thread: ") + e.what();
@@ -455,7 +468,7 @@ void RunManager::Impl::launch_all(std::vector<LivePtr> runs_to_launch) {
 // ---------------------------------------------------------------------------
 // The worker thread
 
-void RunManager::Impl::run_worker(const LivePtr& run) noexcept {
+LivePtr RunManager::Impl::run_worker(const LivePtr& run) noexcept {
   AgentExit exit;
   bool agent_called = false;
   try {
@@ -476,9 +489,9 @@ void RunManager::Impl::run_worker(const LivePtr& run) noexcept {
     std::lock_guard run_lock(run->mutex);
     run->agent_returned = true;
   } else if (!end_run(*run, exit)) {
-    return;  // abandoned by shutdown: the manager may be gone
+    return nullptr;  // abandoned by shutdown: the manager may be gone
   }
-  worker_done(run);
+  return worker_done(run);
 }
 
 // queued -> running, committed. False when the run was stopped meanwhile.
@@ -533,29 +546,53 @@ bool RunManager::Impl::end_run(LiveRun& run, const AgentExit& exit) {
   return true;
 }
 
-// The worker's last steps with the manager: its thread handle goes to the
-// watchdog to be joined, its slot to the next queued run. Once `workers`
-// drops, this thread touches nothing of the manager.
-void RunManager::Impl::worker_done(const LivePtr& run) {
-  watchdog->post([run] {
-    WorkerThread thread;
-    {
-      std::lock_guard run_lock(run->mutex);
-      thread = std::move(run->thread);
-    }
-    thread.join();
-  });
+// The worker's last steps with this run: its slot goes to the next queued
+// run. When that run is of the same agent library, this thread goes on with
+// it (the thread's handle moves to it; nothing is made, joined or woken);
+// otherwise the handle goes to the watchdog to be joined, and the thread is
+// parked for a later run. Once `workers` drops, a thread that does not go on
+// touches nothing of the manager (one that does is counted for its next run
+// first).
+LivePtr RunManager::Impl::worker_done(const LivePtr& run) {
   std::vector<LivePtr> to_launch;
   {
     std::lock_guard lock(mutex);
     admission.release_slot(run->instance_id());
     to_launch = take_launchable_locked();
   }
+  LivePtr next;
+  if (!to_launch.empty() && to_launch.front()->plugin == run->plugin) {
+    next = std::move(to_launch.front());
+    to_launch.erase(to_launch.begin());
+    std::scoped_lock run_locks(run->mutex, next->mutex);
+    next->thread = std::move(run->thread);
+  } else {
+    watchdog->post([this, run] {
+      WorkerThread thread;
+      {
+        std::lock_guard run_lock(run->mutex);
+        thread = std::move(run->thread);
+      }
+      thread.join();
+      schedule_idle_retirement();
+    });
+  }
   launch_all(std::move(to_launch));
   if (link) link->wake();  // a slot is free for the shared queue
   std::lock_guard lock(mutex);
   --workers;
   changed.notify_all();
+  return next;
+}
+
+void RunManager::Impl::schedule_idle_retirement() {
+  if (idle_retirement_scheduled || WorkerThread::idle_threads() == 0) return;
+  idle_retirement_scheduled = true;
+  watchdog->at(SteadyClock::now() + kIdleThreadLife, [this] {
+    idle_retirement_scheduled = false;
+    WorkerThread::retire_idle(kIdleThreadLife);
+    schedule_idle_retirement();
+  });
 }
 
 // ---------------------------------------------------------------------------
@@ -922,6 +959,8 @@ void RunManager::Impl::shutdown(std::chrono::milliseconds grace) {
     changed.wait(lock, [&] { return workers == 0; });
   }
   watchdog->stop();
+  // The parked threads hold their agents' libraries: none outlives the host.
+  WorkerThread::retire_idle(SteadyClock::duration::zero());
   writer->flush();
   std::lock_guard lock(mutex);
   shut_down = true;

@@ -1,15 +1,20 @@
 #include "runs/worker_thread.hpp"
 
+#include <linux/futex.h>
+#include <locale.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cerrno>
 #include <climits>
 #include <cstdint>
 #include <cstdio>
 #include <iterator>
+#include <memory>
 #include <mutex>
 #include <system_error>
 #include <utility>
@@ -17,38 +22,148 @@
 
 namespace nightshift {
 
-namespace {
-
-// What a thread is started with, at the top of its own stack mapping, above
-// the stack pthread is given (on the page that holds pthread's descriptor,
+// A thread's own control block, at the top of its stack mapping, above the
+// stack pthread is given (on the page that holds pthread's descriptor,
 // resident from the thread's first instruction): a run's thread keeps no
-// heap block for its start.
-struct alignas(WorkerThread::kBodyAlign) Start {
-  void (*run)(void*) noexcept;
-  void (*destroy)(void*) noexcept;
-  std::uintptr_t stack_low;
-  const char* name;
+// heap block for its start, and a parked thread is handed its next body
+// here.
+struct alignas(WorkerThread::kBodyAlign) WorkerThread::Control {
+  // The futex word: what the thread is doing, or told to do.
+  enum : std::uint32_t {
+    kRunning = 0,   // a body is in place or running
+    kDone = 1,      // the body returned; the thread waits for the next word
+    kExit = 2,      // told to end
+    kDetached = 3,  // its owner let go of it: it ends after its body
+  };
+  std::atomic<std::uint32_t> state{kRunning};
+  void (*run)(void*) noexcept = nullptr;
+  void (*destroy)(void*) noexcept = nullptr;
+  const char* name = nullptr;
+  std::uintptr_t stack_low = 0;
+  void* mapping = nullptr;  // guard page first
+  std::size_t mapping_bytes = 0;
+  pthread_t thread{};
+  std::shared_ptr<const void> affinity;
+  std::chrono::steady_clock::time_point idle_since{};
   alignas(WorkerThread::kBodyAlign) unsigned char body[WorkerThread::kMostBodyBytes];
 };
+
+namespace {
+
+using Control = WorkerThread::Control;
+
+static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
+                  std::atomic<std::uint32_t>::is_always_lock_free,
+              "the futex word must be a plain 32-bit word");
+
+std::uint32_t* futex_address(std::atomic<std::uint32_t>& word) noexcept {
+  return reinterpret_cast<std::uint32_t*>(&word);
+}
+
+// Waits while `word` holds `value` (a wake, a signal or a spurious return
+// make it look again); returns what it holds then.
+std::uint32_t wait_while(std::atomic<std::uint32_t>& word, std::uint32_t value) noexcept {
+  std::uint32_t now;
+  while ((now = word.load(std::memory_order_acquire)) == value) {
+    syscall(SYS_futex, futex_address(word), FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
+  }
+  return now;
+}
+
+void wake(std::atomic<std::uint32_t>& word) noexcept {
+  syscall(SYS_futex, futex_address(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
+}
 
 // The lowest usable address of this thread's stack (above its guard), when
 // the thread is a WorkerThread; null elsewhere.
 thread_local std::uintptr_t t_stack_low = 0;
 
-void* thread_entry(void* arg) noexcept {
-  Start& start = *static_cast<Start*>(arg);
-  char name[16];  // what a thread's name may hold, with its end
-  std::snprintf(name, sizeof name, "%s", start.name);
-  pthread_setname_np(pthread_self(), name);
-  t_stack_low = start.stack_low;
-  start.run(start.body);
-  start.destroy(start.body);
-  return nullptr;
+// The frame address of a function called from the caller: below every byte
+// of the caller's live stack. Not inlined, so that it is a real call.
+__attribute__((noinline)) std::uintptr_t below_callers_stack() noexcept {
+  const auto frame = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
+  asm volatile("" ::: "memory");  // a call the optimizer keeps
+  return frame;
 }
 
 std::size_t page_size() noexcept {
   static const auto page = static_cast<std::size_t>(::sysconf(_SC_PAGESIZE));
   return page;
+}
+
+// Linux 6.17 gives each process a private futex hash, sized by the smaller
+// of its thread count and the CPU count: 16 buckets on a 2-core machine,
+// however many threads wait. With thousands of runs each waiting on its own
+// condition variable, every wake then walks a chain of hundreds of waiters
+// under the bucket's spinlock: at 9,000 sleeping runs on 2 cores, those walks
+// took more than a third of the machine and starved the store writer. The
+// process goes back to the global hash, the only one before 6.17, which the
+// kernel sizes by the machine's CPU count (256 buckets per CPU). Older
+// kernels refuse the call (EINVAL) and use the global hash already.
+void use_the_global_futex_hash() noexcept {
+  constexpr int kPrFutexHash = 78;          // PR_FUTEX_HASH; Debian 12's headers predate it
+  constexpr unsigned long kSetSlots = 1;    // PR_FUTEX_HASH_SET_SLOTS
+  constexpr unsigned long kGlobalHash = 0;  // its size argument: "the global hash"
+  static const bool done = [] {
+    ::prctl(kPrFutexHash, kSetSlots, kGlobalHash, 0UL, 0UL);  // advice: ignored on failure
+    return true;
+  }();
+  static_cast<void>(done);
+}
+
+// The read-write part of a thread's stack mapping: whole pages, room for the
+// stack asked for (at least the system's minimum) and, above it, its Control.
+std::size_t usable_bytes(std::size_t stack_bytes) noexcept {
+  const std::size_t page = page_size();
+  const auto min_stack = static_cast<std::size_t>(PTHREAD_STACK_MIN);
+  return (std::max(stack_bytes, min_stack) + sizeof(Control) + page - 1) / page * page;
+}
+
+// Gives back this thread's stack pages below `keep_from` (rounded down to a
+// page). Advice only: on failure the pages simply stay resident.
+void release_stack_below(std::uintptr_t keep_from) noexcept {
+  const auto page = static_cast<std::uintptr_t>(page_size());
+  keep_from &= ~(page - 1);
+  const std::uintptr_t low = (t_stack_low + page - 1) & ~(page - 1);
+  if (t_stack_low == 0 || keep_from <= low) return;
+  ::madvise(reinterpret_cast<void*>(low), keep_from - low, MADV_DONTNEED);
+}
+
+// What a parked thread keeps of its stack: the top pages, where its next
+// body's first frames go at once.
+constexpr std::uintptr_t kParkedResident = 16 * 1024;
+
+void set_name(const char* name) noexcept {
+  char cut[16];  // what a thread's name may hold, with its end
+  std::snprintf(cut, sizeof cut, "%s", name);
+  pthread_setname_np(pthread_self(), cut);
+}
+
+void* thread_entry(void* arg) noexcept {
+  Control& self = *static_cast<Control*>(arg);
+  t_stack_low = self.stack_low;
+  const char* named = nullptr;
+  for (;;) {
+    if (self.name != named) {
+      named = self.name;
+      set_name(named);
+    }
+    self.run(self.body);
+    self.destroy(self.body);
+    WorkerThread::tidy();
+    // Parked, it keeps only the top of its stack.
+    release_stack_below(below_callers_stack() - kParkedResident);
+    std::uint32_t next = self.state.exchange(Control::kDone, std::memory_order_acq_rel);
+    if (next != Control::kDetached) {
+      wake(self.state);  // its owner may be joining
+      next = wait_while(self.state, Control::kDone);
+      if (next == Control::kRunning) continue;
+    }
+    // Told to end by whoever ends it (and then lets go of the affinity), or
+    // detached: nobody else will, so the thread lets go of it itself.
+    if (next == Control::kDetached) self.affinity.reset();
+    return nullptr;
+  }
 }
 
 // Freed stacks, kept for the next threads of the same size. Bounded in
@@ -89,7 +204,7 @@ class StackPool {
     return base;
   }
 
-  // A stack whose thread has been joined.
+  // A stack whose thread has ended.
   void give_back(void* base, std::size_t mapping_bytes) noexcept {
     // Keep the top pages resident (the next thread's descriptor, TLS and
     // first frames go there at once); give back what a deep call touched.
@@ -128,41 +243,82 @@ class StackPool {
   std::size_t pooled_bytes_ = 0;
 };
 
-// The frame address of a function called from the caller: below every byte
-// of the caller's live stack. Not inlined, so that it is a real call.
-__attribute__((noinline)) std::uintptr_t below_callers_stack() noexcept {
-  const auto frame = reinterpret_cast<std::uintptr_t>(__builtin_frame_address(0));
-  asm volatile("" ::: "memory");  // a call the optimizer keeps
-  return frame;
+// Ends a thread that waits for its next word (parked, or never handed to the
+// pool), waits for it, gives its stack back, and lets go of its affinity
+// only then (nothing of the library runs on the thread any more).
+void end_thread(Control* control) noexcept {
+  control->state.store(Control::kExit, std::memory_order_release);
+  wake(control->state);
+  pthread_join(control->thread, nullptr);
+  const std::shared_ptr<const void> affinity = std::move(control->affinity);
+  void* const mapping = control->mapping;
+  const std::size_t mapping_bytes = control->mapping_bytes;
+  control->~Control();
+  StackPool::instance().give_back(mapping, mapping_bytes);
 }
 
-// Linux 6.17 gives each process a private futex hash, sized by the smaller
-// of its thread count and the CPU count: 16 buckets on a 2-core machine,
-// however many threads wait. With thousands of runs each waiting on its own
-// condition variable, every wake then walks a chain of hundreds of waiters
-// under the bucket's spinlock: at 9,000 sleeping runs on 2 cores, those walks
-// took more than a third of the machine and starved the store writer. The
-// process goes back to the global hash, the only one before 6.17, which the
-// kernel sizes by the machine's CPU count (256 buckets per CPU). Older
-// kernels refuse the call (EINVAL) and use the global hash already.
-void use_the_global_futex_hash() noexcept {
-  constexpr int kPrFutexHash = 78;          // PR_FUTEX_HASH; Debian 12's headers predate it
-  constexpr unsigned long kSetSlots = 1;    // PR_FUTEX_HASH_SET_SLOTS
-  constexpr unsigned long kGlobalHash = 0;  // its size argument: "the global hash"
-  static const bool done = [] {
-    ::prctl(kPrFutexHash, kSetSlots, kGlobalHash, 0UL, 0UL);  // advice: ignored on failure
-    return true;
-  }();
-  static_cast<void>(done);
-}
+// The parked threads, the most recently parked last.
+class IdleThreads {
+ public:
+  static IdleThreads& instance() {
+    // Never destroyed: threads may be joined while statics are torn down.
+    static auto* idle = new IdleThreads;
+    return *idle;
+  }
 
-// The read-write part of a thread's stack mapping: whole pages, room for the
-// stack asked for (at least the system's minimum) and, above it, its Start.
-std::size_t usable_bytes(std::size_t stack_bytes) noexcept {
-  const std::size_t page = page_size();
-  const auto min_stack = static_cast<std::size_t>(PTHREAD_STACK_MIN);
-  return (std::max(stack_bytes, min_stack) + sizeof(Start) + page - 1) / page * page;
-}
+  // The most recently parked thread for `mapping_bytes` and `affinity`;
+  // null when there is none.
+  Control* take(std::size_t mapping_bytes, const void* affinity) noexcept {
+    std::lock_guard lock(mutex_);
+    for (auto it = parked_.rbegin(); it != parked_.rend(); ++it) {
+      Control* control = *it;
+      if (control->mapping_bytes == mapping_bytes && control->affinity.get() == affinity) {
+        parked_.erase(std::next(it).base());
+        return control;
+      }
+    }
+    return nullptr;
+  }
+
+  // A thread whose body returned: parked, or ended when the pool is full.
+  void park(Control* control) noexcept {
+    {
+      std::lock_guard lock(mutex_);
+      if (parked_.size() < WorkerThread::kMostIdle) {
+        control->idle_since = std::chrono::steady_clock::now();
+        parked_.push_back(control);  // never reallocates: reserved
+        return;
+      }
+    }
+    end_thread(control);
+  }
+
+  std::size_t retire(std::chrono::steady_clock::duration idle_for) {
+    std::vector<Control*> ending;
+    {
+      const auto now = std::chrono::steady_clock::now();
+      std::lock_guard lock(mutex_);
+      // Oldest first: they are at the front.
+      auto last = parked_.begin();
+      while (last != parked_.end() && now - (*last)->idle_since >= idle_for) ++last;
+      ending.assign(parked_.begin(), last);
+      parked_.erase(parked_.begin(), last);
+    }
+    for (Control* control : ending) end_thread(control);
+    return ending.size();
+  }
+
+  std::size_t size() const noexcept {
+    std::lock_guard lock(mutex_);
+    return parked_.size();
+  }
+
+ private:
+  IdleThreads() { parked_.reserve(WorkerThread::kMostIdle); }
+
+  mutable std::mutex mutex_;
+  std::vector<Control*> parked_;
+};
 
 }  // namespace
 
@@ -170,66 +326,81 @@ std::size_t WorkerThread::stack_mapping_bytes(std::size_t stack_bytes) noexcept 
   return usable_bytes(stack_bytes);
 }
 
-WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name, void* body,
+WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name,
+                                      std::shared_ptr<const void> affinity, void* body,
                                       BodyMove move_to, BodyOp run, BodyOp destroy) {
   use_the_global_futex_hash();
   const std::size_t page = page_size();
   const std::size_t usable = usable_bytes(stack_bytes);
   const std::size_t mapping_bytes = usable + page;  // and a guard page
+  if (Control* parked = IdleThreads::instance().take(mapping_bytes, affinity.get())) {
+    parked->run = run;
+    parked->destroy = destroy;
+    parked->name = name;
+    move_to(parked->body, body);
+    parked->state.store(Control::kRunning, std::memory_order_release);
+    wake(parked->state);
+    return WorkerThread(parked);
+  }
   StackPool& pool = StackPool::instance();
   void* const mapping = pool.take(mapping_bytes);
   char* const stack = static_cast<char*>(mapping) + page;
-  // The Start at the very top; the thread's stack is everything below it.
-  auto* const start = ::new (stack + usable - sizeof(Start)) Start{};
-  start->run = run;
-  start->destroy = destroy;
-  start->stack_low = reinterpret_cast<std::uintptr_t>(stack);
-  start->name = name;
-  move_to(start->body, body);
+  // The Control at the very top; the thread's stack is everything below it.
+  auto* const control = ::new (stack + usable - sizeof(Control)) Control{};
+  control->run = run;
+  control->destroy = destroy;
+  control->name = name;
+  control->stack_low = reinterpret_cast<std::uintptr_t>(stack);
+  control->mapping = mapping;
+  control->mapping_bytes = mapping_bytes;
+  control->affinity = std::move(affinity);
+  move_to(control->body, body);
   pthread_attr_t attr;
   pthread_attr_init(&attr);
-  pthread_attr_setstack(&attr, stack, usable - sizeof(Start));
-  WorkerThread thread;
-  const int rc = pthread_create(&thread.thread_, &attr, &thread_entry, start);
+  pthread_attr_setstack(&attr, stack, usable - sizeof(Control));
+  const int rc = pthread_create(&control->thread, &attr, &thread_entry, control);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
-    destroy(start->body);
+    destroy(control->body);
+    control->~Control();
     pool.give_back(mapping, mapping_bytes);
     throw std::system_error(rc, std::generic_category(), "could not start a thread");
   }
-  thread.stack_ = mapping;
-  thread.stack_mapping_bytes_ = mapping_bytes;
-  return thread;
+  return WorkerThread(control);
+}
+
+std::size_t WorkerThread::retire_idle(std::chrono::steady_clock::duration idle_for) {
+  return IdleThreads::instance().retire(idle_for);
+}
+
+std::size_t WorkerThread::idle_threads() noexcept {
+  return IdleThreads::instance().size();
 }
 
 std::size_t WorkerThread::pooled_stacks() noexcept {
   return StackPool::instance().size();
 }
 
-void WorkerThread::release_unused_stack() noexcept {
+void WorkerThread::tidy() noexcept {
   if (t_stack_low == 0) return;
-  const auto page = static_cast<std::uintptr_t>(page_size());
+  // A locale a body set for its thread (uselocale) and did not take back.
+  uselocale(LC_GLOBAL_LOCALE);
+}
+
+void WorkerThread::release_unused_stack() noexcept {
   // Keep 512 bytes below the live stack: the red zone, madvise's own call
   // (a syscall stub), and the first frames of the wait that follows.
   constexpr std::uintptr_t kMargin = 512;
-  const std::uintptr_t keep_from = (below_callers_stack() - kMargin) & ~(page - 1);
-  const std::uintptr_t low = (t_stack_low + page - 1) & ~(page - 1);
-  if (keep_from <= low) return;
-  // Advice only: on failure the pages simply stay resident.
-  ::madvise(reinterpret_cast<void*>(low), keep_from - low, MADV_DONTNEED);
+  release_stack_below(below_callers_stack() - kMargin);
 }
 
 WorkerThread::WorkerThread(WorkerThread&& other) noexcept
-    : thread_(other.thread_),
-      stack_(std::exchange(other.stack_, nullptr)),
-      stack_mapping_bytes_(std::exchange(other.stack_mapping_bytes_, 0)) {}
+    : control_(std::exchange(other.control_, nullptr)) {}
 
 WorkerThread& WorkerThread::operator=(WorkerThread&& other) noexcept {
   if (this != &other) {
     join();
-    thread_ = other.thread_;
-    stack_ = std::exchange(other.stack_, nullptr);
-    stack_mapping_bytes_ = std::exchange(other.stack_mapping_bytes_, 0);
+    control_ = std::exchange(other.control_, nullptr);
   }
   return *this;
 }
@@ -240,15 +411,20 @@ WorkerThread::~WorkerThread() {
 
 void WorkerThread::join() noexcept {
   if (!joinable()) return;
-  pthread_join(thread_, nullptr);
-  // The thread is gone: nothing runs on its stack any more.
-  StackPool::instance().give_back(std::exchange(stack_, nullptr), stack_mapping_bytes_);
+  Control* const control = std::exchange(control_, nullptr);
+  wait_while(control->state, Control::kRunning);
+  // The body has returned and is destroyed; the thread waits for its next word.
+  IdleThreads::instance().park(control);
 }
 
 void WorkerThread::detach() noexcept {
   if (!joinable()) return;
-  pthread_detach(thread_);
-  stack_ = nullptr;  // left mapped: the thread may still be on it
+  Control* const control = std::exchange(control_, nullptr);
+  pthread_detach(control->thread);
+  // Its stack is left mapped: the thread may still be on it.
+  if (control->state.exchange(Control::kDetached, std::memory_order_acq_rel) == Control::kDone) {
+    wake(control->state);  // it was waiting for its next word: it ends now
+  }
 }
 
 }  // namespace nightshift

@@ -3,13 +3,26 @@
 // its owner, or detached on purpose. Never leaked: a joinable WorkerThread
 // joins when destroyed.
 //
+// A thread whose body has returned is not ended at once: join() parks it,
+// and the next start() with the same stack size and the same affinity hands
+// it the next body. Making and ending a thread (clone, the kernel's task,
+// thread-local storage, malloc's arena) cost more than everything else a
+// no-op run does; a parked thread takes a body with one futex wake. A thread
+// only ever runs bodies of one affinity (the run manager uses the agent's
+// loaded library): what an agent leaves on its thread (thread_local values,
+// pthread keys) is seen only by later runs of the same library, and the
+// thread holds the affinity (so the library stays loaded) until it ends, so
+// that no thread-exit destructor of a library is called after it is
+// unloaded. Before it is parked a thread gets the global locale back (see
+// tidy()) and gives back its stack pages below the top 16 KiB. At most
+// kMostIdle threads are parked, process-wide; a join past that ends the
+// thread, and retire_idle() ends those parked longest.
+//
 // Stacks come from a pool of this module's own mappings, each with a guard
-// page, and go back to it when the thread is joined. glibc keeps only 40 MiB
-// of freed stacks; past that it unmaps them, and an unmap interrupts every
-// core to flush its TLB: with runs ending by the thousand per second that
-// cost more than a third of the engine's throughput. A stack in the pool
-// keeps only its top pages resident. Each run still gets a new thread (and
-// so fresh thread-local storage); only the memory under it is reused.
+// page, and go back to it when a thread ends. glibc keeps only 40 MiB of
+// freed stacks; past that it unmaps them, and an unmap interrupts every
+// core to flush its TLB. A stack in the pool keeps only its top pages
+// resident; a new thread on it has fresh thread-local storage.
 //
 // A thread's stack pages stay resident once touched, however briefly: an
 // agent that parsed its params with a 4 KiB buffer on the stack keeps that
@@ -19,7 +32,9 @@
 
 #include <pthread.h>
 
+#include <chrono>
 #include <cstddef>
+#include <memory>
 #include <new>
 #include <type_traits>
 #include <utility>
@@ -29,20 +44,23 @@ namespace nightshift {
 class WorkerThread {
  public:
   WorkerThread() = default;
-  // Starts `body` (a noexcept callable, called once) on a new thread named
+  // Starts `body` (a noexcept callable, called once) on a thread named
   // `name` (a string literal; cut to 15 characters) with a stack of
-  // `stack_bytes` (raised to the system's minimum). `body` is kept at the
-  // top of the thread's own stack mapping, not on the heap, and destroyed on
-  // the thread once it has been called. Throws std::system_error when the
-  // thread cannot be made.
+  // `stack_bytes` (raised to the system's minimum): a parked thread of the
+  // same stack size and `affinity` when there is one, else a new thread,
+  // which keeps `affinity` until it ends (null is an affinity too). `body`
+  // is kept at the top of the thread's own stack mapping, not on the heap,
+  // and destroyed on the thread once it has been called. Throws
+  // std::system_error when no thread can be made.
   template <class Body>
-  static WorkerThread start(std::size_t stack_bytes, const char* name, Body body) {
+  static WorkerThread start(std::size_t stack_bytes, const char* name,
+                            std::shared_ptr<const void> affinity, Body body) {
     static_assert(std::is_nothrow_invocable_v<Body&>, "a worker's body must be noexcept");
     static_assert(std::is_nothrow_move_constructible_v<Body>);
     static_assert(sizeof(Body) <= kMostBodyBytes && alignof(Body) <= kBodyAlign,
                   "a worker's body must be small: capture pointers, not values");
-    return start_body(stack_bytes, name, &body, &BodyOps<Body>::move_to, &BodyOps<Body>::run,
-                      &BodyOps<Body>::destroy);
+    return start_body(stack_bytes, name, std::move(affinity), &body, &BodyOps<Body>::move_to,
+                      &BodyOps<Body>::run, &BodyOps<Body>::destroy);
   }
 
   // The size of the read-write mapping (the stack, and above it what the
@@ -63,18 +81,42 @@ class WorkerThread {
   // thread. [thread-safe: acts on the calling thread only]
   static void release_unused_stack() noexcept;
 
-  bool joinable() const noexcept { return stack_ != nullptr; }
+  // On a WorkerThread, between two runs done in one body (a run manager's
+  // thread that goes on with the next queued run), and by the thread itself
+  // after each body: sets the global locale again, in case the body set one
+  // for its thread and did not take it back. What else a body changes of its
+  // thread (its signal mask, its scheduling, thread_local values) it must
+  // take back itself. A no-op on any other thread. [acts on the calling
+  // thread only]
+  static void tidy() noexcept;
+
+  bool joinable() const noexcept { return control_ != nullptr; }
+  // Waits until the body has returned (and been destroyed); then the thread
+  // is parked for a next body, or ended when kMostIdle are parked already.
   void join() noexcept;
-  // Lets the thread finish on its own (shutdown gave up on it). Its stack
-  // is not reused: nobody learns when the thread is done with it.
+  // Lets the thread finish on its own (shutdown gave up on it): it ends
+  // after its body, letting go of its affinity on its way out. Its stack is
+  // not reused: nobody learns when the thread is done with it.
   void detach() noexcept;
 
+  // Ends the threads parked for at least `idle_for` (all of them with
+  // zero) and waits for them to end; then lets go of their affinities.
+  // Returns how many it ended. [thread-safe]
+  static std::size_t retire_idle(std::chrono::steady_clock::duration idle_for);
+  // How many threads are parked. [thread-safe]
+  static std::size_t idle_threads() noexcept;
   // How many stacks the pool holds for the next threads. [thread-safe]
   static std::size_t pooled_stacks() noexcept;
 
   // The most a body may take, and its alignment.
   static constexpr std::size_t kMostBodyBytes = 48;
   static constexpr std::size_t kBodyAlign = 16;
+  // The most threads parked at once, process-wide.
+  static constexpr std::size_t kMostIdle = 64;
+
+  // A thread's own state, at the top of its stack mapping (defined in the
+  // .cpp; public only so that its helpers there can name it).
+  struct Control;
 
  private:
   template <class Body>
@@ -87,14 +129,15 @@ class WorkerThread {
   };
   using BodyOp = void (*)(void*) noexcept;
   using BodyMove = void (*)(void*, void*) noexcept;
-  static WorkerThread start_body(std::size_t stack_bytes, const char* name, void* body,
-                                 BodyMove move_to, BodyOp run, BodyOp destroy);
+  static WorkerThread start_body(std::size_t stack_bytes, const char* name,
+                                 std::shared_ptr<const void> affinity, void* body, BodyMove move_to,
+                                 BodyOp run, BodyOp destroy);
 
-  pthread_t thread_{};
-  // The stack's mapping (guard page first) while the thread is ours to join;
-  // null before it starts and once it is joined or detached.
-  void* stack_ = nullptr;
-  std::size_t stack_mapping_bytes_ = 0;
+  explicit WorkerThread(Control* control) noexcept : control_(control) {}
+
+  // While the body is ours to join; null before it starts and once it is
+  // joined or detached.
+  Control* control_ = nullptr;
 };
 
 }  // namespace nightshift

@@ -1,16 +1,21 @@
 // WorkerThread: a body called once on its thread, kept on the thread's own
-// stack mapping and destroyed there; stacks from the pool, given back on
-// join, reused by the next thread with fresh thread-local storage; and
-// release_unused_stack giving back the pages below the live stack. Residency is read with
-// mincore(2), which reports it exactly: no timing, no measurement.
+// stack mapping and destroyed there; a joined thread parked for the next
+// body of its affinity, holding the affinity until it is retired; stacks of
+// retired threads reused by new threads with fresh thread-local storage; and
+// release_unused_stack giving back the pages below the live stack.
+// Residency is read with mincore(2), which reports it exactly: no timing, no
+// measurement.
 #include "runs/worker_thread.hpp"
 
 #include <gtest/gtest.h>
+#include <locale.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
 #include <unistd.h>
 
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <cinttypes>
 #include <cstdint>
 #include <cstdio>
@@ -106,8 +111,8 @@ struct RecordingBody {
 TEST(WorkerThreadTest, ABodyRunsOnceOnItsThreadFromTheTopOfItsStackAndIsDestroyedThere) {
   Seen seen;
   auto keep = std::make_shared<int>(7);
-  WorkerThread thread =
-      WorkerThread::start(kStackBytes, "ns-a-name-longer-than-15", RecordingBody{&seen, keep});
+  WorkerThread thread = WorkerThread::start(kStackBytes, "ns-a-name-longer-than-15", nullptr,
+                                            RecordingBody{&seen, keep});
   thread.join();
   EXPECT_EQ(seen.calls, 1);
   EXPECT_NE(seen.thread, std::this_thread::get_id());
@@ -125,7 +130,7 @@ TEST(WorkerThreadTest, ABodyRunsOnceOnItsThreadFromTheTopOfItsStackAndIsDestroye
 
 TEST(WorkerThreadTest, ReleasingTheUnusedStackDropsThePagesADeepCallTouched) {
   std::size_t depth = 0, pages = 0, before = 0, after = 0;
-  WorkerThread thread = WorkerThread::start(kStackBytes, "ns-test", [&]() noexcept {
+  WorkerThread thread = WorkerThread::start(kStackBytes, "ns-test", nullptr, [&]() noexcept {
     const StackRange stack = own_stack();
     depth = safe_depth(stack);
     if (depth < 64 * 1024) return;
@@ -165,7 +170,7 @@ TEST(WorkerThreadTest, AProcessWithWorkersUsesTheGlobalFutexHash) {
   // Some threads first, so that a kernel that has one makes a private hash.
   std::vector<WorkerThread> threads;
   for (int i = 0; i < 4; ++i)
-    threads.push_back(WorkerThread::start(kStackBytes, "t", []() noexcept {}));
+    threads.push_back(WorkerThread::start(kStackBytes, "t", nullptr, []() noexcept {}));
   for (WorkerThread& thread : threads) thread.join();
   const int slots = ::prctl(kPrFutexHash, kGetSlots, 0UL, 0UL, 0UL);
   if (slots < 0) GTEST_SKIP() << "this kernel has no private futex hash";
@@ -174,31 +179,152 @@ TEST(WorkerThreadTest, AProcessWithWorkersUsesTheGlobalFutexHash) {
 
 thread_local int t_marker = 0;
 
-TEST(WorkerThreadTest, AJoinedThreadsStackServesTheNextThreadWithFreshThreadLocals) {
+// A fresh start for each test of the idle threads: none parked.
+class IdleWorkerThreadTest : public ::testing::Test {
+ protected:
+  void SetUp() override { WorkerThread::retire_idle(std::chrono::steady_clock::duration::zero()); }
+  void TearDown() override { SetUp(); }
+};
+
+TEST_F(IdleWorkerThreadTest, AJoinedThreadTakesTheNextBodyOfItsAffinity) {
+  const auto library = std::make_shared<int>(1);
+  Seen first, second;
+  int second_saw = -1;
+  WorkerThread::start(kStackBytes, "ns-first", library, [&]() noexcept {
+    first.thread = std::this_thread::get_id();
+    t_marker = 42;
+  }).join();
+  EXPECT_EQ(WorkerThread::idle_threads(), 1u);
+  EXPECT_EQ(library.use_count(), 2) << "a parked thread holds its affinity";
+  WorkerThread::start(kStackBytes, "ns-second", library, [&]() noexcept {
+    second.thread = std::this_thread::get_id();
+    second_saw = t_marker;
+    pthread_getname_np(pthread_self(), second.name, sizeof second.name);
+  }).join();
+  EXPECT_EQ(second.thread, first.thread) << "the parked thread was not reused";
+  EXPECT_EQ(second_saw, 42) << "runs of one library share their thread's thread-locals";
+  EXPECT_STREQ(second.name, "ns-second") << "the next body's name is the thread's";
+  EXPECT_EQ(WorkerThread::idle_threads(), 1u);
+}
+
+TEST_F(IdleWorkerThreadTest, ABodyOfAnotherAffinityGetsAnotherThreadWithFreshThreadLocals) {
+  const auto one = std::make_shared<int>(1);
+  const auto other = std::make_shared<int>(2);
+  std::thread::id first, second;
+  int second_saw = -1;
+  WorkerThread::start(kStackBytes, "ns-test", one, [&]() noexcept {
+    first = std::this_thread::get_id();
+    t_marker = 42;
+  }).join();
+  WorkerThread::start(kStackBytes, "ns-test", other, [&]() noexcept {
+    second = std::this_thread::get_id();
+    second_saw = t_marker;
+  }).join();
+  EXPECT_NE(second, first);
+  EXPECT_EQ(second_saw, 0) << "a thread-local leaked from another library's run";
+  EXPECT_EQ(WorkerThread::idle_threads(), 2u);
+}
+
+TEST_F(IdleWorkerThreadTest, RetiringEndsTheThreadsParkedLongEnoughAndLetsGoOfTheirAffinity) {
+  const auto library = std::make_shared<int>(1);
+  WorkerThread::start(kStackBytes, "ns-test", library, []() noexcept {}).join();
+  EXPECT_EQ(WorkerThread::retire_idle(std::chrono::hours(1)), 0u);
+  EXPECT_EQ(WorkerThread::idle_threads(), 1u);
+  EXPECT_EQ(library.use_count(), 2);
+  EXPECT_EQ(WorkerThread::retire_idle(std::chrono::steady_clock::duration::zero()), 1u);
+  EXPECT_EQ(WorkerThread::idle_threads(), 0u);
+  EXPECT_EQ(library.use_count(), 1) << "a retired thread still holds its affinity";
+}
+
+TEST_F(IdleWorkerThreadTest, AtMostKMostIdleThreadsAreParked) {
+  constexpr std::size_t kThreads = WorkerThread::kMostIdle + 3;
+  std::atomic<bool> go{false};
+  std::atomic<std::size_t> waiting{0};
+  std::vector<WorkerThread> threads;
+  // All at once, so that each is a thread of its own.
+  for (std::size_t i = 0; i < kThreads; ++i) {
+    threads.push_back(WorkerThread::start(kStackBytes, "ns-test", nullptr, [&]() noexcept {
+      waiting.fetch_add(1);
+      go.wait(false);
+    }));
+  }
+  while (waiting.load() < kThreads) std::this_thread::yield();
+  go.store(true);
+  go.notify_all();
+  for (WorkerThread& thread : threads) thread.join();
+  EXPECT_EQ(WorkerThread::idle_threads(), WorkerThread::kMostIdle);
+}
+
+TEST_F(IdleWorkerThreadTest, AParkedThreadKeepsOnlyTheTopOfItsStackAndTheGlobalLocale) {
+  StackRange stack;
+  std::uintptr_t body_frame = 0;
+  bool locale_set = false, global_locale_after = false;
+  locale_t c_locale = newlocale(LC_ALL_MASK, "C", nullptr);
+  ASSERT_NE(c_locale, nullptr);
+  WorkerThread::start(kStackBytes, "ns-test", nullptr, [&]() noexcept {
+    stack = own_stack();
+    body_frame = below_here(0);
+    touch_stack(safe_depth(stack));
+    locale_set = uselocale(c_locale) != nullptr;
+  }).join();
+  ASSERT_EQ(WorkerThread::idle_threads(), 1u);
+  // Parked, not ended: the pages the deep call touched (below the body's
+  // frame, and more than 16 KiB below the frame the thread parks in) are
+  // given back all the same. (Above the body's frame a sanitizer's runtime
+  // may keep its thread-locals, in use while the thread lives.)
+  EXPECT_EQ(resident_pages(stack.low, body_frame - 16 * 1024), 0u);
+  WorkerThread::start(kStackBytes, "ns-test", nullptr, [&]() noexcept {
+    global_locale_after = uselocale(nullptr) == LC_GLOBAL_LOCALE;
+  }).join();
+  freelocale(c_locale);
+  EXPECT_TRUE(locale_set);
+  EXPECT_TRUE(global_locale_after) << "a locale set by the last body stayed on the thread";
+}
+
+TEST_F(IdleWorkerThreadTest, ARetiredThreadsStackServesTheNextThreadWithFreshThreadLocals) {
   StackRange first_stack, second_stack;
   int second_saw = -1;
-  std::size_t deep_resident = 1;
-  {
-    WorkerThread first = WorkerThread::start(kStackBytes, "ns-test", [&]() noexcept {
-      first_stack = own_stack();
-      t_marker = 42;
-      touch_stack(safe_depth(first_stack));
-    });
-    first.join();
-  }
+  const auto one = std::make_shared<int>(1);
+  const auto other = std::make_shared<int>(2);
+  WorkerThread::start(kStackBytes, "ns-test", one, [&]() noexcept {
+    first_stack = own_stack();
+    t_marker = 42;
+    touch_stack(safe_depth(first_stack));
+  }).join();
+  EXPECT_EQ(WorkerThread::retire_idle(std::chrono::steady_clock::duration::zero()), 1u);
   EXPECT_GE(WorkerThread::pooled_stacks(), 1u);
-  // Back in the pool, the pages the deep call touched are given back.
-  deep_resident = resident_pages(first_stack.low, first_stack.high - 64 * 1024);
-  EXPECT_EQ(deep_resident, 0u);
+  EXPECT_EQ(resident_pages(first_stack.low, first_stack.high - 64 * 1024), 0u);
 
-  WorkerThread second = WorkerThread::start(kStackBytes, "ns-test", [&]() noexcept {
+  WorkerThread::start(kStackBytes, "ns-test", other, [&]() noexcept {
     second_stack = own_stack();
     second_saw = t_marker;
-  });
-  second.join();
+  }).join();
   EXPECT_EQ(second_stack.low, first_stack.low) << "the pooled stack was not reused";
   EXPECT_EQ(second_stack.high, first_stack.high);
   EXPECT_EQ(second_saw, 0) << "a thread-local kept the previous thread's value";
+}
+
+TEST_F(IdleWorkerThreadTest, ADetachedThreadEndsAfterItsBodyAndLetsGoOfItsAffinity) {
+  const auto library = std::make_shared<int>(1);
+  std::atomic<bool> go{false};
+  std::atomic<pid_t> tid{0};
+  WorkerThread thread = WorkerThread::start(kStackBytes, "ns-test", library, [&]() noexcept {
+    tid.store(static_cast<pid_t>(::gettid()));
+    go.wait(false);
+  });
+  while (tid.load() == 0) std::this_thread::yield();
+  thread.detach();
+  EXPECT_FALSE(thread.joinable());
+  go.store(true);
+  go.notify_all();
+  const std::string task = "/proc/self/task/" + std::to_string(tid.load());
+  const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+  while (::access(task.c_str(), F_OK) == 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  EXPECT_NE(::access(task.c_str(), F_OK), 0) << "the detached thread did not end";
+  EXPECT_EQ(WorkerThread::idle_threads(), 0u);
+  EXPECT_EQ(library.use_count(), 1) << "an ended thread still holds its affinity";
 }
 
 // The permissions of the mapping that holds `address`, from /proc/self/maps
@@ -220,7 +346,7 @@ std::string permissions_at(std::uintptr_t address) {
 TEST(WorkerThreadTest, BelowEachStackIsAGuardPageWithoutAccess) {
   StackRange stack;
   std::string below, bottom;
-  WorkerThread thread = WorkerThread::start(kStackBytes, "ns-test", [&]() noexcept {
+  WorkerThread thread = WorkerThread::start(kStackBytes, "ns-test", nullptr, [&]() noexcept {
     stack = own_stack();
     below = permissions_at(stack.low - 1);
     bottom = permissions_at(stack.low);

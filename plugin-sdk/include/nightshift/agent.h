@@ -269,7 +269,11 @@ typedef struct nightshift_agent_entry {
 
   /* [run-thread] Runs the agent once, to completion, on the calling thread.
    * The host calls it on a dedicated thread per run, possibly for many runs
-   * of the same plugin at once, so it must be reentrant. Returns
+   * of the same plugin at once, so it must be reentrant. A thread whose run
+   * has returned may later run another run of the same library (never of
+   * another one): keep no per-run state in thread_local variables, and take
+   * back what the run changes of its thread (a signal mask, a scheduling
+   * policy); the host sets the global locale again itself. Returns
    * NIGHTSHIFT_RUN_OK or NIGHTSHIFT_RUN_FAILED. Must not throw. */
   int32_t (*run)(const nightshift_run* run);
 
