@@ -280,17 +280,21 @@ class IdleThreads {
     return nullptr;
   }
 
-  // A thread whose body returned: parked, or ended when the pool is full.
+  // A thread whose body returned: parked. When kMostIdle are parked
+  // already, the one parked longest is ended for it: the pool keeps the
+  // threads most recently used, whatever their affinity.
   void park(Control* control) noexcept {
+    Control* longest = nullptr;
     {
       std::lock_guard lock(mutex_);
-      if (parked_.size() < WorkerThread::kMostIdle) {
-        control->idle_since = std::chrono::steady_clock::now();
-        parked_.push_back(control);  // never reallocates: reserved
-        return;
+      if (parked_.size() == WorkerThread::kMostIdle) {
+        longest = parked_.front();
+        parked_.erase(parked_.begin());
       }
+      control->idle_since = std::chrono::steady_clock::now();
+      parked_.push_back(control);  // never reallocates: reserved
     }
-    end_thread(control);
+    if (longest != nullptr) end_thread(longest);
   }
 
   std::size_t retire(std::chrono::steady_clock::duration idle_for) {

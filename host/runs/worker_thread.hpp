@@ -15,8 +15,8 @@
 // that no thread-exit destructor of a library is called after it is
 // unloaded. Before it is parked a thread gets the global locale back (see
 // tidy()) and gives back its stack pages below the top 16 KiB. At most
-// kMostIdle threads are parked, process-wide; a join past that ends the
-// thread, and retire_idle() ends those parked longest.
+// kMostIdle threads are parked, process-wide: a join past that ends the
+// thread parked longest, and retire_idle() ends those parked long enough.
 //
 // Stacks come from a pool of this module's own mappings, each with a guard
 // page, and go back to it when a thread ends. glibc keeps only 40 MiB of
@@ -92,7 +92,7 @@ class WorkerThread {
 
   bool joinable() const noexcept { return control_ != nullptr; }
   // Waits until the body has returned (and been destroyed); then the thread
-  // is parked for a next body, or ended when kMostIdle are parked already.
+  // is parked for a next body (see kMostIdle).
   void join() noexcept;
   // Lets the thread finish on its own (shutdown gave up on it): it ends
   // after its body, letting go of its affinity on its way out. Its stack is

@@ -255,6 +255,27 @@ TEST_F(IdleWorkerThreadTest, AtMostKMostIdleThreadsAreParked) {
   EXPECT_EQ(WorkerThread::idle_threads(), WorkerThread::kMostIdle);
 }
 
+TEST_F(IdleWorkerThreadTest, AFullPoolEndsTheThreadParkedLongestForTheOneParkedLast) {
+  std::vector<std::shared_ptr<int>> libraries;
+  for (std::size_t i = 0; i < WorkerThread::kMostIdle; ++i) {
+    libraries.push_back(std::make_shared<int>(static_cast<int>(i)));
+    WorkerThread::start(kStackBytes, "ns-test", libraries.back(), []() noexcept {}).join();
+  }
+  ASSERT_EQ(WorkerThread::idle_threads(), WorkerThread::kMostIdle);
+  const auto last = std::make_shared<int>(-1);
+  std::thread::id first_run, second_run;
+  WorkerThread::start(kStackBytes, "ns-test", last, [&]() noexcept {
+    first_run = std::this_thread::get_id();
+  }).join();
+  EXPECT_EQ(WorkerThread::idle_threads(), WorkerThread::kMostIdle);
+  EXPECT_EQ(libraries.front().use_count(), 1) << "the thread parked longest was not ended";
+  EXPECT_EQ(libraries.back().use_count(), 2);
+  WorkerThread::start(kStackBytes, "ns-test", last, [&]() noexcept {
+    second_run = std::this_thread::get_id();
+  }).join();
+  EXPECT_EQ(second_run, first_run) << "the thread parked last was not kept";
+}
+
 TEST_F(IdleWorkerThreadTest, AParkedThreadKeepsOnlyTheTopOfItsStackAndTheGlobalLocale) {
   StackRange stack;
   std::uintptr_t body_frame = 0;
