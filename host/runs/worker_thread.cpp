@@ -1,10 +1,8 @@
 #include "runs/worker_thread.hpp"
 
-#include <linux/futex.h>
 #include <locale.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -28,7 +26,7 @@ namespace nightshift {
 // heap block for its start, and a parked thread is handed its next body
 // here.
 struct alignas(WorkerThread::kBodyAlign) WorkerThread::Control {
-  // The futex word: what the thread is doing, or told to do.
+  // What the thread is doing, or told to do (it and its owner wait on it).
   enum : std::uint32_t {
     kRunning = 0,   // a body is in place or running
     kDone = 1,      // the body returned; the thread waits for the next word
@@ -52,26 +50,14 @@ namespace {
 
 using Control = WorkerThread::Control;
 
-static_assert(sizeof(std::atomic<std::uint32_t>) == sizeof(std::uint32_t) &&
-                  std::atomic<std::uint32_t>::is_always_lock_free,
-              "the futex word must be a plain 32-bit word");
-
-std::uint32_t* futex_address(std::atomic<std::uint32_t>& word) noexcept {
-  return reinterpret_cast<std::uint32_t*>(&word);
-}
-
-// Waits while `word` holds `value` (a wake, a signal or a spurious return
-// make it look again); returns what it holds then.
+// Waits while `word` holds `value` (C++20's atomic wait: no timeout is
+// needed here); returns what it holds then.
 std::uint32_t wait_while(std::atomic<std::uint32_t>& word, std::uint32_t value) noexcept {
   std::uint32_t now;
   while ((now = word.load(std::memory_order_acquire)) == value) {
-    syscall(SYS_futex, futex_address(word), FUTEX_WAIT_PRIVATE, value, nullptr, nullptr, 0);
+    word.wait(value, std::memory_order_acquire);
   }
   return now;
-}
-
-void wake(std::atomic<std::uint32_t>& word) noexcept {
-  syscall(SYS_futex, futex_address(word), FUTEX_WAKE_PRIVATE, INT_MAX, nullptr, nullptr, 0);
 }
 
 // The lowest usable address of this thread's stack (above its guard), when
@@ -155,7 +141,7 @@ void* thread_entry(void* arg) noexcept {
     release_stack_below(below_callers_stack() - kParkedResident);
     std::uint32_t next = self.state.exchange(Control::kDone, std::memory_order_acq_rel);
     if (next != Control::kDetached) {
-      wake(self.state);  // its owner may be joining
+      self.state.notify_all();  // its owner may be joining
       next = wait_while(self.state, Control::kDone);
       if (next == Control::kRunning) continue;
     }
@@ -248,7 +234,7 @@ class StackPool {
 // only then (nothing of the library runs on the thread any more).
 void end_thread(Control* control) noexcept {
   control->state.store(Control::kExit, std::memory_order_release);
-  wake(control->state);
+  control->state.notify_all();
   pthread_join(control->thread, nullptr);
   const std::shared_ptr<const void> affinity = std::move(control->affinity);
   void* const mapping = control->mapping;
@@ -343,7 +329,7 @@ WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name,
     parked->name = name;
     move_to(parked->body, body);
     parked->state.store(Control::kRunning, std::memory_order_release);
-    wake(parked->state);
+    parked->state.notify_all();
     return WorkerThread(parked);
   }
   StackPool& pool = StackPool::instance();
@@ -427,7 +413,7 @@ void WorkerThread::detach() noexcept {
   pthread_detach(control->thread);
   // Its stack is left mapped: the thread may still be on it.
   if (control->state.exchange(Control::kDetached, std::memory_order_acq_rel) == Control::kDone) {
-    wake(control->state);  // it was waiting for its next word: it ends now
+    control->state.notify_all();  // it was waiting for its next word: it ends now
   }
 }
 
