@@ -52,7 +52,7 @@ std::uint64_t Retrier::retries_waiting() const {
   return due_->size();
 }
 
-// On the store writer thread: only queue.
+// On the store writer's publisher thread: only queue.
 void Retrier::on_event(const EventPtr& event) {
   const auto* run_event = std::get_if<RunEvent>(event.get());
   if (run_event == nullptr || run_event->kind != RunEventKind::finished ||

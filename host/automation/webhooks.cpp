@@ -50,9 +50,7 @@ constexpr int kSharedStoreTries = 24;
 }  // namespace
 
 Webhooks::Webhooks(EventBus& bus, AutomationStore& store, WebhookOptions options)
-    : store_(store),
-      options_(options),
-      work_(net::make_work_guard(ioc_)) {
+    : store_(store), options_(options), work_(net::make_work_guard(ioc_)) {
   webhooks_ = store_.list_webhooks();
   thread_ = std::thread([this] {
     ::pthread_setname_np(::pthread_self(), "ns-webhooks");
@@ -125,7 +123,7 @@ Webhook Webhooks::create(const WebhookInput& input) {
   if (input.secret && !input.secret->empty()) webhook.secret = input.secret;
   webhook.created_at = now_ms();
   // The store first, outside the lock the bus handler takes: a slow commit
-  // never holds up the store writer thread that publishes run events.
+  // never holds up the store writer's thread that publishes run events.
   std::lock_guard change(change_mutex_);
   store_.add_webhook(webhook);
   std::lock_guard lock(mutex_);
@@ -204,7 +202,7 @@ WebhookStats Webhooks::stats() const {
   return WebhookStats{delivered_.load(), failed_attempts_.load(), failed_.load()};
 }
 
-// On the store writer thread: a quick look at the webhooks, then a post.
+// On the store writer's publisher thread: a quick look at the webhooks, then a post.
 void Webhooks::on_event(const EventPtr& event) {
   const auto* run_event = std::get_if<RunEvent>(event.get());
   if (run_event == nullptr) return;

@@ -5,8 +5,8 @@
 // is announced before it is durable. Which run event a record makes is the
 // host's one RunAnnouncements' to say (other paths announce runs too).
 //
-// Thread safety: on_committed runs on the writer thread only; remember_deleted
-// is [thread-safe].
+// Thread safety: on_committed runs on the store writer's publisher thread
+// only; remember_deleted is [thread-safe].
 #pragma once
 
 #include <functional>
@@ -31,7 +31,7 @@ class CommitEvents {
   using Progressed =
       std::function<std::optional<Run>(const UpdateProgress& update, bool want_record)>;
 
-  // On the writer thread: `committed` with every run record once it is
+  // On the publisher thread: `committed` with every run record once it is
   // committed, `progressed` with every progress update once it is
   // committed, `retire` with each run's final record once it is announced.
   CommitEvents(EventBus& bus, RunAnnouncements& announcements, LogBudget& budget,

@@ -372,7 +372,7 @@ void RunManager::Impl::start(StartRequest request, StartCallback done) {
                  });
 }
 
-// On the writer thread, after the record's commit (and its `started` event).
+// On the writer's publisher thread, after the record's commit (and its `started` event).
 void RunManager::Impl::on_start_committed(const LivePtr& run, Admission::Place place,
                                           const std::string& error, const StartCallback& done) {
   if (!error.empty()) {
@@ -856,7 +856,7 @@ std::optional<Run> RunManager::Impl::wait(const std::string& instance_id,
 // ---------------------------------------------------------------------------
 // Retiring runs and shutdown
 
-// On the writer thread: what readers are shown of a live run is what is durable.
+// On the writer's publisher thread: what readers are shown of a live run is what is durable.
 void RunManager::Impl::show_committed(const Run& record) {
   LivePtr run;
   {
@@ -869,7 +869,7 @@ void RunManager::Impl::show_committed(const Run& record) {
   run->shown.assign(record);
 }
 
-// On the writer thread: a progress update is durable; readers are shown it.
+// On the writer's publisher thread: a progress update is durable; readers are shown it.
 std::optional<Run> RunManager::Impl::show_progress(const UpdateProgress& update, bool want_record) {
   LivePtr run;
   {
@@ -886,7 +886,7 @@ std::optional<Run> RunManager::Impl::show_progress(const UpdateProgress& update,
   return run->shown_locked();
 }
 
-// On the writer thread: a run's final record is durable, it leaves the live table.
+// On the writer's publisher thread: a run's final record is durable, it leaves the live table.
 void RunManager::Impl::retire(const Run& final_record) {
   switch (final_record.status) {
     case RunStatus::completed:

@@ -143,7 +143,7 @@ class RunManager {
   // to a worker when a slot is free. `done` is called exactly once: on the
   // calling thread when the start is refused (CatalogError: agent_not_found,
   // agent_unavailable, invalid_params; RunError: at_capacity, shutting_down),
-  // else on the store writer thread once the record is committed and
+  // else on the store writer's publisher thread once the record is committed and
   // `started` published (RunError store_failed when the commit failed). With
   // a shared store, an at_capacity refusal may also come from the link
   // thread, after it counted the host's queued runs again. No thread waits

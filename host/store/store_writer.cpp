@@ -42,6 +42,7 @@ StoreWriter::StoreWriter(Store& store, CommittedHandler on_committed, Options op
     : store_(store),
       on_committed_(std::move(on_committed)),
       options_(options),
+      publisher_([this] { publisher_main(); }),
       thread_([this] { thread_main(); }) {}
 
 StoreWriter::~StoreWriter() {
@@ -51,6 +52,12 @@ StoreWriter::~StoreWriter() {
   }
   work_ready_.notify_one();
   thread_.join();
+  {
+    std::lock_guard lock(publish_mutex_);
+    publisher_stopping_ = true;
+  }
+  publication_changed_.notify_all();
+  publisher_.join();
 }
 
 void StoreWriter::submit(WriteOp op) {
@@ -236,7 +243,10 @@ void StoreWriter::thread_main() {
     }
     if (!pending_.empty() || !held_.empty()) {
       // Held ops first, then everything queued while the previous commit
-      // ran, all in one transaction.
+      // ran (and its publication waited), all in one transaction.
+      lock.unlock();
+      wait_for_publisher();
+      lock.lock();
       Batch batch = take_batch();
       lock.unlock();
       commit(batch);
@@ -284,38 +294,45 @@ void StoreWriter::commit(Batch& batch) {
   std::vector<WriteOp> ops;
   ops.reserve(batch.items.size());
   for (Item& item : batch.items) ops.push_back(std::move(item.op));
+  Publication publication;
   std::vector<Item> held;
   try {
     const bool prune_unfinished = store_.apply_reporting_unfinished_prune(ops);
-    publish(ops);
     if (prune_unfinished) note_unfinished_prune(ops);
     {
       std::lock_guard lock(mutex_);
       ++batches_;
     }
-    for (Item& item : batch.items) complete(item, "");
+    for (Item& item : batch.items) {
+      if (item.done) publication.outcomes.emplace_back(std::move(item.done), std::string());
+    }
+    publication.ops = std::move(ops);
     if (!healthy()) become_healthy();
   } catch (const std::exception&) {
     failures_.fetch_add(1, std::memory_order_relaxed);
     for (std::size_t i = 0; i < ops.size(); ++i) batch.items[i].op = std::move(ops[i]);
-    held = commit_one_by_one(batch.items);
+    held = commit_one_by_one(batch.items, publication);
   }
+  publication.last_seq = batch.last_seq;
   {
     std::lock_guard lock(mutex_);
-    committed_seq_ = batch.last_seq;
     held_ = std::move(held);
   }
-  committed_.notify_all();
+  hand_over(std::move(publication));
 }
 
-std::vector<StoreWriter::Item> StoreWriter::commit_one_by_one(std::vector<Item>& items) {
+std::vector<StoreWriter::Item> StoreWriter::commit_one_by_one(std::vector<Item>& items,
+                                                              Publication& publication) {
+  const auto outcome = [&publication](Item& item, std::string error) {
+    if (item.done) publication.outcomes.emplace_back(std::move(item.done), std::move(error));
+  };
   std::vector<Item> held;
   for (std::size_t i = 0; i < items.size(); ++i) {
     Item& item = items[i];
     if (!held.empty()) {
       // Behind a held op: kept in order, unless somebody waits for it.
       if (item.done) {
-        complete(item, "the store cannot write now: " + last_error());
+        outcome(item, "the store cannot write now: " + last_error());
       } else {
         held.push_back(std::move(item));
       }
@@ -323,16 +340,16 @@ std::vector<StoreWriter::Item> StoreWriter::commit_one_by_one(std::vector<Item>&
     }
     try {
       const bool prune_unfinished = store_.apply_reporting_unfinished_prune({item.op});
-      publish({item.op});
       if (prune_unfinished) note_unfinished_prune({item.op});
-      complete(item, "");
+      outcome(item, std::string());
+      publication.ops.push_back(std::move(item.op));
     } catch (const std::exception& e) {
       std::string error = e.what();
       if (error.empty()) error = "unknown error";
       if (is_passing_failure(e)) {
         become_unhealthy(error);
         if (item.done) {
-          complete(item, "the store cannot write now: " + error);
+          outcome(item, "the store cannot write now: " + error);
           continue;  // nothing else depends on an op somebody waited for
         }
         held.push_back(std::move(item));
@@ -340,16 +357,50 @@ std::vector<StoreWriter::Item> StoreWriter::commit_one_by_one(std::vector<Item>&
         // Two hosts started the run of one retry or schedule time: the
         // other host's is the one, and this start is refused.
         spdlog::warn("store writer: {}; this host's start of it was not recorded", error);
-        complete(item, error);
+        outcome(item, error);
       } else {
         spdlog::error("store writer: a write was refused and dropped ({}): {}",
                       item.op.index() == 0 ? "run record" : "log, delete or prune", error);
-        complete(item, error);
+        outcome(item, error);
       }
     }
   }
   if (held.empty() && !healthy()) become_healthy();
   return held;
+}
+
+void StoreWriter::wait_for_publisher() {
+  std::unique_lock lock(publish_mutex_);
+  publication_changed_.wait(lock, [this] { return !waiting_publication_; });
+}
+
+void StoreWriter::hand_over(Publication publication) {
+  {
+    std::lock_guard lock(publish_mutex_);
+    waiting_publication_ = std::move(publication);
+  }
+  publication_changed_.notify_all();
+}
+
+void StoreWriter::publisher_main() {
+  std::unique_lock lock(publish_mutex_);
+  for (;;) {
+    publication_changed_.wait(lock, [this] { return waiting_publication_ || publisher_stopping_; });
+    if (!waiting_publication_) return;  // stopping, and everything is published
+    Publication publication = std::move(*waiting_publication_);
+    waiting_publication_.reset();
+    lock.unlock();
+    publication_changed_.notify_all();  // the writer may take its next batch
+    if (!publication.ops.empty()) publish(publication.ops);
+    for (auto& [done, error] : publication.outcomes) complete(done, error);
+    publication.ops.clear();  // the committed records are freed here, not by the writer
+    {
+      std::lock_guard state_lock(mutex_);
+      committed_seq_ = std::max(committed_seq_, publication.last_seq);
+    }
+    committed_.notify_all();
+    lock.lock();
+  }
 }
 
 void StoreWriter::become_unhealthy(const std::string& error) {
@@ -375,16 +426,16 @@ void StoreWriter::become_healthy() {
   spdlog::info("store writer: the store commits again; every held write is written");
 }
 
-void StoreWriter::complete(Item& item, const std::string& error) {
-  if (!item.done) return;
+void StoreWriter::complete(Completion& done, const std::string& error) {
+  if (!done) return;
   try {
-    item.done(error);
+    done(error);
   } catch (const std::exception& e) {
     spdlog::error("store writer: a completion handler threw: {}", e.what());
   } catch (...) {
     spdlog::error("store writer: a completion handler threw a non-exception");
   }
-  item.done = nullptr;
+  done = nullptr;
 }
 
 void StoreWriter::note_unfinished_prune(const std::vector<WriteOp>& ops) {

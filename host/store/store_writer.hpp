@@ -1,9 +1,17 @@
 // The one thread that writes to the store. Everything that changes the
 // history (new runs, status changes, log entries, deletions) is submitted
 // here; the thread commits whatever has accumulated as one transaction, then
-// hands the committed ops, in submission order, to `on_committed` (which the
-// run manager uses to publish events). So an event is only ever published for
-// something already durable, and events come out in the order they were made.
+// hands the committed ops, in submission order, to a second thread, the
+// publisher, which gives them to `on_committed` (which the run manager uses
+// to publish events) and then calls the ops' completions. So an event is
+// only ever published for something already durable, and events come out in
+// the order they were made.
+//
+// The two threads form a pipeline: while the publisher handles one batch,
+// the writer commits the next. The writer runs at most one batch ahead: it
+// takes no new batch while a committed one waits for the publisher, so what
+// arrives meanwhile joins one larger transaction. flush() returns once the
+// publisher is done with everything submitted before it.
 //
 // Failures are owned here. When a batch fails, its ops are retried one by
 // one, so one bad op cannot roll back other runs' records: an op the store
@@ -24,8 +32,9 @@
 // stays its own record.
 //
 // Thread safety: submit*, flush and the getters are [thread-safe]. The
-// on_committed callback and completions run on the writer thread and must
-// not block.
+// on_committed callback and completions run on the publisher thread, one
+// batch at a time, and must not block (a slow one holds up the writer a
+// batch later).
 #pragma once
 
 #include <atomic>
@@ -49,9 +58,9 @@ namespace nightshift {
 class StoreWriter {
  public:
   using CommittedHandler = std::function<void(const std::vector<WriteOp>& committed)>;
-  // Called on the writer thread once the op is committed (error empty) or
-  // has failed (error says why), after on_committed has seen it. Must not
-  // block: it hands the outcome to its own thread.
+  // Called on the publisher thread once the op is committed (error empty)
+  // or has failed (error says why), after on_committed has seen it. Must
+  // not block: it hands the outcome to its own thread.
   using Completion = std::function<void(const std::string& error)>;
 
   struct Options {
@@ -131,18 +140,30 @@ class StoreWriter {
   // taken out of replaceable_, and goes back keyed by the update at
   // `position`. With mutex_ held.
   void replace_locked(Replaceable::node_type node, std::size_t position);
+  // What one commit hands to the publishing thread: the ops committed, for
+  // on_committed, then each waiting op's outcome, in submission order.
+  struct Publication {
+    std::vector<WriteOp> ops;
+    std::vector<std::pair<Completion, std::string>> outcomes;
+    std::uint64_t last_seq = 0;  // submitted_seq_ when the batch was taken
+  };
   void commit(Batch& batch);
-  // After a failed batch: op by op; returns the items to hold.
-  std::vector<Item> commit_one_by_one(std::vector<Item>& items);
+  // After a failed batch: op by op, into `publication`; returns the items to hold.
+  std::vector<Item> commit_one_by_one(std::vector<Item>& items, Publication& publication);
   void continue_prune();
+  // On the writer thread: waits until no publication waits (one may be
+  // being published), so that the next batch takes what came meanwhile.
+  void wait_for_publisher();
+  void hand_over(Publication publication);
+  void publisher_main();
   void publish(const std::vector<WriteOp>& committed);
-  static void complete(Item& item, const std::string& error);
+  static void complete(Completion& done, const std::string& error);
   void become_unhealthy(const std::string& error);
   void become_healthy();
   void note_unfinished_prune(const std::vector<WriteOp>& ops);
 
   Store& store_;                   // written only by the writer thread
-  CommittedHandler on_committed_;  // called only on the writer thread
+  CommittedHandler on_committed_;  // called only on the publisher thread
   const Options options_;
   std::atomic<bool> healthy_{true};
   std::atomic<std::uint64_t> failures_{0};
@@ -165,10 +186,15 @@ class StoreWriter {
   // after each batch until it is done, so newer writes are never held up.
   std::optional<PruneRuns> unfinished_prune_;
   std::uint64_t submitted_seq_ = 0;  // ops submitted so far
-  std::uint64_t committed_seq_ = 0;  // ops committed, failed or held so far
+  std::uint64_t committed_seq_ = 0;  // ops published (or failed, or held) so far
   std::uint64_t batches_ = 0;
   bool stopping_ = false;
-  std::thread thread_;  // last: started after every member above exists
+  std::mutex publish_mutex_;  // guards the two below
+  std::condition_variable publication_changed_;
+  std::optional<Publication> waiting_publication_;
+  bool publisher_stopping_ = false;
+  std::thread publisher_;  // publishes what the writer thread committed
+  std::thread thread_;     // last: started after every member above exists
 };
 
 }  // namespace nightshift

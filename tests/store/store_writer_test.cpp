@@ -1,5 +1,6 @@
-// The writer thread: group commit, order of on_committed, flush, waiting
-// across threads, failures, and draining on destruction.
+// The writer thread: group commit, order of on_committed (on the publishing
+// thread, one batch behind the writer at most), flush, waiting across
+// threads, failures, and draining on destruction.
 #include "store/store_writer.hpp"
 
 #include <gtest/gtest.h>
@@ -15,8 +16,8 @@
 namespace nightshift::testing {
 namespace {
 
-// Holds the writer thread inside on_committed until released, so a test can
-// queue work while a commit is in progress.
+// Holds a thread (the writer inside a commit, or the publisher inside
+// on_committed) until released, so a test can queue work meanwhile.
 class Gate {
  public:
   void wait_open() {
@@ -40,6 +41,50 @@ class Gate {
   std::condition_variable changed_;
   bool entered_ = false;
   bool open_ = false;
+};
+
+// The store, with the writer held inside its first commit (written, not
+// yet returned) until the gate opens: what is submitted meanwhile waits in
+// the writer's queue.
+class HoldingStore final : public Store {
+ public:
+  HoldingStore(Store& inner, Gate& gate) : inner_(inner), gate_(gate) {}
+
+  std::string_view kind() const noexcept override { return inner_.kind(); }
+  void apply(const std::vector<WriteOp>& ops) override { apply_reporting_unfinished_prune(ops); }
+  bool apply_reporting_unfinished_prune(const std::vector<WriteOp>& ops) override {
+    const bool unfinished = inner_.apply_reporting_unfinished_prune(ops);
+    if (first_.exchange(false)) gate_.wait_open();
+    return unfinished;
+  }
+  std::vector<Run> mark_interrupted(Timestamp now, const std::string& error) override {
+    return inner_.mark_interrupted(now, error);
+  }
+  std::size_t prune(const RetentionPolicy& policy, Timestamp now) override {
+    return inner_.prune(policy, now);
+  }
+  bool writes_progress_alone() const noexcept override { return inner_.writes_progress_alone(); }
+  std::optional<Run> get_run(const std::string& instance_id) const override {
+    return inner_.get_run(instance_id);
+  }
+  std::vector<Run> list_active(const std::optional<std::string>& agent_id) const override {
+    return inner_.list_active(agent_id);
+  }
+  HistoryPage list_history(const HistoryQuery& query) const override {
+    return inner_.list_history(query);
+  }
+  std::vector<LogEntry> read_logs(const std::string& instance_id, std::uint64_t after_seq,
+                                  std::size_t limit) const override {
+    return inner_.read_logs(instance_id, after_seq, limit);
+  }
+  std::size_t count_runs() const override { return inner_.count_runs(); }
+  int schema_version() const override { return inner_.schema_version(); }
+  std::string integrity_check() const override { return inner_.integrity_check(); }
+
+ private:
+  Store& inner_;
+  Gate& gate_;
+  std::atomic<bool> first_{true};
 };
 
 // Collects what on_committed saw; read by the test after flush().
@@ -105,14 +150,11 @@ TEST(StoreWriter, OnCommittedSeesEveryOpInSubmissionOrder) {
 TEST(StoreWriter, OpsSubmittedDuringACommitGoIntoTheNextTransactionTogether) {
   StoreFixture fixture;
   Gate gate;
+  HoldingStore holding(fixture.store(), gate);
   CommitLog seen;
-  std::atomic<bool> first{true};
-  StoreWriter writer(fixture.store(), [&](const auto& ops) {
-    seen.record(ops);
-    if (first.exchange(false)) gate.wait_open();
-  });
+  StoreWriter writer(holding, [&](const auto& ops) { seen.record(ops); });
   writer.submit(UpsertRun{queued_run()});
-  gate.wait_entered();  // the first batch is committed, the writer is busy
+  gate.wait_entered();  // the first batch is written, the writer is busy
 
   constexpr int kThreads = 8;
   constexpr int kPerThread = 25;
@@ -131,18 +173,79 @@ TEST(StoreWriter, OpsSubmittedDuringACommitGoIntoTheNextTransactionTogether) {
   EXPECT_EQ(fixture.store().count_runs(), static_cast<std::size_t>(1 + kThreads * kPerThread));
 }
 
+// on_committed runs on a thread of its own: while it handles one batch, the
+// writer commits the next, and flush() returns once both are handed over.
+TEST(StoreWriter, TheNextBatchIsCommittedWhileOnCommittedHandlesTheLastAndFlushWaitsForBoth) {
+  StoreFixture fixture;
+  Gate gate;
+  CommitLog seen;
+  std::atomic<bool> first{true};
+  StoreWriter writer(fixture.store(), [&](const auto& ops) {
+    if (first.exchange(false)) gate.wait_open();
+    seen.record(ops);
+  });
+  const nightshift::Run a = queued_run();
+  writer.submit(UpsertRun{a});
+  gate.wait_entered();  // a is committed; its publication is held
+
+  const nightshift::Run b = queued_run();
+  writer.submit(UpsertRun{b});
+  ASSERT_TRUE(wait_until([&] { return fixture.store().get_run(b.instance_id).has_value(); }))
+      << "the writer commits while on_committed still handles the batch before";
+  std::atomic<bool> flushed{false};
+  std::thread flusher([&] {
+    writer.flush();
+    flushed = true;
+  });
+  EXPECT_FALSE(flushed.load()) << "nothing is flushed before on_committed has seen it";
+  EXPECT_TRUE(seen.ids().empty());
+  gate.open();
+  flusher.join();
+  EXPECT_EQ(seen.ids(), (std::vector<std::string>{a.instance_id, b.instance_id}));
+  EXPECT_EQ(seen.batches(), (std::vector<std::size_t>{1, 1}));
+}
+
+// The writer runs at most one batch ahead of on_committed: with one batch
+// being handled and the next one committed and waiting, what comes next
+// stays queued (and so joins one larger batch).
+TEST(StoreWriter, TheWriterRunsAtMostOneCommittedBatchAheadOfOnCommitted) {
+  StoreFixture fixture;
+  Gate gate;
+  CommitLog seen;
+  std::atomic<bool> first{true};
+  StoreWriter writer(fixture.store(), [&](const auto& ops) {
+    if (first.exchange(false)) gate.wait_open();
+    seen.record(ops);
+  });
+  writer.submit(UpsertRun{queued_run()});
+  gate.wait_entered();
+  const nightshift::Run waiting = queued_run();
+  writer.submit(UpsertRun{waiting});
+  ASSERT_TRUE(wait_until([&] { return fixture.store().get_run(waiting.instance_id).has_value(); }));
+  std::vector<nightshift::Run> later;
+  for (int i = 0; i < 3; ++i) {
+    later.push_back(queued_run());
+    writer.submit(UpsertRun{later.back()});
+  }
+  // Committed batches are handed over in order, one at a time: the writer
+  // cannot take these while the batch before waits to be handed over.
+  EXPECT_EQ(writer.pending_ops(), 3u);
+  for (const nightshift::Run& run : later) EXPECT_FALSE(fixture.store().get_run(run.instance_id));
+  gate.open();
+  writer.flush();
+  EXPECT_EQ(seen.batches(), (std::vector<std::size_t>{1, 1, 3}));
+  for (const nightshift::Run& run : later) EXPECT_TRUE(fixture.store().get_run(run.instance_id));
+}
+
 TEST(StoreWriter, OnCommittedSeesEveryUpsertOfARunUnchangedEvenWhenTheStoreWritesItOnce) {
   StoreFixture fixture;
   Gate gate;
+  HoldingStore holding(fixture.store(), gate);
   std::mutex seen_mutex;
   std::vector<std::vector<WriteOp>> seen;  // every committed batch, as handed over
-  std::atomic<bool> first{true};
-  StoreWriter writer(fixture.store(), [&](const std::vector<WriteOp>& ops) {
-    {
-      std::lock_guard lock(seen_mutex);
-      seen.push_back(ops);
-    }
-    if (first.exchange(false)) gate.wait_open();
+  StoreWriter writer(holding, [&](const std::vector<WriteOp>& ops) {
+    std::lock_guard lock(seen_mutex);
+    seen.push_back(ops);
   });
   writer.submit(UpsertRun{queued_run()});
   gate.wait_entered();  // the next ops all go into one batch
@@ -212,24 +315,21 @@ std::vector<std::string> describe(const std::vector<WriteOp>& ops) {
   return out;
 }
 
-// A writer that has committed the first record of a running run and is
-// held inside on_committed until release(): what is submitted meanwhile
-// waits in its queue. Keeps every committed batch, described.
+// A writer that has written the first record of a running run and is held
+// inside that commit until release(): what is submitted meanwhile waits in
+// its queue. Keeps every committed batch, described.
 class HeldWriter {
  public:
   HeldWriter()
-      : writer_(fixture_.store(), [this](const std::vector<WriteOp>& ops) {
-          {
-            std::lock_guard lock(mutex_);
-            batches_.push_back(describe(ops));
-            progress_ids_.clear();
-            for (const WriteOp& op : ops) {
-              if (const auto* update = std::get_if<UpdateProgress>(&op)) {
-                progress_ids_.push_back(update->instance_id);
-              }
+      : writer_(holding_, [this](const std::vector<WriteOp>& ops) {
+          std::lock_guard lock(mutex_);
+          batches_.push_back(describe(ops));
+          progress_ids_.clear();
+          for (const WriteOp& op : ops) {
+            if (const auto* update = std::get_if<UpdateProgress>(&op)) {
+              progress_ids_.push_back(update->instance_id);
             }
           }
-          if (first_.exchange(false)) gate_.wait_open();
         }) {}
 
   // A running run whose first record is committed; the writer is then held.
@@ -265,7 +365,7 @@ class HeldWriter {
  private:
   StoreFixture fixture_;
   Gate gate_;
-  std::atomic<bool> first_{true};
+  HoldingStore holding_{fixture_.store(), gate_};
   std::mutex mutex_;
   std::vector<std::vector<std::string>> batches_;
   std::vector<std::string> progress_ids_;
@@ -465,12 +565,9 @@ TEST(StoreWriter, SubmitAndWaitFromManyThreadsEachSeesItsOwnRun) {
 TEST(StoreWriter, ABadOpIsRefusedAloneItsWaiterHearsWhyAndTheRestOfItsBatchCommits) {
   StoreFixture fixture;
   Gate gate;
+  HoldingStore holding(fixture.store(), gate);
   CommitLog seen;
-  std::atomic<bool> first{true};
-  StoreWriter writer(fixture.store(), [&](const auto& ops) {
-    seen.record(ops);
-    if (first.exchange(false)) gate.wait_open();
-  });
+  StoreWriter writer(holding, [&](const auto& ops) { seen.record(ops); });
   writer.submit(UpsertRun{queued_run()});
   gate.wait_entered();
 
@@ -542,11 +639,9 @@ TEST(StoreWriter, FlushWaitsForEverythingSubmittedBefore) {
 TEST(StoreWriter, DestructorCommitsWhatIsPending) {
   StoreFixture fixture;
   Gate gate;
-  std::atomic<bool> first{true};
+  HoldingStore holding(fixture.store(), gate);
   {
-    StoreWriter writer(fixture.store(), [&](const auto&) {
-      if (first.exchange(false)) gate.wait_open();
-    });
+    StoreWriter writer(holding, nullptr);
     writer.submit(UpsertRun{queued_run()});
     gate.wait_entered();
     for (int i = 0; i < 100; ++i) writer.submit(UpsertRun{queued_run()});
