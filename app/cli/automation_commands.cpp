@@ -81,6 +81,21 @@ std::string resolve_id(const json::array& items, const std::string& id_or_prefix
   return found;
 }
 
+// One column of ids, each cut to the shortest prefix (8 characters at
+// least) at which the column's ids all differ, as `nightshift ps` shows
+// run ids: ids made moments apart begin alike (they begin with the time).
+std::vector<std::string> id_column(const json::array& items, const char* member) {
+  std::vector<std::string> ids;
+  std::vector<std::string> present;
+  for (const json::value& item : items) {
+    ids.push_back(string_member(item.as_object(), member));
+    if (!ids.back().empty()) present.push_back(ids.back());
+  }
+  const std::size_t length = unique_prefix_length(present);
+  for (std::string& id : ids) id = id.substr(0, length);
+  return ids;
+}
+
 json::array list_of(ApiClient& api, const char* path, const char* member) {
   auto answer = api.request(verb::get, path);
   if (!answer.is_object() || !answer.as_object().contains(member) ||
@@ -158,18 +173,20 @@ int schedule_ls_command(Common& options) {
     return 0;
   }
   Table table({"ID", "AGENT", "CRON", "TIMEZONE", "ENABLED", "OVERLAP", "NEXT RUN", "LAST RUN"});
-  for (const json::value& item : schedules) {
-    const json::object& s = item.as_object();
+  const std::vector<std::string> ids = id_column(schedules, "id");
+  const std::vector<std::string> last_runs = id_column(schedules, "lastRunId");
+  for (std::size_t i = 0; i < schedules.size(); ++i) {
+    const json::object& s = schedules[i].as_object();
     const bool enabled =
         s.if_contains("enabled") && s.at("enabled").is_bool() && s.at("enabled").get_bool();
-    table.add_row({{string_member(s, "id").substr(0, 8)},
+    table.add_row({{ids[i]},
                    {string_member(s, "agentId")},
                    {string_member(s, "cron")},
                    {string_member(s, "timezone")},
                    {enabled ? "yes" : "no", enabled ? Style::green : Style::dim},
                    {string_member(s, "overlap")},
                    {when(s, "nextRunAt")},
-                   {string_member(s, "lastRunId").substr(0, 8)}});
+                   {last_runs[i]}});
   }
   table.print(std::cout, colour());
   return 0;
@@ -324,8 +341,9 @@ int webhook_ls_command(Common& options) {
     return 0;
   }
   Table table({"ID", "URL", "EVENTS", "AGENT", "CREATED"});
-  for (const json::value& item : webhooks) {
-    const json::object& w = item.as_object();
+  const std::vector<std::string> ids = id_column(webhooks, "id");
+  for (std::size_t i = 0; i < webhooks.size(); ++i) {
+    const json::object& w = webhooks[i].as_object();
     std::string events;
     if (const auto* list = w.if_contains("events"); list && list->is_array()) {
       for (const json::value& event : list->get_array()) {
@@ -334,7 +352,7 @@ int webhook_ls_command(Common& options) {
       }
     }
     const std::string agent = string_member(w, "agentId");
-    table.add_row({{string_member(w, "id").substr(0, 8)},
+    table.add_row({{ids[i]},
                    {string_member(w, "url")},
                    {events},
                    {agent.empty() ? "(all)" : agent},
@@ -377,13 +395,16 @@ int webhook_deliveries_command(WebhookIdOptions& options) {
     return 0;
   }
   Table table({"DELIVERY", "EVENT", "RUN", "STATUS", "ATTEMPTS", "CODE", "CREATED", "LAST ERROR"});
-  for (const json::value& item : deliveries->get_array()) {
-    const json::object& d = item.as_object();
+  const json::array& list = deliveries->get_array();
+  const std::vector<std::string> ids = id_column(list, "id");
+  const std::vector<std::string> runs = id_column(list, "instanceId");
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    const json::object& d = list[i].as_object();
     const std::string status = string_member(d, "status");
     const std::string code = string_member(d, "lastStatusCode");
-    table.add_row({{string_member(d, "id").substr(0, 8)},
+    table.add_row({{ids[i]},
                    {string_member(d, "event")},
-                   {string_member(d, "instanceId").substr(0, 8)},
+                   {runs[i]},
                    {status, delivery_style(status)},
                    {std::to_string(int_member(d, "attempts"))},
                    {code.empty() ? "-" : code},

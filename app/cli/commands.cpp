@@ -142,7 +142,7 @@ void report_outcome(const json::object& run) {
   const auto status = string_member(run, "status");
   const auto id = string_member(run, "instanceId");
   if (status == "completed") return;
-  std::cerr << "nightshift: run " << short_id(id) << ' ' << status;
+  std::cerr << "nightshift: run " << id << ' ' << status;
   if (const auto error = string_member(run, "error"); !error.empty()) std::cerr << ": " << error;
   std::cerr << '\n';
 }

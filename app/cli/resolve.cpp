@@ -43,10 +43,6 @@ std::string join(const std::vector<std::string>& items) {
 
 }  // namespace
 
-std::string short_id(const std::string& instance_id) {
-  return instance_id.substr(0, 8);
-}
-
 std::size_t unique_prefix_length(const std::vector<std::string>& ids, std::size_t minimum) {
   auto sorted = ids;
   std::sort(sorted.begin(), sorted.end());

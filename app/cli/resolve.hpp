@@ -17,9 +17,6 @@ std::string resolve_run_id(ApiClient& api, const std::string& id_or_prefix);
 // must match exactly one agent's name. Throws CliError(agent_not_found).
 std::string resolve_agent_id(ApiClient& api, const std::string& id_or_name);
 
-// How ids are shown in messages: the first 8 characters.
-std::string short_id(const std::string& instance_id);
-
 // The shortest prefix length, at least `minimum`, at which all `ids` differ
 // (the API allows time-ordered UUID v7 ids, which share their first
 // characters; a table must still tell them apart).

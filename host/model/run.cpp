@@ -1,11 +1,16 @@
 #include "model/run.hpp"
 
+#include <sys/random.h>
+
 #include <array>
-#include <boost/uuid/random_generator.hpp>
+#include <boost/uuid/uuid.hpp>
 #include <boost/uuid/uuid_io.hpp>
 #include <cctype>
+#include <cerrno>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
+#include <system_error>
 
 namespace nightshift {
 
@@ -175,11 +180,49 @@ std::int64_t Run::duration_ms(Timestamp now) const {
   return ms < 0 ? 0 : ms;
 }
 
+namespace {
+
+// Random bytes for ids, drawn from the kernel's generator (getrandom(2)) a
+// block at a time: one system call per 25 ids instead of one per id. Each
+// thread has its own block (plain bytes: nothing to construct or destroy).
+struct RandomBlock {
+  std::array<unsigned char, 250> bytes;
+  std::size_t used = sizeof(bytes);
+};
+thread_local RandomBlock random_block;
+
+void take_random(unsigned char* out, std::size_t count) {
+  RandomBlock& block = random_block;
+  if (block.used + count > block.bytes.size()) {
+    std::size_t filled = 0;
+    while (filled < block.bytes.size()) {
+      const ssize_t got = ::getrandom(block.bytes.data() + filled, block.bytes.size() - filled, 0);
+      if (got < 0) {
+        if (errno == EINTR) continue;
+        throw std::system_error(errno, std::generic_category(), "getrandom");
+      }
+      filled += static_cast<std::size_t>(got);
+    }
+    block.used = 0;
+  }
+  std::memcpy(out, block.bytes.data() + block.used, count);
+  block.used += count;  // each byte is used once
+}
+
+}  // namespace
+
 std::string generate_uuid() {
-  // One generator per thread: boost's random_generator is not thread-safe and
-  // is costly to seed, so it is seeded once per thread.
-  thread_local boost::uuids::random_generator generator;
-  return boost::uuids::to_string(generator());
+  // A version 7 UUID (RFC 9562): 48 bits of Unix milliseconds, then 74
+  // random bits. Ids made later sort later, so the store's index of run ids
+  // grows at its end instead of at a random page per run. (Boost.UUID
+  // makes version 7 only from 1.86; Debian 12 has 1.81.)
+  boost::uuids::uuid id{};
+  const auto ms = static_cast<std::uint64_t>(now_ms().time_since_epoch().count());
+  for (int i = 0; i < 6; ++i) id.data[i] = static_cast<std::uint8_t>(ms >> (8 * (5 - i)));
+  take_random(id.data + 6, 10);
+  id.data[6] = static_cast<std::uint8_t>(0x70 | (id.data[6] & 0x0f));  // version 7
+  id.data[8] = static_cast<std::uint8_t>(0x80 | (id.data[8] & 0x3f));  // RFC 9562 variant
+  return boost::uuids::to_string(id);
 }
 
 bool is_uuid(std::string_view text) {

@@ -107,7 +107,8 @@ struct LogEntry {
   LogSource source = LogSource::agent;
 };
 
-// A fresh random UUID (v4) in canonical lowercase text form.
+// A fresh UUID (version 7: time-ordered, 74 random bits) in canonical
+// lowercase text form.
 std::string generate_uuid();
 
 // True for a canonical UUID in text form (any version, either case).

@@ -8,6 +8,20 @@ import {el, setText} from './dom.js';
 import {formatFullTime, formatLocalTime} from './format.js';
 import {StartDialog} from './start-dialog.js';
 
+// Each id cut to the shortest prefix (8 characters at least) at which the
+// ids all differ, as the command line shows them: ids made moments apart
+// begin alike (they begin with the time). Returns a Map id -> prefix.
+function shortIds(ids) {
+  const sorted = [...new Set(ids.filter(Boolean))].sort();
+  let length = 8;
+  for (let i = 1; i < sorted.length; ++i) {
+    let common = 0;
+    while (common < sorted[i].length && sorted[i][common] === sorted[i - 1][common]) ++common;
+    length = Math.max(length, common + 1);
+  }
+  return new Map(sorted.map((id) => [id, id.slice(0, length)]));
+}
+
 function when(iso) {
   return iso ? el('time', {dateTime: iso, title: formatFullTime(iso)}, formatLocalTime(iso)) : el('span', {class: 'muted'}, '—');
 }
@@ -64,11 +78,12 @@ export class SchedulesView {
 
   render() {
     const rows = [...this.schedules.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-    this.body.replaceChildren(...rows.map((s) => this.row(s)));
+    const lastRuns = shortIds(rows.map((s) => s.lastRunId));
+    this.body.replaceChildren(...rows.map((s) => this.row(s, lastRuns)));
     this.empty.hidden = rows.length > 0;
   }
 
-  row(s) {
+  row(s, lastRuns) {
     const toggle = el('button', {type: 'button', class: 'ghost small', 'data-testid': 'schedule-toggle',
                                  onclick: () => this.change(s, {enabled: !s.enabled})}, s.enabled ? 'Disable' : 'Enable');
     return el('tr', {'data-testid': 'schedule-row', 'data-schedule-id': s.id, 'data-enabled': String(s.enabled)},
@@ -76,7 +91,7 @@ export class SchedulesView {
       el('td', {}, el('code', {}, s.cron)),
       el('td', {}, s.timezone),
       el('td', {'data-testid': 'schedule-next'}, when(s.nextRunAt)),
-      el('td', {}, s.lastRunId ? el('code', {title: s.lastRunId}, s.lastRunId.slice(0, 8)) : el('span', {class: 'muted'}, '—')),
+      el('td', {}, s.lastRunId ? el('code', {title: s.lastRunId}, lastRuns.get(s.lastRunId)) : el('span', {class: 'muted'}, '—')),
       el('td', {}, el('span', {class: `badge ${s.enabled ? 'status-completed' : 'status-cancelled'}`}, s.enabled ? 'on' : 'off')),
       el('td', {class: 'actions'},
         toggle,
@@ -95,7 +110,7 @@ export class SchedulesView {
   async trigger(s) {
     try {
       const run = await this.api.triggerSchedule(s.id);
-      this.notify(`Started ${run.agentName} (${run.instanceId.slice(0, 8)}).`, 'info');
+      this.notify(`Started ${run.agentName} (${run.instanceId}).`, 'info');
     } catch (error) {
       this.notify(`Could not start the schedule's run: ${error.message}`);
     }
@@ -179,10 +194,11 @@ export class WebhooksView {
     const load = async () => {
       try {
         const {deliveries: list} = await this.api.deliveries(w.id);
+        const runs = shortIds(list.map((d) => d.instanceId));
         deliveries.replaceChildren(...list.map((d) => el('tr', {'data-testid': 'delivery-row', 'data-status': d.status},
           el('td', {}, el('span', {class: `badge status-${d.status === 'delivered' ? 'completed' : d.status === 'failed' ? 'failed' : 'queued'}`}, d.status)),
           el('td', {}, d.event),
-          el('td', {}, el('code', {title: d.instanceId}, d.instanceId.slice(0, 8))),
+          el('td', {}, el('code', {title: d.instanceId}, runs.get(d.instanceId))),
           el('td', {}, String(d.attempts)),
           el('td', {}, d.lastStatusCode === null ? '—' : String(d.lastStatusCode)),
           el('td', {}, when(d.createdAt)),
