@@ -81,20 +81,27 @@ std::string resolve_id(const json::array& items, const std::string& id_or_prefix
   return found;
 }
 
-// One column of ids, each cut to the shortest prefix (8 characters at
-// least) at which the column's ids all differ, as `nightshift ps` shows
+// One column of ids, each cut to the shortest prefix (`minimum` characters
+// at least) at which the column's ids all differ, as `nightshift ps` shows
 // run ids: ids made moments apart begin alike (they begin with the time).
-std::vector<std::string> id_column(const json::array& items, const char* member) {
+std::vector<std::string> id_column(const json::array& items, const char* member,
+                                   std::size_t minimum = 8) {
   std::vector<std::string> ids;
   std::vector<std::string> present;
   for (const json::value& item : items) {
     ids.push_back(string_member(item.as_object(), member));
     if (!ids.back().empty()) present.push_back(ids.back());
   }
-  const std::size_t length = unique_prefix_length(present);
+  const std::size_t length = unique_prefix_length(present, minimum);
   for (std::string& id : ids) id = id.substr(0, length);
   return ids;
 }
+
+// A column of run ids holds a few of the host's runs, not all of them, so
+// it shows at least the creation time to the millisecond and 12 random bits
+// ("01a23c1f-4cc0-7643"): a prefix that other runs are most unlikely to
+// share, to type to `nightshift logs` or `show`.
+constexpr std::size_t kRunIdColumn = 18;
 
 json::array list_of(ApiClient& api, const char* path, const char* member) {
   auto answer = api.request(verb::get, path);
@@ -174,7 +181,7 @@ int schedule_ls_command(Common& options) {
   }
   Table table({"ID", "AGENT", "CRON", "TIMEZONE", "ENABLED", "OVERLAP", "NEXT RUN", "LAST RUN"});
   const std::vector<std::string> ids = id_column(schedules, "id");
-  const std::vector<std::string> last_runs = id_column(schedules, "lastRunId");
+  const std::vector<std::string> last_runs = id_column(schedules, "lastRunId", kRunIdColumn);
   for (std::size_t i = 0; i < schedules.size(); ++i) {
     const json::object& s = schedules[i].as_object();
     const bool enabled =
@@ -397,7 +404,7 @@ int webhook_deliveries_command(WebhookIdOptions& options) {
   Table table({"DELIVERY", "EVENT", "RUN", "STATUS", "ATTEMPTS", "CODE", "CREATED", "LAST ERROR"});
   const json::array& list = deliveries->get_array();
   const std::vector<std::string> ids = id_column(list, "id");
-  const std::vector<std::string> runs = id_column(list, "instanceId");
+  const std::vector<std::string> runs = id_column(list, "instanceId", kRunIdColumn);
   for (std::size_t i = 0; i < list.size(); ++i) {
     const json::object& d = list[i].as_object();
     const std::string status = string_member(d, "status");

@@ -8,12 +8,13 @@ import {el, setText} from './dom.js';
 import {formatFullTime, formatLocalTime} from './format.js';
 import {StartDialog} from './start-dialog.js';
 
-// Each id cut to the shortest prefix (8 characters at least) at which the
-// ids all differ, as the command line shows them: ids made moments apart
-// begin alike (they begin with the time). Returns a Map id -> prefix.
-function shortIds(ids) {
+// Run ids cut to the shortest prefix at which they all differ, as the
+// command line shows them: at least the creation time to the millisecond and
+// 12 random bits (18 characters), since ids made moments apart begin alike
+// and a column holds only a few of the host's runs. Returns a Map id -> prefix.
+function shortRunIds(ids) {
   const sorted = [...new Set(ids.filter(Boolean))].sort();
-  let length = 8;
+  let length = 18;
   for (let i = 1; i < sorted.length; ++i) {
     let common = 0;
     while (common < sorted[i].length && sorted[i][common] === sorted[i - 1][common]) ++common;
@@ -78,7 +79,7 @@ export class SchedulesView {
 
   render() {
     const rows = [...this.schedules.values()].sort((a, b) => a.createdAt.localeCompare(b.createdAt) || a.id.localeCompare(b.id));
-    const lastRuns = shortIds(rows.map((s) => s.lastRunId));
+    const lastRuns = shortRunIds(rows.map((s) => s.lastRunId));
     this.body.replaceChildren(...rows.map((s) => this.row(s, lastRuns)));
     this.empty.hidden = rows.length > 0;
   }
@@ -194,7 +195,7 @@ export class WebhooksView {
     const load = async () => {
       try {
         const {deliveries: list} = await this.api.deliveries(w.id);
-        const runs = shortIds(list.map((d) => d.instanceId));
+        const runs = shortRunIds(list.map((d) => d.instanceId));
         deliveries.replaceChildren(...list.map((d) => el('tr', {'data-testid': 'delivery-row', 'data-status': d.status},
           el('td', {}, el('span', {class: `badge status-${d.status === 'delivered' ? 'completed' : d.status === 'failed' ? 'failed' : 'queued'}`}, d.status)),
           el('td', {}, d.event),
