@@ -435,14 +435,18 @@ std::size_t PostgresStore::heartbeat_and_rescue() {
   conn.exec(std::string("DELETE FROM deleted_runs WHERE deleted_at < ") + kDbNowMs + " - 60000");
   if (steady_now - *beating_since_ < location_.host_lease) return 0;
 
-  // The active runs of every host whose heartbeat is older than the lease
-  // fail, interrupted; bumping the fence keeps that host's late writes out.
-  // Its queued runs are the queue's: another host claims them.
+  // The active runs of every other host whose heartbeat is older than the
+  // lease fail, interrupted; bumping the fence keeps that host's late writes
+  // out. Its queued runs are the queue's: another host claims them. Never
+  // this host, which is alive to ask: its beat above is as old as this pass,
+  // which may outlast a lease when the database is slow (the statements
+  // above waited on a lock, say).
   pg::Transaction transaction(conn);
-  const pg::Result dead = conn.exec(
-      std::string("UPDATE hosts SET stopped = true WHERE NOT stopped AND last_seen_at < ") +
-          kDbNowMs + " - $1 RETURNING name",
-      {std::to_string(location_.host_lease.count())});
+  const pg::Result dead =
+      conn.exec(std::string("UPDATE hosts SET stopped = true WHERE NOT stopped AND name <> $2 AND "
+                            "last_seen_at < ") +
+                    kDbNowMs + " - $1 RETURNING name",
+                {std::to_string(location_.host_lease.count()), location_.host_name});
   std::size_t rescued = 0;
   for (int i = 0; i < dead.rows(); ++i) {
     const std::string name = dead.string(i, 0);
