@@ -173,17 +173,27 @@ TEST(StoreWriter, OpsSubmittedDuringACommitGoIntoTheNextTransactionTogether) {
   EXPECT_EQ(fixture.store().count_runs(), static_cast<std::size_t>(1 + kThreads * kPerThread));
 }
 
-// on_committed runs on a thread of its own: while it handles one batch, the
-// writer commits the next, and flush() returns once both are handed over.
-TEST(StoreWriter, TheNextBatchIsCommittedWhileOnCommittedHandlesTheLastAndFlushWaitsForBoth) {
+// A writer whose publisher is held inside on_committed of its first batch
+// until the gate opens; what on_committed saw goes to `seen`.
+struct HeldPublisher {
   StoreFixture fixture;
   Gate gate;
   CommitLog seen;
   std::atomic<bool> first{true};
-  StoreWriter writer(fixture.store(), [&](const auto& ops) {
-    if (first.exchange(false)) gate.wait_open();
-    seen.record(ops);
-  });
+  StoreWriter writer{fixture.store(), [this](const std::vector<WriteOp>& ops) {
+                       if (first.exchange(false)) gate.wait_open();
+                       seen.record(ops);
+                     }};
+};
+
+// on_committed runs on a thread of its own: while it handles one batch, the
+// writer commits the next, and flush() returns once both are handed over.
+TEST(StoreWriter, TheNextBatchIsCommittedWhileOnCommittedHandlesTheLastAndFlushWaitsForBoth) {
+  HeldPublisher held;
+  StoreFixture& fixture = held.fixture;
+  Gate& gate = held.gate;
+  CommitLog& seen = held.seen;
+  StoreWriter& writer = held.writer;
   const nightshift::Run a = queued_run();
   writer.submit(UpsertRun{a});
   gate.wait_entered();  // a is committed; its publication is held
@@ -209,14 +219,11 @@ TEST(StoreWriter, TheNextBatchIsCommittedWhileOnCommittedHandlesTheLastAndFlushW
 // being handled and the next one committed and waiting, what comes next
 // stays queued (and so joins one larger batch).
 TEST(StoreWriter, TheWriterRunsAtMostOneCommittedBatchAheadOfOnCommitted) {
-  StoreFixture fixture;
-  Gate gate;
-  CommitLog seen;
-  std::atomic<bool> first{true};
-  StoreWriter writer(fixture.store(), [&](const auto& ops) {
-    if (first.exchange(false)) gate.wait_open();
-    seen.record(ops);
-  });
+  HeldPublisher held;
+  StoreFixture& fixture = held.fixture;
+  Gate& gate = held.gate;
+  CommitLog& seen = held.seen;
+  StoreWriter& writer = held.writer;
   writer.submit(UpsertRun{queued_run()});
   gate.wait_entered();
   const nightshift::Run waiting = queued_run();
