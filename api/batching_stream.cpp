@@ -1,7 +1,11 @@
 #include "api/batching_stream.hpp"
 
+#include <sys/socket.h>
+
 #include <boost/asio/error.hpp>
 #include <boost/asio/write.hpp>
+#include <cerrno>
+#include <climits>
 #include <cstdint>
 
 namespace nightshift::api {
@@ -79,12 +83,24 @@ void BatchingStream::queue_text_message(std::string_view prefix,
   batch.pieces.push_back(Piece{offset, batch.bytes.size() - offset, std::move(body)});
 }
 
+bool BatchingStream::write_now() {
+  State& state = *state_;
+  if (state.error || state.in_flight) return false;
+  start_write();
+  return !state.in_flight && !state.error;
+}
+
 void BatchingStream::async_flush(FlushHandler done) {
-  if (state_->error) {
-    net::post(get_executor(), [done = std::move(done), error = state_->error] { done(error); });
+  State& state = *state_;
+  if (state.error) {
+    net::post(get_executor(), [done = std::move(done), error = state.error] { done(error); });
     return;
   }
-  state_->filling.flushes.push_back(std::move(done));
+  if (state.in_flight && state.filling.pieces.empty()) {
+    state.writing.flushes.push_back(std::move(done));  // the write in flight holds it all
+    return;
+  }
+  state.filling.flushes.push_back(std::move(done));
   start_write();
 }
 
@@ -93,15 +109,75 @@ void BatchingStream::start_write() {
   if (state.in_flight || (state.filling.pieces.empty() && state.filling.flushes.empty())) return;
   std::swap(state.filling, state.writing);  // `filling` gets the cleared buffers, capacity kept
   state.buffers.clear();
+  std::size_t total = 0;
   for (const Piece& piece : state.writing.pieces) {
     if (piece.size != 0)
       state.buffers.emplace_back(state.writing.bytes.data() + piece.offset, piece.size);
     if (piece.body && !piece.body->empty()) state.buffers.emplace_back(net::buffer(*piece.body));
+    total += piece.size + (piece.body ? piece.body->size() : 0);
+  }
+  // What the kernel takes now needs no asynchronous write, no handler and
+  // no trip through the strand; only what it has no room for waits.
+  std::size_t sent = 0;
+  while (sent < total) {
+    const std::size_t more = send_at_once();
+    if (more == 0) break;
+    sent += more;
+    consume_buffers(more);
+  }
+  if (sent == total) {
+    if (!state.writing.flushes.empty()) {
+      // Someone waits for this batch (Beast's teardown): told on the strand,
+      // never from inside this call.
+      net::post(get_executor(), [flushes = std::move(state.writing.flushes)] {
+        for (const FlushHandler& done : flushes) done({});
+      });
+    }
+    recycle(state);
+    return;
   }
   state.in_flight = true;
   net::async_write(stream_.socket(), state.buffers,
                    [state = state_, owner = state.keep_alive.lock()](
                        const error_code& error, std::size_t) { on_written(state, error); });
+}
+
+std::size_t BatchingStream::send_at_once() {
+  State& state = *state_;
+  const std::size_t count = std::min<std::size_t>(state.buffers.size(), IOV_MAX);
+  state.iovecs.resize(count);
+  for (std::size_t i = 0; i < count; ++i) {
+    state.iovecs[i].iov_base = const_cast<void*>(state.buffers[i].data());
+    state.iovecs[i].iov_len = state.buffers[i].size();
+  }
+  msghdr message{};
+  message.msg_iov = state.iovecs.data();
+  message.msg_iovlen = count;
+  for (;;) {
+    const ssize_t sent =
+        ::sendmsg(stream_.socket().native_handle(), &message, MSG_DONTWAIT | MSG_NOSIGNAL);
+    if (sent >= 0) return static_cast<std::size_t>(sent);
+    if (errno != EINTR) return 0;  // EAGAIN: no room; anything else: async_write reports it
+  }
+}
+
+void BatchingStream::consume_buffers(std::size_t bytes) {
+  auto& buffers = state_->buffers;
+  auto first = buffers.begin();
+  while (first != buffers.end() && bytes >= first->size()) {
+    bytes -= first->size();
+    ++first;
+  }
+  if (first != buffers.end()) *first += bytes;
+  buffers.erase(buffers.begin(), first);
+}
+
+void BatchingStream::recycle(State& state) {
+  state.writing.clear();
+  give_back_if_over(state.writing.bytes, kKeptBytes);
+  give_back_if_over(state.writing.pieces, kKeptPieces);
+  give_back_if_over(state.buffers, 2 * kKeptPieces);
+  give_back_if_over(state.iovecs, 2 * kKeptPieces);
 }
 
 void BatchingStream::on_written(const std::shared_ptr<State>& state, error_code error) {
@@ -114,10 +190,7 @@ void BatchingStream::on_written(const std::shared_ptr<State>& state, error_code 
   }
   if (error && !state->error) state->error = error;
   std::vector<FlushHandler> flushes = std::move(state->writing.flushes);
-  state->writing.clear();
-  give_back_if_over(state->writing.bytes, kKeptBytes);
-  give_back_if_over(state->writing.pieces, kKeptPieces);
-  give_back_if_over(state->buffers, 2 * kKeptPieces);
+  recycle(*state);
   if (state->error) {
     // Nothing more can be written: whoever waits for what was queued hears so.
     for (FlushHandler& done : state->filling.flushes) flushes.push_back(std::move(done));

@@ -9,8 +9,11 @@
 // - the session's messages (queue_text_message): a text frame, framed here
 //   (RFC 6455: one unmasked final frame, as a server sends them), made of a
 //   small per-session prefix and a body shared with every other session
-//   (never copied). The session calls async_flush after queuing a batch and
-//   learns when it has reached the socket.
+//   (never copied). The session hands a queued batch over with write_now:
+//   what the kernel has room for is written at once, with one non-blocking
+//   `sendmsg` and no asynchronous operation at all; only a batch the socket
+//   cannot take whole becomes an asynchronous write, and async_flush says
+//   when it has reached the socket.
 // Every frame is queued whole, so Beast's control frames only ever go between
 // two messages, as RFC 6455 allows. The session never writes a message
 // through Beast, so Beast is never in the middle of one of its own either.
@@ -22,6 +25,8 @@
 // Thread safety: none; everything runs on the session's strand (the executor
 // of the socket), as Beast's stream requires of its next layer anyway.
 #pragma once
+
+#include <sys/uio.h>
 
 #include <boost/asio/async_result.hpp>
 #include <boost/asio/buffer.hpp>
@@ -96,6 +101,12 @@ class BatchingStream {
 
   // Queues one text message: `prefix`, then `body`, in one frame.
   void queue_text_message(std::string_view prefix, std::shared_ptr<const std::string> body);
+  // Hands the socket everything queued. Returns true when the socket took
+  // all of it at once (the common case: the kernel has room), so nothing is
+  // in flight and no handler will be called for it; false when some of it
+  // waits for the socket (or the socket has failed): async_flush then says
+  // when it is written.
+  bool write_now();
   // Calls `done` on the strand once everything queued so far has been
   // written to the socket, or with the error that ended the socket. Never
   // calls it from inside this call.
@@ -120,6 +131,7 @@ class BatchingStream {
     Batch filling;  // queued while `writing` is on the socket
     Batch writing;
     std::vector<boost::asio::const_buffer> buffers;  // of `writing`
+    std::vector<iovec> iovecs;                       // for the write at once
     boost::beast::error_code error;                  // the socket's, once it failed
     BatchingStream* owner = nullptr;
     std::weak_ptr<void> keep_alive;  // locked by the write in flight
@@ -127,7 +139,17 @@ class BatchingStream {
   };
 
   void queue_bytes(std::string_view bytes);
+  // Writes `filling`: at once as far as the socket takes it without
+  // waiting, the rest (if any) asynchronously.
   void start_write();
+  // One non-blocking sendmsg of state_->buffers; returns the bytes the
+  // kernel took (0 when it had no room or the socket failed: the
+  // asynchronous write that follows then meets the same error).
+  std::size_t send_at_once();
+  // Drops the first `bytes` of state_->buffers.
+  void consume_buffers(std::size_t bytes);
+  // Gives back a written batch's larger buffers.
+  static void recycle(State& state);
   static void on_written(const std::shared_ptr<State>& state, boost::beast::error_code error);
 
   TcpStream stream_;

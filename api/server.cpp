@@ -292,8 +292,8 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   beast::flat_buffer buffer_;
   std::optional<http::request_parser<http::string_body>> parser_;
   std::optional<http::response<http::empty_body>> continue_;
-  Response response_;  // while it is being written
-  std::string head_;   // response_'s status line and fields, serialized
+  Response response_;        // while it is being written
+  std::string head_;         // response_'s status line and fields, serialized
   bool keep_alive_ = false;  // whether the connection stays open after it
   std::array<char, 16384> drain_buffer_{};
   std::size_t drained_ = 0;
@@ -372,7 +372,8 @@ void Server::start() {
   core.endpoint = core.acceptor.local_endpoint();
   core.subscription =
       core.bus.subscribe([&core](const EventPtr& event) { core.on_bus_event(event); });
-  core.hub.attach(net::make_strand(core.ioc));
+  // The fan-out runs beside the I/O threads, not behind what it posts them.
+  core.hub.attach(net::make_strand(core.pool));
   core.work.emplace(core.ioc.get_executor());
   net::post(core.acceptor.get_executor(), [&core] { core.accept_next(); });
   const std::size_t count = std::max<std::size_t>(1, core.options.io_threads);

@@ -6,8 +6,12 @@
 // serialize either: each event travels as one SharedRunEvent or
 // SharedLogEvent, serialized once by the first session that writes it. Even
 // the posting to each session is not done on the publishing thread (the store
-// writer, whose speed is every start's): publish() posts the event once to
-// the hub's own strand, which fans it out, in the order it was published.
+// writer's publisher, whose speed is every start's): publish() posts the
+// event once to the hub's own strand, which fans it out, in the order it was
+// published. That strand is on the server's worker pool, not on the I/O
+// threads, so an event's fan-out never queues behind the sessions' handling
+// of the one before: a run's `finished` reaches the inbox of every session
+// that has not written its `started` yet, and both leave in one write.
 //
 // Thread safety: every member is [thread-safe]; `mutex_` guards the tables.
 #pragma once
@@ -28,7 +32,7 @@ class WebSocketSession;
 
 class WebSocketHub {
  public:
-  // Events are fanned out on `strand` (of the server's io_context) from now
+  // Events are fanned out on `strand` (of the server's worker pool) from now
   // on; until then, and after detach(), publish() drops them. The strand
   // must be detached before its io_context goes.
   void attach(boost::asio::any_io_executor strand);

@@ -253,6 +253,7 @@ void WebSocketSession::read_backlog(const std::string& instance_id,
 
 void WebSocketSession::on_backlog(const std::string& instance_id, std::uint64_t generation,
                                   LogPage page, bool run_gone) {
+  const HeldWrites held(*this);
   backlog_read_pending_ = false;
   if (finished_) return;
   const auto it = log_subscriptions_.find(instance_id);
@@ -300,6 +301,10 @@ void WebSocketSession::deliver(Delivery delivery) {
 }
 
 void WebSocketSession::drain_inbox() {
+  // Everything drained goes to the socket together: a run's `started` and
+  // `finished` that arrived while the session waited for the strand leave
+  // in one write, not one each.
+  const HeldWrites held(*this);
   {
     std::lock_guard lock(inbox_mutex_);
     draining_.swap(inbox_);  // both keep their capacity for the next burst
@@ -382,27 +387,43 @@ void WebSocketSession::enqueue(std::string_view type, SharedBody body) {
   queue_.push_back(Outgoing{type, std::move(body)});
   context_.metrics.websocket_message_sent();
   if (over_bound()) return close_slow_client();
-  write_next();
+  if (writes_held_ == 0) write_next();
+}
+
+WebSocketSession::HeldWrites::HeldWrites(WebSocketSession& session) : session_(session) {
+  ++session_.writes_held_;
+}
+
+WebSocketSession::HeldWrites::~HeldWrites() {
+  if (--session_.writes_held_ == 0 && !session_.closing_) session_.write_next();
 }
 
 void WebSocketSession::write_next() {
-  // Nothing goes out before the snapshot, which is put at the front.
-  if (writing_ != 0 || queue_.empty() || !snapshot_queued_) return;
   BatchingStream& socket = ws_.next_layer();
-  std::size_t bytes = 0;
-  for (const Outgoing& message : queue_) {
-    if (writing_ == kBatchMessages || bytes >= kBatchBytes) break;
-    prefix_.clear();
-    wire::append_message_prefix(prefix_, message.type, next_seq_++);
-    socket.queue_text_message(prefix_, message.body);
-    bytes += message.body->size();
-    ++writing_;
+  bool written_at_once = false;
+  // Nothing goes out before the snapshot, which is put at the front.
+  while (writing_ == 0 && !queue_.empty() && snapshot_queued_) {
+    std::size_t bytes = 0;
+    for (const Outgoing& message : queue_) {
+      if (writing_ == kBatchMessages || bytes >= kBatchBytes) break;
+      prefix_.clear();
+      wire::append_message_prefix(prefix_, message.type, next_seq_++);
+      socket.queue_text_message(prefix_, message.body);
+      bytes += message.body->size();
+      ++writing_;
+    }
+    if (!socket.write_now()) {
+      socket.async_flush(
+          [self = shared_from_this()](const beast::error_code& error) { self->on_write(error); });
+      return;
+    }
+    take_written();
+    written_at_once = true;
   }
-  socket.async_flush(
-      [self = shared_from_this()](const beast::error_code& error) { self->on_write(error); });
+  if (written_at_once) pump_backlogs();
 }
 
-void WebSocketSession::on_write(const beast::error_code& error) {
+void WebSocketSession::take_written() {
   // One update of the sessions' shared count for the whole batch.
   std::size_t sent = 0;
   for (; writing_ != 0; --writing_) {
@@ -410,6 +431,10 @@ void WebSocketSession::on_write(const beast::error_code& error) {
     queue_.pop_front();
   }
   count_sent(sent);
+}
+
+void WebSocketSession::on_write(const beast::error_code& error) {
+  take_written();
   if (error) {
     // The read side sees the failure too and finishes the session.
     drop_unwritten();

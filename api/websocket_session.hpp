@@ -136,8 +136,21 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   void send_logs(const std::string& instance_id, std::span<const LogEntry> entries);
   void send_error(std::string_view code, std::string_view message);
 
-  // Queues one message, numbered when it is written.
+  // Queues one message, numbered when it is written; written at once unless
+  // writes are held.
   void enqueue(std::string_view type, SharedBody body);
+  // While one lives, what is queued waits; the last to go hands it all to
+  // the socket in one write.
+  class HeldWrites {
+   public:
+    explicit HeldWrites(WebSocketSession& session);
+    ~HeldWrites();
+    HeldWrites(const HeldWrites&) = delete;
+    HeldWrites& operator=(const HeldWrites&) = delete;
+
+   private:
+    WebSocketSession& session_;
+  };
   // Counts bytes in and out of the queue, for this session's bound and the
   // bound of all sessions together (Metrics); a message counts as
   // queued_bytes(body).
@@ -150,9 +163,13 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   // This session's share of the bound of all sessions together.
   std::size_t fair_share() const;
   bool has_room_for_backlog() const;
-  // Hands the socket what waits at the front of the queue, up to a batch.
+  // Hands the socket what waits at the front of the queue, a batch at a
+  // time for as long as the socket takes each batch at once; a batch it has
+  // no room for completes in on_write.
   void write_next();
   void on_write(const boost::beast::error_code& error);
+  // Drops the batch the socket has taken from the front of the queue.
+  void take_written();
   // Drops the queued messages not handed to the socket yet.
   void drop_unwritten();
   void close_slow_client();
@@ -173,7 +190,8 @@ class WebSocketSession : public std::enable_shared_from_this<WebSocketSession> {
   std::deque<Outgoing> queue_;      // its first `writing_` messages are being written
   std::size_t queue_bytes_ = 0;
   std::size_t writing_ = 0;
-  std::string prefix_;  // scratch for a message's prefix
+  std::size_t writes_held_ = 0;  // HeldWrites alive
+  std::string prefix_;           // scratch for a message's prefix
   bool snapshot_queued_ = false;
   bool closing_ = false;   // no more messages are queued
   bool finished_ = false;  // left the hub

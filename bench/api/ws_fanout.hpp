@@ -17,10 +17,9 @@ struct WsFanoutOptions {
   HostAddress host;
   std::size_t clients = 1000;
   std::size_t runs = 50;
-  std::size_t threads = 2;                    // the clients' io_context threads
+  std::size_t threads = 2;                    // reader threads, each with its share of the clients
   std::chrono::milliseconds spacing{20};      // between two starts
   std::chrono::milliseconds deadline{30000};  // for every event to arrive after the last start
-  std::size_t connects_in_flight = 64;        // handshakes under way at once
 };
 
 struct WsFanoutResult {

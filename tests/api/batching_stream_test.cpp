@@ -1,7 +1,8 @@
 // BatchingStream under a Beast WebSocket server, read by a plain Beast
 // client: the frames it writes itself are valid in all three length
-// encodings, Beast's control frames go between messages and never inside
-// one, and a client's close is answered after everything queued before it.
+// encodings, what the socket has room for is written at once and the rest
+// later, Beast's control frames go between messages and never inside one,
+// and a client's close is answered after everything queued before it.
 #include "api/batching_stream.hpp"
 
 #include <gtest/gtest.h>
@@ -140,6 +141,46 @@ TEST_F(BatchingStreamTest, MessagesOfEveryLengthEncodingArriveWholeAndInOrder) {
     EXPECT_EQ(text, prefix + *body);
   }
   EXPECT_FALSE(written.get_future().get());
+}
+
+TEST_F(BatchingStreamTest, WhatTheSocketHasRoomForIsWrittenAtOnceTheRestWhenTheClientReads) {
+  // A few bytes on a fresh connection: the kernel takes them in the call,
+  // with nothing left in flight.
+  std::promise<bool> small_written;
+  run([&] {
+    server_->ws().next_layer().queue_text_message("hello:", body_of(5, 'h'));
+    small_written.set_value(server_->ws().next_layer().write_now());
+  });
+  EXPECT_TRUE(small_written.get_future().get());
+  EXPECT_EQ(read_text(), "hello:hhhhh");
+
+  // Far more than the socket buffers hold while the client reads nothing:
+  // the call writes what fits and the rest follows as the client reads,
+  // whole and in order; async_flush says when the last byte is out.
+  const Body big = body_of(64 * 1024, 'b');
+  constexpr int kMessages = 400;
+  std::promise<bool> big_written;
+  std::promise<beast::error_code> flushed;
+  run([&] {
+    BatchingStream& stream = server_->ws().next_layer();
+    for (int i = 0; i < kMessages; ++i) stream.queue_text_message(std::to_string(i) + ":", big);
+    big_written.set_value(stream.write_now());
+    stream.async_flush([&](const beast::error_code& error) { flushed.set_value(error); });
+  });
+  EXPECT_FALSE(big_written.get_future().get());
+  for (int i = 0; i < kMessages; ++i) {
+    ASSERT_EQ(read_text(), std::to_string(i) + ":" + *big);
+  }
+  EXPECT_FALSE(flushed.get_future().get());
+
+  // Written out, the socket takes a small message at once again.
+  std::promise<bool> again;
+  run([&] {
+    server_->ws().next_layer().queue_text_message("again:", body_of(1, 'a'));
+    again.set_value(server_->ws().next_layer().write_now());
+  });
+  EXPECT_TRUE(again.get_future().get());
+  EXPECT_EQ(read_text(), "again:a");
 }
 
 TEST_F(BatchingStreamTest, PongsGoBetweenMessagesNeverInsideOne) {
