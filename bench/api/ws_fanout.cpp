@@ -128,6 +128,7 @@ class FanoutClient {
   static constexpr std::size_t kReadBytes = 64 * 1024;
 
   void append(const char* data, std::size_t size) {
+    if (size == 0) return;
     if (buffer_.size() < end_ + size) buffer_.resize(end_ + size);
     std::memcpy(buffer_.data() + end_, data, size);
     end_ += size;
