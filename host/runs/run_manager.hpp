@@ -86,6 +86,13 @@ struct StartRequest {
 };
 
 // Why a run operation was refused. `code` is the API error code.
+//
+// The message is held in a shared_ptr of this class rather than in
+// std::runtime_error: a refused start's error is made on the store writer's
+// publisher thread and read on the thread that asked (through an
+// exception_ptr), and libstdc++'s runtime_error shares its text between
+// copies with a reference count kept inside the library, where a thread
+// sanitizer cannot see it, so every such refusal read as a data race.
 class RunError : public std::runtime_error {
  public:
   enum class Code {
@@ -99,11 +106,16 @@ class RunError : public std::runtime_error {
     too_many_messages,       // max_unread_messages are waiting for the agent to read them
     store_failed,            // the store could not commit the change
   };
-  RunError(Code code, const std::string& message) : std::runtime_error(message), code_(code) {}
+  RunError(Code code, const std::string& message)
+      : std::runtime_error(std::string()),
+        code_(code),
+        message_(std::make_shared<const std::string>(message)) {}
   Code code() const noexcept { return code_; }
+  const char* what() const noexcept override { return message_->c_str(); }
 
  private:
   Code code_;
+  std::shared_ptr<const std::string> message_;
 };
 
 struct LogPage {
