@@ -107,6 +107,17 @@ class BatchingStreamTest : public ::testing::Test {
   // Runs `task` on the server connection's strand.
   void run(std::function<void()> task) { net::post(strand_, std::move(task)); }
 
+  // Queues one message on the strand and hands it over with write_now;
+  // returns what write_now said.
+  bool write_at_once(const std::string& prefix, const Body& body) {
+    std::promise<bool> written;
+    run([&] {
+      server_->ws().next_layer().queue_text_message(prefix, body);
+      written.set_value(server_->ws().next_layer().write_now());
+    });
+    return written.get_future().get();
+  }
+
   std::string read_text() {
     beast::flat_buffer buffer;
     client_.read(buffer);
@@ -146,12 +157,7 @@ TEST_F(BatchingStreamTest, MessagesOfEveryLengthEncodingArriveWholeAndInOrder) {
 TEST_F(BatchingStreamTest, WhatTheSocketHasRoomForIsWrittenAtOnceTheRestWhenTheClientReads) {
   // A few bytes on a fresh connection: the kernel takes them in the call,
   // with nothing left in flight.
-  std::promise<bool> small_written;
-  run([&] {
-    server_->ws().next_layer().queue_text_message("hello:", body_of(5, 'h'));
-    small_written.set_value(server_->ws().next_layer().write_now());
-  });
-  EXPECT_TRUE(small_written.get_future().get());
+  EXPECT_TRUE(write_at_once("hello:", body_of(5, 'h')));
   EXPECT_EQ(read_text(), "hello:hhhhh");
 
   // Far more than the socket buffers hold while the client reads nothing:
@@ -174,12 +180,7 @@ TEST_F(BatchingStreamTest, WhatTheSocketHasRoomForIsWrittenAtOnceTheRestWhenTheC
   EXPECT_FALSE(flushed.get_future().get());
 
   // Written out, the socket takes a small message at once again.
-  std::promise<bool> again;
-  run([&] {
-    server_->ws().next_layer().queue_text_message("again:", body_of(1, 'a'));
-    again.set_value(server_->ws().next_layer().write_now());
-  });
-  EXPECT_TRUE(again.get_future().get());
+  EXPECT_TRUE(write_at_once("again:", body_of(1, 'a')));
   EXPECT_EQ(read_text(), "again:a");
 }
 
