@@ -23,6 +23,7 @@
 #include <malloc.h>
 #include <pthread.h>
 #include <spdlog/spdlog.h>
+#include <sys/resource.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
@@ -123,6 +124,16 @@ double counted_per_second(int starters, double seconds, Work work) {
   for (int s = 0; s < starters; ++s) threads.emplace_back([&] { work(deadline, made); });
   for (auto& t : threads) t.join();
   return static_cast<double>(made.load()) / seconds_since(start);
+}
+
+// User and system CPU time this process has used, in seconds.
+double process_cpu_seconds() {
+  rusage usage{};
+  ::getrusage(RUSAGE_SELF, &usage);
+  const auto secs = [](const timeval& t) {
+    return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) / 1e6;
+  };
+  return secs(usage.ru_utime) + secs(usage.ru_stime);
 }
 
 // Bare threads with the engine's stack size, created and joined from
@@ -319,6 +330,7 @@ double echo_runs_per_second(const std::filesystem::path& agents_dir, int total, 
   RunManager& manager = *engine.manager;
   std::atomic<int> refused{0};
   std::counting_semaphore<> window(in_flight);
+  const double cpu_before = process_cpu_seconds();
   const auto start = Clock::now();
   std::vector<std::thread> threads;
   for (int s = 0; s < starters; ++s) {
@@ -339,8 +351,11 @@ double echo_runs_per_second(const std::filesystem::path& agents_dir, int total, 
   const auto expected = static_cast<std::uint64_t>(total - refused.load());
   wait_for([&] { return manager.stats().completed >= expected; }, 300s);
   const double rate = static_cast<double>(manager.stats().completed) / seconds_since(start);
-  std::printf("  (%d starts returned after %.2f s, all finished after %.2f s)\n", total,
-              starts_secs, seconds_since(start));
+  const double cpu_secs = process_cpu_seconds() - cpu_before;
+  std::printf(
+      "  (%d starts returned after %.2f s, all finished after %.2f s; %.1f us of CPU per run, "
+      "starters included)\n",
+      total, starts_secs, seconds_since(start), cpu_secs * 1e6 / total);
   if (refused.load() > 0) std::fprintf(stderr, "  (%d starts refused)\n", refused.load());
   if (engine.store.count_runs() != static_cast<std::size_t>(total)) {
     std::fprintf(stderr, "  warning: %zu runs in the store, expected %d\n",

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <atomic>
 #include <boost/json/serialize.hpp>
 #include <cmath>
 #include <condition_variable>
@@ -201,10 +202,10 @@ struct RunManager::Impl {
   static std::int32_t call_agent(LiveRun& run, std::optional<std::string>& crash);
   bool end_run(LiveRun& run, const AgentExit& exit);
   LivePtr worker_done(const LivePtr& run);
-  // [watchdog thread] Ends the threads parked longer than kIdleThreadLife,
-  // in a round that comes back while any are parked.
+  // Ends the threads parked longer than kIdleThreadLife, in a round on the
+  // watchdog that comes back while any are parked. [any thread]
   void schedule_idle_retirement();
-  bool idle_retirement_scheduled = false;  // [watchdog thread]
+  std::atomic<bool> idle_retirement_scheduled{false};
 
   // Several hosts on one store (link is set).
   void start_shared(StartRequest request, StartCallback done);
@@ -438,16 +439,17 @@ void RunManager::Impl::launch_all(std::vector<LivePtr> runs_to_launch) {
   for (std::size_t i = 0; i < runs_to_launch.size(); ++i) {
     const LivePtr run = runs_to_launch[i];
     try {
-      // The run's mutex is held until the handle is stored: the worker's
-      // first step takes it, so it never runs without its handle in place.
-      std::lock_guard run_lock(run->mutex);
-      run->thread = WorkerThread::start(options.worker_stack_bytes, "ns-run", run->plugin,
-                                        [this, run]() mutable noexcept {
-                                          LivePtr current = std::move(run);
-                                          while ((current = run_worker(current))) {
-                                            WorkerThread::tidy();
-                                          }
-                                        });
+      // The handle is in run->thread before the worker may begin (its last
+      // steps take it from there), and nobody else uses it before the run
+      // is running; no lock is held while the worker wakes, so its first
+      // step (which takes the run's mutex) does not sleep again at once.
+      WorkerThread::start_into(run->thread, options.worker_stack_bytes, "ns-run", run->plugin,
+                               [this, run]() mutable noexcept {
+                                 LivePtr current = std::move(run);
+                                 while ((current = run_worker(current))) {
+                                   WorkerThread::tidy();
+                                 }
+                               });
       continue;
     } catch (const std::exception& e) {
       const std::string error = std::string("could not start a worker thread: ") + e.what();
@@ -548,11 +550,11 @@ bool RunManager::Impl::end_run(LiveRun& run, const AgentExit& exit) {
 
 // The worker's last steps with this run: its slot goes to the next queued
 // run. When that run is of the same agent library, this thread goes on with
-// it (the thread's handle moves to it; nothing is made, joined or woken);
-// otherwise the handle goes to the watchdog to be joined, and the thread is
-// parked for a later run. Once `workers` drops, a thread that does not go on
-// touches nothing of the manager (one that does is counted for its next run
-// first).
+// it (the thread's handle moves to it; nothing is made, parked or woken);
+// otherwise the thread is let go, to park itself for a later run once the
+// body returns (nobody waits for it). Once `workers` drops, a thread that
+// does not go on touches nothing of the manager (one that does is counted
+// for its next run first).
 LivePtr RunManager::Impl::worker_done(const LivePtr& run) {
   std::vector<LivePtr> to_launch;
   {
@@ -567,15 +569,13 @@ LivePtr RunManager::Impl::worker_done(const LivePtr& run) {
     std::scoped_lock run_locks(run->mutex, next->mutex);
     next->thread = std::move(run->thread);
   } else {
-    watchdog->post([this, run] {
-      WorkerThread thread;
-      {
-        std::lock_guard run_lock(run->mutex);
-        thread = std::move(run->thread);
-      }
-      thread.join();
-      schedule_idle_retirement();
-    });
+    WorkerThread self;
+    {
+      std::lock_guard run_lock(run->mutex);
+      self = std::move(run->thread);
+    }
+    self.park_when_done();
+    schedule_idle_retirement();
   }
   launch_all(std::move(to_launch));
   if (link) link->wake();  // a slot is free for the shared queue
@@ -586,12 +586,13 @@ LivePtr RunManager::Impl::worker_done(const LivePtr& run) {
 }
 
 void RunManager::Impl::schedule_idle_retirement() {
-  if (idle_retirement_scheduled || WorkerThread::idle_threads() == 0) return;
-  idle_retirement_scheduled = true;
+  // Sequentially consistent with the round below: a thread let go after the
+  // round's count is seen by the flag, or counted by the round.
+  if (idle_retirement_scheduled.exchange(true)) return;
   watchdog->at(SteadyClock::now() + kIdleThreadLife, [this] {
-    idle_retirement_scheduled = false;
     WorkerThread::retire_idle(kIdleThreadLife);
-    schedule_idle_retirement();
+    idle_retirement_scheduled.store(false);
+    if (WorkerThread::idle_threads() > 0) schedule_idle_retirement();
   });
 }
 

@@ -2,7 +2,8 @@
 // next_message) and what wakes it (a stop, a message). One futex word:
 // std::condition_variable took 48 bytes of every live run, and a host keeps
 // thousands of them asleep; C++20's atomic wait has no timeout, and no
-// library in the project waits on a word with one, so this calls futex(2).
+// library in the project waits on a word with one, so this calls futex(2)
+// (runs/futex.hpp).
 //
 // The waiter takes a ticket, checks its condition, then waits with the
 // ticket: a wake_all() after the ticket was taken ends the wait at once, so

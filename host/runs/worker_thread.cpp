@@ -18,6 +18,8 @@
 #include <utility>
 #include <vector>
 
+#include "runs/futex.hpp"
+
 namespace nightshift {
 
 // A thread's own control block, at the top of its stack mapping, above the
@@ -26,15 +28,17 @@ namespace nightshift {
 // heap block for its start, and a parked thread is handed its next body
 // here.
 struct alignas(WorkerThread::kBodyAlign) WorkerThread::Control {
-  // What the thread is doing, or told to do (it and its owner wait on it).
+  // What the thread is doing, or told to do (it and its owner wait on it),
+  // and kSleeper while one of them sleeps on it.
   enum : std::uint32_t {
-    kRunning = 0,   // a body is in place or running
-    kDone = 1,      // the body returned; the thread waits for the next word
-    kExit = 2,      // told to end
-    kDetached = 3,  // its owner let go of it: it ends after its body
+    kRunning = 0,       // a body is in place or running
+    kDone = 1,          // the body returned; the thread waits for the next word
+    kExit = 2,          // told to end
+    kDetached = 3,      // its owner let go of it: it ends after its body
+    kParkWhenDone = 4,  // its owner let go of it: it parks itself after its body
   };
   std::atomic<std::uint32_t> state{kRunning};
-  void (*run)(void*) noexcept = nullptr;
+  void (*run)(void*) noexcept = nullptr;  // null once a body is done, until the next
   void (*destroy)(void*) noexcept = nullptr;
   const char* name = nullptr;
   std::uintptr_t stack_low = 0;
@@ -50,14 +54,31 @@ namespace {
 
 using Control = WorkerThread::Control;
 
-// Waits while `word` holds `value` (C++20's atomic wait: no timeout is
-// needed here); returns what it holds then.
+// The state word's high bit: a thread sleeps on the word, so whoever
+// changes it must wake it. A change nobody waits for makes no system call;
+// a wait sleeps at once, without spinning (see runs/futex.hpp).
+constexpr std::uint32_t kSleeper = 0x8000'0000u;
+
+// Waits while `word` holds `value`; returns what it holds then.
 std::uint32_t wait_while(std::atomic<std::uint32_t>& word, std::uint32_t value) noexcept {
-  std::uint32_t now;
-  while ((now = word.load(std::memory_order_acquire)) == value) {
-    word.wait(value, std::memory_order_acquire);
+  std::uint32_t now = word.load(std::memory_order_acquire);
+  for (;;) {
+    if ((now & ~kSleeper) != value) return now & ~kSleeper;
+    if (now == value &&
+        !word.compare_exchange_weak(now, value | kSleeper, std::memory_order_acquire)) {
+      continue;  // changed meanwhile: `now` holds what it holds now
+    }
+    futex::wait(word, value | kSleeper);
+    now = word.load(std::memory_order_acquire);
   }
-  return now;
+}
+
+// Sets `word` to `value` and wakes whoever sleeps on it; returns what it
+// held before.
+std::uint32_t set_state(std::atomic<std::uint32_t>& word, std::uint32_t value) noexcept {
+  const std::uint32_t before = word.exchange(value, std::memory_order_acq_rel);
+  if ((before & kSleeper) != 0) futex::wake_all(word);
+  return before & ~kSleeper;
 }
 
 // The lowest usable address of this thread's stack (above its guard), when
@@ -123,33 +144,6 @@ void set_name(const char* name) noexcept {
   char cut[16];  // what a thread's name may hold, with its end
   std::snprintf(cut, sizeof cut, "%s", name);
   pthread_setname_np(pthread_self(), cut);
-}
-
-void* thread_entry(void* arg) noexcept {
-  Control& self = *static_cast<Control*>(arg);
-  t_stack_low = self.stack_low;
-  const char* named = nullptr;
-  for (;;) {
-    if (self.name != named) {
-      named = self.name;
-      set_name(named);
-    }
-    self.run(self.body);
-    self.destroy(self.body);
-    WorkerThread::tidy();
-    // Parked, it keeps only the top of its stack.
-    release_stack_below(below_callers_stack() - kParkedResident);
-    std::uint32_t next = self.state.exchange(Control::kDone, std::memory_order_acq_rel);
-    if (next != Control::kDetached) {
-      self.state.notify_all();  // its owner may be joining
-      next = wait_while(self.state, Control::kDone);
-      if (next == Control::kRunning) continue;
-    }
-    // Told to end by whoever ends it (and then lets go of the affinity), or
-    // detached: nobody else will, so the thread lets go of it itself.
-    if (next == Control::kDetached) self.affinity.reset();
-    return nullptr;
-  }
 }
 
 // Freed stacks, kept for the next threads of the same size. Bounded in
@@ -233,8 +227,7 @@ class StackPool {
 // pool), waits for it, gives its stack back, and lets go of its affinity
 // only then (nothing of the library runs on the thread any more).
 void end_thread(Control* control) noexcept {
-  control->state.store(Control::kExit, std::memory_order_release);
-  control->state.notify_all();
+  set_state(control->state, Control::kExit);
   pthread_join(control->thread, nullptr);
   const std::shared_ptr<const void> affinity = std::move(control->affinity);
   void* const mapping = control->mapping;
@@ -283,7 +276,24 @@ class IdleThreads {
     if (longest != nullptr) end_thread(longest);
   }
 
+  // A thread let go to park itself once its body returns
+  // (park_when_done): counted as arriving until it has.
+  void expect() noexcept { arriving_.fetch_add(1); }
+  // On that thread, its body returned: parked.
+  void arrive(Control* control) noexcept {
+    park(control);
+    if (arriving_.fetch_sub(1) == 1 && waiting_for_arrivals_.load() != 0) {
+      futex::wake_all(arriving_);
+    }
+  }
+  // A thread expected whose body had returned already: parked by its owner.
+  void arrived_before(Control* control) noexcept {
+    park(control);
+    arriving_.fetch_sub(1);
+  }
+
   std::size_t retire(std::chrono::steady_clock::duration idle_for) {
+    wait_for_arrivals();
     std::vector<Control*> ending;
     {
       const auto now = std::chrono::steady_clock::now();
@@ -298,17 +308,67 @@ class IdleThreads {
     return ending.size();
   }
 
+  // Parked, or arriving.
   std::size_t size() const noexcept {
+    // Arriving first: a thread that arrives meanwhile is counted once, or
+    // twice, never not at all.
+    const std::size_t arriving = arriving_.load();
     std::lock_guard lock(mutex_);
-    return parked_.size();
+    return parked_.size() + arriving;
   }
 
  private:
   IdleThreads() { parked_.reserve(WorkerThread::kMostIdle); }
 
+  // Until every thread expected has arrived. Short: a thread is let go in
+  // its body's last steps. (Sequentially consistent, with arrive(): either
+  // the arriving thread sees the waiter and wakes it, or the waiter sees
+  // the count the thread left.)
+  void wait_for_arrivals() noexcept {
+    waiting_for_arrivals_.fetch_add(1);
+    for (std::uint32_t now; (now = arriving_.load()) != 0;) futex::wait(arriving_, now);
+    waiting_for_arrivals_.fetch_sub(1);
+  }
+
+  std::atomic<std::uint32_t> arriving_{0};
+  std::atomic<std::uint32_t> waiting_for_arrivals_{0};
+
   mutable std::mutex mutex_;
   std::vector<Control*> parked_;
 };
+
+void* thread_entry(void* arg) noexcept {
+  Control& self = *static_cast<Control*>(arg);
+  t_stack_low = self.stack_low;
+  const char* named = nullptr;
+  for (;;) {
+    if (self.name != named) {
+      named = self.name;
+      set_name(named);
+    }
+    self.run(self.body);
+    self.destroy(self.body);
+    self.run = nullptr;  // until a next body is handed over
+    WorkerThread::tidy();
+    // Parked, it keeps only the top of its stack.
+    release_stack_below(below_callers_stack() - kParkedResident);
+    std::uint32_t next = set_state(self.state, Control::kDone);  // its owner may be joining
+    if (next == Control::kParkWhenDone) {
+      IdleThreads::instance().arrive(&self);  // then waits for its next word, as parked
+      next = Control::kDone;
+    }
+    if (next != Control::kDetached) {
+      next = wait_while(self.state, Control::kDone);
+      // A next body is in place: handed over with kRunning, and perhaps let
+      // go (kDetached, kParkWhenDone) before this thread woke.
+      if (self.run != nullptr) continue;
+    }
+    // Told to end by whoever ends it (and then lets go of the affinity), or
+    // detached: nobody else will, so the thread lets go of it itself.
+    if (next == Control::kDetached) self.affinity.reset();
+    return nullptr;
+  }
+}
 
 }  // namespace
 
@@ -316,9 +376,10 @@ std::size_t WorkerThread::stack_mapping_bytes(std::size_t stack_bytes) noexcept 
   return usable_bytes(stack_bytes);
 }
 
-WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name,
-                                      std::shared_ptr<const void> affinity, void* body,
-                                      BodyMove move_to, BodyOp run, BodyOp destroy) {
+void WorkerThread::start_body(WorkerThread& slot, std::size_t stack_bytes, const char* name,
+                              std::shared_ptr<const void> affinity, void* body, BodyMove move_to,
+                              BodyOp run, BodyOp destroy) {
+  slot.join();  // as an assignment of start()'s handle would
   use_the_global_futex_hash();
   const std::size_t page = page_size();
   const std::size_t usable = usable_bytes(stack_bytes);
@@ -328,9 +389,9 @@ WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name,
     parked->destroy = destroy;
     parked->name = name;
     move_to(parked->body, body);
-    parked->state.store(Control::kRunning, std::memory_order_release);
-    parked->state.notify_all();
-    return WorkerThread(parked);
+    slot.control_ = parked;  // before the thread may begin (the state's release orders it)
+    set_state(parked->state, Control::kRunning);
+    return;
   }
   StackPool& pool = StackPool::instance();
   void* const mapping = pool.take(mapping_bytes);
@@ -348,15 +409,16 @@ WorkerThread WorkerThread::start_body(std::size_t stack_bytes, const char* name,
   pthread_attr_t attr;
   pthread_attr_init(&attr);
   pthread_attr_setstack(&attr, stack, usable - sizeof(Control));
+  slot.control_ = control;  // before the thread may begin (pthread_create orders it)
   const int rc = pthread_create(&control->thread, &attr, &thread_entry, control);
   pthread_attr_destroy(&attr);
   if (rc != 0) {
+    slot.control_ = nullptr;
     destroy(control->body);
     control->~Control();
     pool.give_back(mapping, mapping_bytes);
     throw std::system_error(rc, std::generic_category(), "could not start a thread");
   }
-  return WorkerThread(control);
 }
 
 std::size_t WorkerThread::retire_idle(std::chrono::steady_clock::duration idle_for) {
@@ -407,14 +469,28 @@ void WorkerThread::join() noexcept {
   IdleThreads::instance().park(control);
 }
 
+void WorkerThread::park_when_done() noexcept {
+  if (!joinable()) return;
+  Control* const control = std::exchange(control_, nullptr);
+  IdleThreads& idle = IdleThreads::instance();
+  idle.expect();
+  // Its owner is not waiting on the word (this is its owner), so it holds
+  // kRunning or kDone, without kSleeper, unless the thread sleeps on kDone.
+  std::uint32_t running = Control::kRunning;
+  if (!control->state.compare_exchange_strong(running, Control::kParkWhenDone,
+                                              std::memory_order_acq_rel)) {
+    // The body has returned already and the thread waits for its next word.
+    idle.arrived_before(control);
+  }
+}
+
 void WorkerThread::detach() noexcept {
   if (!joinable()) return;
   Control* const control = std::exchange(control_, nullptr);
   pthread_detach(control->thread);
   // Its stack is left mapped: the thread may still be on it.
-  if (control->state.exchange(Control::kDetached, std::memory_order_acq_rel) == Control::kDone) {
-    control->state.notify_all();  // it was waiting for its next word: it ends now
-  }
+  // Waiting for its next word, it ends now; running, it ends after its body.
+  set_state(control->state, Control::kDetached);
 }
 
 }  // namespace nightshift

@@ -3,10 +3,10 @@
 // its owner, or detached on purpose. Never leaked: a joinable WorkerThread
 // joins when destroyed.
 //
-// A thread whose body has returned is not ended at once: join() parks it,
-// and the next start() with the same stack size and the same affinity hands
-// it the next body. Making and ending a thread (clone, the kernel's task,
-// thread-local storage, malloc's arena) cost more than everything else a
+// A thread whose body has returned is not ended at once: join() parks it
+// (or, let go with park_when_done(), it parks itself), and the next start()
+// with the same stack size and the same affinity hands it the next body. Making and ending a thread
+// (clone, the kernel's task, thread-local storage, malloc's arena) cost more than everything else a
 // no-op run does; a parked thread takes a body with one futex wake. A thread
 // only ever runs bodies of one affinity (the run manager uses the agent's
 // loaded library): what an agent leaves on its thread (thread_local values,
@@ -55,12 +55,24 @@ class WorkerThread {
   template <class Body>
   static WorkerThread start(std::size_t stack_bytes, const char* name,
                             std::shared_ptr<const void> affinity, Body body) {
+    WorkerThread thread;
+    start_into(thread, stack_bytes, name, std::move(affinity), std::move(body));
+    return thread;
+  }
+  // As start(), with the handle placed in `slot` (empty) before the body
+  // may begin: a body that takes its own handle from there (to hand it on,
+  // or let it go) finds it without a lock held around the start (a thread
+  // woken into a lock still held sleeps again at once). Until the body has
+  // begun, nobody else may use `slot`. On failure `slot` stays empty.
+  template <class Body>
+  static void start_into(WorkerThread& slot, std::size_t stack_bytes, const char* name,
+                         std::shared_ptr<const void> affinity, Body body) {
     static_assert(std::is_nothrow_invocable_v<Body&>, "a worker's body must be noexcept");
     static_assert(std::is_nothrow_move_constructible_v<Body>);
     static_assert(sizeof(Body) <= kMostBodyBytes && alignof(Body) <= kBodyAlign,
                   "a worker's body must be small: capture pointers, not values");
-    return start_body(stack_bytes, name, std::move(affinity), &body, &BodyOps<Body>::move_to,
-                      &BodyOps<Body>::run, &BodyOps<Body>::destroy);
+    start_body(slot, stack_bytes, name, std::move(affinity), &body, &BodyOps<Body>::move_to,
+               &BodyOps<Body>::run, &BodyOps<Body>::destroy);
   }
 
   // The size of the read-write mapping (the stack, and above it what the
@@ -94,16 +106,22 @@ class WorkerThread {
   // Waits until the body has returned (and been destroyed); then the thread
   // is parked for a next body (see kMostIdle).
   void join() noexcept;
+  // Lets go of the thread, which parks itself once its body has returned,
+  // as join() would park it, without anybody waiting for that. For a body
+  // about to return (its own last steps may call this on its handle):
+  // retire_idle() waits for the threads let go this way to be parked.
+  void park_when_done() noexcept;
   // Lets the thread finish on its own (shutdown gave up on it): it ends
   // after its body, letting go of its affinity on its way out. Its stack is
   // not reused: nobody learns when the thread is done with it.
   void detach() noexcept;
 
   // Ends the threads parked for at least `idle_for` (all of them with
-  // zero) and waits for them to end; then lets go of their affinities.
-  // Returns how many it ended. [thread-safe]
+  // zero), once every thread let go with park_when_done() has parked, and
+  // waits for them to end; then lets go of their affinities. Returns how
+  // many it ended. [thread-safe]
   static std::size_t retire_idle(std::chrono::steady_clock::duration idle_for);
-  // How many threads are parked. [thread-safe]
+  // How many threads are parked, or let go to park themselves. [thread-safe]
   static std::size_t idle_threads() noexcept;
   // How many stacks the pool holds for the next threads. [thread-safe]
   static std::size_t pooled_stacks() noexcept;
@@ -129,11 +147,9 @@ class WorkerThread {
   };
   using BodyOp = void (*)(void*) noexcept;
   using BodyMove = void (*)(void*, void*) noexcept;
-  static WorkerThread start_body(std::size_t stack_bytes, const char* name,
-                                 std::shared_ptr<const void> affinity, void* body, BodyMove move_to,
-                                 BodyOp run, BodyOp destroy);
-
-  explicit WorkerThread(Control* control) noexcept : control_(control) {}
+  static void start_body(WorkerThread& slot, std::size_t stack_bytes, const char* name,
+                         std::shared_ptr<const void> affinity, void* body, BodyMove move_to,
+                         BodyOp run, BodyOp destroy);
 
   // While the body is ours to join; null before it starts and once it is
   // joined or detached.

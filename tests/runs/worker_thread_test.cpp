@@ -22,6 +22,7 @@
 #include <cstring>
 #include <fstream>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <thread>
 #include <vector>
@@ -323,6 +324,86 @@ TEST_F(IdleWorkerThreadTest, ARetiredThreadsStackServesTheNextThreadWithFreshThr
   EXPECT_EQ(second_stack.low, first_stack.low) << "the pooled stack was not reused";
   EXPECT_EQ(second_stack.high, first_stack.high);
   EXPECT_EQ(second_saw, 0) << "a thread-local kept the previous thread's value";
+}
+
+TEST_F(IdleWorkerThreadTest, AThreadLetGoInItsBodyParksItselfAndTakesTheNextBody) {
+  const auto library = std::make_shared<int>(1);
+  std::mutex handle_mutex;
+  WorkerThread handle;
+  std::thread::id first, second;
+  std::atomic<bool> let_go{false};
+  {
+    // As the run manager does: the body's last steps let go of its own handle.
+    std::lock_guard lock(handle_mutex);
+    handle = WorkerThread::start(kStackBytes, "ns-test", library, [&]() noexcept {
+      first = std::this_thread::get_id();
+      std::lock_guard body_lock(handle_mutex);
+      handle.park_when_done();
+      let_go.store(true);
+    });
+  }
+  while (!let_go.load()) std::this_thread::yield();
+  EXPECT_FALSE(handle.joinable());
+  EXPECT_EQ(WorkerThread::idle_threads(), 1u) << "a thread let go counts as parked at once";
+  // Nothing to retire yet, but the call waits until the thread has parked.
+  EXPECT_EQ(WorkerThread::retire_idle(std::chrono::hours(1)), 0u);
+  WorkerThread::start(kStackBytes, "ns-test", library, [&]() noexcept {
+    second = std::this_thread::get_id();
+  }).join();
+  EXPECT_EQ(second, first) << "the thread that parked itself was not reused";
+  EXPECT_EQ(WorkerThread::idle_threads(), 1u);
+}
+
+TEST_F(IdleWorkerThreadTest, ABodyHandedToAParkedThreadRunsWhenLetGoBeforeTheThreadWakes) {
+  const auto library = std::make_shared<int>(1);
+  for (int i = 0; i < 40; ++i) {
+    WorkerThread::start(kStackBytes, "ns-test", library, []() noexcept {}).join();
+    ASSERT_EQ(WorkerThread::idle_threads(), 1u);
+    std::atomic<bool> ran{false};
+    WorkerThread thread =
+        WorkerThread::start(kStackBytes, "ns-test", library, [&]() noexcept { ran.store(true); });
+    // At once: the parked thread is most likely still asleep.
+    if (i % 2 == 0) {
+      thread.detach();
+    } else {
+      thread.park_when_done();
+    }
+    const auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(30);
+    while (!ran.load() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(1));
+    }
+    ASSERT_TRUE(ran.load()) << "the body was dropped (round " << i << ")";
+    WorkerThread::retire_idle(std::chrono::steady_clock::duration::zero());
+  }
+}
+
+TEST_F(IdleWorkerThreadTest, AHandleStartedIntoItsSlotIsThereWhenTheBodyBegins) {
+  // A new thread first, then (mostly) the one that parked itself.
+  for (int i = 0; i < 20; ++i) {
+    WorkerThread slot;
+    std::atomic<bool> found{false}, done{false};
+    WorkerThread::start_into(slot, kStackBytes, "ns-test", nullptr, [&]() noexcept {
+      found.store(slot.joinable());
+      slot.park_when_done();
+      done.store(true);
+    });
+    while (!done.load()) std::this_thread::yield();
+    EXPECT_TRUE(found.load()) << "the body began before its handle was in place (round " << i
+                              << ")";
+    EXPECT_FALSE(slot.joinable());
+  }
+  EXPECT_GE(WorkerThread::retire_idle(std::chrono::steady_clock::duration::zero()), 1u);
+}
+
+TEST_F(IdleWorkerThreadTest, RetiringAllWaitsForEveryThreadLetGoToPark) {
+  const auto library = std::make_shared<int>(1);
+  // Let go while the body runs, or after it returned: both park the thread.
+  for (int i = 0; i < 200; ++i) {
+    WorkerThread::start(kStackBytes, "ns-test", library, []() noexcept {}).park_when_done();
+  }
+  EXPECT_GE(WorkerThread::retire_idle(std::chrono::steady_clock::duration::zero()), 1u);
+  EXPECT_EQ(WorkerThread::idle_threads(), 0u);
+  EXPECT_EQ(library.use_count(), 1) << "a thread parked after the retirement holds its affinity";
 }
 
 TEST_F(IdleWorkerThreadTest, ADetachedThreadEndsAfterItsBodyAndLetsGoOfItsAffinity) {
