@@ -4,8 +4,8 @@
 // times out, messages and deletes runs. Its rooms, one job each:
 //   admission.hpp     slots and the FIFO queue (a pure class)
 //   live_run.hpp      a live run: its record, the agent's C callbacks, log caps
-//   worker_thread.hpp the thread a run executes on (stack size, join)
-//   watchdog.hpp      deadlines, the stop grace, sweeps, joins, pruning
+//   worker_thread.hpp the thread a run executes on (stack size, parking)
+//   watchdog.hpp      deadlines, the stop grace, sweeps, thread starts, pruning
 //   commit_events.hpp what the store writer committed, as bus events
 //
 // Thread safety: every public member is [thread-safe]. Each live run is

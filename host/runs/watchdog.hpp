@@ -1,7 +1,8 @@
 // The run manager's one timekeeping thread: deadlines (run time limits, the
-// stop grace), a short batching delay for log and progress sweeps, joining
-// finished worker threads, and a periodic task (retention pruning), so that
-// no run needs a timer or a thread of its own for any of it.
+// stop grace), a short batching delay for log and progress sweeps, starting
+// worker threads and ending those parked too long, and a periodic task
+// (retention pruning), so that no run needs a timer or a thread of its own
+// for any of it.
 //
 // Thread safety: at, soon, post are [thread-safe]; stop and the destructor
 // are called by the owner. Tasks run on the watchdog thread, one at a time;
