@@ -43,7 +43,9 @@ std::shared_ptr<const CachedHistoryPage> HistoryCache::get(
 
   const HistoryPage page = load();
   auto cached = std::make_shared<CachedHistoryPage>(
-      CachedHistoryPage{wire::runs_array(page.runs, now_ms()), page.next_cursor});
+      CachedHistoryPage{wire::runs_array(page.runs, now_ms()), page.next_cursor, {}});
+  cached->instance_ids.reserve(page.runs.size());
+  for (const Run& run : page.runs) cached->instance_ids.push_back(run.instance_id);
 
   std::lock_guard lock(mutex_);
   if (entries_.size() >= max_entries_) entries_.clear();

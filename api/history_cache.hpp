@@ -21,6 +21,7 @@
 #include <optional>
 #include <string>
 #include <unordered_map>
+#include <vector>
 
 #include "model/history.hpp"
 
@@ -29,6 +30,9 @@ namespace nightshift::api {
 struct CachedHistoryPage {
   std::string history_json;  // the serialized JSON array of runs
   std::optional<std::string> next_cursor;
+  // The instance ids of its runs: a list read beside it leaves them out of
+  // its active runs (a run that ended between the two reads is in both).
+  std::vector<std::string> instance_ids;
 };
 
 class HistoryCache {

@@ -244,6 +244,23 @@ TEST_F(HttpApiTest, StartedRunIsVisibleInTheListAtOnce) {
   EXPECT_TRUE(list.at("nextCursor").is_null());
 }
 
+TEST_F(HttpApiTest, ARunListedWhileItEndsIsInExactlyOneOfTheLists) {
+  // Each echo run ends within a few milliseconds of its start, so some of
+  // these lists are read while it ends: it must be in the active runs or in
+  // the history, never in neither, never in both.
+  for (int round = 0; round < 150; ++round) {
+    const std::string id = start_run(client_, "installed:echo");
+    const json::object list = body_json(client_.get("/background-agents")).as_object();
+    int seen = 0;
+    for (const char* key : {"active", "history"}) {
+      for (const auto& run : list.at(key).as_array()) {
+        if (run.at("instanceId").as_string() == id) ++seen;
+      }
+    }
+    ASSERT_EQ(seen, 1) << "run " << id << " (round " << round << ") in " << json::serialize(list);
+  }
+}
+
 TEST_F(HttpApiTest, MalformedStartBodiesAre400InvalidRequest) {
   const std::string big_task(64 * 1024 + 1, 'x');
   for (const std::string& body :
