@@ -1,5 +1,7 @@
 #include "api/history_cache.hpp"
 
+#include <algorithm>
+
 #include "api/wire.hpp"
 
 namespace nightshift::api {
@@ -53,6 +55,14 @@ std::shared_ptr<const CachedHistoryPage> HistoryCache::get(
   // came in meanwhile, this entry is already stale and will be read again.
   entries_[key] = Entry{generation, now, cached};
   return cached;
+}
+
+void leave_out_ended(std::vector<Run>& active, const CachedHistoryPage& page) {
+  if (page.instance_ids.empty()) return;
+  std::erase_if(active, [&](const Run& run) {
+    return std::find(page.instance_ids.begin(), page.instance_ids.end(), run.instance_id) !=
+           page.instance_ids.end();
+  });
 }
 
 }  // namespace nightshift::api

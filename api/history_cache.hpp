@@ -35,6 +35,14 @@ struct CachedHistoryPage {
   std::vector<std::string> instance_ids;
 };
 
+// Lists read the active runs first, then the history page: a run that ends
+// between the two reads left the active runs only after its final record was
+// committed and the cache invalidated (see ServerCore::on_bus_event), so the
+// page read after holds it (when it belongs on that page); this leaves such a
+// run out of `active`, so that it is listed once. Read the other way round,
+// it would be in neither list.
+void leave_out_ended(std::vector<Run>& active, const CachedHistoryPage& page);
+
 class HistoryCache {
  public:
   // `max_age` bounds how long a page lives without an invalidation (pruning

@@ -505,19 +505,6 @@ HistoryQuery history_query(boost::urls::url_view url) {
 // goes to the pool so that no I/O thread spends long on one request.
 constexpr std::size_t kActiveRunsAnsweredAtOnce = 64;
 
-// The active runs, then the history page, in that order: a run that ends
-// between the two reads left the active runs only after its final record was
-// committed and the history cache told (see ServerCore::on_bus_event), so it
-// is in the page, and left out of the active runs here; read the other way
-// round, it would be in neither list.
-void leave_out_ended(std::vector<Run>& active, const CachedHistoryPage& page) {
-  if (page.instance_ids.empty()) return;
-  std::erase_if(active, [&](const Run& run) {
-    return std::find(page.instance_ids.begin(), page.instance_ids.end(), run.instance_id) !=
-           page.instance_ids.end();
-  });
-}
-
 }  // namespace
 
 Response HttpApi::list_runs(const Call& call) const {
@@ -536,7 +523,7 @@ std::optional<Response> HttpApi::list_runs_from_memory(const Call& call) const {
   const HistoryQuery query = history_query(call.url);
   auto active = runs_.active_from_memory(query.agent_id, kActiveRunsAnsweredAtOnce);
   if (!active) return std::nullopt;
-  const auto page = history_.peek(query);  // after the active runs: see leave_out_ended
+  const auto page = history_.peek(query);  // after the active runs (see leave_out_ended)
   if (!page) return std::nullopt;
   leave_out_ended(*active, *page);
   return make_response(*call.request, http::status::ok,

@@ -83,10 +83,12 @@ void WebSocketSession::read_snapshot() {
     try {
       HistoryQuery newest;
       newest.limit = context.options.ws_snapshot_history;
+      std::vector<Run> active = context.runs.active();  // first: see leave_out_ended
       const auto history =
           context.history.get(newest, [&] { return context.runs.history(newest); });
-      const std::string active = wire::runs_array(context.runs.active(), now_ms());
-      body = make_body(wire::snapshot_body(active, history->history_json));
+      leave_out_ended(active, *history);
+      body =
+          make_body(wire::snapshot_body(wire::runs_array(active, now_ms()), history->history_json));
     } catch (const std::exception& failure) {
       spdlog::error("WebSocket snapshot failed: {}", failure.what());
     }
