@@ -758,14 +758,21 @@ void sort_newest_first(std::vector<Run>& runs) {
   });
 }
 
-// The committed, active runs among `live`, as they are shown.
+// The committed, active runs among `live`, as they are shown, and those that
+// ended here whose final record is committed but who have not left the live
+// table yet: until then their `finished` may not have gone out, nor the API's
+// history cache heard of it, so a list that left them out could show them
+// nowhere (the API leaves them out of its active runs once its history page
+// holds them).
 std::vector<Run> shown_active(const std::vector<LivePtr>& live,
                               const std::optional<std::string>& agent_id) {
   std::vector<Run> out;
   for (const LivePtr& run : live) {
     std::lock_guard run_lock(run->mutex);
     if (agent_id && run->record.agent_id != *agent_id) continue;
-    if (run->committed && is_active(run->shown.status)) out.push_back(run->shown_locked());
+    if (!run->committed) continue;
+    const bool ended_here = is_terminal(run->shown.status) && is_terminal(run->record.status);
+    if (is_active(run->shown.status) || ended_here) out.push_back(run->shown_locked());
   }
   return out;
 }
