@@ -321,6 +321,56 @@ TEST(RunStoreFirstRecords, ALaterRecordUpdatesTheRecordedRun) {
   expect_same_run(*fixture.store().get_run(run.instance_id), run);
 }
 
+// A later record of a recorded run rewrites every field of its row, but its
+// log count only grows.
+TEST(RunStoreRecords, ALaterRecordRewritesEveryFieldButNeverLowersTheLogCount) {
+  StoreFixture fixture;
+  nightshift::Run run = queued_run();
+  run.log_count = 7;
+  fixture.store().apply({UpsertRun::first(run)});
+
+  nightshift::Run later =
+      finished_run("remix:strict-echo", RunStatus::failed, at_ms(1'700'000'123'456));
+  later.instance_id = run.instance_id;
+  later.agent_source = AgentSource::remix;
+  later.isolation = nightshift::Isolation::process;
+  later.task = "the task";
+  later.params = boost::json::object{{"seconds", 3}};
+  later.accepts_messages = true;
+  later.progress = 0.5;
+  later.error = "it broke";
+  later.result = boost::json::object{{"slept", 3}};
+  later.usage = nightshift::TokenUsage{11, 22};
+  later.host = "host-b";
+  later.attempt = 3;
+  later.retry_of = generate_uuid();
+  later.rerun_of = generate_uuid();
+  later.schedule_id = generate_uuid();
+  later.log_count = 3;
+  fixture.put(later);
+
+  auto stored = fixture.store().get_run(run.instance_id);
+  ASSERT_TRUE(stored);
+  nightshift::Run expected = later;
+  expected.log_count = 7;
+  expect_same_run(*stored, expected);
+  EXPECT_EQ(stored->isolation, nightshift::Isolation::process);
+  EXPECT_TRUE(stored->accepts_messages);
+  ASSERT_TRUE(stored->usage);
+  EXPECT_EQ(stored->usage->prompt_tokens, 11u);
+  EXPECT_EQ(stored->usage->completion_tokens, 22u);
+  EXPECT_EQ(stored->host, later.host);
+  EXPECT_EQ(stored->attempt, 3u);
+  EXPECT_EQ(stored->retry_of, later.retry_of);
+  EXPECT_EQ(stored->rerun_of, later.rerun_of);
+  EXPECT_EQ(stored->schedule_id, later.schedule_id);
+  EXPECT_EQ(fixture.store().count_runs(), 1u);
+
+  later.log_count = 9;
+  fixture.put(later);
+  EXPECT_EQ(fixture.store().get_run(run.instance_id)->log_count, 9u);
+}
+
 TEST(RunStoreRecords, ListActiveIsNewestCreatedFirstAndNarrowsByAgent) {
   StoreFixture fixture;
   const nightshift::Run old_echo = queued_run("installed:echo", at_ms(1000));
