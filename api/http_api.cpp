@@ -14,8 +14,8 @@
 #include "api/api_error.hpp"
 #include "api/wire.hpp"
 #include "api/wire_automation.hpp"
+#include "model/store_unavailable.hpp"
 #include "panel/panel_assets.hpp"
-#include "store/store.hpp"
 
 #ifndef NIGHTSHIFT_VERSION
 #error "NIGHTSHIFT_VERSION must be defined by the build"

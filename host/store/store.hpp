@@ -15,7 +15,6 @@
 #include <filesystem>
 #include <memory>
 #include <optional>
-#include <stdexcept>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -23,18 +22,11 @@
 #include "model/history.hpp"
 #include "model/host_record.hpp"
 #include "model/run.hpp"
+#include "model/store_unavailable.hpp"
 #include "store/run_store.hpp"
 #include "store/shared_queue.hpp"
 
 namespace nightshift {
-
-// A write or read failed because the store cannot be reached or cannot write
-// now (connection lost, database restarting, disk full), not because of what
-// was asked: the StoreWriter holds such writes and retries them.
-class StoreUnavailable : public std::runtime_error {
- public:
-  using std::runtime_error::runtime_error;
-};
 
 class Store {
  public:
